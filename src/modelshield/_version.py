@@ -1,0 +1,3 @@
+"""The single source of modelshield's version."""
+
+__version__ = "0.1.0"

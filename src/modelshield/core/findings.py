@@ -1,0 +1,189 @@
+"""The typed result model shared by every pillar.
+
+A :class:`Finding` is one thing worth telling a user, with a structured :class:`Location`.
+A :class:`FileResult` is what one input produced (N inputs always give N results, "not
+scanned" included). A :class:`Report` collects results and is what reporters render.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+
+class Severity(enum.IntEnum):
+    """Ordered severity of a finding. Compare with ``<``/``>=``."""
+
+    INFO = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @property
+    def label(self) -> str:
+        """Lower-case name used in files, JSON and on the command line."""
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        """Parse ``critical``/``high``/``medium``/``low``/``info`` (any case)."""
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            names = ", ".join(s.label for s in cls)
+            from modelshield.core.errors import ConfigError
+
+            raise ConfigError(f"unknown severity {text!r}; use one of: {names}") from None
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a finding is: a file, a path of archive members inside it, and a byte offset."""
+
+    path: str
+    """The input file as the user named it (or as found under a named directory)."""
+    members: tuple[str, ...] = ()
+    """Archive members from outermost to innermost, e.g. ``("model.zip", "archive/data.pkl")``
+    is written as ``members=("archive/data.pkl",)`` for ``path="model.zip"``. Decompressed
+    streams appear as a member named after the codec in angle brackets, e.g. ``<gzip>``."""
+    offset: int | None = None
+    """Byte offset inside the innermost member (or the file when there are no members)."""
+
+    def child(self, member: str) -> Location:
+        """The location of a member inside this one (offset reset)."""
+        return Location(self.path, (*self.members, member), None)
+
+    def at(self, offset: int | None) -> Location:
+        """The same place at another byte offset."""
+        return replace(self, offset=offset)
+
+    def display(self) -> str:
+        """A human-readable rendering; never parse it back (use the fields)."""
+        text = self.path
+        for member in self.members:
+            text += f" › {member}"
+        if self.offset is not None:
+            text += f" @ {self.offset}"
+        return text
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One result worth reporting, from any pillar."""
+
+    rule_id: str
+    """Stable id from the rule catalogue (``docs/rules.md``), e.g. ``PICKLE-CALL-DANGEROUS``."""
+    severity: Severity
+    """How bad it is; the policy decides whether it fails a run."""
+    title: str
+    """One line: what was found."""
+    message: str
+    """What it means and what the user can do about it."""
+    location: Location
+    """Where it was found."""
+    evidence: Mapping[str, str] = field(default_factory=dict)
+    """Facts backing the finding, e.g. ``{"callable": "os.system", "args": "('id',)"}``."""
+
+    def with_severity(self, severity: Severity) -> Finding:
+        """The same finding at another severity (policy overrides)."""
+        return replace(self, severity=severity)
+
+
+@dataclass(frozen=True)
+class ErrorRecord:
+    """Something that stopped part of an analysis; never silently dropped."""
+
+    location: Location
+    """Where the error happened."""
+    message: str
+    """What went wrong, for a person."""
+    stage: str = "scan"
+    """The component that failed (a scanner name, ``io``, ``audit``...)."""
+
+
+Status = Literal["complete", "incomplete", "error", "skipped"]
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What one input produced."""
+
+    path: str
+    """The input as reported in locations."""
+    format: str
+    """Detected format (by content), e.g. ``pickle``, ``pytorch-zip``, ``zip``, ``unknown``."""
+    findings: tuple[Finding, ...] = ()
+    """Findings, in the order they were made."""
+    errors: tuple[ErrorRecord, ...] = ()
+    """Errors that stopped some of the analysis."""
+    bytes_read: int = 0
+    """Bytes actually read or inflated (a checkpoint's tensor data is not read)."""
+    size: int = 0
+    """Size of the input on disk."""
+    duration_s: float = 0.0
+    """Wall-clock seconds spent on this input."""
+    formats_seen: tuple[str, ...] = ()
+    """Every format met inside the input (members, streams), outermost first, deduplicated."""
+    imports: tuple[str, ...] = ()
+    """Every callable the input's pickles import, as ``module:qualname``, sorted (safe ones
+    included). The dependency audit maps these to the distributions a load needs."""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    """Facts recorded in the file, e.g. ``sklearn_version``, ``torch_archive_version``."""
+
+    @property
+    def status(self) -> Status:
+        """``error`` when an error was recorded, else ``complete``."""
+        return "error" if self.errors else "complete"
+
+    @property
+    def max_severity(self) -> Severity | None:
+        """The worst finding's severity, or None when there is none."""
+        return max((f.severity for f in self.findings), default=None)
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything one command produced, before reporters render it."""
+
+    tool: str
+    """What produced it: ``scan``, ``audit``..."""
+    version: str
+    """modelshield's version."""
+    results: tuple[FileResult, ...]
+    """One result per input, in input order."""
+    duration_s: float = 0.0
+    """Wall-clock seconds for the whole command."""
+    suppressed: int = 0
+    """How many findings the policy ignored."""
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        """Every finding of every result, in order."""
+        return tuple(f for r in self.results for f in r.findings)
+
+    @property
+    def errors(self) -> tuple[ErrorRecord, ...]:
+        """Every error of every result, in order."""
+        return tuple(e for r in self.results for e in r.errors)
+
+    @property
+    def max_severity(self) -> Severity | None:
+        """The worst finding's severity in the whole report."""
+        return max((f.severity for f in self.findings), default=None)
+
+    def count_by_severity(self) -> dict[Severity, int]:
+        """Finding counts for every severity (zero included), worst first."""
+        counts = {s: 0 for s in sorted(Severity, reverse=True)}
+        for f in self.findings:
+            counts[f.severity] += 1
+        return counts
+
+    @classmethod
+    def of(cls, tool: str, results: Iterable[FileResult], duration_s: float = 0.0) -> Report:
+        """Build a report with the current version."""
+        from modelshield._version import __version__
+
+        return cls(tool=tool, version=__version__, results=tuple(results), duration_s=duration_s)

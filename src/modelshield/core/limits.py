@@ -1,0 +1,60 @@
+"""Explicit, configurable resource limits for every analysis.
+
+A tripped limit is never a clean verdict: analyzers report it as a finding
+(``SCAN-LIMIT``) that fails the default policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from modelshield.core.errors import ConfigError
+
+_KIB = 1024
+_MIB = 1024 * _KIB
+_GIB = 1024 * _MIB
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on size, depth, time and interpreter state. All must be positive."""
+
+    max_file_bytes: int = 64 * _GIB
+    """Files larger than this are not opened (a finding says so)."""
+    max_pickle_bytes: int = 2 * _GIB
+    """Largest single pickle stream (a whole member or file) that is interpreted."""
+    max_opcodes: int = 20_000_000
+    """Opcodes interpreted per pickle stream before the analysis stops."""
+    max_stack_depth: int = 100_000
+    """Largest symbolic stack (and mark stack) a pickle may build."""
+    max_memo_entries: int = 1_000_000
+    """Largest memo a pickle may build."""
+    max_nested_depth: int = 8
+    """How deep archives, compressed streams and embedded pickles are followed."""
+    max_members: int = 100_000
+    """Archive members read per archive."""
+    max_decompressed_bytes: int = 4 * _GIB
+    """Total bytes one compressed stream or archive member may inflate to."""
+    max_compression_ratio: int = 1_000
+    """Inflated/compressed ratio above which a member is treated as a bomb (when larger than 1 MiB)."""
+    max_seconds_per_file: float = 120.0
+    """Wall-clock budget per top-level file; past it the analysis stops with a finding."""
+    max_embedded_scan_bytes: int = 64 * _MIB
+    """Largest byte or text constant inside a pickle that is examined as an embedded payload."""
+
+    def __post_init__(self) -> None:
+        """Reject non-positive values (never with ``assert``, which vanishes under ``-O``)."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"limit '{f.name}' must be a positive number, got {value!r}")
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any]) -> Limits:
+        """Build limits from a policy file's ``[limits]`` table; unknown keys are errors."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown limit(s): {', '.join(unknown)}; known: {', '.join(known)}")
+        return cls(**data)

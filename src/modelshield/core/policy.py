@@ -1,0 +1,198 @@
+"""The policy: what fails a run, what is ignored, which callables are allowed or denied.
+
+One policy file (``modelshield.toml``, or ``[tool.modelshield]`` in ``pyproject.toml``) serves
+every pillar. It is read once into a frozen, validated :class:`Policy`; unknown keys are errors.
+
+Example::
+
+    fail_on = "medium"              # secure default: an unknown callable fails CI
+    ignore = ["ZIP-DUPLICATE-NAME"] # rule ids to drop everywhere
+
+    [[suppress]]                    # drop a rule for some paths only (fnmatch globs)
+    rule = "PICKLE-CALL-UNKNOWN"
+    paths = ["models/legacy/*"]
+
+    [severity]                      # re-rank a rule
+    "ARCHIVE-ENCRYPTED" = "low"
+
+    [callables]
+    allow = ["mypkg.models.*", "mypkg.layers:Dense"]   # module, module.* or module:qualname
+    deny = ["somelib.unsafe_loader"]
+
+    [limits]
+    max_nested_depth = 4
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from modelshield.core.errors import ConfigError
+from modelshield.core.findings import FileResult, Finding, Report, Severity
+from modelshield.core.limits import Limits
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes shared by every command."""
+
+    OK = 0
+    """Nothing at or above the failure threshold, and no errors."""
+    FINDINGS = 1
+    """At least one finding at or above the threshold."""
+    ERROR = 2
+    """A usage error, or an input that could not be analysed fully (never a silent pass)."""
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """Drop one rule's findings for files matching any of the globs."""
+
+    rule: str
+    """Rule id, or ``*`` for every rule."""
+    paths: tuple[str, ...]
+    """fnmatch globs matched against the location's path."""
+
+    def matches(self, finding: Finding) -> bool:
+        """Whether this suppression drops the finding."""
+        if self.rule not in ("*", finding.rule_id):
+            return False
+        return any(fnmatch.fnmatch(finding.location.path, p) for p in self.paths)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Frozen, validated settings shared by every pillar."""
+
+    fail_on: Severity = Severity.MEDIUM
+    """Findings at or above this severity fail the run (exit 1)."""
+    ignore: frozenset[str] = frozenset()
+    """Rule ids whose findings are dropped everywhere."""
+    suppress: tuple[Suppression, ...] = ()
+    """Rule ids dropped for some paths only."""
+    severity_overrides: Mapping[str, Severity] = field(default_factory=dict)
+    """Per-rule severity replacements."""
+    allow_callables: tuple[str, ...] = ()
+    """Extra callables treated as safe (``module``, ``module.*`` or ``module:qualname``)."""
+    deny_callables: tuple[str, ...] = ()
+    """Extra callables treated as dangerous (same forms)."""
+    limits: Limits = field(default_factory=Limits)
+    """Resource limits for every analysis."""
+
+    # ---- loading -------------------------------------------------------------------------
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], source: str = "<policy>") -> Policy:
+        """Validate a parsed policy table; unknown keys and bad values raise ConfigError."""
+        allowed = {"fail_on", "ignore", "suppress", "severity", "callables", "limits"}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}")
+        kwargs: dict[str, Any] = {}
+        if "fail_on" in data:
+            kwargs["fail_on"] = Severity.parse(_expect(data["fail_on"], str, source, "fail_on"))
+        if "ignore" in data:
+            kwargs["ignore"] = frozenset(_str_list(data["ignore"], source, "ignore"))
+        if "suppress" in data:
+            items = _expect(data["suppress"], list, source, "suppress")
+            sups = []
+            for i, item in enumerate(items):
+                table = _expect(item, dict, source, f"suppress[{i}]")
+                extra = sorted(set(table) - {"rule", "paths"})
+                if extra or "rule" not in table or "paths" not in table:
+                    raise ConfigError(f"{source}: suppress[{i}] needs exactly 'rule' and 'paths'")
+                sups.append(
+                    Suppression(
+                        rule=_expect(table["rule"], str, source, f"suppress[{i}].rule"),
+                        paths=tuple(_str_list(table["paths"], source, f"suppress[{i}].paths")),
+                    )
+                )
+            kwargs["suppress"] = tuple(sups)
+        if "severity" in data:
+            table = _expect(data["severity"], dict, source, "severity")
+            kwargs["severity_overrides"] = {
+                str(k): Severity.parse(_expect(v, str, source, f"severity.{k}"))
+                for k, v in table.items()
+            }
+        if "callables" in data:
+            table = _expect(data["callables"], dict, source, "callables")
+            extra = sorted(set(table) - {"allow", "deny"})
+            if extra:
+                raise ConfigError(f"{source}: unknown key(s) in [callables]: {', '.join(extra)}")
+            kwargs["allow_callables"] = tuple(
+                _str_list(table.get("allow", []), source, "callables.allow")
+            )
+            kwargs["deny_callables"] = tuple(
+                _str_list(table.get("deny", []), source, "callables.deny")
+            )
+        if "limits" in data:
+            kwargs["limits"] = Limits.from_mapping(
+                dict(_expect(data["limits"], dict, source, "limits"))
+            )
+        return cls(**kwargs)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Policy:
+        """Read ``modelshield.toml`` or the ``[tool.modelshield]`` table of ``pyproject.toml``."""
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except OSError as e:
+            raise ConfigError(f"cannot read policy file {p}: {e.strerror or e}") from e
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"policy file {p} is not valid TOML: {e}") from e
+        if p.name == "pyproject.toml":
+            data = data.get("tool", {}).get("modelshield", {})
+        return cls.from_mapping(data, source=str(p))
+
+    # ---- applying ------------------------------------------------------------------------
+    def with_fail_on(self, severity: Severity) -> Policy:
+        """The same policy with another failure threshold."""
+        return replace(self, fail_on=severity)
+
+    def keep(self, finding: Finding) -> Finding | None:
+        """The finding as the policy reports it, or None when the policy drops it."""
+        if finding.rule_id in self.ignore or any(s.matches(finding) for s in self.suppress):
+            return None
+        override = self.severity_overrides.get(finding.rule_id)
+        return finding if override is None else finding.with_severity(override)
+
+    def apply(self, report: Report) -> Report:
+        """A report with ignored findings dropped and severities overridden."""
+        suppressed = 0
+        results: list[FileResult] = []
+        for result in report.results:
+            kept: list[Finding] = []
+            for f in result.findings:
+                g = self.keep(f)
+                if g is None:
+                    suppressed += 1
+                else:
+                    kept.append(g)
+            results.append(replace(result, findings=tuple(kept)))
+        return replace(report, results=tuple(results), suppressed=report.suppressed + suppressed)
+
+    def exit_code(self, report: Report) -> ExitCode:
+        """1 when a finding reaches ``fail_on``; else 2 when anything errored; else 0."""
+        if any(f.severity >= self.fail_on for f in report.findings):
+            return ExitCode.FINDINGS
+        if report.errors:
+            return ExitCode.ERROR
+        return ExitCode.OK
+
+
+def _expect(value: Any, kind: type, source: str, key: str) -> Any:
+    if not isinstance(value, kind):
+        raise ConfigError(f"{source}: '{key}' must be a {kind.__name__}, got {value!r}")
+    return value
+
+
+def _str_list(value: Any, source: str, key: str) -> Iterable[str]:
+    items = _expect(value, list, source, key)
+    for item in items:
+        _expect(item, str, source, key)
+    return [str(x) for x in items]

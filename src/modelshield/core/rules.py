@@ -1,0 +1,99 @@
+"""The rule catalogue: one stable id per kind of finding, documented like a linter's rules.
+
+Each detector module declares its rules at import time with :func:`register_rule` and builds its
+findings with :meth:`Rule.finding`. ``docs/rules.md`` is generated from this catalogue
+(``python -m modelshield.docs``), and a test checks that it is current.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from modelshield.core.findings import Finding, Location, Severity
+
+_ID = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A kind of finding: its id, default severity and documentation."""
+
+    id: str
+    """Stable id, upper-case words joined by dashes, prefixed by the area (``PICKLE-``, ``ZIP-``...)."""
+    pillar: str
+    """``scan``, ``audit``, ``assess``, ``guard`` or ``gate``."""
+    severity: Severity
+    """Default severity; a finding may carry another when the rule documents why."""
+    title: str
+    """One line naming what the rule finds."""
+    what: str
+    """What it does."""
+    why: str
+    """Why is this bad?"""
+    example: str = ""
+    """A short example of what triggers it."""
+    references: tuple[str, ...] = ()
+    """CWE, CVE, GHSA or article references."""
+    since: str = "0.1.0"
+    """Version the rule became stable in."""
+
+    def finding(
+        self,
+        location: Location,
+        message: str,
+        *,
+        title: str | None = None,
+        severity: Severity | None = None,
+        evidence: Mapping[str, str] | None = None,
+    ) -> Finding:
+        """A finding of this rule; title and severity default to the rule's."""
+        return Finding(
+            rule_id=self.id,
+            severity=self.severity if severity is None else severity,
+            title=self.title if title is None else title,
+            message=message,
+            location=location,
+            evidence=dict(evidence or {}),
+        )
+
+
+_CATALOGUE: dict[str, Rule] = {}
+
+
+def register_rule(rule: Rule) -> Rule:
+    """Add a rule to the catalogue and return it; ids must be unique and well-formed."""
+    from modelshield.core.errors import ModelshieldError
+
+    if not _ID.match(rule.id):
+        raise ModelshieldError(f"malformed rule id {rule.id!r}")
+    existing = _CATALOGUE.get(rule.id)
+    if existing is not None and existing != rule:
+        raise ModelshieldError(f"rule id {rule.id!r} registered twice with different contents")
+    _CATALOGUE[rule.id] = rule
+    return rule
+
+
+def get_rule(rule_id: str) -> Rule:
+    """Look a rule up by id (after the modules that declare it were imported)."""
+    return _CATALOGUE[rule_id]
+
+
+def all_rules() -> tuple[Rule, ...]:
+    """Every registered rule, sorted by id. Import the pillars first (see ``load_all_rules``)."""
+    return tuple(_CATALOGUE[k] for k in sorted(_CATALOGUE))
+
+
+def load_all_rules() -> tuple[Rule, ...]:
+    """Import every detector module so that the catalogue is complete, and return it."""
+    import importlib
+    import pkgutil
+
+    import modelshield
+
+    for info in pkgutil.walk_packages(modelshield.__path__, prefix="modelshield."):
+        if info.name.rsplit(".", 1)[-1] in {"cli", "__main__"}:
+            continue
+        importlib.import_module(info.name)
+    return all_rules()

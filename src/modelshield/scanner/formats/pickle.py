@@ -1,0 +1,1 @@
+"""Placeholder pickle handler until the pickle analyzer lands."""

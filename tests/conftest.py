@@ -1,0 +1,38 @@
+"""Shared fixtures: the public labelled corpus beside the project, and a scratch directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+CORPUS = SHARED / "corpus" / "public"
+ADVISORIES = SHARED / "advisories"
+
+
+def corpus_rows() -> list[dict[str, Any]]:
+    """The corpus manifest rows, or [] when the corpus is absent."""
+    manifest = CORPUS / "manifest.jsonl"
+    if not manifest.is_file():
+        return []
+    return [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    """The public corpus folder; skips (with the reason) where it is absent."""
+    if not (CORPUS / "manifest.jsonl").is_file():
+        pytest.skip(f"public corpus not found at {CORPUS} (it lives in ../shared beside the repo)")
+    return CORPUS
+
+
+@pytest.fixture(scope="session")
+def advisories_dir() -> Path:
+    """The offline PyPA advisory snapshot; skips (with the reason) where it is absent."""
+    if not (ADVISORIES / "pypa" / "vulns").is_dir():
+        pytest.skip(f"advisory snapshot not found at {ADVISORIES}")
+    return ADVISORIES
