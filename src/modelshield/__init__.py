@@ -43,8 +43,17 @@ __all__ = [
     "scan",
 ]
 
-_CORE = {"ErrorRecord", "ExitCode", "FileResult", "Finding", "Limits", "Location", "Policy",
-         "Report", "Severity"}
+_CORE = {
+    "ErrorRecord",
+    "ExitCode",
+    "FileResult",
+    "Finding",
+    "Limits",
+    "Location",
+    "Policy",
+    "Report",
+    "Severity",
+}
 
 
 def __getattr__(name: str) -> Any:

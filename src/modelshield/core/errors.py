@@ -1,9 +1,9 @@
 """modelshield's exception hierarchy.
 
 One base exception whose :meth:`ModelshieldError.diagnostics` tells the user what to do; the CLI
-catches only this base. Hostile *input* never raises: it becomes a :class:`~modelshield.core.Finding`
-or an :class:`~modelshield.core.ErrorRecord`. These exceptions are for the user's own mistakes
-(a bad policy file, a missing extra, an unreachable service).
+catches only this base. Hostile *input* never raises: it becomes a
+:class:`~modelshield.core.Finding` or an :class:`~modelshield.core.ErrorRecord`. These exceptions
+are for the user's own mistakes (a bad policy file, a missing extra, an unreachable service).
 
     ModelshieldError
     ├── ConfigError          bad policy / settings file or option value

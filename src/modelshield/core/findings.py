@@ -176,7 +176,7 @@ class Report:
 
     def count_by_severity(self) -> dict[Severity, int]:
         """Finding counts for every severity (zero included), worst first."""
-        counts = {s: 0 for s in sorted(Severity, reverse=True)}
+        counts = dict.fromkeys(sorted(Severity, reverse=True), 0)
         for f in self.findings:
             counts[f.severity] += 1
         return counts

@@ -37,7 +37,12 @@ class Limits:
     max_decompressed_bytes: int = 4 * _GIB
     """Total bytes one compressed stream or archive member may inflate to."""
     max_compression_ratio: int = 1_000
-    """Inflated/compressed ratio above which a member is treated as a bomb (when larger than 1 MiB)."""
+    """Inflated/compressed ratio above which a stream is treated as a bomb, once its output
+    passes ``ratio_check_min_bytes``."""
+    ratio_check_min_bytes: int = 16 * _MIB
+    """Output size from which the ratio check applies. Below it, highly compressible real data
+    (an all-zero array inflates about 1,000 times under deflate) is never called a bomb; memory
+    stays bounded by this size until the ratio check can trip."""
     max_seconds_per_file: float = 120.0
     """Wall-clock budget per top-level file; past it the analysis stops with a finding."""
     max_embedded_scan_bytes: int = 64 * _MIB

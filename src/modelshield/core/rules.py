@@ -21,7 +21,7 @@ class Rule:
     """A kind of finding: its id, default severity and documentation."""
 
     id: str
-    """Stable id, upper-case words joined by dashes, prefixed by the area (``PICKLE-``, ``ZIP-``...)."""
+    """Stable id: upper-case words joined by dashes, area first (``PICKLE-``, ``ZIP-``...)."""
     pillar: str
     """``scan``, ``audit``, ``assess``, ``guard`` or ``gate``."""
     severity: Severity

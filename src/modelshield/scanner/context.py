@@ -26,7 +26,11 @@ if TYPE_CHECKING:
 Buffer = bytes | bytearray | memoryview
 
 
-class LimitExceeded(Exception):  # noqa: N818 - an internal signal, not an error for users
+#: Format names that make a top-level file's format more specific than its container.
+_REFINEMENTS = frozenset({"pytorch-zip", "pytorch-legacy", "torchscript", "numpy-object"})
+
+
+class LimitExceeded(Exception):
     """A configured bound was reached; the analysis of this buffer stops here."""
 
     def __init__(self, limit: str, detail: str, location: Location) -> None:
@@ -68,6 +72,8 @@ class ScanContext:
     """Callables imported by any pickle, as ``module:qualname`` (safe ones included)."""
     metadata: dict[str, str] = field(default_factory=dict)
     """Facts the file records about itself (``sklearn_version``, ``torch_archive_version``...)."""
+    refined_format: str | None = None
+    """A more specific name for the top-level format, set by its handler (``pytorch-zip``)."""
     depth: int = 0
     """Current nesting depth (archives, streams, embedded payloads)."""
     dispatch: Callable[[ScanContext, memoryview, Location, Format | None], None] | None = None
@@ -87,9 +93,15 @@ class ScanContext:
         self.errors.append(ErrorRecord(location=location, message=message, stage=stage))
 
     def saw_format(self, name: str) -> None:
-        """Note a format met inside the input."""
+        """Note a format met inside the input.
+
+        A refinement (``pytorch-zip`` of a zip) met at the top level also names the file's
+        format in its result.
+        """
         if name not in self.formats_seen:
             self.formats_seen.append(name)
+        if self.depth == 0 and name in _REFINEMENTS:
+            self.refined_format = name
 
     def check_deadline(self, location: Location) -> None:
         """Raise LimitExceeded when the per-file time budget is spent."""
@@ -99,9 +111,7 @@ class ScanContext:
                 "max_seconds_per_file", f"analysis took longer than {budget:g} s", location
             )
 
-    def scan_buffer(
-        self, data: Buffer, location: Location, fmt: Format | None = None
-    ) -> None:
+    def scan_buffer(self, data: Buffer, location: Location, fmt: Format | None = None) -> None:
         """Analyse a nested buffer (archive member, inflated stream, embedded payload).
 
         Detects its format by content unless ``fmt`` is given, one level deeper, bounded by

@@ -23,7 +23,7 @@ from modelshield.core.policy import Policy
 from modelshield.core.rules import Rule, register_rule
 from modelshield.scanner.callables import CallablePolicy
 from modelshield.scanner.context import Handler, LimitExceeded, ScanContext
-from modelshield.scanner.detect import Format, detect
+from modelshield.scanner.detect import Format, detect, extension_mismatch
 
 SCAN_LIMIT = register_rule(
     Rule(
@@ -102,27 +102,26 @@ class _NullObserver:
 
 
 def iter_files(paths: Sequence[str | os.PathLike[str]]) -> Iterator[tuple[str, str | None]]:
-    """Yield ``(path, problem)`` for every regular file under ``paths``, sorted per directory.
+    """Yield ``(path, problem)`` for every file under ``paths``, sorted per directory.
 
-    Symbolic links are not followed out of a named directory; a missing path yields a problem.
+    Directory links are not followed (no loops); links to files are scanned as the file they
+    point to, since model caches (Hugging Face's among them) store weights behind links. A
+    missing path yields a problem instead of a path.
     """
     for raw in paths:
-        p = os.fspath(raw)
+        p = Path(raw)
         try:
-            st = os.stat(p)
+            st = p.stat()
         except OSError as e:
-            yield p, f"cannot open: {e.strerror or e}"
+            yield os.fspath(p), f"cannot open: {e.strerror or e}"
             continue
         if stat.S_ISDIR(st.st_mode):
             for root, dirs, files in os.walk(p, followlinks=False):
                 dirs.sort()
                 for name in sorted(files):
-                    full = os.path.join(root, name)
-                    if os.path.islink(full):
-                        continue
-                    yield full, None
+                    yield os.fspath(Path(root) / name), None
         else:
-            yield p, None
+            yield os.fspath(p), None
 
 
 def scan_file(path: str, policy: Policy, callables: CallablePolicy | None = None) -> FileResult:
@@ -135,7 +134,7 @@ def scan_file(path: str, policy: Policy, callables: CallablePolicy | None = None
     size = 0
     fmt = Format.UNKNOWN
     try:
-        with open(path, "rb") as fh:
+        with Path(path).open("rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             if size > policy.limits.max_file_bytes:
                 ctx.add(
@@ -149,11 +148,17 @@ def scan_file(path: str, policy: Policy, callables: CallablePolicy | None = None
             elif size == 0:
                 fmt = Format.EMPTY
                 ctx.saw_format(fmt.value)
+                mismatch = extension_mismatch(path, fmt)
+                if mismatch is not None:
+                    ctx.add(mismatch)
             else:
                 with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
                     view = memoryview(mm)
                     try:
                         fmt = detect(view)
+                        mismatch = extension_mismatch(path, fmt)
+                        if mismatch is not None:
+                            ctx.add(mismatch)
                         _guarded(ctx, lambda: dispatch(ctx, view, loc, fmt), loc)
                     finally:
                         view.release()
@@ -161,7 +166,7 @@ def scan_file(path: str, policy: Policy, callables: CallablePolicy | None = None
         ctx.error(loc, f"cannot read file: {e.strerror or e}", stage="io")
     return FileResult(
         path=path,
-        format=fmt.value,
+        format=ctx.refined_format or fmt.value,
         findings=tuple(ctx.findings),
         errors=tuple(ctx.errors),
         bytes_read=ctx.bytes_read,

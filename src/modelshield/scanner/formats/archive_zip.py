@@ -1,0 +1,507 @@
+"""Zip archives, read the way PyTorch reads them, including PyTorch zip checkpoints.
+
+Every member is analysed by content, whatever its name (a pickle named ``data.txt`` is found).
+The directory is read with :mod:`modelshield.scanner.zipreader`, which ignores what PyTorch's
+reader ignores (encryption flag bits, CRC errors, a local header whose name differs from the
+central directory's) and reports each of those differences here as a finding.
+
+A PyTorch checkpoint is a zip whose members live under one folder holding ``data.pkl``. Its
+pickles are analysed with persistent ids expected, and its tensor storages (``data/<N>``) are
+not read: only their first bytes are sniffed, which keeps a multi-gigabyte checkpoint fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+
+from modelshield.core.findings import Location, Severity
+from modelshield.core.rules import Rule, register_rule
+from modelshield.scanner.context import LimitExceeded, ScanContext
+from modelshield.scanner.detect import Format, executable_kind, sniff_strong
+from modelshield.scanner.engine import handles
+from modelshield.scanner.formats.other import (
+    ARCHIVE_BOMB,
+    ARCHIVE_ENCRYPTED_MEMBER,
+    DuplicateNames,
+    check_member_name,
+    malformed,
+    report_link,
+    scan_member,
+    unsupported,
+)
+from modelshield.scanner.zipreader import (
+    FLAG_ENCRYPTED,
+    FLAG_PATCHED,
+    FLAG_STRONG_ENCRYPTION,
+    METHOD_AES,
+    METHOD_NAMES,
+    METHOD_STORED,
+    SUPPORTED_METHODS,
+    MemberData,
+    ZipDirectory,
+    ZipEntry,
+    ZipError,
+    member_ranges,
+    read_directory,
+    read_member,
+)
+
+_ZIP_REFS = ("https://pkware.cachefly.net/webdocs/casestudies/APPNOTE.TXT",)
+
+ZIP_NAME_MISMATCH = register_rule(
+    Rule(
+        id="ZIP-NAME-MISMATCH",
+        pillar="scan",
+        severity=Severity.HIGH,
+        title="Zip local header names a member differently from the central directory",
+        what="Reports a zip member whose local file header carries another name than its "
+        "central directory entry. The member is analysed once, under both names.",
+        why="Readers disagree on which name counts: PyTorch's reader looks members up by the "
+        "central directory name, other tools stream local headers. Scanners keyed on one name "
+        "skip a payload the loader reads under the other. No archiver produces this.",
+        example="Central directory `archive/data.pkl`, local header `archive/datap.kl`.",
+        references=("CVE-2025-1944", "GHSA-7q5r-7gvp-wc82", *_ZIP_REFS),
+    )
+)
+
+ZIP_FLAG_ANOMALY = register_rule(
+    Rule(
+        id="ZIP-FLAG-ANOMALY",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="Zip member flagged encrypted or patched but stored in the clear",
+        what="Reports a member whose general-purpose flags claim encryption (bit 0 or 6) or "
+        "patched data (bit 5) while its data reads in the clear (it inflates with a matching "
+        "CRC, or starts like a pickle, an archive or an executable). The member is analysed "
+        "as PyTorch reads it.",
+        why="Python's zipfile refuses such members while PyTorch's reader ignores the flags and "
+        "loads them, so scanners built on zipfile skip a pickle that `torch.load` runs.",
+        example="`model/config.pkl` with flag 0x1 and a plain pickle as its data.",
+        references=("CVE-2025-1945", "GHSA-w8jq-xcqf-f792", *_ZIP_REFS),
+    )
+)
+
+ZIP_CRC_MISMATCH = register_rule(
+    Rule(
+        id="ZIP-CRC-MISMATCH",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="Zip member data does not match its recorded CRC-32",
+        what="Reports a member whose data, as read, has another CRC-32 than the one recorded. "
+        "The member is still analysed, as PyTorch's reader still loads it.",
+        why="Python's zipfile raises on read, so scanners built on it see nothing, while "
+        "`torch.load` ignores the CRC. The mismatch also means the file was altered after it "
+        "was written.",
+        example="`archive/data.pkl` edited in place without updating its CRC.",
+        references=("CVE-2025-10156", *_ZIP_REFS),
+    )
+)
+
+ZIP_HEADER_MISMATCH = register_rule(
+    Rule(
+        id="ZIP-HEADER-MISMATCH",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="Zip local header disagrees with the central directory",
+        what="Reports a member whose local header records another compression method, size or "
+        "CRC than its central directory entry (data descriptors excepted).",
+        why="Streaming readers trust the local header, directory readers the central one: the "
+        "two see different bytes, which hides data from one of them.",
+        example="A central entry of 10 bytes whose local header claims 10 MB.",
+        references=_ZIP_REFS,
+    )
+)
+
+ZIP_OVERLAPPING_ENTRIES = register_rule(
+    Rule(
+        id="ZIP-OVERLAPPING-ENTRIES",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="Zip entries share or overlap their data",
+        what="Reports central directory entries whose local headers and data overlap each other.",
+        why="Overlapping entries are the building block of non-recursive zip bombs (one "
+        "compressed kernel inflated once per entry) and let two names show the same bytes.",
+        example="1000 entries that all point at one deflated kernel.",
+        references=("https://www.bamsoftware.com/hacks/zipbomb/", "CWE-409"),
+    )
+)
+
+ZIP_POLYGLOT = register_rule(
+    Rule(
+        id="ZIP-POLYGLOT",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="Data before the first zip entry (polyglot file)",
+        what="Reports a zip whose entries start after other data, so that the file is also "
+        "read as another format from its first byte. The leading data is analysed by content.",
+        why="`torch.load`, `numpy.load` and `pickle.load` look at the first bytes while zip "
+        "readers look at the end: one file can carry a harmless archive for the scanner and a "
+        "pickle for the loader.",
+        example="A pickle with a zip checkpoint appended.",
+        references=("CWE-434", *_ZIP_REFS),
+    )
+)
+
+TORCHSCRIPT_SUSPICIOUS_CODE = register_rule(
+    Rule(
+        id="TORCHSCRIPT-SUSPICIOUS-CODE",
+        pillar="scan",
+        severity=Severity.HIGH,
+        title="TorchScript code calls into the operating system or evaluates code",
+        what="Reports TorchScript source members (`code/**/*.py`) that mention `os.system`, "
+        "`subprocess`, `__import__`, `exec(` or `eval(`.",
+        why="TorchScript archives carry Python-like source that `torch.jit.load` compiles; "
+        "compiled models never need process or code-evaluation calls, so their presence means "
+        "the archive was edited to do something a model does not do.",
+        example='`archive/code/__torch__/model.py` containing `os.system("curl ...")`.',
+        references=("https://pytorch.org/docs/stable/jit.html",),
+    )
+)
+
+_PEEK = 64
+_LINK_TARGET_MAX = 4096
+_CRC_CHECK_MAX = 64 << 20  # stored members larger than this are not read just for their CRC
+_META_MAX = 64
+_SUSPICIOUS_CODE = re.compile(
+    r"\bos\s*\.\s*(?:system|popen|exec\w*|spawn\w*)\b|\bsubprocess\b|__import__|"
+    r"\bexec\s*\(|\beval\s*\("
+)
+_STORAGE = re.compile(r"^data/\d+$")
+
+
+@dataclass(frozen=True)
+class _TorchLayout:
+    prefix: str
+    """The checkpoint's top-level folder, with a trailing slash."""
+
+
+@handles(Format.ZIP)
+def scan_zip(ctx: ScanContext, data: memoryview, location: Location) -> None:
+    """Analyse every member of a zip archive by content, with archive hygiene checks."""
+    limits = ctx.limits
+    try:
+        directory = read_directory(data, max_members=limits.max_members)
+    except ZipError as e:
+        malformed(ctx, location, f"No zip entries could be read: {e}")
+        return
+    end = directory.end
+    ctx.bytes_read += (end.cd_size + 22) if end is not None else 0
+    if directory.problems:
+        malformed(
+            ctx, location, "The zip structure is inconsistent: " + "; ".join(directory.problems)
+        )
+    _check_prefix(ctx, data, location, directory)
+    _check_overlaps(ctx, location, directory)
+    torch = _torch_layout(directory.entries)
+    if torch is not None:
+        ctx.saw_format("pytorch-zip")
+    duplicates = DuplicateNames()
+    for entry in directory.entries:
+        ctx.check_deadline(location)
+        _scan_entry(ctx, data, location, entry, torch, duplicates)
+    if directory.truncated:
+        raise LimitExceeded(
+            "max_members",
+            f"the archive has more than {limits.max_members} members; only the first were analysed",
+            location,
+        )
+
+
+def _scan_entry(
+    ctx: ScanContext,
+    data: memoryview,
+    location: Location,
+    entry: ZipEntry,
+    torch: _TorchLayout | None,
+    duplicates: DuplicateNames,
+) -> None:
+    names = (entry.name,) if entry.local_name is None else (entry.name, entry.local_name)
+    shown = (
+        entry.name
+        if entry.local_name is None
+        else f"{entry.name} (local header: {entry.local_name})"
+    )
+    copy = duplicates.check(ctx, entry.name, location.child(entry.name))
+    if copy > 1:
+        shown = f"{shown} (copy {copy})"
+    loc = location.child(shown)
+    ctx.bytes_read += 30 + len(entry.raw_name)
+    for name in names:
+        check_member_name(ctx, name, loc)
+    if entry.local_name is not None:
+        ctx.add(
+            ZIP_NAME_MISMATCH.finding(
+                loc,
+                f"The central directory names this member {entry.name!r} but its local header "
+                f"says {entry.local_name!r}. It was analysed under both names.",
+                evidence={"central_name": entry.name, "local_name": entry.local_name},
+            )
+        )
+    if entry.local_mismatch:
+        fields = ", ".join(entry.local_mismatch)
+        ctx.add(
+            ZIP_HEADER_MISMATCH.finding(
+                loc,
+                f"The local header and the central directory disagree on: {fields}. The "
+                "central directory's values were used, as PyTorch's reader does.",
+                evidence={"fields": fields},
+            )
+        )
+    if entry.data_offset is None:
+        malformed(
+            ctx, loc, f"The member {entry.name!r} has no local header where the directory says"
+        )
+        return
+    if entry.is_dir:
+        return
+    if entry.method == METHOD_AES:
+        _encrypted(ctx, loc, "AES encryption (method 99)")
+        return
+    if entry.method not in SUPPORTED_METHODS:
+        method = METHOD_NAMES.get(entry.method, f"method {entry.method}")
+        unsupported(
+            ctx,
+            loc,
+            f"A zip member compressed with {method}",
+            "Re-save the archive with stored or deflated members to have it analysed.",
+        )
+        return
+    if entry.is_symlink:
+        target = read_member(
+            data, entry, max_bytes=_LINK_TARGET_MAX, max_ratio=1, limit=_LINK_TARGET_MAX
+        )
+        report_link(
+            ctx, entry.name, bytes(target.data).decode("utf-8", "replace"), loc, "symbolic link"
+        )
+        return  # its data is the link target, already reported
+    role = _role(names, torch)
+    if role == "storage":
+        _peek_storage(ctx, data, entry, loc)
+        return
+    member = _read(ctx, data, entry, loc)
+    if member is None:
+        return
+    if role == "pickle":
+        scan_member(ctx, member.data, loc, run=lambda: _torch_pickle(ctx, member, loc))
+        return
+    if role == "code":
+        _check_code(ctx, member.data, loc)
+    elif role in ("torch_archive_version", "torch_byteorder"):
+        text = bytes(memoryview(member.data)[:_META_MAX]).decode("ascii", "replace").strip()
+        ctx.metadata[role] = text
+    scan_member(ctx, member.data, loc)
+
+
+def _read(ctx: ScanContext, data: memoryview, entry: ZipEntry, loc: Location) -> MemberData | None:
+    """Read a member like PyTorch does, reporting encryption, flags, CRC and bombs."""
+    limits = ctx.limits
+    flagged = entry.flags & (FLAG_ENCRYPTED | FLAG_STRONG_ENCRYPTION | FLAG_PATCHED)
+    member = read_member(
+        data,
+        entry,
+        max_bytes=limits.max_decompressed_bytes,
+        max_ratio=limits.max_compression_ratio,
+        ratio_min_bytes=limits.ratio_check_min_bytes,
+        # Stored data is analysed in place; a huge stored blob is not read only for its CRC.
+        check_crc=bool(flagged)
+        or entry.method != METHOD_STORED
+        or entry.compressed_size <= _CRC_CHECK_MAX,
+    )
+    ctx.bytes_read += member.consumed + (len(member.data) if entry.method != METHOD_STORED else 0)
+    crc_ok = member.crc_ok
+    if flagged:
+        zipcrypto_header = (
+            entry.method == METHOD_STORED and entry.compressed_size == entry.size + 12
+        )
+        # A reader that ignores the flag reads stored bytes as they are: if they start like
+        # something (ciphertext never does), the "encryption" is a disguise.
+        head = bytes(memoryview(member.data)[:_PEEK])
+        clear = sniff_strong(head) is not None or executable_kind(head) is not None
+        if (member.error is not None or crc_ok is False or zipcrypto_header) and not clear:
+            _encrypted(ctx, loc, "the data does not decode without a password")
+            return None
+        ctx.add(
+            ZIP_FLAG_ANOMALY.finding(
+                loc,
+                f"General-purpose flags 0x{entry.flags:04x} claim encryption or patched data, "
+                "but the member reads in the clear. Python's zipfile refuses it while "
+                "torch.load reads it; it was analysed.",
+                evidence={"flags": f"0x{entry.flags:04x}"},
+            )
+        )
+    elif crc_ok is False:
+        ctx.add(
+            ZIP_CRC_MISMATCH.finding(
+                loc,
+                f"The member's CRC-32 is recorded as 0x{entry.crc:08x} but its data does not "
+                "match. Strict readers refuse it while torch.load ignores CRCs; it was analysed.",
+                evidence={"recorded_crc": f"0x{entry.crc:08x}"},
+            )
+        )
+    if member.bomb is not None:
+        ctx.add(
+            ARCHIVE_BOMB.finding(
+                loc,
+                f"The member was not inflated fully: {member.bomb}. The first "
+                f"{len(member.data)} bytes were analysed, the rest was not.",
+                evidence={
+                    "compressed": str(entry.compressed_size),
+                    "inflated": str(len(member.data)),
+                },
+            )
+        )
+    elif member.error is not None or member.notes:
+        malformed(
+            ctx,
+            loc,
+            f"The member could not be read fully: {member.error or '; '.join(member.notes)}",
+        )
+    return member
+
+
+def _encrypted(ctx: ScanContext, loc: Location, how: str) -> None:
+    ctx.add(
+        ARCHIVE_ENCRYPTED_MEMBER.finding(
+            loc,
+            f"This member is encrypted ({how}), so its content could not be analysed. Scan the "
+            "decrypted files, or do not load what you cannot inspect.",
+            evidence={"encryption": how},
+        )
+    )
+
+
+def _role(names: tuple[str, ...], torch: _TorchLayout | None) -> str:
+    """What a member is inside a PyTorch checkpoint; ``member`` for anything else."""
+    if torch is None:
+        return "member"
+    inner = [n[len(torch.prefix) :] for n in names if n.startswith(torch.prefix)]
+    if not inner:
+        return "member"
+    # A member counts as a pickle if either of its names says so (both are analysed), and as
+    # a storage only if all of them do.
+    if any("/" not in n and n.endswith(".pkl") for n in inner):
+        return "pickle"
+    if len(inner) == len(names) and all(_STORAGE.match(n) for n in inner):
+        return "storage"
+    if any(n.startswith("code/") and n.endswith(".py") for n in inner):
+        return "code"
+    if any(n in ("version", ".data/version") for n in inner):
+        return "torch_archive_version"
+    if any(n == "byteorder" for n in inner):
+        return "torch_byteorder"
+    return "member"
+
+
+def _torch_layout(entries: tuple[ZipEntry, ...]) -> _TorchLayout | None:
+    """The checkpoint folder when some member is ``<folder>/data.pkl``.
+
+    PyTorch takes the folder of the first entry; prefer it, else the first folder that holds
+    ``data.pkl``.
+    """
+    folders = [
+        name.split("/", 1)[0]
+        for e in entries
+        for name in (e.name, e.local_name)
+        if name is not None and re.fullmatch(r"[^/]+/data\.pkl", name)
+    ]
+    if not folders:
+        return None
+    first = entries[0].name.split("/", 1)[0]
+    return _TorchLayout((first if first in folders else folders[0]) + "/")
+
+
+def _peek_storage(ctx: ScanContext, data: memoryview, entry: ZipEntry, loc: Location) -> None:
+    """Sniff a tensor storage's first bytes; analyse it only if it starts like something else."""
+    peek = read_member(
+        data, entry, max_bytes=_PEEK, max_ratio=ctx.limits.max_compression_ratio, limit=_PEEK
+    )
+    head = bytes(peek.data)
+    ctx.bytes_read += len(head)
+    if sniff_strong(head) is None and executable_kind(head) is None:
+        return
+    member = _read(ctx, data, entry, loc)
+    if member is not None:
+        scan_member(ctx, member.data, loc)
+
+
+def _torch_pickle(ctx: ScanContext, member: MemberData, loc: Location) -> None:
+    """Analyse a checkpoint pickle with persistent ids expected (they reference storages)."""
+    module = importlib.import_module("modelshield.scanner.formats.pickle")
+    analyze_pickles = getattr(module, "analyze_pickles", None)
+    if analyze_pickles is None:  # an analyzer without the persistent-id entry point
+        ctx.scan_buffer(member.data, loc, Format.PICKLE)
+        return
+    if ctx.depth >= ctx.limits.max_nested_depth:
+        raise LimitExceeded(
+            "max_nested_depth",
+            f"nesting deeper than {ctx.limits.max_nested_depth} levels was not followed",
+            loc,
+        )
+    ctx.saw_format(Format.PICKLE.value)
+    ctx.depth += 1
+    try:
+        analyze_pickles(ctx, memoryview(member.data), loc, persistent_ids_expected=True)
+    finally:
+        ctx.depth -= 1
+
+
+def _check_code(ctx: ScanContext, code: bytes | bytearray | memoryview, loc: Location) -> None:
+    """Flag TorchScript source that reaches for the OS or evaluates code."""
+    ctx.saw_format("torchscript")
+    text = bytes(code).decode("utf-8", "replace")
+    matches = list(_SUSPICIOUS_CODE.finditer(text))
+    if matches:
+        hits = sorted({re.sub(r"\s+", "", m.group(0)) for m in matches})
+        line = text.count("\n", 0, matches[0].start()) + 1
+        ctx.add(
+            TORCHSCRIPT_SUSPICIOUS_CODE.finding(
+                loc,
+                f"TorchScript code uses {', '.join(hits)} (first on line {line}). Compiled "
+                "models do not need process or code-evaluation calls.",
+                evidence={"calls": ", ".join(hits), "line": str(line)},
+            )
+        )
+
+
+def _check_prefix(
+    ctx: ScanContext, data: memoryview, location: Location, directory: ZipDirectory
+) -> None:
+    """Report and analyse data placed before the first entry (a polyglot)."""
+    starts = [e.header_offset for e in directory.entries if e.data_offset is not None]
+    first = min(starts, default=0)
+    if first <= 0:
+        return
+    ctx.add(
+        ZIP_POLYGLOT.finding(
+            location,
+            f"{first} bytes come before the first zip entry. Loaders that read the file from "
+            "its start see that data instead of the archive; it was analysed by content.",
+            evidence={"prefix_bytes": str(first)},
+        )
+    )
+    scan_member(ctx, data[:first], location.child("<prefix>"))
+
+
+def _check_overlaps(ctx: ScanContext, location: Location, directory: ZipDirectory) -> None:
+    ranges = member_ranges(directory.entries)
+    overlaps = 0
+    example: tuple[int, int] | None = None
+    furthest_end, furthest_index = -1, -1
+    for start, end, index in ranges:
+        if start < furthest_end:
+            overlaps += 1
+            example = example or (furthest_index, index)
+        if end > furthest_end:
+            furthest_end, furthest_index = end, index
+    if overlaps and example is not None:
+        a, b = (directory.entries[i].name for i in example)
+        ctx.add(
+            ZIP_OVERLAPPING_ENTRIES.finding(
+                location,
+                f"{overlaps} entries overlap the data of another entry (first: {a!r} and "
+                f"{b!r}). This is how non-recursive zip bombs and shadowed members are built.",
+                evidence={"overlaps": str(overlaps), "first": a, "second": b},
+            )
+        )

@@ -1,0 +1,174 @@
+"""Per-stream record of what a pickle imports and calls, turned into findings at the end.
+
+One finding per distinct callable per stream, whatever the number of opcodes that name it:
+``PICKLE-CALL-DANGEROUS`` when a dangerous callable is called (with the first call's
+arguments as evidence), ``PICKLE-IMPORT-DANGEROUS`` when it is only imported,
+``PICKLE-CALL-CODE-ARGUMENT`` when an unlisted callable receives code-like text, and
+``PICKLE-IMPORT-UNKNOWN`` for any other unlisted callable. Safe callables produce no finding.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from modelshield.core.findings import Finding, Location, Severity
+from modelshield.scanner.callables import Tier, Verdict
+from modelshield.scanner.context import ScanContext
+from modelshield.scanner.pickle import rules
+from modelshield.scanner.pickle.values import brief, strings_in
+
+#: Text that reads like Python code or a shell command line. Deliberately literal: it only ever
+#: raises an already-unlisted callable from medium to high.
+CODE_LIKE = re.compile(
+    r"import\s|__import__|os\.system|os\.popen|\bexec\s*\(|\beval\s*\(|\bcompile\s*\(|"
+    r"subprocess|/bin/(?:ba|da|z)?sh\b|\$\(|`|;\s*rm\s|\bcurl\s|\bwget\s|\bnc\s+-",
+)
+
+
+#: Calls per callable whose arguments are searched for code-like text.
+_CODE_CHECKS = 64
+
+#: Opcodes that import by name; anything else is a resolver gadget (evidence "via").
+_IMPORT_OPCODES = frozenset({"GLOBAL", "STACK_GLOBAL", "INST"})
+
+
+def code_like(value: Any) -> str | None:
+    """The first constant string inside ``value`` that looks like code, or None."""
+    for text in strings_in(value):
+        if CODE_LIKE.search(text[:65536]):
+            return text
+    return None
+
+
+@dataclass
+class _Entry:
+    """What one stream did with one callable."""
+
+    verdict: Verdict
+    written: str
+    offset: int
+    opcode: str
+    calls: int = 0
+    call_offset: int | None = None
+    call_opcode: str = ""
+    args: str = ""
+    code: str | None = None
+
+
+class Ledger:
+    """Collects imports and calls of one pickle stream; :meth:`flush` emits the findings."""
+
+    def __init__(
+        self,
+        ctx: ScanContext,
+        location: Location,
+        classify: Callable[[str, str], Verdict],
+    ) -> None:
+        """``classify`` is the session's cached classifier (it also records ``ctx.imports``)."""
+        self._ctx = ctx
+        self._location = location
+        self._classify = classify
+        self._entries: dict[tuple[str, str], _Entry] = {}
+
+    def imported(self, module: str, name: str, opcode: str, offset: int) -> Verdict:
+        """Record an import and return its verdict."""
+        verdict = self._classify(module, name)
+        if verdict.tier is not Tier.SAFE:
+            key = (verdict.module, verdict.name)
+            if key not in self._entries:
+                self._entries[key] = _Entry(verdict, f"{module}.{name}", offset, opcode)
+        return verdict
+
+    def called(
+        self, module: str, name: str, args: Any, kwargs: Any, opcode: str, offset: int
+    ) -> None:
+        """Record a call of an imported callable (safe ones cost nothing)."""
+        verdict = self._classify(module, name)
+        if verdict.tier is Tier.SAFE:
+            return
+        key = (verdict.module, verdict.name)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = _Entry(verdict, f"{module}.{name}", offset, opcode)
+        entry.calls += 1
+        if entry.call_offset is None:
+            entry.call_offset = offset
+            entry.call_opcode = opcode
+            entry.args = brief(args) if kwargs is None else f"{brief(args)}, {brief(kwargs)}"
+        # The heuristic looks at the first calls only: a class instantiated a million times
+        # must not cost a million argument searches.
+        if entry.code is None and verdict.tier is Tier.UNKNOWN and entry.calls <= _CODE_CHECKS:
+            entry.code = code_like(args) or (code_like(kwargs) if kwargs is not None else None)
+
+    def flush(self) -> None:
+        """Emit one finding per recorded callable (in order of first appearance)."""
+        entries, self._entries = self._entries, {}
+        for entry in entries.values():
+            self._ctx.add(self._finding(entry))
+
+    def _finding(self, e: _Entry) -> Finding:
+        v = e.verdict
+        dotted = f"{v.module}.{v.name}"
+        evidence = {"callable": dotted, "opcode": e.call_opcode or e.opcode}
+        if e.opcode not in _IMPORT_OPCODES:
+            evidence["via"] = e.opcode
+        if e.written != dotted:
+            evidence["written_as"] = e.written
+        if e.calls:
+            evidence["args"] = e.args
+            evidence["calls"] = str(e.calls)
+        evidence["category"] = v.category
+        evidence["reason"] = v.reason
+        offset = e.call_offset if e.call_offset is not None else e.offset
+        loc = self._location.at(offset)
+        if v.tier is Tier.DANGEROUS:
+            if e.calls:
+                return rules.CALL_DANGEROUS.finding(
+                    loc,
+                    f"Loading this pickle calls {dotted}{_args(e.args)} ({v.category}: "
+                    f"{v.reason}). Do not load it; it runs before any result is returned.",
+                    title=f"Pickle calls dangerous callable {dotted}",
+                    severity=v.severity,
+                    evidence=evidence,
+                )
+            return rules.IMPORT_DANGEROUS.finding(
+                loc,
+                f"The pickle imports {dotted} ({v.category}: {v.reason}). A loaded pickle that "
+                "references it can call it; no model needs it.",
+                title=f"Pickle imports dangerous callable {dotted}",
+                severity=v.severity,
+                evidence=evidence,
+            )
+        hint = rules.ALLOW_HINT.replace("package.module:Name", f"{v.module}:{v.name}")
+        if e.code is not None:
+            evidence["code"] = e.code[:200]
+            severity = max(rules.CALL_CODE_ARGUMENT.severity, v.severity or Severity.INFO)
+            return rules.CALL_CODE_ARGUMENT.finding(
+                loc,
+                f"The pickle calls {dotted}, which is not on the safe list, with an argument that "
+                f"looks like code or a shell command: {e.code[:120]!r}. Treat the file as "
+                f"hostile unless you know why it does this. {hint}",
+                severity=severity,
+                evidence=evidence,
+            )
+        action = "imports and calls" if e.calls else "imports"
+        return rules.IMPORT_UNKNOWN.finding(
+            loc,
+            f"The pickle {action} {dotted} (module {v.module!r}), which is not on the safe list. "
+            f"Loading the file imports that module and runs whatever it does. {hint}",
+            title=f"Pickle imports unlisted callable {dotted}",
+            severity=v.severity,
+            evidence=evidence,
+        )
+
+
+def _args(args: str) -> str:
+    """Render evidence arguments as a call: ``('id',)`` becomes ``('id')``."""
+    if not args:
+        return ""
+    if not args.startswith("("):
+        return f"({args})"
+    return args[:-2] + ")" if args.endswith(",)") else args
