@@ -81,7 +81,7 @@ def test_joblib_old_zfile_format(tmp_path: Path, pickle_calls: list[PickleCall])
 def test_each_codec_around_a_pickle(
     tmp_path: Path, pickle_calls: list[PickleCall], codec: str
 ) -> None:
-    path = tmp_path / "p.bin"
+    path = tmp_path / "p.stream"
     path.write_bytes(CODECS[codec](PAYLOAD))
     result = scan(path)
     assert result.format == codec
@@ -96,7 +96,7 @@ def test_payload_in_a_second_stream_is_not_missed(
 ) -> None:
     # gzip.open, bz2.open and lzma.open read concatenated streams as one.
     benign = pickle.dumps([1, 2, 3])
-    path = tmp_path / "two.bin"
+    path = tmp_path / "two.stream"
     path.write_bytes(CODECS[codec](benign) + CODECS[codec](PAYLOAD))
     assert rule_ids(scan(path)) == []
     assert [c.data for c in pickle_calls] == [benign + PAYLOAD]

@@ -40,7 +40,7 @@ def test_state_dict_checkpoint(tmp_path: Path, pickle_calls: list[PickleCall]) -
     torch.save(Tiny().state_dict(), path)
     result = scan(path)
     assert rule_ids(result) == []
-    assert result.format == "zip"
+    assert result.format == "pytorch-zip"
     assert "pytorch-zip" in result.formats_seen
     assert result.metadata["torch_archive_version"] == "3"
     assert result.metadata["torch_byteorder"] == "little"

@@ -238,7 +238,7 @@ def test_polyglot_pickle_prefix_is_analysed(tmp_path: Path, pickle_calls: list[P
     # torch.load and pickle.load read the pickle at the start; zip readers see the archive.
     archive = build_zip([Entry.stored("archive/data.pkl", BENIGN)])
     result = scan(_write(tmp_path, "poly.pt", PAYLOAD + archive))
-    assert result.format == "zip"
+    assert result.format == "pytorch-zip"
     assert rule_ids(result) == ["ZIP-POLYGLOT"]
     by_member = {c.location.members: c.data for c in pickle_calls}
     assert by_member[("<prefix>",)] == PAYLOAD

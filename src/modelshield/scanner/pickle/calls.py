@@ -14,6 +14,7 @@ from typing import Any
 
 from modelshield.scanner.callables import Tier
 from modelshield.scanner.pickle import rules
+from modelshield.scanner.pickle.embedded import is_embedded_pickle
 from modelshield.scanner.pickle.state import Stream
 from modelshield.scanner.pickle.values import (
     Call,
@@ -124,6 +125,8 @@ def call(
         st.semantic(offset, f"{opcode} arguments are a {type(args).__name__}, not a tuple")
     if tf is Global:
         if f.name:
+            if kwargs is None and _scanned_nested_load(st, f, args, offset):
+                return Call(func, args, kwargs, offset, opcode)
             st.ledger.called(f.module, f.name, args, kwargs, opcode, offset)
             folded = _fold(st, f, args, offset)
             if folded is not None:
@@ -138,6 +141,29 @@ def call(
         return Call(func, args, kwargs, offset, opcode)
     st.semantic(offset, f"{opcode} calls a constant of type {tf.__name__}")
     return Unknown(f"result of calling a {tf.__name__}")
+
+
+#: Callables that load their single bytes argument as a nested model. Plain pickle writes
+#: ``torch.storage._load_from_bytes(b"...")`` for every tensor (copy, multiprocessing, joblib);
+#: when the bytes are a constant, they are analysed here like any embedded file, and the call
+#: is then judged by what they hold instead of by the loader's name.
+_NESTED_LOADERS = frozenset({("torch.storage", "_load_from_bytes")})
+
+
+def _scanned_nested_load(st: Stream, f: Global, args: Any, offset: int) -> bool:
+    """Analyse a nested loader's constant bytes argument; True when it was analysed."""
+    if (_norm(f.module), f.name) not in _NESTED_LOADERS or type(args) is not tuple:
+        return False
+    if len(args) != 1 or type(unwrap(args[0])) is not bytes:
+        return False
+    data: bytes = unwrap(args[0])
+    session = st.session
+    if not is_embedded_pickle(data):  # pickles were analysed when the constant was pushed
+        if len(data) > session.ctx.limits.max_embedded_scan_bytes:
+            return False
+        session.ctx.scan_buffer(data, session.location.child(f"<{f.module}.{f.name} @{offset}>"))
+    st.ledger.vouch(f.module, f.name)
+    return True
 
 
 def _fold(st: Stream, f: Global, args: Any, offset: int) -> Any:

@@ -184,6 +184,11 @@ class EmbeddedScanner:
         )
 
 
+def is_embedded_pickle(data: bytes) -> bool:
+    """Whether a byte constant is analysed as an embedded pickle when it is pushed."""
+    return _is_pickle(data, 0, len(data))
+
+
 def _is_pickle(data: Buffer, start: int, end: int) -> bool:
     """A PROTO header followed by valid opcodes, or exactly one protocol-0/1 pickle."""
     if end - start < MIN_BYTES:

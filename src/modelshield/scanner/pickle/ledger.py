@@ -56,6 +56,7 @@ class _Entry:
     call_opcode: str = ""
     args: str = ""
     code: str | None = None
+    vouched: bool = False
 
 
 class Ledger:
@@ -103,10 +104,20 @@ class Ledger:
         if entry.code is None and verdict.tier is Tier.UNKNOWN and entry.calls <= _CODE_CHECKS:
             entry.code = code_like(args) or (code_like(kwargs) if kwargs is not None else None)
 
+    def vouch(self, module: str, name: str) -> None:
+        """A call whose input was analysed in place (a nested loader of constant bytes): the
+        import alone is then no finding; any other call of the same callable still is."""
+        verdict = self._classify(module, name)
+        entry = self._entries.get((verdict.module, verdict.name))
+        if entry is not None:
+            entry.vouched = True
+
     def flush(self) -> None:
         """Emit one finding per recorded callable (in order of first appearance)."""
         entries, self._entries = self._entries, {}
         for entry in entries.values():
+            if entry.vouched and not entry.calls:
+                continue
             self._ctx.add(self._finding(entry))
 
     def _finding(self, e: _Entry) -> Finding:
