@@ -47,6 +47,9 @@ class Limits:
     """Wall-clock budget per top-level file; past it the analysis stops with a finding."""
     max_embedded_scan_bytes: int = 64 * _MIB
     """Largest byte or text constant inside a pickle that is examined as an embedded payload."""
+    max_document_bytes: int = 64 * _MIB
+    """Largest text document read whole: requirement and lock files, advisories, manifests,
+    API responses."""
 
     def __post_init__(self) -> None:
         """Reject non-positive values (never with ``assert``, which vanishes under ``-O``)."""

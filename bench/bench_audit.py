@@ -1,0 +1,190 @@
+"""Dependency audit speed: ``modelshield audit`` vs pip-audit on the same requirements file.
+
+Usage::
+
+    python bench/bench_audit.py [--advisories ../shared/advisories] [--packages 60] [--repeat 3]
+
+Both tools audit one pinned requirements file built from the PyPA advisory snapshot (one
+vulnerable version of each of the first N packages, plus the ML stack). Nothing leaves the
+machine: pip-audit (``-s osv --osv-url``) and ``modelshield audit --osv-url`` query a local OSV
+API served on 127.0.0.1 from the same snapshot; ``modelshield audit --db`` reads the snapshot
+directly. Figures are wall-clock seconds of the whole command (interpreter start included),
+best of ``--repeat``; "cold" is the first offline run, which compiles the database index.
+
+pip-audit comes from ``$PIP_AUDIT``, else ``.venv-bench/bin/pip-audit`` (``make bench``
+installs it there), else ``PATH``; without it, its rows are skipped with a message. The goal:
+the offline audit at least 10x faster than pip-audit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from packaging.version import InvalidVersion, Version
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "bench-out"
+GOAL = 10.0
+ML_STACK = ("tensorflow", "numpy", "scikit-learn", "torch", "joblib", "onnx", "mlflow", "pillow")
+
+sys.path.insert(0, str(REPO))
+
+
+def build_requirements(vulns: Path, count: int, path: Path) -> int:
+    """Pin one listed (affected) version of each chosen package; return how many were pinned."""
+    folders = sorted(p for p in vulns.iterdir() if p.is_dir())
+    chosen = [f for f in folders if f.name in ML_STACK] + [
+        f for f in folders if f.name not in ML_STACK
+    ][:count]
+    lines = []
+    for folder in chosen:
+        first = sorted(folder.glob("*.yaml"))[0]
+        doc = yaml.load(first.read_bytes(), Loader=yaml.CBaseLoader)
+        for entry in doc.get("affected", []):
+            valid = []
+            for v in entry.get("versions", []):
+                try:
+                    valid.append(Version(v))
+                except InvalidVersion:
+                    continue
+            if valid:
+                lines.append(f"{folder.name}=={max(valid)}")
+                break
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return len(lines)
+
+
+def timed(
+    cmd: list[str], env: dict[str, str]
+) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+    """Wall seconds, CPU seconds, and the result of one run.
+
+    CPU is the command's user+sys time plus this process's (the local OSV server runs here), so
+    that a shared, busy machine does not blur the comparison as much as wall time does.
+    """
+    self0 = resource.getrusage(resource.RUSAGE_SELF)
+    child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    wall = time.perf_counter() - started
+    self1 = resource.getrusage(resource.RUSAGE_SELF)
+    child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = sum(
+        (b.ru_utime - a.ru_utime) + (b.ru_stime - a.ru_stime)
+        for a, b in ((self0, self1), (child0, child1))
+    )
+    return wall, cpu, proc
+
+
+def best(
+    cmd: list[str], env: dict[str, str], repeat: int
+) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+    """The fastest wall time and the lowest CPU time of ``repeat`` runs."""
+    runs = [timed(cmd, env) for _ in range(repeat)]
+    return min(r[0] for r in runs), min(r[1] for r in runs), runs[-1][2]
+
+
+def find_pip_audit() -> str | None:
+    explicit = os.environ.get("PIP_AUDIT")
+    if explicit:
+        return explicit
+    local = REPO / ".venv-bench" / "bin" / "pip-audit"
+    if local.is_file():
+        return str(local)
+    return shutil.which("pip-audit")
+
+
+def modelshield_count(proc: subprocess.CompletedProcess[str]) -> int:
+    doc = json.loads(proc.stdout)
+    return sum(
+        1
+        for r in doc["results"]
+        for f in r["findings"]
+        if f["rule_id"] == "AUDIT-VULNERABLE-DEPENDENCY"
+    )
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--advisories", type=Path, default=REPO.parent / "shared" / "advisories")
+    parser.add_argument("--packages", type=int, default=60)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    vulns = args.advisories / "pypa" / "vulns"
+    if not vulns.is_dir():
+        print(f"advisory snapshot not found at {args.advisories}; skipped")
+        return 0
+    from tests.audit.osv_server import serve
+
+    req = OUT / "audit" / "requirements.txt"
+    pinned = build_requirements(vulns, args.packages, req)
+    print(f"requirements file: {req} ({pinned} pinned packages)")
+    work = Path(tempfile.mkdtemp(prefix="bench-audit-", dir=OUT))
+    env = {**os.environ, "MODELSHIELD_CACHE_DIR": str(work / "ms-cache"), "NO_COLOR": "1"}
+    ms = [sys.executable, "-m", "modelshield", "audit", "--format", "json"]
+    offline = [*ms, "--db", str(args.advisories / "pypa"), str(req)]
+    rows: list[tuple[str, float, float, str]] = []
+
+    cold, cold_cpu, proc = timed(offline, env)
+    if proc.returncode not in (0, 1):
+        print(proc.stderr)
+        return 1
+    found = str(modelshield_count(proc))
+    rows.append(("modelshield audit --db (cold: compiles the index)", cold, cold_cpu, found))
+    warm, warm_cpu, proc = best(offline, env, args.repeat)
+    rows.append(("modelshield audit --db (index cached)", warm, warm_cpu, found))
+
+    pip_audit = find_pip_audit()
+    pa: tuple[float, float] | None = None
+    with serve(vulns) as server:
+        online_env = {**env, "MODELSHIELD_CACHE_DIR": str(work / "ms-online")}
+        api = [*ms, "--osv-url", server.url, "--no-cache", str(req)]
+        wall, cpu, proc = best(api, online_env, args.repeat)
+        rows.append(("modelshield audit --osv-url local (no cache)", wall, cpu, found))
+        if pip_audit is None:
+            print("pip-audit not found (set $PIP_AUDIT or run `make bench`); its rows are skipped")
+        else:
+            cmd = [
+                pip_audit, "-r", str(req), "--no-deps", "--disable-pip", "-s", "osv",
+                "--osv-url", f"{server.url}/v1/query", "--cache-dir", str(work / "pa-cache"),
+                "-f", "json", "--progress-spinner", "off",
+            ]  # fmt: skip
+            wall, cpu, proc = best(cmd, env, args.repeat)
+            if proc.returncode not in (0, 1):
+                print(f"pip-audit failed ({proc.returncode}): {proc.stderr[-500:]}")
+            else:
+                deps = json.loads(proc.stdout)["dependencies"]
+                ids = sum(len(d.get("vulns", [])) for d in deps)
+                rows.append(("pip-audit -s osv --osv-url local", wall, cpu, f"{ids} ids"))
+                pa = (wall, cpu)
+    shutil.rmtree(work, ignore_errors=True)
+
+    width = max(len(r[0]) for r in rows)
+    print(f"{'tool':<{width}}  {'wall s':>7}  {'cpu s':>7}  findings")
+    for name, wall, cpu, found in rows:
+        print(f"{name:<{width}}  {wall:7.3f}  {cpu:7.3f}  {found}")
+    if pa is not None:
+        for label, ours, theirs in (("wall", warm, pa[0]), ("cpu", warm_cpu, pa[1])):
+            ratio = theirs / ours
+            verdict = "meets" if ratio >= GOAL else "misses"
+            print(
+                f"speed-up ({label}), offline modelshield vs pip-audit: {ratio:.1f}x "
+                f"({verdict} the {GOAL:.0f}x goal)"
+            )
+    print("modelshield counts merged findings (aliases joined); pip-audit counts advisory ids.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

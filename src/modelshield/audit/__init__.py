@@ -1,0 +1,114 @@
+"""Dependency audit: known vulnerabilities in the software a model needs.
+
+Inputs (requirements files, pyproject, lock files, conda and MLflow files, model files, the
+running environment) are parsed into dependencies, matched against OSV advisories from an
+offline database or the OSV API, and reported as findings in the same :class:`Report` as a scan.
+
+Example::
+
+    from modelshield.audit import OfflineDatabase, audit
+
+    report = audit(["model_dir/"], source=OfflineDatabase("advisories/"))
+    for finding in report.findings:
+        print(finding.rule_id, finding.title)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from modelshield.audit.interface import (
+    Advisory,
+    AuditServiceError,
+    Dependency,
+    InputKind,
+    ParsedInput,
+    VulnerabilitySource,
+)
+from modelshield.core.findings import Report
+from modelshield.core.policy import Policy
+
+if TYPE_CHECKING:
+    from modelshield.audit.auditor import AuditOptions
+    from modelshield.audit.osv_api import OsvApi
+    from modelshield.audit.osv_db import OfflineDatabase
+
+__all__ = [
+    "Advisory",
+    "AuditOptions",
+    "AuditServiceError",
+    "Dependency",
+    "InputKind",
+    "OfflineDatabase",
+    "OsvApi",
+    "ParsedInput",
+    "VulnerabilitySource",
+    "audit",
+    "audit_paths",
+]
+
+
+# The sources are imported on first use: an offline audit never loads the HTTP stack.
+_LAZY = {
+    "AuditOptions": "modelshield.audit.auditor",
+    "OfflineDatabase": "modelshield.audit.osv_db",
+    "OsvApi": "modelshield.audit.osv_api",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'modelshield.audit' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def audit_paths(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    source: VulnerabilitySource,
+    policy: Policy | None = None,
+    include_environment: bool = False,
+    ignore: Iterable[str] = (),
+    environment: Mapping[str, str] | None = None,
+) -> Report:
+    """Find, parse and audit the inputs; the raw report (the policy is not applied).
+
+    ``environment`` is the PEP 508 marker environment (default: the running interpreter).
+    Raises :class:`AuditServiceError` when the vulnerability source cannot answer.
+    """
+    from modelshield.audit.auditor import AuditOptions, audit_inputs
+    from modelshield.audit.discover import collect_inputs
+    from modelshield.audit.sources._common import ParseOptions
+
+    started = time.monotonic()
+    policy = policy or Policy()
+    options = ParseOptions(limits=policy.limits)
+    if environment is not None:
+        options = ParseOptions(limits=policy.limits, environment=dict(environment))
+    inputs = collect_inputs(paths, options, policy, include_environment=include_environment)
+    return audit_inputs(inputs, source, AuditOptions(ignore=frozenset(ignore)), started)
+
+
+def audit(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    source: VulnerabilitySource,
+    policy: Policy | None = None,
+    include_environment: bool = False,
+    ignore: Iterable[str] = (),
+) -> Report:
+    """Public API: audit and apply the policy (ignores, severity overrides)."""
+    policy = policy or Policy()
+    seq: Sequence[str | os.PathLike[str]] = (
+        [paths] if isinstance(paths, str | os.PathLike) else paths
+    )
+    raw = audit_paths(
+        seq, source=source, policy=policy, include_environment=include_environment, ignore=ignore
+    )
+    return policy.apply(raw)

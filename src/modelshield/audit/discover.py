@@ -1,0 +1,288 @@
+"""Find the audit's inputs under the paths a user names, and parse each with its reader.
+
+A named file is read by its name (``requirements-dev.txt``, ``uv.lock``, ``MLmodel``...); any
+other ``.txt`` file named explicitly is a requirements file, and any other file named explicitly
+is scanned as a model. Under a named directory, the known dependency files and model files (by
+extension) are found recursively; hidden directories, virtual environments and
+``site-packages`` are not entered, and links are not followed. N inputs give N results: a path
+that matches nothing, or a directory with no input, is an error record.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from modelshield.audit.interface import Dependency, InputKind, ParsedInput
+from modelshield.audit.sources._common import ParseOptions
+from modelshield.core.findings import ErrorRecord, Location
+from modelshield.core.limits import Limits
+from modelshield.core.policy import Policy
+
+MODEL_SUFFIXES = frozenset(
+    {
+        ".pkl",
+        ".pickle",
+        ".joblib",
+        ".sav",
+        ".dill",
+        ".pt",
+        ".pth",
+        ".bin",
+        ".ckpt",
+        ".mar",
+        ".npy",
+        ".npz",
+        ".h5",
+        ".hdf5",
+        ".keras",
+        ".onnx",
+    }
+)
+"""Model files whose content can imply dependencies (pickles, checkpoints, Keras, ONNX)."""
+
+_SKIP_DIRS = frozenset({"node_modules", "__pycache__", "site-packages", "dist-packages"})
+
+_NAMES: tuple[tuple[str, InputKind], ...] = (
+    ("pyproject.toml", InputKind.PYPROJECT),
+    ("uv.lock", InputKind.UV_LOCK),
+    ("poetry.lock", InputKind.POETRY_LOCK),
+    ("Pipfile.lock", InputKind.PIPFILE_LOCK),
+    ("pylock.toml", InputKind.PYLOCK),
+    ("pylock.*.toml", InputKind.PYLOCK),
+    ("environment.yml", InputKind.CONDA),
+    ("environment.yaml", InputKind.CONDA),
+    ("conda.yaml", InputKind.CONDA),
+    ("conda.yml", InputKind.CONDA),
+    ("MLmodel", InputKind.MLFLOW_MLMODEL),
+    ("python_env.yaml", InputKind.MLFLOW_PYTHON_ENV),
+    ("requirements*.txt", InputKind.REQUIREMENTS),
+    ("*requirements.txt", InputKind.REQUIREMENTS),
+    ("config.json", InputKind.TRANSFORMERS_CONFIG),
+    ("metadata.json", InputKind.KERAS_METADATA),
+)
+
+
+def kind_of(name: str, explicit: bool) -> InputKind | None:
+    """The input kind for a file name; None when the file is not an input."""
+    for pattern, kind in _NAMES:
+        if fnmatch.fnmatchcase(name, pattern):
+            return kind
+    suffix = Path(name).suffix.lower()
+    if suffix in MODEL_SUFFIXES:
+        return InputKind.MODEL
+    if explicit:
+        return InputKind.REQUIREMENTS if suffix == ".txt" else InputKind.MODEL
+    return None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A file to read, with the kind its name gives."""
+
+    path: Path
+    """Where it is."""
+    shown: str
+    """How it appears in the report."""
+    kind: InputKind
+    """Its kind."""
+    explicit: bool
+    """Named by the user (not found under a directory)."""
+
+
+def _is_venv(path: Path) -> bool:
+    return (path / "pyvenv.cfg").is_file()
+
+
+_JSON_KEYS = {
+    InputKind.TRANSFORMERS_CONFIG: ("transformers_version", "transformers"),
+    InputKind.KERAS_METADATA: ("keras_version", "keras"),
+}
+
+
+def candidates(
+    paths: Sequence[str | os.PathLike[str]], limits: Limits
+) -> Iterator[Candidate | ParsedInput]:
+    """Yield a Candidate per input file, or a ParsedInput holding the error for a bad path."""
+    from modelshield.audit.implied import json_version
+
+    max_files = limits.max_members
+    for raw in paths:
+        shown = os.fspath(raw)
+        p = Path(shown)
+        if p.is_file():
+            kind = kind_of(p.name, explicit=True)
+            yield Candidate(p, shown, kind or InputKind.MODEL, True)
+            continue
+        if not p.is_dir():
+            yield _error(shown, "no such file or directory")
+            continue
+        count = 0
+        for root, dirs, files in os.walk(p, followlinks=False):
+            dirs[:] = sorted(
+                d
+                for d in dirs
+                if not d.startswith(".") and d not in _SKIP_DIRS and not _is_venv(Path(root, d))
+            )
+            for name in sorted(files):
+                full = Path(root, name)
+                kind = kind_of(name, explicit=False)
+                if kind is None or full.is_symlink():
+                    continue
+                if kind in _JSON_KEYS and json_version(full, _JSON_KEYS[kind][0], limits) is None:
+                    continue  # a config.json of something else: not an input
+                count += 1
+                if count > max_files:
+                    yield _error(
+                        shown,
+                        f"more than {max_files} input files (limits.max_members); "
+                        "name the files to audit",
+                    )
+                    return
+                yield Candidate(full, str(full), kind, False)
+        if count == 0:
+            yield _error(
+                shown,
+                "no dependency file (requirements*.txt, pyproject.toml, lock files, conda or "
+                "MLflow files) and no model file found",
+            )
+
+
+def _error(shown: str, message: str) -> ParsedInput:
+    return ParsedInput(
+        path=shown,
+        kind=InputKind.UNKNOWN,
+        errors=(ErrorRecord(Location(shown), f"{shown}: {message}", stage="audit-parse"),),
+    )
+
+
+Parser = Callable[[Path, str, ParseOptions], ParsedInput]
+
+
+_PARSERS: dict[InputKind, tuple[str, str]] = {
+    InputKind.REQUIREMENTS: ("requirements", "parse_requirements"),
+    InputKind.PYPROJECT: ("pyproject", "parse_pyproject"),
+    InputKind.CONDA: ("conda", "parse_conda"),
+    InputKind.MLFLOW_MLMODEL: ("mlflow", "parse_mlmodel"),
+    InputKind.MLFLOW_PYTHON_ENV: ("mlflow", "parse_python_env"),
+}
+_LOCKS = (InputKind.UV_LOCK, InputKind.POETRY_LOCK, InputKind.PIPFILE_LOCK, InputKind.PYLOCK)
+
+
+def parser_for(kind: InputKind) -> Parser | None:
+    """The reader of a manifest kind (models and metadata files are handled by the caller).
+
+    Reader modules are imported on first use, so that auditing one requirements file does not
+    load the TOML, YAML and lock-file readers.
+    """
+    import importlib
+
+    if kind in _LOCKS:
+        from modelshield.audit.sources.locks import parse_lock
+
+        return lambda path, shown, options: parse_lock(path, shown, kind, options)
+    entry = _PARSERS.get(kind)
+    if entry is None:
+        return None
+    module = importlib.import_module(f"modelshield.audit.sources.{entry[0]}")
+    parser: Parser = getattr(module, entry[1])
+    return parser
+
+
+class _Fallback:
+    """``importlib.metadata.packages_distributions()``, computed once and only when needed."""
+
+    def __init__(self) -> None:
+        self._value: dict[str, list[str]] | None = None
+
+    def get(self) -> dict[str, list[str]]:
+        if self._value is None:
+            import importlib.metadata
+
+            self._value = dict(importlib.metadata.packages_distributions())
+        return self._value
+
+
+def _model_input(
+    c: Candidate, options: ParseOptions, policy: Policy, fb: _Fallback
+) -> ParsedInput | None:
+    from modelshield.audit import implied
+    from modelshield.scanner.engine import scan_file
+
+    result = scan_file(str(c.path), policy)
+    extra: dict[str, str] = {}
+    suffix = c.path.suffix.lower()
+    if suffix == ".keras" and "keras_version" not in result.metadata:
+        extra = implied.keras_metadata(c.path, options.limits)
+    elif suffix == ".onnx" and "onnx_producer_name" not in result.metadata:
+        extra = implied.onnx_producer(c.path)
+    if extra:
+        result = replace(result, metadata={**result.metadata, **extra})
+    parsed = implied.parsed_model(result)
+    if "unmapped_modules" in parsed.metadata:
+        parsed = implied.parsed_model(result, fb.get())
+    errors = tuple(replace(e, message=f"model scan: {e.message}") for e in result.errors)
+    if c.explicit and result.format in ("unknown", "empty") and not parsed.dependencies:
+        errors += (
+            ErrorRecord(
+                Location(c.shown),
+                f"{c.shown}: not a recognised dependency file, and not a model file that "
+                "implies dependencies",
+                stage="audit-parse",
+            ),
+        )
+    return replace(parsed, path=c.shown, errors=parsed.errors + errors)
+
+
+def _metadata_input(c: Candidate, options: ParseOptions) -> ParsedInput | None:
+    from modelshield.audit import implied
+
+    key, dist = _JSON_KEYS[c.kind]
+    version = implied.json_version(c.path, key, options.limits)
+    if version is None:
+        return _error(c.shown, f"no '{key}' string in this JSON file") if c.explicit else None
+    dep = Dependency(
+        name=dist,
+        canonical=dist,
+        location=Location(c.shown),
+        version=version,
+        origin="model-implied",
+        evidence={"version_source": key},
+    )
+    return ParsedInput(
+        path=c.shown, kind=c.kind, dependencies=(dep,), metadata={"dependencies": "1"}
+    )
+
+
+def collect_inputs(
+    paths: Sequence[str | os.PathLike[str]],
+    options: ParseOptions,
+    policy: Policy,
+    *,
+    include_environment: bool = False,
+) -> list[ParsedInput]:
+    """Parse every input under ``paths`` (and the environment when asked), in order."""
+    out: list[ParsedInput] = []
+    fb = _Fallback()
+    for item in candidates(paths, options.limits):
+        if isinstance(item, ParsedInput):
+            out.append(item)
+            continue
+        parsed: ParsedInput | None
+        if item.kind is InputKind.MODEL:
+            parsed = _model_input(item, options, policy, fb)
+        elif item.kind in (InputKind.TRANSFORMERS_CONFIG, InputKind.KERAS_METADATA):
+            parsed = _metadata_input(item, options)
+        else:
+            parser = parser_for(item.kind)
+            parsed = parser(item.path, item.shown, options) if parser is not None else None
+        if parsed is not None:
+            out.append(parsed)
+    if include_environment:
+        from modelshield.audit.sources.environment import parse_environment
+
+        out.append(parse_environment())
+    return out

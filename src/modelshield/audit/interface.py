@@ -1,0 +1,248 @@
+"""The audit pipeline's data model and its two seams.
+
+Data flows one way::
+
+    inputs (requirements, locks, models...) --sources--> ParsedInput(Dependency...)
+    Dependency names --VulnerabilitySource--> Advisory (OSV records)
+    Dependency x Advisory --auditor--> Finding --> Report
+
+A :class:`VulnerabilitySource` returns the advisories that *may* concern some packages; the
+auditor decides, with :mod:`modelshield.audit.match`, which versions they affect. The offline
+database returns every advisory of a package and the OSV API those its server matched: both are
+checked by the same local matcher, so the two sources agree on the same data.
+
+Errors::
+
+    ModelshieldError
+    └── ServiceError
+        └── AuditServiceError      a vulnerability source failed (unreachable API, no database)
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from modelshield.core.errors import ServiceError
+from modelshield.core.findings import ErrorRecord, Finding, Location, Severity
+
+
+class InputKind(enum.StrEnum):
+    """The kinds of input the audit reads; the value is the ``FileResult.format``."""
+
+    REQUIREMENTS = "requirements"
+    PYPROJECT = "pyproject"
+    UV_LOCK = "uv-lock"
+    POETRY_LOCK = "poetry-lock"
+    PIPFILE_LOCK = "pipfile-lock"
+    PYLOCK = "pylock"
+    CONDA = "conda-environment"
+    MLFLOW_MLMODEL = "mlflow-mlmodel"
+    MLFLOW_PYTHON_ENV = "mlflow-python-env"
+    TRANSFORMERS_CONFIG = "transformers-config"
+    KERAS_METADATA = "keras-metadata"
+    MODEL = "model"
+    ENVIRONMENT = "environment"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """One distribution an input needs, as precisely as the input states it.
+
+    Exactly one of three shapes: ``version`` set (pinned, locked, installed or recorded),
+    ``specifiers`` set (a range a resolver may pick from), or ``unauditable`` set (a URL, VCS or
+    local path that is not a PyPI release).
+    """
+
+    name: str
+    """The name as written in the input."""
+    canonical: str
+    """PEP 503 normalised name, the key advisories are matched on."""
+    location: Location
+    """The file (and byte offset of the line, when known) that declares it."""
+    version: str | None = None
+    """The exact version, when the input pins one (it may not be valid PEP 440)."""
+    specifiers: tuple[str, ...] = ()
+    """When not pinned: PEP 440 specifier sets, any of which the version may satisfy
+    (``("",)`` is any version; several come from Poetry's ``||``)."""
+    unauditable: str | None = None
+    """Why no version can be audited (``installed from a VCS URL``...), or None."""
+    extras: tuple[str, ...] = ()
+    """Extras requested, for display."""
+    line: int | None = None
+    """1-based line in ``location.path``, when the input is line-oriented."""
+    origin: str = "declared"
+    """``declared`` (a manifest), ``locked``, ``installed``, or ``model-implied``."""
+    evidence: Mapping[str, str] = field(default_factory=dict)
+    """Why the dependency is there when it is not declared (e.g. the callables a model imports)."""
+
+    @property
+    def is_pinned(self) -> bool:
+        """Whether one exact version is known."""
+        return self.version is not None
+
+    def display(self) -> str:
+        """``name==version``, ``name>=1,<2`` or the bare name, for messages."""
+        if self.version is not None:
+            return f"{self.name}=={self.version}"
+        spec = " || ".join(s for s in self.specifiers if s)
+        return f"{self.name}{spec}" if spec else self.name
+
+
+@dataclass(frozen=True)
+class ParsedInput:
+    """What one input file (or the environment) declares, before any advisory is consulted."""
+
+    path: str
+    """The input as the user named it or as found under a named directory."""
+    kind: InputKind
+    """Which parser read it."""
+    dependencies: tuple[Dependency, ...] = ()
+    """Dependencies in file order (duplicates kept: they may sit in different included files)."""
+    errors: tuple[ErrorRecord, ...] = ()
+    """What could not be parsed; any error makes the run exit 2."""
+    findings: tuple[Finding, ...] = ()
+    """Findings the parser itself makes (model-implied dependencies, for instance)."""
+    size: int = 0
+    """Bytes of the input on disk."""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    """Facts worth keeping, e.g. ``skipped_by_marker``."""
+
+
+class EventKind(enum.StrEnum):
+    """The events of an OSV ``ECOSYSTEM`` range."""
+
+    INTRODUCED = "introduced"
+    FIXED = "fixed"
+    LAST_AFFECTED = "last_affected"
+    LIMIT = "limit"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event of a range, e.g. ``fixed: 2.3.1``."""
+
+    kind: EventKind
+    """What happens at this version."""
+    version: str
+    """The version, as a string exactly as the advisory wrote it (``"0"`` = the first release)."""
+
+
+@dataclass(frozen=True)
+class VersionRange:
+    """An OSV ``ECOSYSTEM`` range (``GIT`` and ``SEMVER`` ranges are not kept for PyPI)."""
+
+    events: tuple[Event, ...]
+    """Events as written; the matcher sorts them by version."""
+
+
+@dataclass(frozen=True)
+class AffectedPackage:
+    """One ``affected[]`` entry of an advisory, for a PyPI package."""
+
+    name: str
+    """PEP 503 normalised package name."""
+    ranges: tuple[VersionRange, ...] = ()
+    """ECOSYSTEM ranges."""
+    versions: tuple[str, ...] = ()
+    """The explicit ``versions`` list, as written."""
+    version_keys: frozenset[str] = frozenset()
+    """``versions`` normalised with :func:`modelshield.audit.match.exact_key`, for O(1) lookup."""
+
+
+@dataclass(frozen=True)
+class Advisory:
+    """An OSV vulnerability record, reduced to what the audit needs."""
+
+    id: str
+    """OSV id, e.g. ``PYSEC-2021-439`` or ``GHSA-xxxx-xxxx-xxxx``."""
+    aliases: tuple[str, ...] = ()
+    """Other ids of the same vulnerability (CVE, GHSA...)."""
+    summary: str = ""
+    """One line, when the record has one."""
+    details: str = ""
+    """The description (truncated to a few thousand characters)."""
+    affected: tuple[AffectedPackage, ...] = ()
+    """PyPI packages it concerns."""
+    severity: Severity | None = None
+    """Severity computed from a CVSS vector or the database's label; None when unknown."""
+    severity_source: str = ""
+    """Where ``severity`` comes from, e.g. ``CVSS:3.1/AV:N/... (9.8)``."""
+    references: tuple[str, ...] = ()
+    """Reference URLs, advisory first."""
+    withdrawn: str | None = None
+    """When the advisory was withdrawn (such advisories are skipped)."""
+    modified: str = ""
+    """Last modification timestamp, as written."""
+    warnings: tuple[str, ...] = ()
+    """Problems met while reading the record (a range skipped, a version that is not text)."""
+
+    def for_package(self, canonical: str) -> tuple[AffectedPackage, ...]:
+        """The affected entries for one normalised package name."""
+        return tuple(a for a in self.affected if a.name == canonical)
+
+    @property
+    def ids(self) -> frozenset[str]:
+        """The id and every alias."""
+        return frozenset((self.id, *self.aliases))
+
+
+@dataclass(frozen=True)
+class PackageQuery:
+    """A question for a vulnerability source."""
+
+    canonical: str
+    """PEP 503 normalised package name."""
+    version: str | None = None
+    """The exact version when known; None asks for every advisory of the package."""
+
+
+@dataclass(frozen=True)
+class DataProblem:
+    """A piece of advisory data that could not be used (an unreadable database file)."""
+
+    file: str
+    """The file (``archive.zip!member`` inside a ZIP)."""
+    message: str
+    """What was wrong."""
+    package: str
+    """Normalised name of the package it probably concerns, or ``""`` when unknown."""
+
+
+class AuditServiceError(ServiceError):
+    """A vulnerability source failed: the audit cannot say anything, so it stops (exit 2)."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        """Say what failed and, in ``hint``, what the user can do."""
+        super().__init__(message)
+        self.hint = hint
+
+    def diagnostics(self) -> str:
+        """The failure and the way out."""
+        return f"{self}\n{self.hint}" if self.hint else str(self)
+
+
+class VulnerabilitySource(ABC):
+    """Where advisories come from: an offline OSV database or the OSV API."""
+
+    name: str = "source"
+    """Short name for reports (``osv-db``, ``osv-api``)."""
+
+    @abstractmethod
+    def advisories(self, queries: Sequence[PackageQuery]) -> Mapping[str, tuple[Advisory, ...]]:
+        """Advisories that may affect the queried packages, keyed by normalised name.
+
+        A superset is fine: the auditor matches versions itself. Raises
+        :class:`AuditServiceError` when the source cannot answer at all.
+        """
+
+    def problems(self, packages: Sequence[str]) -> Sequence[DataProblem]:
+        """Unusable advisory data that may concern ``packages`` (none by default)."""
+        return ()
+
+    def describe(self) -> str:
+        """What the source is, for the report's metadata."""
+        return self.name
