@@ -138,6 +138,4 @@ def test_unreadable_or_oversized_files(tmp_path: Path, data: bytes) -> None:
     req.write_bytes(data)
     result = parse(req, limits=Limits(max_document_bytes=64))
     assert len(result.errors) == 1
-    assert (
-        "UTF-8" in result.errors[0].message or "max_document_bytes" in result.errors[0].message
-    )
+    assert "UTF-8" in result.errors[0].message or "max_document_bytes" in result.errors[0].message

@@ -104,8 +104,7 @@ class OsvApi(VulnerabilitySource):
                 continue
             if len(data) > cap:
                 raise AuditServiceError(
-                    f"the OSV API at {url} sent more than {cap} bytes "
-                    "(limits.max_document_bytes)"
+                    f"the OSV API at {url} sent more than {cap} bytes (limits.max_document_bytes)"
                 )
             try:
                 return json.loads(data)

@@ -6,18 +6,21 @@ every pillar. It is read once into a frozen, validated :class:`Policy`; unknown 
 Example::
 
     fail_on = "medium"              # secure default: an unknown callable fails CI
-    ignore = ["ZIP-DUPLICATE-NAME"] # rule ids to drop everywhere
+    ignore = ["ARCHIVE-DUPLICATE-NAME"]  # rule ids to drop everywhere
 
     [[suppress]]                    # drop a rule for some paths only (fnmatch globs)
-    rule = "PICKLE-CALL-UNKNOWN"
+    rule = "PICKLE-IMPORT-UNKNOWN"
     paths = ["models/legacy/*"]
 
     [severity]                      # re-rank a rule
-    "ARCHIVE-ENCRYPTED" = "low"
+    "ARCHIVE-ENCRYPTED-MEMBER" = "low"
 
     [callables]
-    allow = ["mypkg.models.*", "mypkg.layers:Dense"]   # module, module.* or module:qualname
-    deny = ["somelib.unsafe_loader"]
+    # "module:qualname" names one callable; "module.*" (or "module:*") a module and its
+    # submodules; a bare "module" the same. An exact allow beats the built-in dangerous list;
+    # a wildcard allow never does (it cannot make os.system safe).
+    allow = ["mypkg.models.*", "mypkg.layers:Dense"]
+    deny = ["somelib:unsafe_loader"]
 
     [limits]
     max_nested_depth = 4

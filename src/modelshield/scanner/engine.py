@@ -134,9 +134,15 @@ def scan_file(path: str, policy: Policy, callables: CallablePolicy | None = None
     size = 0
     fmt = Format.UNKNOWN
     try:
-        with Path(path).open("rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size > policy.limits.max_file_bytes:
+        # O_NONBLOCK: opening a FIFO named in a scanned folder must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
+        with open(fd, "rb", closefd=True) as fh:  # noqa: PTH123 - an fd, not a path
+            st = os.fstat(fh.fileno())
+            size = st.st_size
+            if not stat.S_ISREG(st.st_mode):
+                size = 0
+                ctx.error(loc, "not a regular file (a FIFO, socket or device); not read", "io")
+            elif size > policy.limits.max_file_bytes:
                 ctx.add(
                     SCAN_TOO_LARGE.finding(
                         loc,

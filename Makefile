@@ -1,0 +1,85 @@
+# modelshield developer tasks (GNU make).
+#
+#   make demo    build real and hostile model files, scan them, write JSON and SARIF reports
+#   make test    lint, type-check and run the whole test suite
+#
+# The virtual environment is keyed on pyproject.toml: the editable install reruns only when
+# pyproject.toml changes (or the environment is removed).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.modelshield-dev-installed
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.modelshield-bench-installed
+LINTED := src tests scripts bench
+DEMO := demo-out
+
+.DEFAULT_GOAL := help
+.PHONY: help dev demo test lint reformat bench docs clean distclean
+
+help:
+	@echo "make demo       build demo models into $(DEMO)/models, scan them, write reports"
+	@echo "make test       lint + type-check + the whole test suite"
+	@echo "make lint       ruff check, ruff format --check, mypy (strict) on src"
+	@echo "make reformat   apply ruff fixes and formatting"
+	@echo "make bench      compare with picklescan and modelscan (separate venv), then bench/bench_*.py"
+	@echo "make docs       regenerate docs/rules.md from the rule catalogue"
+	@echo "make clean      remove outputs and caches (distclean: the virtual environments too)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $@
+
+dev: $(STAMP)
+
+demo: $(STAMP)
+	rm -rf $(DEMO)
+	$(BIN)/python scripts/build_demo_models.py $(DEMO)/models
+	@echo
+	@# Findings are the point of the demo: report the exit code instead of failing on it.
+	@$(BIN)/modelshield scan $(DEMO)/models; \
+	  echo; echo "modelshield scan exited with $$? (0 clean, 1 findings, 2 errors)"
+	@$(BIN)/modelshield scan --quiet --format json --output $(DEMO)/report.json $(DEMO)/models; \
+	  echo "wrote $(DEMO)/report.json (exit code $$?)"
+	@$(BIN)/modelshield scan --quiet --format sarif --output $(DEMO)/report.sarif $(DEMO)/models; \
+	  echo "wrote $(DEMO)/report.sarif (exit code $$?)"
+
+test: $(STAMP)
+	$(MAKE) --no-print-directory lint
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
+
+reformat: $(STAMP)
+	$(BIN)/ruff check --fix $(LINTED)
+	$(BIN)/ruff format $(LINTED)
+
+# The other scanners live in their own environment: their pins must not touch ours.
+$(BENCH_VENV)/bin/python:
+	$(PYTHON) -m venv $(BENCH_VENV)
+
+$(BENCH_STAMP): bench/requirements.txt | $(BENCH_VENV)/bin/python
+	$(BENCH_VENV)/bin/python -m pip install -r bench/requirements.txt
+	touch $@
+
+bench: $(STAMP) $(BENCH_STAMP)
+	$(BIN)/python bench/run_bench.py --tools-bin $(BENCH_VENV)/bin
+
+docs: $(STAMP)
+	$(BIN)/python -m modelshield.docs > docs/rules.md.tmp
+	mv docs/rules.md.tmp docs/rules.md
+
+clean:
+	rm -rf $(DEMO) bench-out build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -not -path "./$(VENV)/*" -not -path "./$(BENCH_VENV)/*" -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) $(BENCH_VENV)

@@ -1,0 +1,356 @@
+#!/usr/bin/env python3
+"""Scan benchmark: modelshield beside picklescan and modelscan, in one table.
+
+Measured, for each tool, as separate processes (interpreter start-up included, as a user
+or a CI job would see it):
+
+* detection on the public labelled corpus (``../shared/corpus/public``): malicious files
+  flagged, benign files flagged (false alarms), errors; one process per file;
+* time and peak memory (max RSS) to scan the whole corpus in one invocation;
+* time and peak memory on PyTorch zip checkpoints of about 200 MB and 2 GB generated here
+  (``bench-out/``, made once and reused): a scanner that reads only what it needs takes the
+  same time for both.
+
+"Flagged" means: modelshield, a finding at high or above (and, in its own column, at the
+default medium threshold); picklescan, exit code 1 or a reported dangerous global; modelscan,
+at least one issue. Figures only: nothing here passes or fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO.parent / "shared" / "corpus" / "public"
+OUT = REPO / "bench-out"
+CODE_EXEC_EXCLUDED = {"template_injection", "metadata_policy", "embedded_payload"}
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+_MAKE_CHECKPOINT = """
+import sys, torch
+path, total_mb = sys.argv[1], int(sys.argv[2])
+count = -(-total_mb // 64)  # tensors of at most 64 MiB each
+numel = total_mb * 2**20 // 4 // count
+state = {f"layers.{i}.weight": torch.zeros(numel) for i in range(count)}
+torch.save(state, path)
+"""
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One finished process."""
+
+    code: int
+    """Exit status (negative: killed by that signal; 124: timed out)."""
+    wall_s: float
+    """Wall-clock seconds."""
+    peak_mb: float
+    """Peak resident memory of the process, MiB."""
+    output: str
+    """stdout and stderr together."""
+
+
+def measure(cmd: Sequence[str], timeout: float = 600.0) -> Measured:
+    """Run ``cmd`` and measure its wall time and its own peak RSS (``wait4``).
+
+    Bytecode caching is left on for the child, as in a normal installation: with
+    ``PYTHONDONTWRITEBYTECODE`` set, a source checkout would recompile on every run.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    with tempfile.TemporaryFile() as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped by wait4
+        out.seek(0)
+        text = out.read().decode("utf-8", "replace")
+    code = 124 if proc.returncode == -9 and wall >= timeout else proc.returncode
+    # ru_maxrss is in KiB on Linux.
+    return Measured(code, wall, usage.ru_maxrss / 1024, text)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one tool said about one file."""
+
+    flagged: bool
+    """Reported as dangerous by the tool's own criterion."""
+    flagged_medium: bool
+    """modelshield only: a finding at the default (medium) threshold."""
+    error: bool
+    """The tool errored or could not scan the file."""
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A scanner under test."""
+
+    name: str
+    """Column title."""
+    file_cmd: Callable[[str, str], list[str]]
+    """Command for one path; the second argument is a scratch file for a JSON report."""
+    judge: Callable[[Measured, str], Verdict]
+    """Reads a finished run (and the scratch file) into a verdict."""
+
+
+def modelshield_tool() -> Tool:
+    """modelshield's own command line, from the interpreter running the bench."""
+
+    def cmd(path: str, scratch: str) -> list[str]:
+        return [sys.executable, "-m", "modelshield", "scan", "-f", "json", "-o", scratch, path]
+
+    def judge(run: Measured, scratch: str) -> Verdict:
+        try:
+            document = json.loads(Path(scratch).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return Verdict(False, False, True)
+        worst = document["summary"]["max_severity"]
+        rank = -1 if worst is None else SEVERITIES.index(worst)
+        return Verdict(
+            rank >= SEVERITIES.index("high"), rank >= SEVERITIES.index("medium"), run.code == 2
+        )
+
+    return Tool(f"modelshield {_own_version()}", cmd, judge)
+
+
+def picklescan_tool(bindir: Path) -> Tool:
+    """picklescan's command line."""
+
+    def cmd(path: str, scratch: str) -> list[str]:
+        return [str(bindir / "picklescan"), "-p", path]
+
+    def judge(run: Measured, scratch: str) -> Verdict:
+        flagged = run.code == 1 or "dangerous import" in run.output
+        return Verdict(flagged, flagged, run.code not in (0, 1))
+
+    return Tool(f"picklescan {_version(bindir, 'picklescan')}", cmd, judge)
+
+
+def modelscan_tool(bindir: Path) -> Tool:
+    """modelscan's command line with its JSON report."""
+
+    def cmd(path: str, scratch: str) -> list[str]:
+        return [str(bindir / "modelscan"), "-p", path, "-r", "json", "-o", scratch]
+
+    def judge(run: Measured, scratch: str) -> Verdict:
+        try:
+            document = json.loads(Path(scratch).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return Verdict(False, False, True)
+        flagged = bool(document.get("issues"))
+        return Verdict(flagged, flagged, bool(document.get("errors")) or run.code not in (0, 1))
+
+    return Tool(f"modelscan {_version(bindir, 'modelscan')}", cmd, judge)
+
+
+def _own_version() -> str:
+    from modelshield import __version__
+
+    return __version__
+
+
+def _version(bindir: Path, dist: str) -> str:
+    code = f"import importlib.metadata as m; print(m.version({dist!r}))"
+    proc = subprocess.run(
+        [str(bindir / "python"), "-c", code], capture_output=True, text=True, check=False
+    )
+    return proc.stdout.strip() or "?"
+
+
+def run_one(tool: Tool, path: str) -> tuple[Measured, Verdict]:
+    """Scan one path with one tool."""
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = str(Path(tmp) / "report.json")
+        run = measure(tool.file_cmd(path, scratch), timeout=120)
+        return run, tool.judge(run, scratch)
+
+
+@dataclass
+class Column:
+    """Figures for one tool."""
+
+    title: str
+    cells: dict[str, str]
+
+
+def corpus_rows() -> list[dict[str, Any]]:
+    """The manifest rows of the corpus."""
+    lines = (CORPUS / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def detection(tool: Tool, rows: list[dict[str, Any]], jobs: int) -> dict[str, str]:
+    """Per-file runs over the corpus: flagged counts, errors and per-file times."""
+    paths = [str(CORPUS / r["file"]) for r in rows]
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+        results = list(pool.map(lambda p: run_one(tool, p), paths))
+    mal = [res for res, r in zip(results, rows, strict=True) if r["label"] == "malicious"]
+    ben = [res for res, r in zip(results, rows, strict=True) if r["label"] == "benign"]
+    code_exec = [
+        res
+        for res, r in zip(results, rows, strict=True)
+        if r["label"] == "malicious" and r.get("category") not in CODE_EXEC_EXCLUDED
+    ]
+    walls = [run.wall_s for run, _ in results]
+
+    def count(items: list[tuple[Measured, Verdict]], medium: bool = False) -> int:
+        return sum(1 for _, v in items if (v.flagged_medium if medium else v.flagged))
+
+    cells = {
+        "malicious": f"{count(mal)}/{len(mal)}",
+        "benign": f"{count(ben)}/{len(ben)}",
+        "code_exec": f"{count(code_exec)}/{len(code_exec)}",
+        "errors": str(sum(1 for _, v in results if v.error)),
+        "file_median": f"{statistics.median(walls):.2f}",
+        "file_peak": f"{max(run.peak_mb for run, _ in results):.0f}",
+    }
+    if tool.name.startswith("modelshield"):
+        cells["malicious_medium"] = f"{count(mal, True)}/{len(mal)}"
+        cells["benign_medium"] = f"{count(ben, True)}/{len(ben)}"
+        cells["code_exec_medium"] = f"{count(code_exec, True)}/{len(code_exec)}"
+    return cells
+
+
+def timed(tool: Tool, path: Path, prefix: str) -> dict[str, str]:
+    """One invocation on ``path``: wall seconds and peak memory."""
+    run, verdict = run_one(tool, str(path))
+    flag = " (flagged)" if verdict.flagged else ""
+    return {f"{prefix}_wall": f"{run.wall_s:.2f}{flag}", f"{prefix}_peak": f"{run.peak_mb:.0f}"}
+
+
+def checkpoint(size_mb: int) -> Path:
+    """A torch zip checkpoint of about ``size_mb`` MiB of float32 zeros (made once)."""
+    path = OUT / f"checkpoint_{size_mb}mb.pt"
+    if not path.is_file():
+        OUT.mkdir(exist_ok=True)
+        print(f"generating {path.name} (once; reused by later runs)...", flush=True)
+        partial = path.with_suffix(".partial")
+        subprocess.run(
+            [sys.executable, "-c", _MAKE_CHECKPOINT, str(partial), str(size_mb)], check=True
+        )
+        partial.replace(path)
+    return path
+
+
+ROWS = [
+    ("malicious", "malicious flagged (per file)"),
+    ("malicious_medium", "  same, modelshield at medium"),
+    ("code_exec", "code-exec subset flagged"),
+    ("code_exec_medium", "  same, modelshield at medium"),
+    ("benign", "benign flagged (false alarms)"),
+    ("benign_medium", "  same, modelshield at medium"),
+    ("errors", "errors (per file)"),
+    ("file_median", "per file: median wall s"),
+    ("file_peak", "per file: max peak MiB"),
+    ("corpus_wall", "whole corpus, 1 process: wall s"),
+    ("corpus_peak", "whole corpus, 1 process: peak MiB"),
+    ("small_wall", "small checkpoint: wall s"),
+    ("small_peak", "small checkpoint: peak MiB"),
+    ("large_wall", "large checkpoint: wall s"),
+    ("large_peak", "large checkpoint: peak MiB"),
+]
+
+
+def table(columns: list[Column], labels: dict[str, str]) -> str:
+    """A plain-text table, one row per figure and one column per tool."""
+    keys = [k for k, _ in ROWS if any(k in c.cells for c in columns)]
+    first = max(len(labels.get(k, k)) for k in keys)
+    widths = [max(len(c.title), *(len(c.cells.get(k, "-")) for k in keys)) for c in columns]
+    head = (
+        " " * first
+        + "  "
+        + "  ".join(c.title.rjust(w) for c, w in zip(columns, widths, strict=True))
+    )
+    lines = [head, "-" * len(head)]
+    for key in keys:
+        cells = "  ".join(
+            c.cells.get(key, "-").rjust(w) for c, w in zip(columns, widths, strict=True)
+        )
+        lines.append(labels.get(key, key).ljust(first) + "  " + cells)
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the comparison and print the table."""
+    parser = argparse.ArgumentParser(description="modelshield vs picklescan vs modelscan")
+    parser.add_argument("--tools-bin", type=Path, default=REPO / ".venv-bench" / "bin")
+    parser.add_argument("--quick", action="store_true", help="skip the per-file corpus runs")
+    parser.add_argument("--small-mb", type=int, default=200)
+    parser.add_argument("--large-mb", type=int, default=2048)
+    parser.add_argument("--no-checkpoints", action="store_true")
+    parser.add_argument(
+        "--delete-checkpoints", action="store_true", help="remove bench-out/ checkpoints after"
+    )
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    args = parser.parse_args(argv)
+
+    tools = [modelshield_tool()]
+    if (args.tools_bin / "python").exists():
+        tools += [picklescan_tool(args.tools_bin), modelscan_tool(args.tools_bin)]
+    if len(tools) == 1:
+        print(f"note: no other scanners in {args.tools_bin} (make bench installs them)")
+    columns = [Column(t.name, {}) for t in tools]
+    labels = dict(ROWS)
+
+    python = platform.python_version()
+    print(f"platform: {platform.platform()}, {os.cpu_count()} CPUs, Python {python}")
+    if (CORPUS / "manifest.jsonl").is_file():
+        rows = corpus_rows()
+        mal = sum(1 for r in rows if r["label"] == "malicious")
+        print(f"corpus: {CORPUS} ({len(rows)} files: {mal} malicious, {len(rows) - mal} benign)")
+        for tool, column in zip(tools, columns, strict=True):
+            if not args.quick:
+                print(f"  per-file runs: {tool.name}...", flush=True)
+                column.cells.update(detection(tool, rows, args.jobs))
+            column.cells.update(timed(tool, CORPUS / "files", "corpus"))
+    else:
+        print(f"corpus not found at {CORPUS}: detection rows skipped")
+
+    if not args.no_checkpoints:
+        small, large = checkpoint(args.small_mb), checkpoint(args.large_mb)
+        labels["small_wall"] = f"{small.stat().st_size / 2**20:.0f} MiB checkpoint: wall s"
+        labels["small_peak"] = f"{small.stat().st_size / 2**20:.0f} MiB checkpoint: peak MiB"
+        labels["large_wall"] = f"{large.stat().st_size / 2**20:.0f} MiB checkpoint: wall s"
+        labels["large_peak"] = f"{large.stat().st_size / 2**20:.0f} MiB checkpoint: peak MiB"
+        for tool, column in zip(tools, columns, strict=True):
+            column.cells.update(timed(tool, small, "small"))
+            column.cells.update(timed(tool, large, "large"))
+        if args.delete_checkpoints:
+            small.unlink()
+            large.unlink()
+
+    print()
+    print(table(columns, labels))
+    print()
+    print(
+        "flagged: modelshield = a finding at high or above (rows marked 'at medium': the "
+        "default threshold); picklescan = exit 1 or a dangerous global; modelscan = any issue. "
+        "Times include interpreter start-up."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

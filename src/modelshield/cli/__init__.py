@@ -1,0 +1,98 @@
+"""The ``modelshield`` command line: a thin layer that parses, calls the library and exits.
+
+Subcommand contract
+-------------------
+Each subcommand is a module ``modelshield.cli.<name>`` listed in :data:`SUBCOMMANDS` that
+exposes two functions::
+
+    def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+        '''Add the subcommand's parser (named <name>) and its options.'''
+
+    def run(args: argparse.Namespace) -> int:
+        '''Do the work and return the exit code (a modelshield.ExitCode).'''
+
+Rules for those modules:
+
+* import only the standard library at module level; import modelshield's library, rich and
+  anything heavy inside ``run`` (every subcommand module is imported to build ``--help``,
+  and ``modelshield scan one.pkl`` must start fast);
+* never print from the library: ``run`` renders with :mod:`modelshield.report` and writes;
+* raise :class:`~modelshield.core.errors.ModelshieldError` (or a subclass) for a user's
+  mistake: :func:`main` prints its ``diagnostics()`` on stderr and exits with 2;
+* exit codes are :class:`~modelshield.core.policy.ExitCode`: 0 clean, 1 findings at or above
+  the threshold, 2 errors (usage errors included, which argparse reports itself).
+
+A module that is listed but not present yet is skipped, so subcommands can land one by one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from modelshield._version import __version__
+
+SUBCOMMANDS: tuple[str, ...] = ("scan", "audit", "manifest", "bom", "db")
+"""Subcommand modules, in the order ``--help`` lists them."""
+
+_USAGE_ERROR = 2
+
+
+def load_subcommands() -> dict[str, ModuleType]:
+    """The subcommand modules that exist, by name."""
+    modules: dict[str, ModuleType] = {}
+    for name in SUBCOMMANDS:
+        qualified = f"{__name__}.{name}"
+        if importlib.util.find_spec(qualified) is None:
+            continue
+        modules[name] = importlib.import_module(qualified)
+    return modules
+
+
+def build_parser(modules: dict[str, ModuleType] | None = None) -> argparse.ArgumentParser:
+    """The top-level parser with one sub-parser per available subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="modelshield",
+        description="Security for the ML model lifecycle: scan model files without loading "
+        "them, audit their dependencies, gate CI.",
+        epilog="Exit codes: 0 clean, 1 findings at or above the threshold, 2 error.",
+    )
+    parser.add_argument("--version", action="version", version=f"modelshield {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in (load_subcommands() if modules is None else modules).values():
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return the exit code (the console script exits with it)."""
+    modules = load_subcommands()
+    parser = build_parser(modules)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return _USAGE_ERROR
+    _tolerate_any_text()
+    from modelshield.core.errors import ModelshieldError
+
+    try:
+        code: int = modules[args.command].run(args)
+    except ModelshieldError as e:
+        print(f"modelshield: error: {e.diagnostics()}", file=sys.stderr)
+        return _USAGE_ERROR
+    except KeyboardInterrupt:
+        print("modelshield: interrupted", file=sys.stderr)
+        return 130
+    return int(code)
+
+
+def _tolerate_any_text() -> None:
+    """Never crash on output: names from the file system may not be encodable."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")

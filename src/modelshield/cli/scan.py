@@ -1,0 +1,153 @@
+"""``modelshield scan``: scan model files and directories without loading them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from modelshield.cli._common import resolve_policy, use_color, write_output
+from modelshield.core.findings import Severity
+from modelshield.report import OutputFormat
+
+if TYPE_CHECKING:
+    from modelshield.core.findings import FileResult
+
+PROGRESS_MIN_FILES = 4
+"""A progress bar is shown for scans of at least this many files (on a terminal only)."""
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``scan`` parser."""
+    parser = subparsers.add_parser(
+        "scan",
+        help="scan model files and directories (nothing scanned is ever loaded)",
+        description="Scan model files, archives and directories for code that loading them "
+        "would run. Files are read as bytes: nothing is unpickled, imported or evaluated.",
+        epilog="Exit codes: 0 no findings at or above --fail-on, 1 findings at or above it, "
+        "2 error (a file could not be analysed fully, or a usage error).",
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
+    parser.add_argument(
+        "-f",
+        "--format",
+        type=OutputFormat,
+        choices=list(OutputFormat),
+        default=OutputFormat.TEXT,
+        help="report format (default: text)",
+    )
+    parser.add_argument(
+        "-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout"
+    )
+    parser.add_argument(
+        "--fail-on",
+        choices=[s.label for s in sorted(Severity, reverse=True)],
+        help="exit 1 when a finding is at or above this severity "
+        "(default: the policy's fail_on, which is medium)",
+    )
+    parser.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="policy file (default: ./modelshield.toml, else [tool.modelshield] in "
+        "./pyproject.toml, else built-in defaults)",
+    )
+    parser.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="drop findings of this rule id (repeatable)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="text format: list only files with findings or errors; no progress bar",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Scan, render, write, and return the exit code."""
+    from modelshield.report import Invocation, render
+    from modelshield.scanner.engine import scan_paths
+
+    policy, source = resolve_policy(args.policy)
+    if args.fail_on is not None:
+        policy = policy.with_fail_on(Severity.parse(args.fail_on))
+    if args.ignore:
+        policy = replace(policy, ignore=policy.ignore | frozenset(args.ignore))
+
+    show_progress = not (args.no_progress or args.quiet) and sys.stderr.isatty()
+    progress = _Progress() if show_progress else None
+    try:
+        report = policy.apply(scan_paths(args.paths, policy, progress))
+    finally:
+        if progress is not None:
+            progress.close()
+
+    color = args.output is None and use_color(sys.stdout)
+    text = render(
+        report,
+        args.format,
+        policy=policy,
+        invocation=Invocation(policy_source=source),
+        color=color,
+        quiet=args.quiet,
+    )
+    write_output(text, args.output, sys.stdout)
+    _warn_unknown_rules(args.ignore)
+    code = policy.exit_code(report)
+    if args.output is not None and not args.quiet:
+        print(
+            f"modelshield: report written to {args.output} (exit code {int(code)})",
+            file=sys.stderr,
+        )
+    return int(code)
+
+
+def _warn_unknown_rules(rule_ids: list[str]) -> None:
+    """Name ``--ignore`` ids that no scanner rule has: most likely a typo."""
+    import modelshield.scanner.formats  # noqa: F401 - registers every scanner's rules
+    from modelshield.core.rules import all_rules
+
+    known = {rule.id for rule in all_rules()}
+    for rule_id in sorted(set(rule_ids) - known):
+        print(f"modelshield: warning: --ignore {rule_id}: no such rule", file=sys.stderr)
+
+
+class _Progress:
+    """A rich progress bar on stderr, started only for scans of several files."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._task: Any = None
+
+    def on_start(self, total: int) -> None:
+        if total < PROGRESS_MIN_FILES:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self._bar = Progress(
+            TextColumn("scanning"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._task = self._bar.add_task("", total=total)
+        self._bar.start()
+
+    def on_file(self, result: FileResult) -> None:
+        if self._bar is not None:
+            from modelshield.report.text import safe
+
+            self._bar.update(self._task, advance=1, description=safe(result.path))
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None

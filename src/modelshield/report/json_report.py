@@ -1,0 +1,128 @@
+"""The JSON report: a stable, versioned document for scripts and CI.
+
+The layout is described by ``schema/report.schema.json`` (shipped with the package) and
+documented in ``docs/json-output.md``. Keys always come in the same order and mappings
+(evidence, metadata) are sorted, so two runs over the same files differ only in durations.
+
+Compatibility: ``schema_version`` is ``MAJOR.MINOR``. Adding a key bumps the minor version;
+removing or changing the meaning of one bumps the major version.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+
+from modelshield.core.findings import ErrorRecord, FileResult, Finding, Location, Report, Severity
+from modelshield.core.policy import ExitCode, Policy
+
+SCHEMA_VERSION = "1.0"
+"""Version of the document layout (not of modelshield)."""
+
+TOOL_NAME = "modelshield"
+"""The ``tool`` value of every document."""
+
+_OUTCOME = {ExitCode.OK: "pass", ExitCode.FINDINGS: "fail", ExitCode.ERROR: "error"}
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) that every document this module writes validates against."""
+    text = (
+        resources.files("modelshield.report")
+        .joinpath("schema/report.schema.json")
+        .read_text(encoding="utf-8")
+    )
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def to_dict(report: Report, *, policy: Policy) -> dict[str, Any]:
+    """The report as plain JSON-compatible data, keys in their documented order."""
+    exit_code = policy.exit_code(report)
+    counts = report.count_by_severity()
+    worst = report.max_severity
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": TOOL_NAME,
+        "version": report.version,
+        "command": report.tool,
+        "fail_on": policy.fail_on.label,
+        "exit_code": int(exit_code),
+        "outcome": _OUTCOME[exit_code],
+        "summary": {
+            "files": len(report.results),
+            "findings": sum(counts.values()),
+            "by_severity": {s.label: counts[s] for s in sorted(Severity, reverse=True)},
+            "max_severity": None if worst is None else worst.label,
+            "errors": len(report.errors),
+            "suppressed": report.suppressed,
+            "duration_s": _seconds(report.duration_s),
+        },
+        "results": [_result(r) for r in report.results],
+    }
+
+
+def render(report: Report, *, policy: Policy) -> str:
+    """The JSON document as text (two-space indent, ending with a newline).
+
+    Non-ASCII characters are written as ``\\u`` escapes: file names and strings taken from
+    hostile files may hold lone surrogates or control characters, and escaping keeps the
+    output valid UTF-8 JSON whatever they contain.
+    """
+    return json.dumps(to_dict(report, policy=policy), indent=2, ensure_ascii=True) + "\n"
+
+
+def _result(result: FileResult) -> dict[str, Any]:
+    worst = result.max_severity
+    return {
+        "path": result.path,
+        "format": result.format,
+        "formats_seen": list(result.formats_seen),
+        "status": result.status,
+        "max_severity": None if worst is None else worst.label,
+        "size": result.size,
+        "bytes_read": result.bytes_read,
+        "duration_s": _seconds(result.duration_s),
+        "imports": list(result.imports),
+        "metadata": _sorted_map(result.metadata),
+        "findings": [_finding(f) for f in result.findings],
+        "errors": [_error(e) for e in result.errors],
+    }
+
+
+def _finding(finding: Finding) -> dict[str, Any]:
+    return {
+        "rule_id": finding.rule_id,
+        "severity": finding.severity.label,
+        "title": finding.title,
+        "message": finding.message,
+        "location": _location(finding.location),
+        "evidence": _sorted_map(finding.evidence),
+    }
+
+
+def _error(error: ErrorRecord) -> dict[str, Any]:
+    return {
+        "stage": error.stage,
+        "message": error.message,
+        "location": _location(error.location),
+    }
+
+
+def _location(location: Location) -> dict[str, Any]:
+    return {
+        "path": location.path,
+        "members": list(location.members),
+        "offset": location.offset,
+    }
+
+
+def _sorted_map(mapping: Mapping[str, str]) -> dict[str, str]:
+    return {str(k): str(mapping[k]) for k in sorted(mapping)}
+
+
+def _seconds(value: float) -> float:
+    # Microseconds are plenty, and rounding keeps documents free of float noise.
+    return round(value, 6)

@@ -1,0 +1,250 @@
+"""The terminal report: findings grouped by file, a summary and a PASS/FAIL verdict.
+
+Every string that comes from a scanned file (names, members, evidence, messages quoting it)
+is shown with control characters escaped: a hostile file must not be able to move the
+cursor, recolour the terminal or forge report lines (CWE-150).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections import Counter
+
+from rich.text import Text
+
+from modelshield.core.findings import ErrorRecord, FileResult, Finding, Location, Report, Severity
+from modelshield.core.policy import ExitCode, Policy
+from modelshield.report import Invocation
+
+MAX_CLEAN_LISTED = 10
+"""Above this many clean files, they are collapsed into one line."""
+
+SEVERITY_STYLE = {
+    Severity.CRITICAL: "bold white on red",
+    Severity.HIGH: "bold red",
+    Severity.MEDIUM: "yellow",
+    Severity.LOW: "cyan",
+    Severity.INFO: "dim",
+}
+"""Colour of each severity label."""
+
+_BODY = " " * 4  # indentation of the lines under a finding
+
+_VERDICT = {
+    ExitCode.OK: ("PASS", "bold green"),
+    ExitCode.FINDINGS: ("FAIL", "bold red"),
+    ExitCode.ERROR: ("ERROR", "bold magenta"),
+}
+
+# C0/C1 controls, DEL, zero-width and bidirectional overrides (Trojan Source), line and
+# paragraph separators, BOM, and lone surrogates from undecodable file names.
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]"
+)
+
+
+def safe(text: str) -> str:
+    """``text`` with every control or invisible formatting character written as an escape."""
+    return _UNSAFE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def render(
+    report: Report,
+    *,
+    policy: Policy,
+    invocation: Invocation,
+    color: bool = False,
+    quiet: bool = False,
+) -> str:
+    """The report as terminal text; ANSI colours only when ``color`` is true.
+
+    ``quiet`` leaves out the header and the clean files. Lines are never wrapped (the
+    terminal does it), so that the output greps well and has no trailing padding.
+    """
+    lines = _renderables(report, policy, invocation, quiet)
+    if not color:
+        # Plain text needs no console: this keeps a piped or CI run from importing it.
+        return "".join(f"{line.plain}\n" for line in lines)
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer,
+        force_terminal=True,
+        color_system="standard",
+        no_color=False,  # the caller decided; ignore NO_COLOR here
+        highlight=False,
+        markup=False,
+        emoji=False,
+        soft_wrap=True,
+    )
+    for line in lines:
+        console.print(line)
+    return buffer.getvalue()
+
+
+def _renderables(report: Report, policy: Policy, invocation: Invocation, quiet: bool) -> list[Text]:
+    out: list[Text] = [] if quiet else [_header(report, policy, invocation), Text()]
+    flagged = [r for r in report.results if r.findings or r.errors]
+    clean = [r for r in report.results if not (r.findings or r.errors)]
+    for result in flagged:
+        out.extend(_file_block(result))
+        out.append(Text())
+    if clean and not quiet:
+        out.extend(_clean_block(clean))
+        out.append(Text())
+    out.append(_summary(report))
+    out.append(_verdict(report, policy))
+    return out
+
+
+def _header(report: Report, policy: Policy, invocation: Invocation) -> Text:
+    source = invocation.policy_source
+    return Text.assemble(
+        (f"modelshield {report.version}", "bold"),
+        f" {report.tool}",
+        " · policy: ",
+        (safe(source) if source else "built-in defaults", "bold" if source else ""),
+        f" · fail on: {policy.fail_on.label}",
+    )
+
+
+def _file_block(result: FileResult) -> list[Text]:
+    worst = result.max_severity
+    style = SEVERITY_STYLE[worst] if worst is not None else "bold magenta"
+    parts = [f"{len(result.findings)} finding{_s(len(result.findings))}"]
+    if result.errors:
+        parts.append(f"{len(result.errors)} error{_s(len(result.errors))}")
+    head = Text.assemble(
+        ("✗ ", style),
+        (safe(result.path), "bold"),
+        f"  {safe(result.format)}, {human_size(result.size)}; ",
+        ", ".join(parts),
+    )
+    # Worst first; sorted() is stable, so equal severities keep the order they were found in.
+    findings = sorted(result.findings, key=lambda f: -f.severity)
+    body = [_finding(f, result.path) for f in findings]
+    body += [_error(e, result.path) for e in result.errors]
+    return [head, *body]
+
+
+def _finding(finding: Finding, path: str) -> Text:
+    label = finding.severity.label.upper()
+    text = Text.assemble(
+        "  ",
+        (f"{label:<8}", SEVERITY_STYLE[finding.severity]),
+        " ",
+        (finding.rule_id, "bold"),
+        "  ",
+        safe(finding.title),
+    )
+    where = _where(finding.location, path)
+    if where:
+        text.append(f"\n{_BODY}at {where}", style="dim")
+    text.append(f"\n{_BODY}{safe(finding.message)}")
+    for key in sorted(finding.evidence):
+        text.append(f"\n{_BODY}{safe(key)}: ", style="dim")
+        text.append(safe(finding.evidence[key]))
+    return text
+
+
+def _error(error: ErrorRecord, path: str) -> Text:
+    text = Text.assemble(
+        "  ",
+        (f"{'ERROR':<8}", "bold magenta"),
+        " ",
+        (safe(error.stage), "bold"),
+        "  ",
+        safe(error.message),
+    )
+    where = _where(error.location, path)
+    if where:
+        text.append(f"\n{_BODY}at {where}", style="dim")
+    return text
+
+
+def _where(location: Location, path: str) -> str:
+    """The part of a location below the file being listed, e.g. ``archive/data.pkl @ 42``."""
+    parts = [safe(m) for m in location.members]
+    if location.path != path:
+        parts.insert(0, safe(location.path))
+    text = " › ".join(parts)
+    if location.offset is not None:
+        text = f"{text} @ offset {location.offset}" if text else f"offset {location.offset}"
+    return text
+
+
+def _clean_block(clean: list[FileResult]) -> list[Text]:
+    if len(clean) > MAX_CLEAN_LISTED:
+        formats = Counter(r.format for r in clean)
+        listed = ", ".join(f"{safe(fmt)} {n}" for fmt, n in sorted(formats.items()))
+        return [
+            Text.assemble(
+                ("✓ ", "green"),
+                f"{len(clean)} clean files ({listed}); --format json lists them",
+            )
+        ]
+    return [
+        Text.assemble(
+            ("✓ ", "green"),
+            safe(r.path),
+            (f"  {safe(r.format)}, {human_size(r.size)}, no findings", "dim"),
+        )
+        for r in clean
+    ]
+
+
+def _summary(report: Report) -> Text:
+    counts = report.count_by_severity()
+    total = sum(counts.values())
+    text = Text(f"Scanned {len(report.results)} file{_s(len(report.results))}")
+    text.append(f" in {report.duration_s:.2f} s: {total} finding{_s(total)} (")
+    for i, (severity, n) in enumerate(counts.items()):
+        if i:
+            text.append(", ")
+        text.append(f"{severity.label} {n}", style=SEVERITY_STYLE[severity] if n else "")
+    errors = len(report.errors)
+    text.append(f"), {errors} error{_s(errors)}")
+    if report.suppressed:
+        text.append(f", {report.suppressed} suppressed by the policy")
+    return text
+
+
+def _verdict(report: Report, policy: Policy) -> Text:
+    code = policy.exit_code(report)
+    word, style = _VERDICT[code]
+    threshold = policy.fail_on.label
+    failing = sum(1 for f in report.findings if f.severity >= policy.fail_on)
+    if code is ExitCode.FINDINGS:
+        why = f"{failing} finding{_s(failing)} at or above {threshold}"
+    elif code is ExitCode.ERROR:
+        files = sum(1 for r in report.results if r.errors)
+        why = (
+            f"{files} file{_s(files)} could not be analysed fully; "
+            f"no findings at or above {threshold}"
+        )
+    else:
+        why = f"no findings at or above {threshold}"
+    return Text.assemble((word, style), f": {why} (exit code {int(code)})")
+
+
+def human_size(size: int) -> str:
+    """A byte count for people: ``812 B``, ``1.5 KiB``, ``2.0 GiB``."""
+    if size < 1024:
+        return f"{size} B"
+    value = size / 1024
+    for unit in ("KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def _s(n: int) -> str:
+    return "" if n == 1 else "s"

@@ -1,0 +1,168 @@
+"""The SARIF reporter: exact golden output, the official 2.1.0 schema, and the mapping."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from modelshield.core.findings import FileResult, Finding, Location, Report, Severity
+from modelshield.core.policy import Policy
+from modelshield.report import sarif
+from tests.report.conftest import RULES, golden_check, validate_sarif
+
+
+def validate(document: object) -> None:
+    validate_sarif(document)
+
+
+def render(report: Report, policy: Policy) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(sarif.render(report, policy=policy, rules=RULES))
+    return document
+
+
+def test_golden(report: Report, policy: Policy) -> None:
+    golden_check("report.sarif", sarif.render(report, policy=policy, rules=RULES))
+
+
+def test_output_validates_against_the_official_schema(report: Report, policy: Policy) -> None:
+    validate(render(report, policy))
+
+
+def test_the_schema_check_can_fail(report: Report, policy: Policy) -> None:
+    document = render(report, policy)
+    document["runs"][0]["results"][0]["level"] = "critical"  # not a SARIF level
+    with pytest.raises(jsonschema.ValidationError):
+        validate(document)
+
+
+@pytest.mark.parametrize("severity", list(Severity))
+def test_every_severity_maps_to_a_level_and_a_score(severity: Severity) -> None:
+    finding = Finding("EXAMPLE-CALL-UNKNOWN", severity, "t", "m", Location("a.pkl"))
+    report = Report("scan", "1", (FileResult("a.pkl", "pickle", findings=(finding,)),))
+    document = render(report, Policy())
+    result = document["runs"][0]["results"][0]
+    expected_level = {
+        Severity.CRITICAL: "error",
+        Severity.HIGH: "error",
+        Severity.MEDIUM: "warning",
+        Severity.LOW: "note",
+        Severity.INFO: "note",
+    }[severity]
+    expected_score = {
+        Severity.CRITICAL: "9.5",
+        Severity.HIGH: "8.0",
+        Severity.MEDIUM: "5.5",
+        Severity.LOW: "3.0",
+        Severity.INFO: "0.0",
+    }[severity]
+    assert result["level"] == expected_level
+    assert result["properties"]["security-severity"] == expected_score
+    validate(document)
+
+
+def test_rules_carry_help_severity_and_default_level(report: Report, policy: Policy) -> None:
+    rules = render(report, policy)["runs"][0]["tool"]["driver"]["rules"]
+    by_id = {r["id"]: r for r in rules}
+    assert list(by_id) == sorted(by_id)
+    dangerous = by_id["EXAMPLE-CALL-DANGEROUS"]
+    assert dangerous["name"] == "ExampleCallDangerous"
+    assert dangerous["fullDescription"]["text"] == RULES["EXAMPLE-CALL-DANGEROUS"].what
+    assert "Why is this bad? Loading the file runs" in dangerous["help"]["text"]
+    assert dangerous["properties"]["security-severity"] == "9.5"
+    assert dangerous["defaultConfiguration"]["level"] == "error"
+    # A rule id the catalogue does not know is still described, from its finding.
+    unknown = by_id["EXAMPLE-NOT-CATALOGUED"]
+    assert unknown["shortDescription"]["text"] == "Trailing bytes after STOP"
+    assert unknown["defaultConfiguration"]["level"] == "note"
+
+
+def test_results_point_at_their_rule(report: Report, policy: Policy) -> None:
+    run = render(report, policy)["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    assert len(run["results"]) == len(report.findings)
+    for result in run["results"]:
+        assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
+
+
+def test_member_findings_use_a_logical_location_not_a_file_region(
+    report: Report, policy: Policy
+) -> None:
+    run = render(report, policy)["runs"][0]
+    member = next(r for r in run["results"] if r["ruleId"] == "EXAMPLE-MEMBER-PAYLOAD")
+    loc = member["locations"][0]
+    assert loc["physicalLocation"]["artifactLocation"]["uri"] == "models/checkpoint.pt"
+    assert "region" not in loc["physicalLocation"]
+    assert loc["logicalLocations"][0]["fullyQualifiedName"] == (
+        "models/checkpoint.pt/archive/data.pkl"
+    )
+    assert loc["properties"]["memberOffset"] == 17
+    direct = next(r for r in run["results"] if r["ruleId"] == "EXAMPLE-CALL-DANGEROUS")
+    assert direct["locations"][0]["physicalLocation"]["region"] == {"byteOffset": 42}
+    assert "logicalLocations" not in direct["locations"][0]
+
+
+def test_errors_become_notifications_and_an_unsuccessful_run(
+    report: Report, policy: Policy
+) -> None:
+    invocation = render(report, policy)["runs"][0]["invocations"][0]
+    assert invocation["executionSuccessful"] is False
+    notes = invocation["toolExecutionNotifications"]
+    assert [n["message"]["text"] for n in notes] == [
+        "unknown opcode 0xff",
+        "cannot open: No such file",
+    ]
+    assert notes[1]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == (
+        "missing.bin"
+    )
+    clean = replace(report, results=report.results[4:])
+    invocation = render(clean, policy)["runs"][0]["invocations"][0]
+    assert invocation["executionSuccessful"] is True
+    assert invocation["exitCode"] == 0
+
+
+def test_fingerprints_are_stable_and_tell_findings_apart(report: Report, policy: Policy) -> None:
+    first = render(report, policy)["runs"][0]["results"]
+    again = render(report, policy)["runs"][0]["results"]
+    prints = [r["partialFingerprints"][sarif.FINGERPRINT_KEY] for r in first]
+    assert prints == [r["partialFingerprints"][sarif.FINGERPRINT_KEY] for r in again]
+    assert len(set(prints)) == len(prints)
+    moved = replace(report.findings[0], location=report.findings[0].location.at(999))
+    assert sarif.fingerprint(moved) == sarif.fingerprint(report.findings[0])
+
+
+def test_default_rule_lookup_uses_the_catalogue() -> None:
+    from modelshield.scanner.engine import SCAN_LIMIT
+
+    finding = SCAN_LIMIT.finding(Location("a.pkl"), "stopped")
+    report = Report("scan", "1", (FileResult("a.pkl", "pickle", findings=(finding,)),))
+    document = json.loads(sarif.render(report, policy=Policy()))
+    rule = document["runs"][0]["tool"]["driver"]["rules"][0]
+    assert rule["id"] == "SCAN-LIMIT"
+    assert rule["fullDescription"]["text"] == SCAN_LIMIT.what
+    validate(document)
+
+
+@pytest.mark.parametrize(
+    ("path", "uri"),
+    [
+        ("models/a.pkl", "models/a.pkl"),
+        ("./models/a.pkl", "models/a.pkl"),
+        ("models/with space#1.pkl", "models/with%20space%231.pkl"),
+        ("models/caf\u00e9.pkl", "models/caf%C3%A9.pkl"),
+        ("models/\udcff.pkl", "models/%FF.pkl"),
+    ],
+)
+def test_artifact_uris_are_relative_and_encoded(path: str, uri: str) -> None:
+    assert sarif.artifact_uri(path) == uri
+
+
+def test_absolute_paths_become_relative_under_the_working_directory() -> None:
+    inside = Path.cwd() / "sub" / "m.pkl"
+    assert sarif.artifact_uri(str(inside)) == "sub/m.pkl"
+    outside = Path(Path.cwd().anchor) / "elsewhere-modelshield" / "m.pkl"
+    assert sarif.artifact_uri(str(outside)) == "file:///elsewhere-modelshield/m.pkl"

@@ -1,0 +1,123 @@
+"""The terminal reporter: exact golden text, colour only on request, escaped hostile text."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from modelshield.core.findings import FileResult, Finding, Location, Report, Severity
+from modelshield.core.policy import Policy
+from modelshield.report import Invocation, text
+from tests.report.conftest import golden_check
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def render(report: Report, policy: Policy, **kwargs: object) -> str:
+    invocation = Invocation(policy_source="modelshield.toml")
+    return text.render(report, policy=policy, invocation=invocation, **kwargs)  # type: ignore[arg-type]
+
+
+def test_golden(report: Report, policy: Policy) -> None:
+    golden_check("report.txt", render(report, policy))
+
+
+def test_plain_by_default_and_coloured_on_request(report: Report, policy: Policy) -> None:
+    plain = render(report, policy)
+    coloured = render(report, policy, color=True)
+    assert not ANSI.search(plain)
+    assert ANSI.search(coloured)
+    assert ANSI.sub("", coloured) == plain
+
+
+def test_files_are_grouped_worst_finding_first(report: Report, policy: Policy) -> None:
+    out = render(report, policy)
+    block = out[out.index("✗ models/evil.pkl") : out.index("✗ models/checkpoint.pt")]
+    assert block.index("CRITICAL") < block.index("MEDIUM")
+    assert "callable: os.system" in block
+
+
+def test_summary_and_verdict_name_counts_and_threshold(report: Report, policy: Policy) -> None:
+    lines = render(report, policy).splitlines()
+    assert lines[-2] == (
+        "Scanned 6 files in 0.42 s: 4 findings (critical 1, high 1, medium 1, low 1, info 0), "
+        "2 errors, 2 suppressed by the policy"
+    )
+    assert lines[-1] == "FAIL: 3 findings at or above medium (exit code 1)"
+    lenient = render(report, replace(policy, fail_on=Severity.CRITICAL)).splitlines()
+    assert lenient[-1] == "FAIL: 1 finding at or above critical (exit code 1)"
+
+
+def test_errors_alone_give_an_error_verdict(report: Report, policy: Policy) -> None:
+    only_errors = replace(report, results=report.results[3:], suppressed=0)
+    assert render(only_errors, policy).splitlines()[-1] == (
+        "ERROR: 1 file could not be analysed fully; no findings at or above medium (exit code 2)"
+    )
+
+
+def test_clean_run_passes_and_names_the_default_policy() -> None:
+    result = FileResult("a.pkl", "pickle", size=2048, formats_seen=("pickle",))
+    out = text.render(Report("scan", "1.0", (result,)), policy=Policy(), invocation=Invocation())
+    header = "modelshield 1.0 scan · policy: built-in defaults · fail on: medium"
+    assert out.splitlines()[0] == header
+    assert "✓ a.pkl  pickle, 2.0 KiB, no findings" in out
+    assert out.splitlines()[-1] == "PASS: no findings at or above medium (exit code 0)"
+
+
+def test_many_clean_files_collapse_into_one_line() -> None:
+    many = tuple(FileResult(f"m{i}.pkl", "pickle" if i % 3 else "zip") for i in range(25))
+    out = text.render(Report("scan", "1", many), policy=Policy(), invocation=Invocation())
+    assert "✓ 25 clean files (pickle 16, zip 9); --format json lists them" in out
+    assert "m7.pkl" not in out
+
+
+def test_quiet_lists_only_files_that_need_attention(report: Report, policy: Policy) -> None:
+    out = render(report, policy, quiet=True)
+    assert "models/clean.pkl" not in out
+    assert "policy:" not in out
+    assert "models/evil.pkl" in out
+
+
+def test_terminal_escapes_from_a_hostile_file_are_neutralised(policy: Policy) -> None:
+    # CWE-150: evidence and names come from the scanned file; they must not reach the
+    # terminal as control sequences or forge extra report lines.
+    hostile = "\x1b[2J\x1b[1;1HPASS: all clean\n\u202eelif.lcp"
+    finding = Finding(
+        "EXAMPLE-CALL-DANGEROUS",
+        Severity.HIGH,
+        f"calls {hostile}",
+        "m",
+        Location(f"x{hostile}.pkl", (hostile,)),
+        evidence={hostile: hostile},
+    )
+    result = FileResult(f"x{hostile}.pkl", "zip", findings=(finding,))
+    out = text.render(Report("scan", "1", (result,)), policy=policy, invocation=Invocation())
+    assert "\x1b" not in out
+    assert "\u202e" not in out
+    assert not any(line.startswith("PASS") for line in out.splitlines())
+    assert "\\x1b[2J\\x1b[1;1HPASS: all clean\\x0a\\u202eelif.lcp" in out
+
+
+def test_human_sizes() -> None:
+    assert [text.human_size(n) for n in (0, 1023, 1024, 1536, 5 * 2**20, 3 * 2**30)] == [
+        "0 B",
+        "1023 B",
+        "1.0 KiB",
+        "1.5 KiB",
+        "5.0 MiB",
+        "3.0 GiB",
+    ]
+
+
+@given(st.text(alphabet=st.characters(exclude_categories=())))
+def test_safe_leaves_no_control_or_invisible_characters(value: str) -> None:
+    cleaned = text.safe(value)
+    for ch in cleaned:
+        code = ord(ch)
+        assert not (code < 0x20 or 0x7F <= code <= 0x9F), repr(cleaned)
+        assert not (0xD800 <= code <= 0xDFFF or 0x202A <= code <= 0x202E), repr(cleaned)
+    if not any(ch != text.safe(ch) for ch in value):
+        assert cleaned == value
