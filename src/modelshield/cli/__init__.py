@@ -42,10 +42,12 @@ SUBCOMMANDS: tuple[str, ...] = ("scan", "audit", "manifest", "bom", "db")
 _USAGE_ERROR = 2
 
 
-def load_subcommands() -> dict[str, ModuleType]:
-    """The subcommand modules that exist, by name."""
+def load_subcommands(only: str | None = None) -> dict[str, ModuleType]:
+    """The subcommand modules that exist, by name (just ``only`` when it is given)."""
     modules: dict[str, ModuleType] = {}
     for name in SUBCOMMANDS:
+        if only is not None and name != only:
+            continue
         qualified = f"{__name__}.{name}"
         if importlib.util.find_spec(qualified) is None:
             continue
@@ -70,7 +72,14 @@ def build_parser(modules: dict[str, ModuleType] | None = None) -> argparse.Argum
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return the exit code (the console script exits with it)."""
-    modules = load_subcommands()
+    # Start-up time: import only the subcommand named on the command line; --help, a typo
+    # or no command at all build the full parser.
+    words = list(sys.argv[1:] if argv is None else argv)
+    first = next((w for w in words if not w.startswith("-")), None)
+    chosen = first if first in SUBCOMMANDS and "--version" not in words else None
+    modules = load_subcommands(chosen)
+    if chosen is not None and not modules:
+        modules = load_subcommands()
     parser = build_parser(modules)
     args = parser.parse_args(argv)
     if args.command is None:
