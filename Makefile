@@ -42,8 +42,8 @@ demo: $(STAMP)
 	$(BIN)/python scripts/build_demo_models.py $(DEMO)/models
 	@echo
 	@# Findings are the point of the demo: report the exit code instead of failing on it.
-	@$(BIN)/modelshield scan $(DEMO)/models; \
-	  echo; echo "modelshield scan exited with $$? (0 clean, 1 findings, 2 errors)"
+	@$(BIN)/modelshield scan $(DEMO)/models; rc=$$?; \
+	  echo; echo "modelshield scan exited with $$rc (0 clean, 1 findings, 2 errors)"
 	@$(BIN)/modelshield scan --quiet --format json --output $(DEMO)/report.json $(DEMO)/models; \
 	  echo "wrote $(DEMO)/report.json (exit code $$?)"
 	@$(BIN)/modelshield scan --quiet --format sarif --output $(DEMO)/report.sarif $(DEMO)/models; \

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from dataclasses import replace
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from modelshield.cli._common import resolve_policy, use_color, write_output
+from modelshield.cli._sources import (
+    add_ignore_option,
+    add_source_options,
+    choose_source,
+    split_ignores,
+)
 from modelshield.core.findings import Severity
 from modelshield.report import OutputFormat
-
-if TYPE_CHECKING:
-    from modelshield.audit.interface import VulnerabilitySource
-
-OSV_URL_ENV = "MODELSHIELD_OSV_URL"
-"""Environment variable naming another OSV API (a mirror or a local server)."""
-
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``audit`` parser."""
@@ -43,34 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--env", action="store_true", help="also audit the distributions installed here"
     )
-    source = parser.add_argument_group("vulnerability source (default: the OSV API)")
-    source.add_argument(
-        "--db",
-        metavar="PATH",
-        help="offline OSV database: a directory of OSV .json/.yaml files (PyPA advisory "
-        "database layout or OSV exports) or an OSV export .zip",
-    )
-    source.add_argument(
-        "--offline",
-        action="store_true",
-        help="never use the network: use --db, else the database `modelshield db update` "
-        "downloaded",
-    )
-    source.add_argument(
-        "--osv-url",
-        metavar="URL",
-        help=f"OSV API base URL (default: ${OSV_URL_ENV} or https://api.osv.dev)",
-    )
-    source.add_argument(
-        "--timeout", type=float, default=15.0, metavar="SECONDS", help="per-request timeout"
-    )
-    source.add_argument(
-        "--cache-dir",
-        metavar="DIR",
-        help="cache for the compiled database index and API answers "
-        "(default: $MODELSHIELD_CACHE_DIR or ~/.cache/modelshield)",
-    )
-    source.add_argument("--no-cache", action="store_true", help="neither read nor write caches")
+    add_source_options(parser, api_by_default=True)
     parser.add_argument(
         "-f",
         "--format",
@@ -94,14 +62,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="policy file (default: ./modelshield.toml, else [tool.modelshield] in "
         "./pyproject.toml, else built-in defaults)",
     )
-    parser.add_argument(
-        "--ignore",
-        action="append",
-        default=[],
-        metavar="ID",
-        help="drop an advisory by any of its ids (PYSEC-..., GHSA-..., CVE-...), or a rule id "
-        "(AUDIT-...); repeatable",
-    )
+    add_ignore_option(parser)
     parser.add_argument(
         "-q",
         "--quiet",
@@ -110,42 +71,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
 
 
-def choose_source(args: argparse.Namespace) -> VulnerabilitySource:
-    """The vulnerability source the options select; raises ConfigError/AuditServiceError."""
-    from modelshield.audit.cache import default_cache_dir, default_database_dir
-    from modelshield.audit.interface import AuditServiceError
-    from modelshield.audit.osv_db import OfflineDatabase
-    from modelshield.core.errors import ConfigError
-
-    if args.db is not None and args.osv_url is not None:
-        raise ConfigError("--db and --osv-url select two sources; pass one of them")
-    if args.offline and args.osv_url is not None:
-        raise ConfigError("--offline and --osv-url contradict each other")
-    if args.timeout <= 0:
-        raise ConfigError("--timeout must be positive")
-    cache: Path | None = None
-    if not args.no_cache:
-        cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
-    if args.db is not None:
-        return OfflineDatabase(args.db, cache_dir=cache)
-    if args.offline:
-        where = default_database_dir(Path(args.cache_dir) if args.cache_dir else None)
-        if not where.is_dir() or not any(where.iterdir()):
-            raise AuditServiceError(
-                f"offline audit needs a vulnerability database, and there is none at {where}",
-                "Run `modelshield db update` once while online, or pass --db PATH "
-                "(a directory of OSV files or an OSV export .zip).",
-            )
-        return OfflineDatabase(where, cache_dir=cache)
-    from modelshield.audit.osv_api import DEFAULT_URL, OsvApi  # only online runs need HTTP
-
-    url = args.osv_url or os.environ.get(OSV_URL_ENV) or DEFAULT_URL
-    return OsvApi(url, cache_dir=cache, timeout=args.timeout)
-
-
 def run(args: argparse.Namespace) -> int:
     """Audit, render, write, and return the exit code."""
-    from modelshield.audit import audit_paths, rules
+    from modelshield.audit import audit_paths
     from modelshield.core.errors import ConfigError
     from modelshield.report import Invocation, render
 
@@ -154,13 +82,7 @@ def run(args: argparse.Namespace) -> int:
     policy, policy_source = resolve_policy(args.policy)
     if args.fail_on is not None:
         policy = policy.with_fail_on(Severity.parse(args.fail_on))
-    # An --ignore value is a rule id when the audit has such a rule, else an advisory id. The
-    # policy file's `ignore` list may name advisories too: ids never collide with rule ids.
-    rule_ids = frozenset(i for i in args.ignore if i in rules.AUDIT_RULE_IDS)
-    advisory_ids = [i for i in args.ignore if i not in rules.AUDIT_RULE_IDS]
-    advisory_ids += sorted(policy.ignore - rules.AUDIT_RULE_IDS)
-    if rule_ids:
-        policy = replace(policy, ignore=policy.ignore | rule_ids)
+    policy, advisory_ids = split_ignores(args.ignore, policy)
     source = choose_source(args)
     raw = audit_paths(
         args.paths,
