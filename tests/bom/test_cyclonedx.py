@@ -19,7 +19,6 @@ from modelshield.bom.cyclonedx import (
     build_bom,
     create_bom,
     frameworks_of,
-    implied_dependencies,
     validate_bom_json,
 )
 from modelshield.cli import main
@@ -59,24 +58,6 @@ def model_dir(tmp_path: Path) -> Path:
     return root
 
 
-def advisory_finding() -> Finding:
-    """What a dependency-audit finding for a known torch advisory carries."""
-    return Finding(
-        rule_id="AUDIT-VULNERABLE-DEPENDENCY",
-        severity=Severity.CRITICAL,
-        title="torch.load with weights_only=True can still run code",
-        message="Upgrade torch.",
-        location=Location("requirements.txt"),
-        evidence={
-            "advisory": "GHSA-53q9-r3pm-6pq6",
-            "package": "torch",
-            "version": "2.5.1",
-            "aliases": "CVE-2025-32434",
-            "fixed": "2.6.0",
-        },
-    )
-
-
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -86,12 +67,7 @@ def properties(component: dict[str, Any], name: str) -> list[str]:
 
 
 def test_directory_bom_is_valid_and_complete(model_dir: Path) -> None:
-    outcome = create_bom(
-        model_dir,
-        dependencies=[BomDependency("torch", "2.5.1"), BomDependency("numpy", "2.1.0")],
-        # The same advisory reached twice (e.g. from two requirement files) is listed once.
-        findings=[advisory_finding(), advisory_finding()],
-    )
+    outcome = create_bom(model_dir)
     text = bom_json(outcome.bom)
     assert validate_bom_json(text) is None
     doc = json.loads(text)
@@ -107,24 +83,24 @@ def test_directory_bom_is_valid_and_complete(model_dir: Path) -> None:
         assert component["hashes"] == [{"alg": "SHA-256", "content": sha256(model_dir / name)}]
         assert properties(component, "modelshield:format")
         assert properties(component, "modelshield:size") == [str((model_dir / name).stat().st_size)]
+    assert "pytorch" in properties(model, "modelshield:framework")
 
-    libs = {c["name"]: c for c in doc["components"]}
-    assert libs["torch"]["purl"] == "pkg:pypi/torch@2.5.1"
-    assert libs["torch"]["type"] == "library"
+    # The checkpoint's pickle imports torch, and nothing records torch's version (the archive
+    # version is a format number): the component has no version.
+    (torch_lib,) = doc["components"]
+    assert (torch_lib["name"], torch_lib["purl"]) == ("torch", "pkg:pypi/torch")
+    assert "version" not in torch_lib
+    assert properties(torch_lib, "modelshield:origin") == ["model-implied"]
     (edges,) = [d for d in doc["dependencies"] if d["ref"] == model["bom-ref"]]
-    assert set(edges["dependsOn"]) == {"pkg:pypi/torch@2.5.1", "pkg:pypi/numpy@2.1.0"}
-
-    (vuln,) = doc["vulnerabilities"]
-    assert vuln["id"] == "GHSA-53q9-r3pm-6pq6"
-    assert vuln["affects"] == [{"ref": "pkg:pypi/torch@2.5.1"}]
-    assert vuln["ratings"][0]["severity"] == "critical"
-    assert vuln["references"][0]["id"] == "CVE-2025-32434"
-    assert "2.6.0" in vuln["recommendation"]
+    assert edges["dependsOn"] == ["pkg:pypi/torch"]
+    assert "vulnerabilities" not in doc
+    assert properties(doc["metadata"], "modelshield:vulnerabilities") == ["not-checked"]
+    assert outcome.errors == ()
 
 
 def test_single_file_bom_carries_the_files_real_sha256(model_dir: Path) -> None:
     model = model_dir / "model.pt"
-    outcome = create_bom(model, dependencies=[BomDependency("torch", torch.__version__)])
+    outcome = create_bom(model)
     text = bom_json(outcome.bom)
     assert validate_bom_json(text) is None
     component = json.loads(text)["metadata"]["component"]
@@ -150,22 +126,24 @@ def test_scan_findings_become_properties(model_dir: Path) -> None:
     assert properties(component, "modelshield:max_severity") == ["medium"]
 
 
-def test_findings_without_an_advisory_are_model_properties(model_dir: Path) -> None:
+def test_findings_without_a_listed_package_are_model_properties() -> None:
     other = Finding(
-        "AUDIT-UNPINNED",
+        "AUDIT-ADVISORY-DATA",
         Severity.LOW,
-        "torch is not pinned",
-        "Pin it.",
+        "Advisory data could not be fully read",
+        "Check it.",
         Location("requirements.txt"),
     )
-    doc = json.loads(bom_json(create_bom(model_dir, findings=[other]).bom))
-    assert "vulnerabilities" not in doc or not doc["vulnerabilities"]
+    bom = build_bom("m", [], {}, single_file=False, findings=[other])
+    doc = json.loads(bom_json(bom))
+    assert validate_bom_json(bom_json(bom)) is None
+    assert "vulnerabilities" not in doc
     assert properties(doc["metadata"]["component"], "modelshield:finding") == [
-        "AUDIT-UNPINNED low: torch is not pinned @ requirements.txt"
+        "AUDIT-ADVISORY-DATA low: Advisory data could not be fully read @ requirements.txt"
     ]
 
 
-def test_framework_and_implied_dependencies_come_from_imports() -> None:
+def test_framework_comes_from_format_and_imports() -> None:
     result = FileResult(
         path="model.pkl",
         format="pickle",
@@ -178,16 +156,14 @@ def test_framework_and_implied_dependencies_come_from_imports() -> None:
         metadata={"sklearn_version": "1.5.2"},
     )
     assert frameworks_of(result) == ["scikit-learn", "numpy"]
-    assert [(d.name, d.version, d.origin) for d in implied_dependencies([result])] == [
-        ("numpy", None, "model-implied"),
-        ("scikit-learn", None, "model-implied"),
-    ]
+    legacy = FileResult(path="m.pt", format="pytorch-legacy")
+    assert frameworks_of(legacy) == ["pytorch"]
     bom = build_bom(
         "model.pkl",
         [("model.pkl", result)],
         {"model.pkl": "ab" * 32},
         single_file=True,
-        dependencies=implied_dependencies([result]),
+        dependencies=[BomDependency("scikit-learn", "1.5.2", origin="model-implied")],
     )
     text = bom_json(bom)
     assert validate_bom_json(text) is None
@@ -196,7 +172,7 @@ def test_framework_and_implied_dependencies_come_from_imports() -> None:
     assert sorted(properties(component, "modelshield:framework")) == ["numpy", "scikit-learn"]
     assert properties(component, "modelshield:metadata:sklearn_version") == ["1.5.2"]
     assert len(properties(component, "modelshield:import")) == 3
-    assert {c["purl"] for c in doc["components"]} == {"pkg:pypi/numpy", "pkg:pypi/scikit-learn"}
+    assert [c["purl"] for c in doc["components"]] == ["pkg:pypi/scikit-learn@1.5.2"]
 
 
 def test_a_vulnerability_of_an_unlisted_package_adds_the_package() -> None:
@@ -207,7 +183,9 @@ def test_a_vulnerability_of_an_unlisted_package_adds_the_package() -> None:
     doc = json.loads(bom_json(bom))
     assert validate_bom_json(bom_json(bom)) is None
     assert [c["purl"] for c in doc["components"]] == ["pkg:pypi/joblib@1.2.0"]
-    assert doc["vulnerabilities"][0]["affects"] == [{"ref": "pkg:pypi/joblib@1.2.0"}]
+    assert doc["vulnerabilities"][0]["affects"] == [
+        {"ref": "pkg:pypi/joblib@1.2.0", "versions": [{"version": "1.2.0", "status": "affected"}]}
+    ]
 
 
 def test_the_validator_rejects_a_broken_bom(model_dir: Path) -> None:

@@ -65,8 +65,21 @@ def test_manifest_records_sizes_and_chunk_digests_of_the_real_files(model_dir: P
         hashlib.sha256(data[i : i + CHUNK]).hexdigest() for i in range(0, len(data), CHUNK)
     ]
     assert entry["sha256"] == hashlib.sha256(data).hexdigest()
-    assert ("blake3" in entry) == blake3_available()
+    assert "blake3" not in entry  # opt-in: see test_blake3_is_recorded_when_asked
     assert Manifest.from_json(out.read_text()).digest == doc["digest"]["sha256"]
+
+
+@pytest.mark.skipif(not blake3_available(), reason="the blake3 package is not installed")
+def test_blake3_is_recorded_when_asked(model_dir: Path) -> None:
+    import blake3
+
+    out = make(model_dir, blake3=True)
+    doc = json.loads(out.read_text())
+    assert doc["algorithms"] == ["sha256", "blake3"]
+    data = (model_dir / "weights.npy").read_bytes()
+    entry = {f["path"]: f for f in doc["files"]}["weights.npy"]
+    assert entry["blake3"] == blake3.blake3(data).hexdigest()
+    assert clean(verify_manifest(model_dir, out))
 
 
 def test_without_plain_a_multi_chunk_file_has_no_whole_file_digest(model_dir: Path) -> None:

@@ -9,10 +9,15 @@ The BOM describes one model (a file or a directory):
   :data:`PROPERTY_NAMES`): the detected format, every format met inside, the framework(s) and
   the versions the file records, the callables its pickles import, and every scan finding
   (``modelshield:finding``: ``RULE-ID severity: title @ location``).
-* Software dependencies (``name``/``version``, e.g. from the dependency audit) are ``library``
-  components with a ``pkg:pypi`` package URL, and the model depends on them.
-* Known vulnerabilities (advisories with an id, e.g. from the dependency audit) are
-  ``vulnerabilities`` affecting the dependency they concern.
+* Software dependencies are ``library`` components with a ``pkg:pypi/name@version`` package
+  URL, and the model depends on them. :func:`create_bom` finds them as ``modelshield audit``
+  does (:mod:`modelshield.bom.dependencies`): dependency files in the model directory and the
+  dependencies the model files imply. Where each was found is in the component's ``evidence``
+  (occurrences with file and line) and in ``modelshield:evidence`` properties.
+* Known vulnerabilities (when a vulnerability source was given) are ``vulnerabilities``: the
+  advisory id, its aliases as references, the affected component, a rating from the severity
+  and a recommendation naming the fixed versions. The BOM's ``modelshield:vulnerabilities``
+  property says whether they were checked, and against what.
 
 Library code: nothing here prints. cyclonedx-python-lib is imported when a BOM is built; without
 it a :class:`~modelshield.core.errors.MissingExtraError` names the ``bom`` extra.
@@ -22,12 +27,19 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from modelshield._version import __version__
+from modelshield.bom.dependencies import (
+    BomDependency,
+    BomVulnerability,
+    DependencyReport,
+    audit_dependencies,
+)
 from modelshield.core.errors import MissingExtraError
 from modelshield.core.findings import ErrorRecord, FileResult, Finding, Location, Report, Severity
 from modelshield.core.policy import Policy
@@ -36,36 +48,52 @@ if TYPE_CHECKING:
     from cyclonedx.model.bom import Bom
     from cyclonedx.model.component import Component
 
+    from modelshield.audit.interface import VulnerabilitySource
+
 PROPERTY_NAMES: Mapping[str, str] = {
     "modelshield:format": "Format detected from the file's bytes (e.g. zip, pickle, safetensors).",
     "modelshield:formats_seen": "Every format met inside the file, outermost first.",
     "modelshield:framework": "ML framework(s) the file was made with, as far as it shows.",
     "modelshield:metadata:<key>": "A fact the file records, e.g. sklearn_version.",
+    "modelshield:recorded_version": "A library version a model file records, and where "
+    "(e.g. scikit-learn==1.5.2 (sklearn_version in model.joblib)).",
     "modelshield:import": "A callable the file's pickles import (module:qualname).",
-    "modelshield:finding": "A scan finding: RULE-ID severity: title @ location.",
+    "modelshield:finding": "A finding: RULE-ID severity: title @ location.",
     "modelshield:max_severity": "The worst scan finding's severity (none when there is none).",
     "modelshield:error": "Part of the file could not be analysed: why.",
     "modelshield:size": "Size of the file in bytes.",
-    "modelshield:origin": "Why a dependency is listed (declared, locked, model-implied...).",
+    "modelshield:origin": "Why a dependency is listed (declared, locked, installed, "
+    "model-implied, advisory).",
+    "modelshield:evidence": "Where a dependency is stated: file[:line] origin declaration "
+    "(details).",
+    "modelshield:specifier": "A version range declared for a dependency.",
+    "modelshield:unauditable": "Why no advisory can be matched to a dependency (URL, VCS).",
+    "modelshield:dependency_input": "A dependency file or model file read for dependencies, "
+    "with its kind.",
+    "modelshield:vulnerabilities": "Whether known vulnerabilities were checked: checked or "
+    "not-checked.",
+    "modelshield:vulnerability_source": "The vulnerability source consulted.",
+    "modelshield:declared_in": "Where a vulnerable version is stated (file:line).",
+    "modelshield:severity_source": "Where a vulnerability's severity comes from.",
 }
 """The ``modelshield:`` properties a BOM may carry, and what each means."""
 
-# Top-level modules a pickle imports -> the framework (and PyPI distribution) they belong to.
-FRAMEWORKS: Mapping[str, tuple[str, str]] = {
-    "torch": ("pytorch", "torch"),
-    "sklearn": ("scikit-learn", "scikit-learn"),
-    "numpy": ("numpy", "numpy"),
-    "joblib": ("joblib", "joblib"),
-    "xgboost": ("xgboost", "xgboost"),
-    "lightgbm": ("lightgbm", "lightgbm"),
-    "catboost": ("catboost", "catboost"),
-    "tensorflow": ("tensorflow", "tensorflow"),
-    "keras": ("keras", "keras"),
-    "transformers": ("transformers", "transformers"),
-    "pandas": ("pandas", "pandas"),
-    "scipy": ("scipy", "scipy"),
+# Top-level modules a pickle imports -> the framework they belong to.
+FRAMEWORKS: Mapping[str, str] = {
+    "torch": "pytorch",
+    "sklearn": "scikit-learn",
+    "numpy": "numpy",
+    "joblib": "joblib",
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+    "catboost": "catboost",
+    "tensorflow": "tensorflow",
+    "keras": "keras",
+    "transformers": "transformers",
+    "pandas": "pandas",
+    "scipy": "scipy",
 }
-"""Module -> (framework label, PyPI distribution), for the frameworks a model commonly needs."""
+"""Top-level module -> framework label, for the frameworks a model commonly needs."""
 
 # Formats that name their framework by themselves.
 _FORMAT_FRAMEWORKS: Mapping[str, str] = {
@@ -84,79 +112,8 @@ _SEVERITY_NAMES = {
     Severity.INFO: "info",
 }
 
-
-class DependencyLike(Protocol):
-    """A software dependency: the dependency audit's ``Dependency`` fits, as does
-    :class:`BomDependency`."""
-
-    @property
-    def name(self) -> str:
-        """Distribution name as written."""
-
-    @property
-    def version(self) -> str | None:
-        """Exact version, when known."""
-
-
-@dataclass(frozen=True)
-class BomDependency:
-    """A dependency to list in a BOM."""
-
-    name: str
-    """Distribution name (PyPI)."""
-    version: str | None = None
-    """Exact version, when known."""
-    origin: str = "declared"
-    """Why it is listed: ``declared``, ``locked``, ``installed`` or ``model-implied``."""
-
-
-@dataclass(frozen=True)
-class BomVulnerability:
-    """A known vulnerability of a dependency (an OSV advisory)."""
-
-    id: str
-    """Advisory id, e.g. ``GHSA-xxxx-xxxx-xxxx`` or ``PYSEC-2024-1``."""
-    package: str
-    """The affected distribution's name."""
-    version: str | None = None
-    """The affected version in use, when known."""
-    severity: Severity | None = None
-    """Severity, when known."""
-    summary: str = ""
-    """One line describing it."""
-    aliases: tuple[str, ...] = ()
-    """Other ids (CVE...)."""
-    fixed: tuple[str, ...] = ()
-    """Versions that fix it."""
-    references: tuple[str, ...] = ()
-    """URLs."""
-
-    @classmethod
-    def from_finding(cls, finding: Finding) -> BomVulnerability | None:
-        """The vulnerability an audit finding reports, or None when it names no advisory.
-
-        Reads the finding's evidence: ``advisory`` (the id, required), ``package``,
-        ``version``, ``aliases`` and ``fixed`` (comma-separated) and ``references``
-        (space-separated URLs).
-        """
-        ev = finding.evidence
-        advisory = ev.get("advisory", "").strip()
-        if not advisory:
-            return None
-        return cls(
-            id=advisory,
-            package=ev.get("package", "").strip() or "unknown",
-            version=ev.get("version") or None,
-            severity=finding.severity,
-            summary=finding.title,
-            aliases=_split(ev.get("aliases", ""), ","),
-            fixed=_split(ev.get("fixed", ""), ","),
-            references=_split(ev.get("references", ""), " "),
-        )
-
-
-def _split(text: str, sep: str) -> tuple[str, ...]:
-    return tuple(p.strip() for p in text.split(sep) if p.strip())
+# "ID: CVSS:3.1/AV:N/... (base score 9.8)", as the audit writes a CVSS-derived severity.
+_CVSS = re.compile(r"(?P<vector>\S+) \(base score (?P<score>\d+(?:\.\d+)?)\)$")
 
 
 def canonical_name(name: str) -> str:
@@ -172,29 +129,12 @@ def frameworks_of(result: FileResult) -> list[str]:
         if fw is not None and fw not in found:
             found.append(fw)
     for imp in result.imports:
-        module = imp.split(":", 1)[0].split(".", 1)[0]
-        fw = FRAMEWORKS.get(module, (None, None))[0]
+        fw = FRAMEWORKS.get(imp.split(":", 1)[0].split(".", 1)[0])
         if fw is not None and fw not in found:
             found.append(fw)
     if "torch_archive_version" in result.metadata and "pytorch" not in found:
         found.insert(0, "pytorch")
     return found
-
-
-def implied_dependencies(results: Sequence[FileResult]) -> list[BomDependency]:
-    """Distributions a load of the scanned files needs, from the modules their pickles import.
-
-    Versions are unknown (a pickle does not record them); the dependency audit gives better
-    data where a requirements or lock file is available.
-    """
-    seen: dict[str, BomDependency] = {}
-    for result in results:
-        for imp in result.imports:
-            module = imp.split(":", 1)[0].split(".", 1)[0]
-            if module in FRAMEWORKS:
-                dist = FRAMEWORKS[module][1]
-                seen.setdefault(dist, BomDependency(dist, None, origin="model-implied"))
-    return [seen[k] for k in sorted(seen)]
 
 
 def _lib() -> Any:
@@ -207,6 +147,10 @@ def _lib() -> Any:
     return cyclonedx
 
 
+def _finding_text(f: Finding) -> str:
+    return f"{f.rule_id} {f.severity.label}: {f.title} @ {f.location.display()}"
+
+
 def _properties(result: FileResult, size: int | None) -> list[Any]:
     from cyclonedx.model import Property
 
@@ -217,9 +161,9 @@ def _properties(result: FileResult, size: int | None) -> list[Any]:
     for key, value in sorted(result.metadata.items()):
         props.append(Property(name=f"modelshield:metadata:{key}", value=str(value)))
     props.extend(Property(name="modelshield:import", value=imp) for imp in result.imports)
-    for f in result.findings:
-        text = f"{f.rule_id} {f.severity.label}: {f.title} @ {f.location.display()}"
-        props.append(Property(name="modelshield:finding", value=text))
+    props.extend(
+        Property(name="modelshield:finding", value=_finding_text(f)) for f in result.findings
+    )
     worst = result.max_severity
     props.append(Property(name="modelshield:max_severity", value=worst.label if worst else "none"))
     props.extend(
@@ -242,17 +186,21 @@ def build_bom(
     sha256: Mapping[str, str],
     *,
     single_file: bool,
-    dependencies: Sequence[DependencyLike] = (),
+    dependencies: Sequence[BomDependency] = (),
     vulnerabilities: Sequence[BomVulnerability] = (),
     findings: Sequence[Finding] = (),
+    inputs: Sequence[tuple[str, str]] = (),
+    vulnerability_source: str | None = None,
 ) -> Bom:
     """Build the BOM of one model.
 
     ``files`` pairs each file's name inside the model (its relative path; the file name for a
     single-file model) with its scan result; ``sha256`` maps the same names to hex digests.
-    ``findings`` are extra findings (e.g. from the dependency audit): those naming an advisory
-    (see :meth:`BomVulnerability.from_finding`) become vulnerabilities, the others properties
-    of the model.
+    ``findings`` are the dependency audit's findings: ``AUDIT-VULNERABLE-*`` ones become
+    vulnerabilities (:meth:`BomVulnerability.from_finding`), those naming a listed package
+    properties of its components, the others properties of the model. ``inputs`` are the
+    dependency inputs read (name, kind); ``vulnerability_source`` describes the source
+    vulnerabilities were checked against (None: they were not checked).
     """
     _lib()
     from cyclonedx.model import Property
@@ -279,14 +227,32 @@ def build_bom(
     if not single_file:
         fws = sorted({fw for _, r in files for fw in frameworks_of(r)})
         model_props.extend(Property(name="modelshield:framework", value=fw) for fw in fws)
+    for dep in dependencies:
+        where = dep.recorded_version_source
+        if dep.version is not None and where is not None:
+            text = f"{dep.name}=={dep.version} ({where})"
+            model_props.append(Property(name="modelshield:recorded_version", value=text))
+    model_props.extend(
+        Property(name="modelshield:dependency_input", value=f"{name} ({kind})")
+        for name, kind in inputs
+    )
     vulns = list(vulnerabilities)
+    package_findings: list[Finding] = []
     for f in findings:
         v = BomVulnerability.from_finding(f)
         if v is not None:
             vulns.append(v)
+        elif f.evidence.get("package"):
+            package_findings.append(f)
         else:
-            text = f"{f.rule_id} {f.severity.label}: {f.title} @ {f.location.display()}"
-            model_props.append(Property(name="modelshield:finding", value=text))
+            model_props.append(Property(name="modelshield:finding", value=_finding_text(f)))
+    libs = _library_components(dependencies, vulns)
+    for f in package_findings:
+        targets = [c for (n, _), c in libs.items() if n == canonical_name(f.evidence["package"])]
+        for component in targets or ():
+            component.properties.add(Property(name="modelshield:finding", value=_finding_text(f)))
+        if not targets:
+            model_props.append(Property(name="modelshield:finding", value=_finding_text(f)))
     model = Component(
         type=ComponentType.MACHINE_LEARNING_MODEL,
         name=model_name,
@@ -300,16 +266,22 @@ def build_bom(
     bom.metadata.tools.components.add(
         Component(type=ComponentType.APPLICATION, name="modelshield", version=__version__)
     )
-    libs = _library_components(dependencies, vulns)
+    checked = vulnerability_source is not None
+    bom.metadata.properties.add(
+        Property(name="modelshield:vulnerabilities", value="checked" if checked else "not-checked")
+    )
+    if vulnerability_source is not None:
+        bom.metadata.properties.add(
+            Property(name="modelshield:vulnerability_source", value=vulnerability_source)
+        )
     for lib in libs.values():
         bom.components.add(lib)
     bom.register_dependency(model, list(libs.values()))
-    seen: set[tuple[str, str, str | None]] = set()
-    for v in vulns:
-        key = (v.id, canonical_name(v.package), v.version)
-        if key not in seen:  # the same advisory met through several inputs is listed once
-            seen.add(key)
-            bom.vulnerabilities.add(_vulnerability(v, libs))
+    merged: dict[tuple[str, str, str | None], BomVulnerability] = {}
+    for v in vulns:  # the same advisory met through several inputs is listed once
+        merged.setdefault((v.id, canonical_name(v.package), v.version), v)
+    for v in merged.values():
+        bom.vulnerabilities.add(_vulnerability(v, libs))
     return bom
 
 
@@ -320,58 +292,139 @@ def _purl(name: str, version: str | None) -> Any:
 
 
 def _library_components(
-    dependencies: Sequence[DependencyLike], vulns: Sequence[BomVulnerability]
+    dependencies: Sequence[BomDependency], vulns: Sequence[BomVulnerability]
 ) -> dict[tuple[str, str | None], Component]:
     from cyclonedx.model import Property
     from cyclonedx.model.component import Component, ComponentType
 
     libs: dict[tuple[str, str | None], Component] = {}
-
-    def add(name: str, version: str | None, origin: str | None) -> None:
-        key = (canonical_name(name), version)
+    for dep in [*dependencies, *_advisory_only(dependencies, vulns)]:
+        key = (canonical_name(dep.name), dep.version)
         if key in libs:
-            return
-        purl = _purl(name, version)
-        props = [Property(name="modelshield:origin", value=origin)] if origin else []
+            continue
+        purl = _purl(dep.name, dep.version)
+        origins = dict.fromkeys([dep.origin, *(ev.origin for ev in dep.evidence)])
+        props = [Property(name="modelshield:origin", value=o) for o in origins]
+        props.extend(
+            Property(name="modelshield:evidence", value=ev.describe()) for ev in dep.evidence
+        )
+        props.extend(Property(name="modelshield:specifier", value=s) for s in dep.specifiers)
+        if dep.unauditable is not None:
+            props.append(Property(name="modelshield:unauditable", value=dep.unauditable))
         libs[key] = Component(
             type=ComponentType.LIBRARY,
-            name=name,
-            version=version,
+            name=dep.name,
+            version=dep.version,
             purl=purl,
             bom_ref=purl.to_string(),
             properties=props,
+            evidence=_occurrences(dep),
         )
-
-    for dep in dependencies:
-        add(dep.name, dep.version, getattr(dep, "origin", None))
-    for v in vulns:
-        if not any(k[0] == canonical_name(v.package) for k in libs):
-            add(v.package, v.version, "advisory")
     return libs
 
 
+def _advisory_only(
+    dependencies: Sequence[BomDependency], vulns: Sequence[BomVulnerability]
+) -> list[BomDependency]:
+    """Versions a vulnerability names that no dependency lists (a caller's own advisories)."""
+    listed = {(canonical_name(d.name), d.version) for d in dependencies}
+    names = {name for name, _ in listed}
+    return [
+        BomDependency(v.package, v.version, origin="advisory")
+        for v in vulns
+        if (canonical_name(v.package), v.version) not in listed
+        and not (v.version is None and canonical_name(v.package) in names)
+    ]
+
+
+def _occurrences(dep: BomDependency) -> Any:
+    from cyclonedx.model.component_evidence import ComponentEvidence, Occurrence
+
+    if not dep.evidence:
+        return None
+    return ComponentEvidence(
+        occurrences=[
+            Occurrence(location=ev.path, line=ev.line, additional_context=ev.describe())
+            for ev in dep.evidence
+        ]
+    )
+
+
+def _rating(v: BomVulnerability) -> Any:
+    from cyclonedx.model.vulnerability import (
+        VulnerabilityRating,
+        VulnerabilityScoreSource,
+        VulnerabilitySeverity,
+        VulnerabilitySource,
+    )
+
+    if v.severity is None:
+        return None
+    severity = VulnerabilitySeverity(_SEVERITY_NAMES[v.severity])
+    match = _CVSS.search(v.severity_source)
+    if match is not None:
+        vector = match["vector"]
+        method = (
+            VulnerabilityScoreSource.CVSS_V3_1
+            if vector.startswith("CVSS:3.1/")
+            else VulnerabilityScoreSource.CVSS_V3
+            if vector.startswith("CVSS:3")
+            else VulnerabilityScoreSource.CVSS_V4
+            if vector.startswith("CVSS:4")
+            else VulnerabilityScoreSource.CVSS_V2
+        )
+        return VulnerabilityRating(
+            source=VulnerabilitySource(name="OSV"),
+            score=Decimal(match["score"]),
+            severity=severity,
+            method=method,
+            vector=vector,
+        )
+    # A database label, or no severity at all (the audit then reports HIGH): say which.
+    return VulnerabilityRating(
+        source=VulnerabilitySource(name="modelshield"),
+        severity=severity,
+        method=VulnerabilityScoreSource.OTHER,
+        justification=v.severity_source or None,
+    )
+
+
 def _vulnerability(v: BomVulnerability, libs: Mapping[tuple[str, str | None], Component]) -> Any:
-    from cyclonedx.model import XsUri
+    from cyclonedx.model import Property, XsUri
+    from cyclonedx.model.impact_analysis import ImpactAnalysisAffectedStatus
     from cyclonedx.model.vulnerability import (
         BomTarget,
+        BomTargetVersionRange,
         Vulnerability,
-        VulnerabilityRating,
+        VulnerabilityAdvisory,
         VulnerabilityReference,
-        VulnerabilitySeverity,
         VulnerabilitySource,
     )
 
     osv = VulnerabilitySource(name="OSV", url=XsUri(f"https://osv.dev/vulnerability/{v.id}"))
     name = canonical_name(v.package)
+    versions = (
+        [BomTargetVersionRange(version=v.version, status=ImpactAnalysisAffectedStatus.AFFECTED)]
+        if v.version
+        else []
+    )
     targets = [
-        BomTarget(ref=str(lib.bom_ref.value))
+        BomTarget(ref=str(lib.bom_ref.value), versions=versions)
         for (n, version), lib in libs.items()
         if n == name and (v.version is None or version in (None, v.version))
     ]
-    ratings = []
-    if v.severity is not None:
-        sev = VulnerabilitySeverity(_SEVERITY_NAMES[v.severity])
-        ratings.append(VulnerabilityRating(source=osv, severity=sev))
+    rating = _rating(v)
+    if v.upgrade_to:
+        recommendation = f"Upgrade {v.package} to {v.upgrade_to} or later"
+        if v.fixed:
+            recommendation += f" (fixed in: {', '.join(v.fixed)})"
+    elif v.fixed:
+        recommendation = f"Fixed in {', '.join(v.fixed)}: check each before upgrading {v.package}"
+    else:
+        recommendation = f"No fixed version of {v.package} is known"
+    props = [Property(name="modelshield:declared_in", value=w) for w in v.declared_in]
+    if v.severity_source:
+        props.append(Property(name="modelshield:severity_source", value=v.severity_source))
     return Vulnerability(
         bom_ref=f"vuln:{v.id}:{name}:{v.version or ''}",
         id=v.id,
@@ -383,10 +436,13 @@ def _vulnerability(v: BomVulnerability, libs: Mapping[tuple[str, str | None], Co
             )
             for alias in v.aliases
         ],
-        ratings=ratings,
+        ratings=[rating] if rating is not None else [],
         description=v.summary or None,
-        recommendation=f"Upgrade {v.package} to {' or '.join(v.fixed)}" if v.fixed else None,
+        detail=v.detail or None,
+        recommendation=recommendation + ".",
+        advisories=[VulnerabilityAdvisory(url=XsUri(u)) for u in v.references],
         affects=targets,
+        properties=props,
     )
 
 
@@ -418,26 +474,31 @@ class BomOutcome:
     scan: Report
     """The scan report the BOM was built from (policy applied)."""
     errors: tuple[ErrorRecord, ...]
-    """Files that could not be hashed (their components have no hash)."""
+    """Files that could not be hashed (their components have no hash), and dependency files
+    that could not be read."""
+    dependencies: DependencyReport
+    """The dependencies, vulnerabilities and audit findings the BOM lists."""
 
 
 def create_bom(
     model: str | os.PathLike[str],
     *,
     policy: Policy | None = None,
-    dependencies: Sequence[DependencyLike] | None = None,
-    vulnerabilities: Sequence[BomVulnerability] = (),
-    findings: Sequence[Finding] = (),
+    source: VulnerabilitySource | None = None,
+    ignore: Iterable[str] = (),
     workers: int | None = None,
 ) -> BomOutcome:
-    """Scan and hash a model (file or directory) and build its BOM.
+    """Scan and hash a model (file or directory), find its dependencies, and build its BOM.
 
-    ``dependencies=None`` lists the distributions the model's pickles import
-    (:func:`implied_dependencies`); pass the dependency audit's list for versions.
+    Dependencies are found as ``modelshield audit`` finds them. With a vulnerability ``source``
+    they are audited too (``ignore`` names advisories to drop); without one, nothing is sent
+    anywhere and the BOM says that vulnerabilities were not checked. Raises
+    :class:`~modelshield.audit.interface.AuditServiceError` when the source cannot answer.
     """
     from modelshield.integrity.hashing import FileDigest, HashJob, hash_files
     from modelshield.scanner.engine import scan_paths
 
+    _lib()
     policy = policy or Policy()
     root = os.fspath(model)
     report = policy.apply(scan_paths([root], policy))
@@ -460,30 +521,35 @@ def create_bom(
         else:
             message = getattr(h, "message", "no digest")
             errors.append(ErrorRecord(Location(paths[h.path].path), message, stage="io"))
-    deps = implied_dependencies(report.results) if dependencies is None else dependencies
+    scanned = report.results[0].format if single and report.results else None
+    deps = audit_dependencies(
+        root, policy=policy, source=source, ignore=ignore, scanned_format=scanned
+    )
     model_name = Path(root).name or Path(root).absolute().name
     bom = build_bom(
         model_name,
         named,
         sha256,
         single_file=single,
-        dependencies=deps,
-        vulnerabilities=vulnerabilities,
-        findings=findings,
+        dependencies=deps.dependencies,
+        vulnerabilities=deps.vulnerabilities,
+        findings=deps.findings,
+        inputs=deps.inputs,
+        vulnerability_source=deps.source,
     )
-    return BomOutcome(bom, report, tuple(errors))
+    return BomOutcome(bom, report, (*errors, *deps.errors), deps)
 
 
 __all__ = [
+    "FRAMEWORKS",
     "PROPERTY_NAMES",
     "BomDependency",
     "BomOutcome",
     "BomVulnerability",
-    "DependencyLike",
     "bom_json",
     "build_bom",
+    "canonical_name",
     "create_bom",
     "frameworks_of",
-    "implied_dependencies",
     "validate_bom_json",
 ]

@@ -15,6 +15,7 @@ from modelshield.cli._sources import (
 from modelshield.core.findings import Severity
 from modelshield.report import OutputFormat
 
+
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``audit`` parser."""
     parser = subparsers.add_parser(
