@@ -51,6 +51,7 @@ class PickleCall:
     location: Location
     data: bytes
     persistent_ids_expected: bool
+    torchscript: bool = False
 
 
 @pytest.fixture
@@ -68,8 +69,9 @@ def pickle_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[PickleCall]]:
         *,
         persistent_ids_expected: bool = False,
         max_streams: int | None = None,
+        torchscript: bool = False,
     ) -> int:
-        calls.append(PickleCall(location, bytes(data), persistent_ids_expected))
+        calls.append(PickleCall(location, bytes(data), persistent_ids_expected, torchscript))
         return 1
 
     engine._load_handlers()

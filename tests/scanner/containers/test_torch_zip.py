@@ -68,12 +68,37 @@ def test_torchscript_archive(tmp_path: Path, pickle_calls: list[PickleCall]) -> 
     result = scan(path)
     assert rule_ids(result) == []
     assert {"pytorch-zip", "torchscript"} <= set(result.formats_seen)
-    with_pids = sorted(
-        c.location.members[0].split("/", 1)[1] for c in pickle_calls if c.persistent_ids_expected
-    )
-    assert with_pids == ["constants.pkl", "data.pkl"]
-    # debug pickles are found by content, as plain pickles
-    assert any(c.location.members[0].endswith(".debug_pkl") for c in pickle_calls)
+    # torch.jit's own unpickler reads every pickle of a TorchScript archive, debug ones too
+    assert all(c.persistent_ids_expected and c.torchscript for c in pickle_calls)
+    members = sorted(c.location.members[0].split("/", 1)[1] for c in pickle_calls)
+    assert "constants.pkl" in members and "data.pkl" in members
+    assert any(m.endswith(".debug_pkl") for m in members)
+
+
+def test_real_torchscript_archives_have_no_findings(tmp_path: Path) -> None:
+    # Real analysis (no recorder): torch.jit._pickle helpers and __torch__ classes are read
+    # by TorchScript's own unpickler and must not read as unknown or dangerous imports.
+    for i, module in enumerate(
+        [Tiny(), torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU())]
+    ):
+        path = tmp_path / f"scripted{i}.pt"
+        torch.jit.save(torch.jit.script(module), str(path))
+        result = scan(path)
+        assert result.format == "torchscript"
+        assert rule_ids(result) == []
+
+
+def test_payload_in_a_torchscript_data_pkl_is_still_found(tmp_path: Path) -> None:
+    clean = tmp_path / "clean.pt"
+    torch.jit.save(torch.jit.script(Tiny()), str(clean))
+    with zipfile.ZipFile(clean) as z:
+        data_name = next(n for n in z.namelist() if n.endswith("/data.pkl"))
+    tampered = tmp_path / "tampered.pt"
+    _rewrite(clean, tampered, {data_name: b"cos\nsystem\n(S'id'\ntR."})
+    result = scan(tampered)
+    assert ("PICKLE-CALL-DANGEROUS", "os.system") in {
+        (f.rule_id, f.evidence.get("callable")) for f in result.findings
+    }
 
 
 def test_torchscript_code_calling_os_system(tmp_path: Path, pickle_calls: list[PickleCall]) -> None:

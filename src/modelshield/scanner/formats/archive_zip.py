@@ -175,6 +175,9 @@ _STORAGE = re.compile(r"^data/\d+$")
 class _TorchLayout:
     prefix: str
     """The checkpoint's top-level folder, with a trailing slash."""
+    torchscript: bool = False
+    """Whether it is a TorchScript archive (``constants.pkl`` or ``code/``), whose pickles
+    torch.jit's own unpickler reads."""
 
 
 @handles(Format.ZIP)
@@ -283,8 +286,14 @@ def _scan_entry(
     member = _read(ctx, data, entry, loc)
     if member is None:
         return
-    if role == "pickle":
-        scan_member(ctx, member.data, loc, run=lambda: _torch_pickle(ctx, member, loc))
+    torchscript = torch is not None and torch.torchscript
+    if role == "pickle" or (role == "debug_pickle" and torchscript):
+        scan_member(
+            ctx,
+            member.data,
+            loc,
+            run=lambda: _torch_pickle(ctx, member, loc, torchscript=torchscript),
+        )
         return
     if role == "code":
         _check_code(ctx, member.data, loc)
@@ -383,6 +392,8 @@ def _role(names: tuple[str, ...], torch: _TorchLayout | None) -> str:
     # a storage only if all of them do.
     if any("/" not in n and n.endswith(".pkl") for n in inner):
         return "pickle"
+    if any(n.startswith("code/") and n.endswith(".debug_pkl") for n in inner):
+        return "debug_pickle"
     if len(inner) == len(names) and all(_STORAGE.match(n) for n in inner):
         return "storage"
     if any(n.startswith("code/") and n.endswith(".py") for n in inner):
@@ -409,7 +420,14 @@ def _torch_layout(entries: tuple[ZipEntry, ...]) -> _TorchLayout | None:
     if not folders:
         return None
     first = entries[0].name.split("/", 1)[0]
-    return _TorchLayout((first if first in folders else folders[0]) + "/")
+    prefix = (first if first in folders else folders[0]) + "/"
+    torchscript = any(
+        name == prefix + "constants.pkl" or name.startswith(prefix + "code/")
+        for e in entries
+        for name in (e.name, e.local_name)
+        if name is not None
+    )
+    return _TorchLayout(prefix, torchscript)
 
 
 def _peek_storage(ctx: ScanContext, data: memoryview, entry: ZipEntry, loc: Location) -> None:
@@ -426,8 +444,13 @@ def _peek_storage(ctx: ScanContext, data: memoryview, entry: ZipEntry, loc: Loca
         scan_member(ctx, member.data, loc)
 
 
-def _torch_pickle(ctx: ScanContext, member: MemberData, loc: Location) -> None:
-    """Analyse a checkpoint pickle with persistent ids expected (they reference storages)."""
+def _torch_pickle(
+    ctx: ScanContext, member: MemberData, loc: Location, *, torchscript: bool = False
+) -> None:
+    """Analyse a checkpoint pickle with persistent ids expected (they reference storages).
+
+    In a TorchScript archive (``torchscript``) torch.jit's own unpickler reads the pickles.
+    """
     module = importlib.import_module("modelshield.scanner.formats.pickle")
     analyze_pickles = getattr(module, "analyze_pickles", None)
     if analyze_pickles is None:  # an analyzer without the persistent-id entry point
@@ -442,7 +465,13 @@ def _torch_pickle(ctx: ScanContext, member: MemberData, loc: Location) -> None:
     ctx.saw_format(Format.PICKLE.value)
     ctx.depth += 1
     try:
-        analyze_pickles(ctx, memoryview(member.data), loc, persistent_ids_expected=True)
+        analyze_pickles(
+            ctx,
+            memoryview(member.data),
+            loc,
+            persistent_ids_expected=True,
+            torchscript=torchscript,
+        )
     finally:
         ctx.depth -= 1
 

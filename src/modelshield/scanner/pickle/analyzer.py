@@ -68,6 +68,7 @@ def analyze_pickles(
     persistent_ids_expected: bool = False,
     max_streams: int | None = None,
     torch_legacy: bool = False,
+    torchscript: bool = False,
 ) -> int:
     """Analyse the pickle stream(s) in ``data``; return the offset where analysis stopped.
 
@@ -75,13 +76,15 @@ def analyze_pickles(
     reference storages). ``max_streams`` stops after that many pickles without judging what
     follows (the caller knows the layout, e.g. a ``.npy`` object array). ``torch_legacy``
     treats the buffer as a legacy PyTorch file even before its content confirms it.
+    ``torchscript`` is for the pickles of a TorchScript archive, which torch.jit's own
+    unpickler reads: its list helpers and ``__torch__`` classes are not Python imports.
     """
     size = len(data)
     if size == 0:
         ctx.add(rules.MALFORMED.finding(location.at(0), "The pickle is empty (0 bytes)."))
         return 0
     buf: Buffer = bytes(data) if size <= COPY_BELOW else memoryview(data)
-    session = Session(ctx, buf, location)
+    session = Session(ctx, buf, location, torchscript=torchscript)
     session.embedded = EmbeddedScanner(ctx, buf, location)
     vm = Interpreter(session)
     outcomes: list[Outcome] = []

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelshield.core.findings import Location, Severity
 from modelshield.core.rules import Rule
-from modelshield.scanner.callables import Verdict
+from modelshield.scanner.callables import Tier, Verdict
 from modelshield.scanner.context import Buffer, ScanContext
 from modelshield.scanner.pickle import rules
 from modelshield.scanner.pickle.ledger import Ledger
@@ -20,14 +20,48 @@ if TYPE_CHECKING:
 _MAX_SEMANTIC_REPORTS = 3
 
 
+#: Globals that torch.jit's C++ unpickler resolves itself in TorchScript archives (it refuses
+#: any other name that is not a ``__torch__`` class compiled from the archive's ``code/``).
+_TORCHSCRIPT_HELPERS = frozenset(
+    {
+        "build_tensor_from_id",
+        "build_intlist",
+        "build_tensorlist",
+        "build_doublelist",
+        "build_boollist",
+        "build_complexlist",
+        "restore_type_tag",
+    }
+)
+_TORCHSCRIPT_REASON = (
+    "resolved by torch.jit's own unpickler in a TorchScript archive, not imported by Python "
+    "(TorchScript classes are compiled from the archive's code/ members, checked separately)"
+)
+
+
+def _torchscript_global(module: str, name: str) -> bool:
+    """A TorchScript helper or a ``__torch__`` class of a TorchScript archive."""
+    if module == "torch.jit._pickle":
+        return name in _TORCHSCRIPT_HELPERS
+    return module == "__torch__" or module.startswith("__torch__.")
+
+
 class Session:
     """What every stream of one buffer shares: the buffer, the classifier cache, and the
     module attributes that ``BUILD`` overwrote (process state survives from one pickle to the
     next, so a later stream of the same file sees them)."""
 
-    def __init__(self, ctx: ScanContext, data: Buffer, location: Location) -> None:
-        """Analyse ``data`` (bytes, or a memoryview for very large buffers) at ``location``."""
+    def __init__(
+        self, ctx: ScanContext, data: Buffer, location: Location, *, torchscript: bool = False
+    ) -> None:
+        """Analyse ``data`` (bytes, or a memoryview for very large buffers) at ``location``.
+
+        ``torchscript``: the buffer is a pickle of a TorchScript archive, which torch.jit's own
+        unpickler reads (not Python's): its helpers and ``__torch__`` classes are no imports.
+        """
         self.ctx = ctx
+        self.torchscript = torchscript
+        """Whether TorchScript's unpickler, not Python's, reads this buffer."""
         """The scan context findings go to."""
         self.data = data
         """The buffer; offsets in findings are offsets into it."""
@@ -46,7 +80,10 @@ class Session:
         key = (module, name)
         verdict = self._verdicts.get(key)
         if verdict is None:
-            verdict = self.ctx.callables.classify(module, name)
+            if self.torchscript and _torchscript_global(module, name):
+                verdict = Verdict(module, name, Tier.SAFE, None, "safe", _TORCHSCRIPT_REASON)
+            else:
+                verdict = self.ctx.callables.classify(module, name)
             self._verdicts[key] = verdict
             self.ctx.imports.add(f"{verdict.module}:{verdict.name}")
         return verdict
