@@ -12,24 +12,27 @@ warning on the advisory instead of aborting the audit:
   versions it means;
 - ``affected`` entries of other ecosystems and ``GIT``/``SEMVER`` ranges are ignored.
 
-The compact JSON form (:func:`to_json` / :func:`from_json`) is what the offline index stores.
+The compact JSON form (:func:`to_json` / :func:`from_json`) is what the offline index stores:
+each range event carries its order key (:mod:`modelshield.audit.versions`), so that records read
+back match versions without parsing them, and long version lists are split only when read.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
-
-from packaging.utils import canonicalize_name
 
 from modelshield.audit.interface import (
     Advisory,
     AffectedPackage,
+    Deferred,
     Event,
     EventKind,
     VersionRange,
 )
-from modelshield.audit.match import exact_key, parse_version
+from modelshield.audit.match import CompiledEntry, KeyList, attach_compiled, compiled
+from modelshield.audit.versions import exact_key, parse_version
 from modelshield.core.findings import Severity
 
 MAX_DETAILS = 1000
@@ -114,6 +117,8 @@ def _parse_affected(raw: Any, warnings: list[str]) -> AffectedPackage | None:
     if not isinstance(name, str) or not name.strip():
         warnings.append("affected PyPI entry without a package name; skipped")
         return None
+    from packaging.utils import canonicalize_name  # reading records, not matching them
+
     canonical = canonicalize_name(name)
     ranges: list[VersionRange] = []
     for item in _list(raw.get("ranges")):
@@ -204,22 +209,35 @@ def parse_advisory(doc: Any) -> Advisory:
 
 
 def to_json(adv: Advisory) -> dict[str, Any]:
-    """A compact, JSON-serialisable form for the offline index."""
+    """A compact, JSON-serialisable form for the offline index.
+
+    Each affected entry is stored compiled for matching (:class:`~modelshield.audit.match.
+    CompiledEntry`: order keys in evaluation order, the fixed versions), with its events as
+    written kept as one JSON text that is decoded only if the objects are asked for.
+    """
+    entries = []
+    for a in adv.affected:
+        form = compiled(a)
+        entries.append(
+            {
+                "name": a.name,
+                "events": json.dumps(
+                    [[[e.kind.value, e.version] for e in r.events] for r in a.ranges],
+                    separators=(",", ":"),
+                ),
+                "ranges": [[codes, list(bounds)] for codes, bounds in form.ranges],
+                "fixed": [item for triple in form.fixed for item in triple],
+                # One string per list: decoding 100 short strings costs far more than one.
+                "versions": _SEP.join(a.versions),
+                "keys": _SEP.join(sorted(a.version_keys)),
+            }
+        )
     return {
         "id": adv.id,
         "aliases": list(adv.aliases),
         "summary": adv.summary,
         "details": adv.details,
-        "affected": [
-            {
-                "name": a.name,
-                "ranges": [[[e.kind.value, e.version] for e in r.events] for r in a.ranges],
-                # One string per list: decoding 100 short strings costs far more than one.
-                "versions": _SEP.join(a.versions),
-                "keys": _SEP.join(sorted(a.version_keys)),
-            }
-            for a in adv.affected
-        ],
+        "affected": entries,
         "severity": adv.severity.label if adv.severity is not None else None,
         "severity_source": adv.severity_source,
         "references": list(adv.references),
@@ -227,6 +245,35 @@ def to_json(adv: Advisory) -> dict[str, Any]:
         "modified": adv.modified,
         "warnings": list(adv.warnings),
     }
+
+
+_KINDS = {k.value: k for k in EventKind}
+
+
+def _ranges(events: str) -> tuple[VersionRange, ...]:
+    kinds = _KINDS
+    return tuple(VersionRange(tuple(Event(kinds[k], v) for k, v in r)) for r in json.loads(events))
+
+
+def _stored_entry(a: Mapping[str, Any]) -> AffectedPackage:
+    """An entry of :func:`to_json`'s form: compiled for matching, its objects built on demand."""
+    events: str = a["events"]
+    versions: str = a["versions"]
+    keys: str = a["keys"]
+    fixed: list[str] = a["fixed"]
+    entry = AffectedPackage(
+        name=a["name"],
+        ranges=Deferred(lambda: _ranges(events)),
+        versions=Deferred(lambda: tuple(versions.split(_SEP)) if versions else ()),
+        version_keys=Deferred(lambda: frozenset(keys.split(_SEP)) if keys else frozenset()),
+    )
+    form = CompiledEntry(
+        listed=KeyList(keys),
+        ranges=tuple((codes, bounds) for codes, bounds in a["ranges"]),
+        fixed=tuple(zip(fixed[::3], fixed[1::3], fixed[2::3], strict=True)),
+    )
+    attach_compiled(entry, form)
+    return entry
 
 
 def from_json(d: Mapping[str, Any]) -> Advisory:
@@ -237,17 +284,7 @@ def from_json(d: Mapping[str, Any]) -> Advisory:
         aliases=tuple(d["aliases"]),
         summary=d["summary"],
         details=d["details"],
-        affected=tuple(
-            AffectedPackage(
-                name=a["name"],
-                ranges=tuple(
-                    VersionRange(tuple(Event(EventKind(k), v) for k, v in r)) for r in a["ranges"]
-                ),
-                versions=tuple(a["versions"].split(_SEP)) if a["versions"] else (),
-                version_keys=frozenset(a["keys"].split(_SEP)) if a["keys"] else frozenset(),
-            )
-            for a in d["affected"]
-        ),
+        affected=tuple(_stored_entry(a) for a in d["affected"]),
         severity=Severity.parse(severity) if severity else None,
         severity_source=d["severity_source"],
         references=tuple(d["references"]),

@@ -6,7 +6,7 @@ For each dependency:
   affects the version (:func:`~modelshield.audit.match.affects`), withdrawn ones skipped, those
   that alias each other merged -> ``AUDIT-VULNERABLE-DEPENDENCY``, severity from CVSS (unknown
   -> HIGH);
-- a range: the affected versions the range admits (:func:`~modelshield.audit.match.
+- a range: the affected versions the range admits (:func:`~modelshield.audit.intervals.
   reachable_affected`) -> one ``AUDIT-UNPINNED-MAY-RESOLVE-VULNERABLE`` per dependency;
 - not a PEP 440 version, or a model-implied dependency with no version anywhere ->
   ``AUDIT-UNKNOWN-VERSION``;
@@ -31,15 +31,7 @@ from modelshield.audit.interface import (
     ParsedInput,
     VulnerabilitySource,
 )
-from modelshield.audit.match import (
-    Probe,
-    affects,
-    candidate,
-    fixed_versions,
-    parse_version,
-    reachable_affected,
-    specifier_intervals,
-)
+from modelshield.audit.match import Probe, affects, first_unaffected, fixed_versions
 from modelshield.core.findings import (
     ErrorRecord,
     FileResult,
@@ -135,10 +127,11 @@ class _InputAuditor:
     def relevant(self, dep: Dependency) -> list[Advisory]:
         """The advisories of the package, less withdrawn and ignored ones (counted)."""
         out = []
+        ignore = self.options.ignore
         for adv in self.advisories.get(dep.canonical, ()):
             if adv.withdrawn or not adv.for_package(dep.canonical):
                 continue
-            if adv.ids & self.options.ignore:
+            if ignore and adv.ids & ignore:
                 self.suppressed += 1
                 continue
             out.append(adv)
@@ -232,8 +225,8 @@ class _InputAuditor:
 
     def pinned(self, dep: Dependency, version: str) -> None:
         """Match one exact version; one finding per group of aliased advisories."""
-        parsed = candidate(version)
-        if not parsed.is_pep440:
+        probe = Probe.of(version)
+        if not probe.parsed.is_pep440:
             self.findings.append(
                 rules.UNKNOWN_VERSION.finding(
                     dep.location,
@@ -247,22 +240,21 @@ class _InputAuditor:
             )
         advisories = self.relevant(dep)
         self.data_warnings(dep, advisories)
-        probe = Probe.of(version)
         hits = [
             adv
             for adv in advisories
             if any(affects(a, probe) for a in adv.for_package(dep.canonical))
         ]
         for group in group_aliases(hits):
-            self.findings.append(self.vulnerable(dep, version, group))
+            self.findings.append(self.vulnerable(dep, probe, group))
 
-    def vulnerable(self, dep: Dependency, version: str, group: Sequence[Advisory]) -> Finding:
+    def vulnerable(self, dep: Dependency, probe: Probe, group: Sequence[Advisory]) -> Finding:
+        version = probe.text
         ids = _all_ids(group)
         severity, source = _severity(group)
         entries = [a for adv in group for a in adv.for_package(dep.canonical)]
-        current = candidate(version)
-        later = [f for f in fixed_versions(entries) if parse_version(f) > current]
-        upgrade = next((f for f in later if not any(affects(a, f) for a in entries)), "")
+        later = fixed_versions(entries, after=probe.parsed)
+        upgrade = first_unaffected(entries, later)
         if upgrade:
             fix_text = f"Upgrade to {upgrade} or later (fixed in: {', '.join(later)})."
         elif later:
@@ -295,6 +287,8 @@ class _InputAuditor:
 
     def ranged(self, dep: Dependency) -> None:
         """A range: one finding listing the advisories whose versions it admits."""
+        from modelshield.audit.intervals import reachable_affected, specifier_intervals
+
         try:
             specifier_intervals(dep.specifiers)
         except ValueError as e:
@@ -313,6 +307,8 @@ class _InputAuditor:
         self.findings.append(self.may_resolve(dep, reached))
 
     def may_resolve(self, dep: Dependency, reached: list[tuple[list[Advisory], str]]) -> Finding:
+        from modelshield.audit.intervals import reachable_affected
+
         listed = [f"{_all_ids(g)[0]} ({rng})" for g, rng in reached]
         entries = [a for g, _ in reached for adv in g for a in adv.for_package(dep.canonical)]
         fixes = fixed_versions(entries)

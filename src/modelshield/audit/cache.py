@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 DB_SUBDIR = "osv-db"
@@ -34,6 +33,8 @@ def default_database_dir(cache_dir: Path | None = None) -> Path:
 
 def atomic_write(path: Path, data: bytes) -> bool:
     """Write ``data`` to ``path`` through a temporary file; False when the cache is unwritable."""
+    import tempfile  # only writers need it
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

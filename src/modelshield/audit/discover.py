@@ -10,11 +10,11 @@ that matches nothing, or a directory with no input, is an error record.
 
 from __future__ import annotations
 
-import fnmatch
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 from modelshield.audit.interface import Dependency, InputKind, ParsedInput
 from modelshield.audit.sources._common import ParseOptions
@@ -66,10 +66,23 @@ _NAMES: tuple[tuple[str, InputKind], ...] = (
 )
 
 
+# Every pattern above is a name or holds one "*" (no "?" or "[]"), so it is matched with string
+# methods: compiling the fnmatch regexes cost more than auditing a small requirements file.
+assert all(p.count("*") <= 1 and "?" not in p and "[" not in p for p, _ in _NAMES)
+
+
+def _name_matches(name: str, pattern: str) -> bool:
+    """``fnmatch.fnmatchcase`` for a pattern with at most one ``*``."""
+    head, star, tail = pattern.partition("*")
+    if not star:
+        return name == pattern
+    return len(name) >= len(head) + len(tail) and name.startswith(head) and name.endswith(tail)
+
+
 def kind_of(name: str, explicit: bool) -> InputKind | None:
     """The input kind for a file name; None when the file is not an input."""
     for pattern, kind in _NAMES:
-        if fnmatch.fnmatchcase(name, pattern):
+        if _name_matches(name, pattern):
             return kind
     suffix = Path(name).suffix.lower()
     if suffix in MODEL_SUFFIXES:
@@ -79,8 +92,7 @@ def kind_of(name: str, explicit: bool) -> InputKind | None:
     return None
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
     """A file to read, with the kind its name gives."""
 
     path: Path
@@ -107,8 +119,6 @@ def candidates(
     paths: Sequence[str | os.PathLike[str]], limits: Limits
 ) -> Iterator[Candidate | ParsedInput]:
     """Yield a Candidate per input file, or a ParsedInput holding the error for a bad path."""
-    from modelshield.audit.implied import json_version
-
     max_files = limits.max_members
     for raw in paths:
         shown = os.fspath(raw)
@@ -132,8 +142,11 @@ def candidates(
                 kind = kind_of(name, explicit=False)
                 if kind is None or full.is_symlink():
                     continue
-                if kind in _JSON_KEYS and json_version(full, _JSON_KEYS[kind][0], limits) is None:
-                    continue  # a config.json of something else: not an input
+                if kind in _JSON_KEYS:
+                    from modelshield.audit.implied import json_version
+
+                    if json_version(full, _JSON_KEYS[kind][0], limits) is None:
+                        continue  # a config.json of something else: not an input
                 count += 1
                 if count > max_files:
                     yield _error(

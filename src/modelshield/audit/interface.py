@@ -21,12 +21,16 @@ Errors::
 from __future__ import annotations
 
 import enum
+import functools
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar, cast, overload
 
 from modelshield.core.errors import ServiceError
 from modelshield.core.findings import ErrorRecord, Finding, Location, Severity
+
+_T = TypeVar("_T")
 
 
 class InputKind(enum.StrEnum):
@@ -139,18 +143,79 @@ class VersionRange:
     """Events as written; the matcher sorts them by version."""
 
 
+class Deferred(Generic[_T]):
+    """A field value computed on first read (see :class:`AffectedPackage`)."""
+
+    __slots__ = ("compute",)
+
+    def __init__(self, compute: Callable[[], _T]) -> None:
+        """Wrap the function that computes the value (called at most once)."""
+        self.compute = compute
+
+
+class _DeferrableField(Generic[_T]):
+    """A frozen dataclass field that also accepts a :class:`Deferred` value.
+
+    The dataclass stores what it is given; the first read of a deferred value computes it and
+    keeps the result, so equality, hashing, ``repr`` and :func:`dataclasses.replace` see plain
+    values as usual.
+    """
+
+    def __init__(self, default: _T) -> None:
+        self._default = default
+        self._name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _T: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> _T: ...
+
+    def __get__(self, obj: object | None, owner: type | None = None) -> _T:
+        if obj is None:
+            return self._default  # the dataclass reads the field's default here
+        try:
+            value = obj.__dict__[self._name]
+        except KeyError:
+            raise AttributeError(self._name) from None
+        if type(value) is Deferred:
+            value = value.compute()
+            obj.__dict__[self._name] = value
+        return cast(_T, value)
+
+    def __set__(self, obj: object, value: _T | Deferred[_T]) -> None:
+        obj.__dict__[self._name] = value
+
+
 @dataclass(frozen=True)
 class AffectedPackage:
-    """One ``affected[]`` entry of an advisory, for a PyPI package."""
+    """One ``affected[]`` entry of an advisory, for a PyPI package.
+
+    ``ranges``, ``versions`` and ``version_keys`` may be given as :class:`Deferred` values: the
+    offline index does so, because an audit matches versions with precompiled order keys and
+    rarely reads the objects themselves (a single TensorFlow advisory lists 300 versions).
+    """
 
     name: str
     """PEP 503 normalised package name."""
-    ranges: tuple[VersionRange, ...] = ()
+    ranges: _DeferrableField[tuple[VersionRange, ...]] = _DeferrableField(())
     """ECOSYSTEM ranges."""
-    versions: tuple[str, ...] = ()
+    versions: _DeferrableField[tuple[str, ...]] = _DeferrableField(())
     """The explicit ``versions`` list, as written."""
-    version_keys: frozenset[str] = frozenset()
+    version_keys: _DeferrableField[frozenset[str]] = _DeferrableField(frozenset())
     """``versions`` normalised with :func:`modelshield.audit.match.exact_key`, for O(1) lookup."""
+
+    def __getstate__(self) -> dict[str, object]:
+        """The fields' values, deferred ones computed (pickling keeps no functions)."""
+        return {
+            "name": self.name,
+            "ranges": self.ranges,
+            "versions": self.versions,
+            "version_keys": self.version_keys,
+        }
 
 
 @dataclass(frozen=True)
@@ -182,9 +247,12 @@ class Advisory:
 
     def for_package(self, canonical: str) -> tuple[AffectedPackage, ...]:
         """The affected entries for one normalised package name."""
-        return tuple(a for a in self.affected if a.name == canonical)
+        affected = self.affected
+        if len(affected) == 1:  # the usual case, asked for several times per audit
+            return affected if affected[0].name == canonical else ()
+        return tuple([a for a in affected if a.name == canonical])
 
-    @property
+    @functools.cached_property
     def ids(self) -> frozenset[str]:
         """The id and every alias."""
         return frozenset((self.id, *self.aliases))

@@ -11,26 +11,26 @@ YAML is read with a loader that keeps every scalar as text (``CBaseLoader``, els
 ``safe_load`` would turn an unquoted ``3.10`` into the float 3.1.
 
 Parsing 2,600 YAML files takes about two seconds, so the tree is compiled once into an SQLite
-index keyed by normalised package name, stored in the cache directory and keyed by a signature
-of the tree (every file's path, size and modification time): the next run reads only the rows
-of the packages it audits. Files that cannot be read become *problems*, reported when they
-concern an audited package; they never abort the audit.
+index keyed by normalised package name, stored in the cache directory with the listing of the
+tree it was compiled from (every file's path, size and modification time): the next run checks
+the tree again (:mod:`modelshield.audit.dbtree`), and while nothing changed it reads only the
+rows of the packages it audits, already compiled for matching
+(:func:`~modelshield.audit.advisory.to_json`). Files that cannot be read become *problems*,
+reported when they concern an audited package; they never abort the audit.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import sqlite3
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from packaging.utils import canonicalize_name
-
+from modelshield.audit import dbtree
 from modelshield.audit.advisory import AdvisoryFormatError, from_json, parse_advisory, to_json
 from modelshield.audit.interface import (
     Advisory,
@@ -39,16 +39,16 @@ from modelshield.audit.interface import (
     PackageQuery,
     VulnerabilitySource,
 )
+from modelshield.audit.versions import ORDER_FORMAT
 from modelshield.core.limits import Limits
 
-INDEX_SCHEMA = "4"
+INDEX_SCHEMA = f"8.{ORDER_FORMAT}"
 """Bumped whenever the index layout or the advisory reader changes, forcing a rebuild."""
 
-_SUFFIXES = (".json", ".yaml", ".yml")
+_SUFFIXES = (".json", ".yaml", ".yml")  # in ZIP archives
 
 
-@dataclass(frozen=True)
-class _Record:
+class _Record(NamedTuple):
     advisory: Advisory
     source: str
 
@@ -70,6 +70,8 @@ def _load_document(data: bytes, name: str) -> Any:
 
 
 def _package_hint(relpath: str) -> str:
+    from packaging.utils import canonicalize_name  # only when compiling
+
     parts = relpath.replace("\\", "/").split("/")
     return canonicalize_name(parts[-2]) if len(parts) >= 2 else ""
 
@@ -94,59 +96,54 @@ class OfflineDatabase(VulnerabilitySource):
         """Where the index lives (None when it had to stay in memory)."""
         self.rebuilt = False
         """Whether this run compiled the index (False: a cached index was reused)."""
+        self._records: int | None = None
 
     # ---- reading the tree -----------------------------------------------------------------
-    def _entries(self) -> list[tuple[str, int, int, str]]:
-        """``(path relative to the database, size, mtime_ns, full path)`` of every candidate.
-
-        This runs on every audit (it is the index's cache key), so the loop stays lean: one
-        ``scandir`` per folder, one ``stat`` per file, one sort at the end.
-        """
+    def _tree(self) -> dbtree.Tree:
+        """The database's candidate files (see :mod:`modelshield.audit.dbtree`)."""
         if self.path.is_file():
             try:
                 st = self.path.stat()
-                return [(self.path.name, st.st_size, st.st_mtime_ns, str(self.path))]
+                entry = (self.path.name, st.st_size, st.st_mtime_ns, str(self.path))
             except OSError:
-                return [(self.path.name, -1, -1, str(self.path))]
+                entry = (self.path.name, -1, -1, str(self.path))
+            return dbtree.Tree([entry], None)
         if not self.path.is_dir():
             raise AuditServiceError(
                 f"vulnerability database {self.path} does not exist",
                 "Download one with `modelshield db update`, or pass --db DIR with OSV files.",
             )
-        found: list[tuple[str, int, int, str]] = []
-        suffixes = (*_SUFFIXES, ".zip")
-        stack = [(str(self.path), "")]
-        while stack:
-            folder, rel = stack.pop()
-            try:
-                it = os.scandir(folder)
-            except OSError:
-                continue
-            with it:
-                for entry in it:
-                    name = entry.name
-                    if name.startswith("."):
-                        continue
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append((entry.path, f"{rel}{name}/"))
-                    elif name.endswith(suffixes):
-                        try:
-                            st = entry.stat()
-                            found.append((rel + name, st.st_size, st.st_mtime_ns, entry.path))
-                        except OSError:
-                            found.append((rel + name, -1, -1, entry.path))
-        found.sort()
-        return found
+        return dbtree.walk(str(self.path))
+
+    def _entries(self) -> list[tuple[str, int, int, str]]:
+        """``(path relative to the database, size, mtime_ns, full path)`` of every candidate."""
+        return self._tree().files
+
+    @staticmethod
+    def _listing_of(files: list[tuple[str, int, int, str]]) -> str:
+        listing = [(rel, size, mtime) for rel, size, mtime, _ in files]
+        return json.dumps([INDEX_SCHEMA, listing], separators=(",", ":"))
+
+    def listing(self) -> str:
+        """Every database file's path, size and mtime, with the index schema, as text.
+
+        The index stores the listing it was compiled from and is reused only while it is
+        equal (compared whole: no digest to compute, no collision to rule out).
+        """
+        return self._listing_of(self._entries())
 
     def signature(self) -> str:
-        """A digest of every database file's path, size and mtime (plus the index schema)."""
-        listing = [(rel, size, mtime) for rel, size, mtime, _ in self._entries()]
-        return hashlib.sha256(repr((INDEX_SCHEMA, listing)).encode()).hexdigest()
+        """A digest of :meth:`listing` (it changes whenever a database file does)."""
+        import hashlib
 
-    def _iter_documents(self) -> Iterator[tuple[str, str, bytes | None, str]]:
+        return hashlib.sha256(self.listing().encode()).hexdigest()
+
+    def _iter_documents(
+        self, files: list[tuple[str, int, int, str]]
+    ) -> Iterator[tuple[str, str, bytes | None, str]]:
         """Yield ``(display name, package hint, data or None, problem)`` for every file."""
         cap = self.limits.max_document_bytes
-        for rel, size, _, full in self._entries():
+        for rel, size, _, full in files:
             if rel.endswith(".zip"):
                 yield from self._iter_zip(Path(full), rel)
                 continue
@@ -193,10 +190,12 @@ class OfflineDatabase(VulnerabilitySource):
         except (OSError, zipfile.BadZipFile, EOFError, RuntimeError) as e:
             yield rel, "", None, f"not a readable ZIP archive: {e}"
 
-    def _read_all(self) -> tuple[dict[str, _Record], list[DataProblem]]:
+    def _read_all(
+        self, files: list[tuple[str, int, int, str]]
+    ) -> tuple[dict[str, _Record], list[DataProblem]]:
         records: dict[str, _Record] = {}
         problems: list[DataProblem] = []
-        for name, hint, data, problem in self._iter_documents():
+        for name, hint, data, problem in self._iter_documents(files):
             if data is None:
                 problems.append(DataProblem(name, problem, hint))
                 continue
@@ -223,80 +222,112 @@ class OfflineDatabase(VulnerabilitySource):
     def _index_file(self) -> Path | None:
         if self.cache_dir is None:
             return None
-        key = hashlib.sha256(str(self.path.resolve()).encode()).hexdigest()[:24]
+        # A name per database path. Two checksums, not a cryptographic digest: loading OpenSSL
+        # for hashlib costs more than the rest of the lookup, and a collision would only make
+        # two databases rebuild each other's index (the stored listing is always compared).
+        where = str(self.path.resolve()).encode("utf-8", "surrogateescape")
+        key = f"{zlib.crc32(where):08x}{zlib.adler32(where):08x}"
         return self.cache_dir / "osv-index" / f"{key}.sqlite"
 
-    def _open_cached(self, path: Path, signature: str) -> sqlite3.Connection | None:
-        if not path.is_file():
-            return None
+    def _drop_old_index(self, index: Path) -> None:
+        """Remove the index that earlier releases kept for this database (under another name)."""
+        import hashlib  # compiling anyway: this costs nothing noticeable here
+
+        where = str(self.path.resolve()).encode("utf-8", "surrogateescape")
+        old = index.with_name(f"{hashlib.sha256(where).hexdigest()[:24]}.sqlite")
+        with contextlib.suppress(OSError):
+            old.unlink()
+
+    def _open_cached(self, path: Path, listing: str | None) -> sqlite3.Connection | None:
+        """The index at ``path`` if it is current: its listing equals ``listing``, or, when
+        ``listing`` is None, the quick check finds nothing changed (no walk at all)."""
         try:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            row = conn.execute("SELECT value FROM meta WHERE key = 'signature'").fetchone()
         except sqlite3.Error:
-            return None
-        if row is None or row[0] != signature:
+            return None  # no index yet (read-only mode never creates the file)
+        key = "listing" if listing is not None else "folders"
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error:
+            row = None
+        if listing is not None:
+            current = row is not None and row[0] == listing
+        else:
+            current = row is not None and self._folders_unchanged(row[0])
+        if not current:
             conn.close()
             return None
         return conn
 
-    def _build(self, target: sqlite3.Connection, signature: str) -> None:
-        records, problems = self._read_all()
+    def _folders_unchanged(self, stored: str) -> bool:
+        try:
+            schema, folders = json.loads(stored)
+        except (ValueError, TypeError):
+            return False
+        return schema == INDEX_SCHEMA and dbtree.unchanged(str(self.path), folders)
+
+    def _build(self, target: sqlite3.Connection, tree: dbtree.Tree) -> None:
+        listing = self._listing_of(tree.files)
+        records, problems = self._read_all(tree.files)  # the files the listing names
+        by_package: dict[str, list[str]] = {}
+        for ident in sorted(records):
+            adv = records[ident].advisory
+            doc = json.dumps(to_json(adv), separators=(",", ":"))
+            for name in sorted({a.name for a in adv.affected}):
+                by_package.setdefault(name, []).append(doc)
         cur = target.cursor()
+        # Large pages keep a package's advisories (up to a few hundred KB) in few pages.
+        cur.execute("PRAGMA page_size = 65536")
         cur.executescript(
             "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);"
-            "CREATE TABLE advisories (id TEXT PRIMARY KEY, doc TEXT NOT NULL);"
-            "CREATE TABLE affects (name TEXT NOT NULL, id TEXT NOT NULL);"
+            "CREATE TABLE packages (name TEXT PRIMARY KEY, advisories TEXT NOT NULL);"
             "CREATE TABLE problems (package TEXT, file TEXT, message TEXT);"
         )
+        # One row per package: its advisories as one JSON array, in id order, so that an audit
+        # reads one row and decodes one document per package it audits.
         cur.executemany(
-            "INSERT INTO advisories VALUES (?, ?)",
-            (
-                (i, json.dumps(to_json(r.advisory), separators=(",", ":")))
-                for i, r in records.items()
-            ),
-        )
-        cur.executemany(
-            "INSERT INTO affects VALUES (?, ?)",
-            (
-                (name, i)
-                for i, r in records.items()
-                for name in sorted({a.name for a in r.advisory.affected})
-            ),
+            "INSERT INTO packages VALUES (?, ?)",
+            ((name, f"[{','.join(docs)}]") for name, docs in sorted(by_package.items())),
         )
         cur.executemany(
             "INSERT INTO problems VALUES (?, ?, ?)",
             ((p.package, p.file, p.message) for p in problems),
         )
-        cur.executescript("CREATE INDEX affects_name ON affects (name);")
-        cur.executemany(
-            "INSERT INTO meta VALUES (?, ?)",
-            [("signature", signature), ("records", str(len(records))), ("path", str(self.path))],
-        )
+        meta = [("listing", listing), ("records", str(len(records))), ("path", str(self.path))]
+        if tree.folders is not None:
+            folders = json.dumps([INDEX_SCHEMA, tree.folders], separators=(",", ":"))
+            meta.append(("folders", folders))
+        cur.executemany("INSERT INTO meta VALUES (?, ?)", meta)
         target.commit()
 
     def open(self) -> sqlite3.Connection:
         """The index, reused when the tree is unchanged, else compiled now."""
         if self._conn is not None:
             return self._conn
-        signature = self.signature()
         index = self._index_file()
+        if index is not None and self.path.is_dir():
+            conn = self._open_cached(index, None)  # the quick check: no directory listing
+            if conn is not None:
+                self._conn, self.index_path = conn, index
+                return conn
+        tree = self._tree()
         if index is not None:
-            conn = self._open_cached(index, signature)
+            conn = self._open_cached(index, self._listing_of(tree.files))
             if conn is not None:
                 self._conn, self.index_path = conn, index
                 return conn
         self.rebuilt = True
         if index is not None:
-            built = self._build_to_file(index, signature)
+            built = self._build_to_file(index, tree)
             if built is not None:
                 self._conn, self.index_path = built, index
                 return built
         conn = sqlite3.connect(":memory:")
-        self._build(conn, signature)
+        self._build(conn, tree)
         self._conn = conn
         return conn
 
-    def _build_to_file(self, index: Path, signature: str) -> sqlite3.Connection | None:
+    def _build_to_file(self, index: Path, tree: dbtree.Tree) -> sqlite3.Connection | None:
         import tempfile
 
         try:
@@ -308,7 +339,7 @@ class OfflineDatabase(VulnerabilitySource):
         try:
             conn = sqlite3.connect(tmp)
             try:
-                self._build(conn, signature)
+                self._build(conn, tree)
             finally:
                 conn.close()
             Path(tmp).replace(index)
@@ -316,29 +347,31 @@ class OfflineDatabase(VulnerabilitySource):
             with contextlib.suppress(OSError):
                 Path(tmp).unlink()
             return None
-        return self._open_cached(index, signature)
+        self._drop_old_index(index)
+        return self._open_cached(index, self._listing_of(tree.files))
 
     # ---- the source interface -------------------------------------------------------------
     def advisories(self, queries: Sequence[PackageQuery]) -> Mapping[str, tuple[Advisory, ...]]:
         """Every advisory of each queried package (versions are matched by the auditor)."""
         conn = self.open()
         names = sorted({q.canonical for q in queries})
-        out: dict[str, list[Advisory]] = {n: [] for n in names}
-        parsed: dict[str, Advisory] = {}
+        out: dict[str, tuple[Advisory, ...]] = dict.fromkeys(names, ())
+        parsed: dict[str, Advisory] = {}  # an advisory of two audited packages is read once
         for start in range(0, len(names), 500):
             chunk = names[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = conn.execute(
-                "SELECT f.name, a.id, a.doc FROM affects f JOIN advisories a ON a.id = f.id "
-                f"WHERE f.name IN ({marks}) ORDER BY a.id",
-                chunk,
+                f"SELECT name, advisories FROM packages WHERE name IN ({marks})", chunk
             ).fetchall()
-            for name, ident, doc in rows:
-                adv = parsed.get(ident)
-                if adv is None:
-                    adv = parsed[ident] = from_json(json.loads(doc))
-                out[name].append(adv)
-        return {n: tuple(v) for n, v in out.items()}
+            for name, docs in rows:
+                found = []
+                for doc in json.loads(docs):
+                    adv = parsed.get(doc["id"])
+                    if adv is None:
+                        adv = parsed[doc["id"]] = from_json(doc)
+                    found.append(adv)
+                out[name] = tuple(found)
+        return out
 
     def problems(self, packages: Sequence[str] | None = None) -> list[DataProblem]:
         """Unreadable files (for the given packages only, when ``packages`` is given)."""
@@ -353,8 +386,10 @@ class OfflineDatabase(VulnerabilitySource):
 
     def record_count(self) -> int:
         """How many advisories the index holds."""
-        row = self.open().execute("SELECT value FROM meta WHERE key = 'records'").fetchone()
-        return int(row[0]) if row else 0
+        if self._records is None:
+            row = self.open().execute("SELECT value FROM meta WHERE key = 'records'").fetchone()
+            self._records = int(row[0]) if row else 0
+        return self._records
 
     def describe(self) -> str:
         """The database path and its size."""
@@ -365,6 +400,7 @@ class OfflineDatabase(VulnerabilitySource):
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+            self._records = None
 
     def __enter__(self) -> OfflineDatabase:
         """Use as a context manager that closes the index."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -34,6 +33,8 @@ def resolve_policy(explicit: str | None, cwd: Path | None = None) -> tuple[Polic
         return Policy.from_file(own), POLICY_FILE
     pyproject = here / PYPROJECT
     if pyproject.is_file():
+        import tomllib  # only when there is a pyproject.toml to look in
+
         try:
             data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import enum
 import fnmatch
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -141,6 +140,8 @@ class Policy:
     @classmethod
     def from_file(cls, path: str | Path) -> Policy:
         """Read ``modelshield.toml`` or the ``[tool.modelshield]`` table of ``pyproject.toml``."""
+        import tomllib  # only when a policy file is read: start-up time of every command
+
         p = Path(path)
         try:
             data = tomllib.loads(p.read_text(encoding="utf-8"))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from importlib import resources
 from typing import Any
 
 from modelshield.core.findings import ErrorRecord, FileResult, Finding, Location, Report, Severity
@@ -29,6 +28,8 @@ _OUTCOME = {ExitCode.OK: "pass", ExitCode.FINDINGS: "fail", ExitCode.ERROR: "err
 
 def schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) that every document this module writes validates against."""
+    from importlib import resources  # only schema readers need it; rendering does not
+
     text = (
         resources.files("modelshield.report")
         .joinpath("schema/report.schema.json")

@@ -1,27 +1,67 @@
 """Helpers shared by the input parsers: reading bounded text, and turning PEP 508 requirements
-into :class:`~modelshield.audit.interface.Dependency` values."""
+into :class:`~modelshield.audit.interface.Dependency` values.
+
+``packaging``'s requirement, marker and file-name parsers are imported on first use: together
+they take longer to import than a pinned requirements file takes to audit, and such a file
+(``name==version`` lines) needs none of them.
+"""
 
 from __future__ import annotations
 
 import re
-import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from packaging.markers import InvalidMarker, Marker, UndefinedEnvironmentName, default_environment
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
+from typing import TYPE_CHECKING
 
 from modelshield.audit.interface import Dependency
 from modelshield.core.findings import Location
 from modelshield.core.limits import Limits
+
+if TYPE_CHECKING:
+    from packaging.markers import Marker
+    from packaging.requirements import Requirement
+
+_NAME_SEPARATORS = re.compile(r"[-_.]+")
+
+
+def canonical_name(name: str) -> str:
+    """A distribution name normalised as PEP 503 defines it (``Foo_Bar.baz`` -> ``foo-bar-baz``).
+
+    The same result as ``packaging.utils.canonicalize_name``, without importing that module.
+    """
+    return _NAME_SEPARATORS.sub("-", name).lower()
+
+
+class RunningEnvironment(Mapping[str, str]):
+    """The running interpreter's PEP 508 marker environment, computed when first read."""
+
+    def __init__(self) -> None:
+        """Nothing is computed until a marker needs it."""
+        self._values: dict[str, str] | None = None
+
+    def _get(self) -> dict[str, str]:
+        if self._values is None:
+            from packaging.markers import default_environment
+
+            self._values = {k: str(v) for k, v in default_environment().items()}
+        return self._values
+
+    def __getitem__(self, key: str) -> str:
+        """One variable, e.g. ``python_version``."""
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        """The variable names."""
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        """How many variables there are."""
+        return len(self._get())
+
+    def __repr__(self) -> str:
+        """The variables, as a dict shows them."""
+        return repr(self._get())
 
 
 class InputError(ValueError):
@@ -39,9 +79,7 @@ class ParseOptions:
 
     limits: Limits = field(default_factory=Limits)
     """Bounds (file size, include depth)."""
-    environment: Mapping[str, str] = field(
-        default_factory=lambda: {k: str(v) for k, v in default_environment().items()}
-    )
+    environment: Mapping[str, str] = field(default_factory=RunningEnvironment)
     """The PEP 508 marker environment requirements are evaluated against (the current one)."""
 
 
@@ -72,6 +110,8 @@ def marker_applies(marker: Marker | str | None, env: Mapping[str, str], extra: s
     """
     if marker is None or marker == "":
         return True
+    from packaging.markers import InvalidMarker, Marker, UndefinedEnvironmentName
+
     try:
         m = marker if isinstance(marker, Marker) else Marker(marker)
         return m.evaluate({**env, "extra": extra})
@@ -81,6 +121,15 @@ def marker_applies(marker: Marker | str | None, env: Mapping[str, str], extra: s
 
 def version_from_filename(url_or_path: str) -> tuple[str, str] | None:
     """``(name, version)`` from a wheel or sdist file name at the end of a URL or path."""
+    import urllib.parse
+
+    from packaging.utils import (
+        InvalidSdistFilename,
+        InvalidWheelFilename,
+        parse_sdist_filename,
+        parse_wheel_filename,
+    )
+
     path = urllib.parse.urlsplit(url_or_path).path if "://" in url_or_path else url_or_path
     filename = urllib.parse.unquote(path.rstrip("/").rsplit("/", 1)[-1])
     try:
@@ -95,20 +144,21 @@ def version_from_filename(url_or_path: str) -> tuple[str, str] | None:
     return None
 
 
-_VCS = re.compile(r"^(git|hg|svn|bzr)\+", re.IGNORECASE)
+_VCS = r"^(git|hg|svn|bzr)\+"
 
 
 def url_dependency(
     url: str, name: str | None, location: Location, line: int | None, origin: str
 ) -> Dependency:
     """A dependency installed from a URL or path: auditable when the file name has a version."""
-    parsed = version_from_filename(url) if not _VCS.match(url) else None
+    vcs = re.match(_VCS, url, re.IGNORECASE) is not None
+    parsed = version_from_filename(url) if not vcs else None
     if parsed is not None:
         file_name, version = parsed
         shown = name or file_name
         return Dependency(
             name=shown,
-            canonical=canonicalize_name(shown),
+            canonical=canonical_name(shown),
             location=location,
             version=version,
             line=line,
@@ -117,10 +167,10 @@ def url_dependency(
         )
     egg = re.search(r"[#&]egg=([A-Za-z0-9._-]+)", url)
     shown = name or (egg.group(1) if egg else url)
-    kind = "a version-control URL" if _VCS.match(url) else "a URL or local path"
+    kind = "a version-control URL" if vcs else "a URL or local path"
     return Dependency(
         name=shown,
-        canonical=canonicalize_name(shown) if (name or egg) else shown,
+        canonical=canonical_name(shown) if (name or egg) else shown,
         location=location,
         unauditable=f"installed from {kind} ({url}), not a PyPI release",
         line=line,
@@ -144,7 +194,7 @@ def requirement_dependency(
         version = clauses[0].version
     return Dependency(
         name=req.name,
-        canonical=canonicalize_name(req.name),
+        canonical=canonical_name(req.name),
         location=location,
         version=version,
         specifiers=() if version is not None else (str(req.specifier),),
@@ -156,6 +206,8 @@ def requirement_dependency(
 
 def parse_requirement(text: str, line: int | None = None) -> Requirement:
     """Parse a PEP 508 string; raises InputError with the line on failure."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         return Requirement(text)
     except InvalidRequirement as e:
@@ -171,7 +223,7 @@ def pinned(
     """A dependency at one exact version (locked, installed, recorded)."""
     return Dependency(
         name=name,
-        canonical=canonicalize_name(name),
+        canonical=canonical_name(name),
         location=location,
         version=version,
         line=line,

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 from modelshield.audit.interface import Dependency, InputKind, ParsedInput
 from modelshield.audit.sources._common import (
     InputError,
     ParseOptions,
+    canonical_name,
     locate,
     marker_applies,
     parse_requirement,
@@ -33,24 +34,45 @@ from modelshield.audit.sources._common import (
 )
 from modelshield.core.findings import ErrorRecord, Location
 
-_COMMENT = re.compile(r"(^|\s+)#.*$")
-_ENV_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
-_LINE_OPTIONS = re.compile(r"\s+(?=--?[A-Za-z])")
-_INCLUDE = re.compile(r"^(-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+|(?<=-r)|(?<=-c))(\S.*)$")
-_EDITABLE = re.compile(r"^(-e|--editable)(?:\s*=\s*|\s+)(\S.*)$")
-_URL_START = re.compile(r"^([a-z][a-z0-9+.-]*://|(git|hg|svn|bzr)\+)", re.IGNORECASE)
+# Patterns are compiled (and cached by ``re``) on first use, and each is tried only on lines
+# that hold what it needs ("#", "${", a leading "-"...): a pinned file compiles one of them.
+_COMMENT = r"(^|\s+)#.*$"
+_ENV_VAR = r"\$\{([A-Z0-9_]+)\}"
+_LINE_OPTIONS = r"\s+(?=--?[A-Za-z])"
+_INCLUDE = r"^(-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+|(?<=-r)|(?<=-c))(\S.*)$"
+_EDITABLE = r"^(-e|--editable)(?:\s*=\s*|\s+)(\S.*)$"
+_URL_START = r"^([a-z][a-z0-9+.-]*://|(git|hg|svn|bzr)\+)"
+# ``name==version`` in the form pip-compile and `pip freeze` write: a valid PEP 508 name, and a
+# version in PEP 440's normal form (release, pre, post, dev, local label). ``packaging`` would
+# read such a line into exactly these two strings (no extras, no marker), so it is read here
+# without importing packaging's requirement parser; anything else goes through packaging.
+_SIMPLE_PIN = (
+    r"([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)=="
+    r"([0-9]+(?:\.[0-9]+)*(?:(?:a|b|rc)[0-9]+)?(?:\.post[0-9]+)?(?:\.dev[0-9]+)?"
+    r"(?:\+[a-z0-9]+(?:\.[a-z0-9]+)*)?)"
+)
 
 
-@dataclass
+def _is_url(text: str) -> bool:
+    """Whether ``text`` starts with a URL scheme or a VCS prefix (``git+``)."""
+    return ("://" in text or "+" in text) and re.match(_URL_START, text, re.IGNORECASE) is not None
+
+
 class _State:
-    options: ParseOptions
-    deps: list[Dependency] = field(default_factory=list)
-    constraints: dict[str, Dependency] = field(default_factory=dict)
-    errors: list[ErrorRecord] = field(default_factory=list)
-    seen: set[str] = field(default_factory=set)
-    skipped_by_marker: int = 0
-    cycles: int = 0
-    size: int = 0
+    """What reading a file and its includes has gathered so far (a plain class: generating a
+    dataclass costs more than reading a short requirements file)."""
+
+    __slots__ = ("constraints", "cycles", "deps", "errors", "options", "seen", "size", "skipped")
+
+    def __init__(self, options: ParseOptions) -> None:
+        self.options = options
+        self.deps: list[Dependency] = []
+        self.constraints: dict[str, Dependency] = {}
+        self.errors: list[ErrorRecord] = []
+        self.seen: set[str] = set()
+        self.skipped = 0  # requirements whose marker is false here
+        self.cycles = 0
+        self.size = 0
 
 
 def logical_lines(text: str) -> list[tuple[int, int, str]]:
@@ -64,7 +86,7 @@ def logical_lines(text: str) -> list[tuple[int, int, str]]:
             start_line, start_off = number, offset
         offset += len(raw.encode("utf-8"))
         # A comment needs whitespace (or the line start) before '#': '#egg=' in URLs is kept.
-        stripped = _COMMENT.sub("", line).rstrip()
+        stripped = (re.sub(_COMMENT, "", line) if "#" in line else line).rstrip()
         if stripped.endswith("\\"):
             buf.append(stripped[:-1])
             continue
@@ -79,7 +101,9 @@ def logical_lines(text: str) -> list[tuple[int, int, str]]:
 
 
 def _expand(text: str) -> str:
-    return _ENV_VAR.sub(lambda m: os.environ.get(m.group(1), m.group(0)), text)
+    if "${" not in text:
+        return text
+    return re.sub(_ENV_VAR, lambda m: os.environ.get(m.group(1), m.group(0)), text)
 
 
 def _parse_file(path: Path, shown: str, state: _State, depth: int, constraint: bool) -> None:
@@ -110,10 +134,10 @@ def _parse_line(
     depth: int,
     constraint: bool,
 ) -> None:
-    include = _INCLUDE.match(line)
+    include = re.match(_INCLUDE, line) if line.startswith("-") else None
     if include:
         target = include.group(2).strip()
-        if _URL_START.match(target):
+        if _is_url(target):
             raise InputError(f"remote include {target!r} is not fetched; audit that file directly")
         if depth + 1 > state.options.limits.max_nested_depth:
             raise InputError(
@@ -131,33 +155,40 @@ def _parse_line(
         except InputError as e:
             raise InputError(f"in included file {child_shown}: {e}") from e
         return
-    editable = _EDITABLE.match(line)
+    editable = re.match(_EDITABLE, line) if line.startswith("-") else None
     if editable:
         target = editable.group(2).strip()
         dep = url_dependency(target, None, loc, number, "declared")
         if dep.unauditable is None:
             dep = replace(dep, version=None, unauditable=f"editable install of {target}")
-        elif not _URL_START.match(target):
+        elif not _is_url(target):
             dep = replace(dep, unauditable=f"editable install of the local project {target}")
         if not constraint:
             state.deps.append(dep)
         return
     if line.startswith("-"):
         return  # index, find-links, --pre, --require-hashes...: no dependency on this line
-    requirement = _LINE_OPTIONS.split(line, maxsplit=1)[0].strip()
+    requirement = line
+    if len(line.split(maxsplit=1)) > 1:  # per-requirement options follow whitespace
+        requirement = re.split(_LINE_OPTIONS, line, maxsplit=1)[0].strip()
     if (
-        _URL_START.match(requirement)
+        _is_url(requirement)
         or requirement.startswith((".", "/"))
         or (requirement.endswith((".whl", ".tar.gz", ".zip")) and "@" not in requirement)
     ):
         if not constraint:
             state.deps.append(url_dependency(requirement, None, loc, number, "declared"))
         return
-    req = parse_requirement(requirement, number)
-    if not marker_applies(req.marker, state.options.environment):
-        state.skipped_by_marker += 1
-        return
-    dep = requirement_dependency(req, loc, number)
+    simple = re.fullmatch(_SIMPLE_PIN, requirement, re.ASCII) if "==" in requirement else None
+    if simple is not None:
+        name, version = simple.groups()
+        dep = Dependency(name, canonical_name(name), loc, version=version, line=number)
+    else:
+        req = parse_requirement(requirement, number)
+        if not marker_applies(req.marker, state.options.environment):
+            state.skipped += 1
+            return
+        dep = requirement_dependency(req, loc, number)
     if constraint:
         if dep.version is not None:
             state.constraints.setdefault(dep.canonical, dep)
@@ -189,8 +220,8 @@ def parse_requirements(path: Path, shown: str, options: ParseOptions) -> ParsedI
     except InputError as e:
         state.errors.append(ErrorRecord(Location(shown), f"{shown}: {e}", stage="audit-parse"))
     metadata = {"dependencies": str(len(state.deps))}
-    if state.skipped_by_marker:
-        metadata["skipped_by_marker"] = str(state.skipped_by_marker)
+    if state.skipped:
+        metadata["skipped_by_marker"] = str(state.skipped)
     if state.cycles:
         metadata["include_cycles"] = str(state.cycles)
     return ParsedInput(
