@@ -1,7 +1,8 @@
-"""Helpers shared by subcommands: finding the policy file, colour, writing the output."""
+"""Helpers shared by subcommands: report options, finding the policy file, colour, output."""
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -14,6 +15,37 @@ POLICY_FILE = "modelshield.toml"
 
 PYPROJECT = "pyproject.toml"
 """Where a ``[tool.modelshield]`` table is looked for when there is no policy file."""
+
+
+def add_report_options(parser: argparse.ArgumentParser) -> None:
+    """The options of every command that ends in a report: --format, --output, --fail-on and
+    --policy."""
+    from modelshield.core.findings import Severity
+    from modelshield.report import OutputFormat
+
+    parser.add_argument(
+        "-f",
+        "--format",
+        type=OutputFormat,
+        choices=list(OutputFormat),
+        default=OutputFormat.TEXT,
+        help="report format (default: text)",
+    )
+    parser.add_argument(
+        "-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout"
+    )
+    parser.add_argument(
+        "--fail-on",
+        choices=[s.label for s in sorted(Severity, reverse=True)],
+        help="exit 1 when a finding is at or above this severity "
+        "(default: the policy's fail_on, which is medium)",
+    )
+    parser.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="policy file (default: ./modelshield.toml, else [tool.modelshield] in "
+        "./pyproject.toml, else built-in defaults)",
+    )
 
 
 def resolve_policy(explicit: str | None, cwd: Path | None = None) -> tuple[Policy, str | None]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from modelshield.cli._common import resolve_policy, use_color, write_output
+from modelshield.cli._common import add_report_options, resolve_policy, use_color, write_output
 from modelshield.cli._sources import (
     add_ignore_option,
     add_source_options,
@@ -13,7 +13,6 @@ from modelshield.cli._sources import (
     split_ignores,
 )
 from modelshield.core.findings import Severity
-from modelshield.report import OutputFormat
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,29 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--env", action="store_true", help="also audit the distributions installed here"
     )
     add_source_options(parser, api_by_default=True)
-    parser.add_argument(
-        "-f",
-        "--format",
-        type=OutputFormat,
-        choices=list(OutputFormat),
-        default=OutputFormat.TEXT,
-        help="report format (default: text)",
-    )
-    parser.add_argument(
-        "-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout"
-    )
-    parser.add_argument(
-        "--fail-on",
-        choices=[s.label for s in sorted(Severity, reverse=True)],
-        help="exit 1 when a finding is at or above this severity "
-        "(default: the policy's fail_on, which is medium)",
-    )
-    parser.add_argument(
-        "--policy",
-        metavar="FILE",
-        help="policy file (default: ./modelshield.toml, else [tool.modelshield] in "
-        "./pyproject.toml, else built-in defaults)",
-    )
+    add_report_options(parser)
     add_ignore_option(parser)
     parser.add_argument(
         "-q",

@@ -7,9 +7,8 @@ import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from modelshield.cli._common import resolve_policy, use_color, write_output
+from modelshield.cli._common import add_report_options, resolve_policy, use_color, write_output
 from modelshield.core.findings import Severity
-from modelshield.report import OutputFormat
 
 if TYPE_CHECKING:
     from modelshield.core.findings import FileResult
@@ -29,29 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "2 error (a file could not be analysed fully, or a usage error).",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
-    parser.add_argument(
-        "-f",
-        "--format",
-        type=OutputFormat,
-        choices=list(OutputFormat),
-        default=OutputFormat.TEXT,
-        help="report format (default: text)",
-    )
-    parser.add_argument(
-        "-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout"
-    )
-    parser.add_argument(
-        "--fail-on",
-        choices=[s.label for s in sorted(Severity, reverse=True)],
-        help="exit 1 when a finding is at or above this severity "
-        "(default: the policy's fail_on, which is medium)",
-    )
-    parser.add_argument(
-        "--policy",
-        metavar="FILE",
-        help="policy file (default: ./modelshield.toml, else [tool.modelshield] in "
-        "./pyproject.toml, else built-in defaults)",
-    )
+    add_report_options(parser)
     parser.add_argument(
         "--ignore",
         action="append",
