@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
+    from modelshield.core.findings import Report
     from modelshield.core.policy import Policy
 
 POLICY_FILE = "modelshield.toml"
@@ -104,3 +105,38 @@ def write_output(text: str, path: str | None, stream: TextIO) -> None:
         Path(path).write_text(text, encoding="utf-8", errors="backslashreplace")
     except OSError as e:
         raise ConfigError(f"cannot write the report to {path}: {e.strerror or e}") from e
+
+
+def emit_report(
+    report: Report,
+    args: argparse.Namespace,
+    policy: Policy,
+    policy_source: str | None,
+    *,
+    announce: bool = True,
+) -> int:
+    """Render ``report`` as ``args`` ask (format, output, quiet), write it, return the exit code.
+
+    With ``announce``, a report written to a file is followed by one line on standard error
+    naming the file and the exit code.
+    """
+    import sys
+
+    from modelshield.report import Invocation, render
+
+    text = render(
+        report,
+        args.format,
+        policy=policy,
+        invocation=Invocation(policy_source=policy_source),
+        color=args.output is None and use_color(sys.stdout),
+        quiet=args.quiet,
+    )
+    write_output(text, args.output, sys.stdout)
+    code = policy.exit_code(report)
+    if announce and args.output is not None and not args.quiet:
+        print(
+            f"modelshield: report written to {args.output} (exit code {int(code)})",
+            file=sys.stderr,
+        )
+    return int(code)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from modelshield.cli._common import add_report_options, resolve_policy, use_color, write_output
+from modelshield.cli._common import add_report_options, emit_report, resolve_policy
 from modelshield.cli._sources import (
     add_ignore_option,
     add_source_options,
@@ -53,7 +52,6 @@ def run(args: argparse.Namespace) -> int:
     """Audit, render, write, and return the exit code."""
     from modelshield.audit import audit_paths
     from modelshield.core.errors import ConfigError
-    from modelshield.report import Invocation, render
 
     if not args.paths and not args.env:
         raise ConfigError("nothing to audit: name files or directories, or pass --env")
@@ -69,21 +67,4 @@ def run(args: argparse.Namespace) -> int:
         include_environment=args.env,
         ignore=advisory_ids,
     )
-    report = policy.apply(raw)
-    color = args.output is None and use_color(sys.stdout)
-    text = render(
-        report,
-        args.format,
-        policy=policy,
-        invocation=Invocation(policy_source=policy_source),
-        color=color,
-        quiet=args.quiet,
-    )
-    write_output(text, args.output, sys.stdout)
-    code = policy.exit_code(report)
-    if args.output is not None and not args.quiet:
-        print(
-            f"modelshield: report written to {args.output} (exit code {int(code)})",
-            file=sys.stderr,
-        )
-    return int(code)
+    return emit_report(policy.apply(raw), args, policy, policy_source)

@@ -13,7 +13,7 @@ import re
 import sys
 from dataclasses import replace
 
-from modelshield.cli._common import resolve_policy, use_color, write_output
+from modelshield.cli._common import emit_report, resolve_policy
 from modelshield.core.findings import Severity
 from modelshield.report import OutputFormat
 
@@ -297,7 +297,6 @@ def _sign(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from modelshield.core.errors import ConfigError
-    from modelshield.report import Invocation, render
 
     policy, source = resolve_policy(args.policy)
     if args.fail_on is not None:
@@ -325,14 +324,5 @@ def _verify(args: argparse.Namespace) -> int:
         if args.ignore_path:
             raise ConfigError("--ignore-path applies to --signature; a manifest records its own")
         raw = verify_manifest(args.path, args.manifest, policy=policy, workers=args.workers)
-    report = policy.apply(raw)
-    text = render(
-        report,
-        args.format,
-        policy=policy,
-        invocation=Invocation(policy_source=source),
-        color=args.output is None and use_color(sys.stdout),
-        quiet=args.quiet,
-    )
-    write_output(text, args.output, sys.stdout)
-    return int(policy.exit_code(report))
+    # manifest verify has never printed the "report written" line; kept as it was.
+    return emit_report(policy.apply(raw), args, policy, source, announce=False)

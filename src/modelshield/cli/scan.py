@@ -7,7 +7,7 @@ import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from modelshield.cli._common import add_report_options, resolve_policy, use_color, write_output
+from modelshield.cli._common import add_report_options, emit_report, resolve_policy
 from modelshield.core.findings import Severity
 
 if TYPE_CHECKING:
@@ -47,7 +47,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     """Scan, render, write, and return the exit code."""
-    from modelshield.report import Invocation, render
     from modelshield.scanner.engine import scan_paths
 
     policy, source = resolve_policy(args.policy)
@@ -64,24 +63,8 @@ def run(args: argparse.Namespace) -> int:
         if progress is not None:
             progress.close()
 
-    color = args.output is None and use_color(sys.stdout)
-    text = render(
-        report,
-        args.format,
-        policy=policy,
-        invocation=Invocation(policy_source=source),
-        color=color,
-        quiet=args.quiet,
-    )
-    write_output(text, args.output, sys.stdout)
     _warn_unknown_rules(args.ignore)
-    code = policy.exit_code(report)
-    if args.output is not None and not args.quiet:
-        print(
-            f"modelshield: report written to {args.output} (exit code {int(code)})",
-            file=sys.stderr,
-        )
-    return int(code)
+    return emit_report(report, args, policy, source)
 
 
 def _warn_unknown_rules(rule_ids: list[str]) -> None:
