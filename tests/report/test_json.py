@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import jsonschema
 import pytest
+from msgspec.structs import replace
 
 from modelshield.core.findings import ErrorRecord, FileResult, Location, Report, Severity
 from modelshield.core.policy import Policy

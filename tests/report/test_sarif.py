@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+from msgspec.structs import replace
 
 from modelshield.core.findings import FileResult, Finding, Location, Report, Severity
 from modelshield.core.policy import Policy

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 
 from hypothesis import given
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from modelshield.core.findings import FileResult, Finding, Location, Report, Severity
 from modelshield.core.policy import Policy

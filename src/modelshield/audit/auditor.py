@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from modelshield.audit import rules
 from modelshield.audit.interface import (
@@ -45,8 +47,7 @@ _ID_RANK = {"PYSEC": 0, "GHSA": 1, "MAL": 2, "CVE": 3}
 _MAX_LISTED = 10
 
 
-@dataclass(frozen=True)
-class AuditOptions:
+class AuditOptions(Struct, frozen=True):
     """What the auditor keeps and drops."""
 
     ignore: frozenset[str] = frozenset()

@@ -13,7 +13,8 @@ and https://www.first.org/cvss/v2/guide#3-2-1-Base-Equation.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from modelshield.core.findings import Severity
 
@@ -46,8 +47,7 @@ _LABELS = {
 }
 
 
-@dataclass(frozen=True)
-class Score:
+class Score(Struct, frozen=True):
     """A computed base score."""
 
     value: float

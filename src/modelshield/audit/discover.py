@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
+
+from msgspec.structs import replace
 
 from modelshield.audit.interface import Dependency, InputKind, ParsedInput
 from modelshield.audit.sources._common import ParseOptions

@@ -24,11 +24,15 @@ import enum
 import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Generic, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from msgspec import Struct, field
 
 from modelshield.core.errors import ServiceError
 from modelshield.core.findings import ErrorRecord, Finding, Location, Severity
+
+if TYPE_CHECKING:
+    from modelshield.audit.match import CompiledEntry
 
 _T = TypeVar("_T")
 
@@ -52,8 +56,7 @@ class InputKind(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True)
-class Dependency:
+class Dependency(Struct, frozen=True):
     """One distribution an input needs, as precisely as the input states it.
 
     Exactly one of three shapes: ``version`` set (pinned, locked, installed or recorded),
@@ -96,8 +99,7 @@ class Dependency:
         return f"{self.name}{spec}" if spec else self.name
 
 
-@dataclass(frozen=True)
-class ParsedInput:
+class ParsedInput(Struct, frozen=True):
     """What one input file (or the environment) declares, before any advisory is consulted."""
 
     path: str
@@ -125,8 +127,7 @@ class EventKind(enum.StrEnum):
     LIMIT = "limit"
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(Struct, frozen=True):
     """One event of a range, e.g. ``fixed: 2.3.1``."""
 
     kind: EventKind
@@ -135,8 +136,7 @@ class Event:
     """The version, as a string exactly as the advisory wrote it (``"0"`` = the first release)."""
 
 
-@dataclass(frozen=True)
-class VersionRange:
+class VersionRange(Struct, frozen=True):
     """An OSV ``ECOSYSTEM`` range (``GIT`` and ``SEMVER`` ranges are not kept for PyPI)."""
 
     events: tuple[Event, ...]
@@ -153,60 +153,95 @@ class Deferred(Generic[_T]):
         self.compute = compute
 
 
-class _DeferrableField(Generic[_T]):
-    """A frozen dataclass field that also accepts a :class:`Deferred` value.
-
-    The dataclass stores what it is given; the first read of a deferred value computes it and
-    keeps the result, so equality, hashing, ``repr`` and :func:`dataclasses.replace` see plain
-    values as usual.
-    """
-
-    def __init__(self, default: _T) -> None:
-        self._default = default
-        self._name = ""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self._name = name
-
-    @overload
-    def __get__(self, obj: None, owner: type | None = None) -> _T: ...
-
-    @overload
-    def __get__(self, obj: object, owner: type | None = None) -> _T: ...
-
-    def __get__(self, obj: object | None, owner: type | None = None) -> _T:
-        if obj is None:
-            return self._default  # the dataclass reads the field's default here
-        try:
-            value = obj.__dict__[self._name]
-        except KeyError:
-            raise AttributeError(self._name) from None
-        if type(value) is Deferred:
-            value = value.compute()
-            obj.__dict__[self._name] = value
-        return cast(_T, value)
-
-    def __set__(self, obj: object, value: _T | Deferred[_T]) -> None:
-        obj.__dict__[self._name] = value
+_set = object.__setattr__  # writes the slots of the immutable AffectedPackage
 
 
-@dataclass(frozen=True)
+def _computed(entry: AffectedPackage, slot: str, value: _T | Deferred[_T]) -> _T:
+    """``value``, computed and kept in ``slot`` first when it is :class:`Deferred`."""
+    if isinstance(value, Deferred):
+        value = value.compute()
+        _set(entry, slot, value)
+    return value
+
+
 class AffectedPackage:
     """One ``affected[]`` entry of an advisory, for a PyPI package.
 
     ``ranges``, ``versions`` and ``version_keys`` may be given as :class:`Deferred` values: the
     offline index does so, because an audit matches versions with precompiled order keys and
     rarely reads the objects themselves (a single TensorFlow advisory lists 300 versions).
+
+    Immutable, like the record classes, but a plain class with slots: a deferred value is
+    computed on first read and kept, so equality, hashing, ``repr`` and pickling see plain
+    values; :mod:`modelshield.audit.match` keeps the entry's compiled form beside the fields.
     """
+
+    __slots__ = ("_compiled", "_ranges", "_version_keys", "_versions", "name")
+    __match_args__ = ("name", "ranges", "versions", "version_keys")
 
     name: str
     """PEP 503 normalised package name."""
-    ranges: _DeferrableField[tuple[VersionRange, ...]] = _DeferrableField(())
-    """ECOSYSTEM ranges."""
-    versions: _DeferrableField[tuple[str, ...]] = _DeferrableField(())
-    """The explicit ``versions`` list, as written."""
-    version_keys: _DeferrableField[frozenset[str]] = _DeferrableField(frozenset())
-    """``versions`` normalised with :func:`modelshield.audit.match.exact_key`, for O(1) lookup."""
+    _ranges: tuple[VersionRange, ...] | Deferred[tuple[VersionRange, ...]]
+    _versions: tuple[str, ...] | Deferred[tuple[str, ...]]
+    _version_keys: frozenset[str] | Deferred[frozenset[str]]
+    _compiled: CompiledEntry | None
+    """The compiled form, kept by :func:`modelshield.audit.match.compiled` (not a field)."""
+
+    def __init__(
+        self,
+        name: str,
+        ranges: tuple[VersionRange, ...] | Deferred[tuple[VersionRange, ...]] = (),
+        versions: tuple[str, ...] | Deferred[tuple[str, ...]] = (),
+        version_keys: frozenset[str] | Deferred[frozenset[str]] = frozenset(),
+    ) -> None:
+        """The fields' values, any of the last three possibly :class:`Deferred`."""
+        _set(self, "name", name)
+        _set(self, "_ranges", ranges)
+        _set(self, "_versions", versions)
+        _set(self, "_version_keys", version_keys)
+        _set(self, "_compiled", None)
+
+    @property
+    def ranges(self) -> tuple[VersionRange, ...]:
+        """ECOSYSTEM ranges."""
+        return _computed(self, "_ranges", self._ranges)
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        """The explicit ``versions`` list, as written."""
+        return _computed(self, "_versions", self._versions)
+
+    @property
+    def version_keys(self) -> frozenset[str]:
+        """``versions`` normalised with :func:`modelshield.audit.match.exact_key`, for O(1)
+        lookup."""
+        return _computed(self, "_version_keys", self._version_keys)
+
+    def _fields(self) -> tuple[str, tuple[VersionRange, ...], tuple[str, ...], frozenset[str]]:
+        return (self.name, self.ranges, self.versions, self.version_keys)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to an entry of the same class with equal (computed) fields."""
+        if not isinstance(other, AffectedPackage) or other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        """The hash of the (computed) fields."""
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        """``AffectedPackage(name=..., ranges=..., versions=..., version_keys=...)``."""
+        return (
+            f"{type(self).__qualname__}(name={self.name!r}, ranges={self.ranges!r}, "
+            f"versions={self.versions!r}, version_keys={self.version_keys!r})"
+        )
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"immutable type: {type(self).__name__!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"immutable type: {type(self).__name__!r}")
 
     def __getstate__(self) -> dict[str, object]:
         """The fields' values, deferred ones computed (pickling keeps no functions)."""
@@ -217,9 +252,18 @@ class AffectedPackage:
             "version_keys": self.version_keys,
         }
 
+    def __setstate__(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`__getstate__`'s values (when unpickled or copied)."""
+        _set(self, "name", state["name"])
+        _set(self, "_ranges", state["ranges"])
+        _set(self, "_versions", state["versions"])
+        _set(self, "_version_keys", state["version_keys"])
+        _set(self, "_compiled", None)
 
-@dataclass(frozen=True)
-class Advisory:
+
+# dict=True: ``ids`` (a cached_property) keeps its value in the instance's __dict__; equality,
+# hashing, repr and pickling use the fields only.
+class Advisory(Struct, frozen=True, dict=True):
     """An OSV vulnerability record, reduced to what the audit needs."""
 
     id: str
@@ -258,8 +302,7 @@ class Advisory:
         return frozenset((self.id, *self.aliases))
 
 
-@dataclass(frozen=True)
-class PackageQuery:
+class PackageQuery(Struct, frozen=True):
     """A question for a vulnerability source."""
 
     canonical: str
@@ -268,8 +311,7 @@ class PackageQuery:
     """The exact version when known; None asks for every advisory of the package."""
 
 
-@dataclass(frozen=True)
-class DataProblem:
+class DataProblem(Struct, frozen=True):
     """A piece of advisory data that could not be used (an unreadable database file)."""
 
     file: str

@@ -10,8 +10,9 @@ them, with OSV's semantics as :mod:`modelshield.audit.match` describes them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from msgspec import Struct
 
 from modelshield.audit.interface import AffectedPackage, Event, EventKind
 from modelshield.audit.match import sorted_events
@@ -23,8 +24,7 @@ if TYPE_CHECKING:
 _RANK_MIN = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Bound:
+class Bound(Struct, frozen=True):
     """One end of an interval of versions."""
 
     version: OrderedVersion
@@ -33,8 +33,7 @@ class Bound:
     """Whether ``version`` itself is inside."""
 
 
-@dataclass(frozen=True, slots=True)
-class Interval:
+class Interval(Struct, frozen=True):
     """A set of versions between two bounds; a missing bound is unbounded."""
 
     low: Bound | None

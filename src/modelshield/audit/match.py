@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Container, Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
+
+from msgspec import Struct
 
 from modelshield.audit.interface import AffectedPackage, Event, EventKind
 from modelshield.audit.versions import MINIMUM as MINIMUM
@@ -162,8 +163,7 @@ def range_affects(events: Sequence[Event], version: OrderedVersion) -> bool:
     return _range_hit(compile_range(tuple(events)), version.order)
 
 
-@dataclass(frozen=True, slots=True)
-class Probe:
+class Probe(Struct, frozen=True):
     """A version being checked, parsed once for every advisory it is checked against."""
 
     text: str
@@ -227,12 +227,9 @@ class CompiledEntry(NamedTuple):
         return any(_range_hit(r, order) for r in self.ranges)
 
 
-_COMPILED = "_compiled_entry"  # where an entry keeps its compiled form (not a dataclass field)
-
-
 def compiled(entry: AffectedPackage) -> CompiledEntry:
     """The entry's compiled form: given by the offline index, else built once and kept."""
-    found: CompiledEntry | None = entry.__dict__.get(_COMPILED)
+    found = entry._compiled
     if found is None:
         found = CompiledEntry(
             listed=entry.version_keys,
@@ -250,8 +247,8 @@ def compiled(entry: AffectedPackage) -> CompiledEntry:
 
 def attach_compiled(entry: AffectedPackage, form: CompiledEntry) -> None:
     """Give an entry its compiled form (the offline index stores it precompiled)."""
-    # A cache beside the fields: frozen dataclasses allow it through object.__setattr__.
-    object.__setattr__(entry, _COMPILED, form)
+    # A cache beside the fields, in a slot of the otherwise immutable entry.
+    object.__setattr__(entry, "_compiled", form)
 
 
 def affects(affected: AffectedPackage, version: str | Probe) -> bool:

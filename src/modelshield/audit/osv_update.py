@@ -15,8 +15,9 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
+
+from msgspec import Struct
 
 from modelshield._version import __version__
 from modelshield.audit.interface import AuditServiceError
@@ -29,8 +30,7 @@ ARCHIVE_NAME = "PyPI-all.zip"
 _CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
-class DownloadResult:
+class DownloadResult(Struct, frozen=True):
     """What ``db update`` stored."""
 
     path: Path

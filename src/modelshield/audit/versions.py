@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
 
+from msgspec import Struct
 from packaging.version import InvalidVersion, Version
 
 from modelshield.audit.interface import Event, EventKind
@@ -39,8 +39,7 @@ _LEGACY_PART = r"\d+|[a-z]+"  # compiled by re on first use: most versions are P
 _PRE_RANK = {"a": "1", "b": "2", "rc": "3"}  # after dev-only "0", before a release's "4"
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class OrderedVersion:
+class OrderedVersion(Struct, frozen=True, eq=False):
     """A version string with OSV's PyPI ordering; legacy strings sort before PEP 440 ones."""
 
     text: str

@@ -28,10 +28,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct
 
 from modelshield._version import __version__
 from modelshield.bom.dependencies import (
@@ -465,8 +466,7 @@ def validate_bom_json(text: str) -> str | None:
     return None if error is None else str(error)
 
 
-@dataclass(frozen=True)
-class BomOutcome:
+class BomOutcome(Struct, frozen=True):
     """What :func:`create_bom` produced."""
 
     bom: Bom

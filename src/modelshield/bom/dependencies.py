@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from modelshield.core.findings import ErrorRecord, Finding, Report, Severity
 from modelshield.core.policy import Policy
@@ -38,8 +40,7 @@ properties of the component or the model)."""
 _REDUNDANT_RULES = frozenset({"AUDIT-MODEL-IMPLIED-DEPENDENCY"})
 
 
-@dataclass(frozen=True)
-class DependencyEvidence:
+class DependencyEvidence(Struct, frozen=True):
     """One place that states a dependency: a line of a manifest, or a model file."""
 
     path: str
@@ -65,8 +66,7 @@ class DependencyEvidence:
         return f"{where} {self.origin} {self.declared}" + (f" ({extra})" if extra else "")
 
 
-@dataclass(frozen=True)
-class BomDependency:
+class BomDependency(Struct, frozen=True):
     """A software dependency to list in a BOM (a ``library`` component)."""
 
     name: str
@@ -93,8 +93,7 @@ class BomDependency:
         return None
 
 
-@dataclass(frozen=True)
-class BomVulnerability:
+class BomVulnerability(Struct, frozen=True):
     """A known vulnerability of a dependency (an OSV advisory, merged with its aliases)."""
 
     id: str
@@ -170,8 +169,7 @@ def relative(path: str, root: str) -> str:
         return path
 
 
-@dataclass(frozen=True)
-class DependencyReport:
+class DependencyReport(Struct, frozen=True):
     """What the dependency audit says about one model, ready for a BOM."""
 
     inputs: tuple[tuple[str, str], ...]

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from dataclasses import replace
+
+from msgspec.structs import replace
 
 from modelshield.cli._common import emit_report, resolve_policy
 from modelshield.core.findings import Severity

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
+
+from msgspec.structs import replace
 
 from modelshield.cli._common import add_report_options, emit_report, resolve_policy
 from modelshield.core.findings import Severity

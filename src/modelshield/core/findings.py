@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
 from typing import Literal
+
+from msgspec import Struct, field
+from msgspec.structs import replace
 
 
 class Severity(enum.IntEnum):
@@ -39,8 +41,7 @@ class Severity(enum.IntEnum):
             raise ConfigError(f"unknown severity {text!r}; use one of: {names}") from None
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(Struct, frozen=True):
     """Where a finding is: a file, a path of archive members inside it, and a byte offset."""
 
     path: str
@@ -70,8 +71,7 @@ class Location:
         return text
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(Struct, frozen=True):
     """One result worth reporting, from any pillar."""
 
     rule_id: str
@@ -92,8 +92,7 @@ class Finding:
         return replace(self, severity=severity)
 
 
-@dataclass(frozen=True)
-class ErrorRecord:
+class ErrorRecord(Struct, frozen=True):
     """Something that stopped part of an analysis; never silently dropped."""
 
     location: Location
@@ -107,8 +106,7 @@ class ErrorRecord:
 Status = Literal["complete", "incomplete", "error", "skipped"]
 
 
-@dataclass(frozen=True)
-class FileResult:
+class FileResult(Struct, frozen=True):
     """What one input produced."""
 
     path: str
@@ -144,8 +142,7 @@ class FileResult:
         return max((f.severity for f in self.findings), default=None)
 
 
-@dataclass(frozen=True)
-class Report:
+class Report(Struct, frozen=True):
     """Everything one command produced, before reporters render it."""
 
     tool: str

@@ -6,8 +6,9 @@ A tripped limit is never a clean verdict: analyzers report it as a finding
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 from typing import Any
+
+from msgspec import Struct
 
 from modelshield.core.errors import ConfigError
 
@@ -16,8 +17,7 @@ _MIB = 1024 * _KIB
 _GIB = 1024 * _MIB
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(Struct, frozen=True):
     """Bounds on size, depth, time and interpreter state. All must be positive."""
 
     max_file_bytes: int = 64 * _GIB
@@ -53,15 +53,15 @@ class Limits:
 
     def __post_init__(self) -> None:
         """Reject non-positive values (never with ``assert``, which vanishes under ``-O``)."""
-        for f in fields(self):
-            value = getattr(self, f.name)
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
             if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"limit '{f.name}' must be a positive number, got {value!r}")
+                raise ConfigError(f"limit '{name}' must be a positive number, got {value!r}")
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any]) -> Limits:
         """Build limits from a policy file's ``[limits]`` table; unknown keys are errors."""
-        known = {f.name: f for f in fields(cls)}
+        known = cls.__struct_fields__
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise ConfigError(f"unknown limit(s): {', '.join(unknown)}; known: {', '.join(known)}")

@@ -31,9 +31,11 @@ from __future__ import annotations
 import enum
 import fnmatch
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct, field
+from msgspec.structs import replace
 
 from modelshield.core.errors import ConfigError
 from modelshield.core.findings import FileResult, Finding, Report, Severity
@@ -51,8 +53,7 @@ class ExitCode(enum.IntEnum):
     """A usage error, or an input that could not be analysed fully (never a silent pass)."""
 
 
-@dataclass(frozen=True)
-class Suppression:
+class Suppression(Struct, frozen=True):
     """Drop one rule's findings for files matching any of the globs."""
 
     rule: str
@@ -67,8 +68,7 @@ class Suppression:
         return any(fnmatch.fnmatch(finding.location.path, p) for p in self.paths)
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(Struct, frozen=True):
     """Frozen, validated settings shared by every pillar."""
 
     fail_on: Severity = Severity.MEDIUM

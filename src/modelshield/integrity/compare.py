@@ -9,9 +9,10 @@ and call :func:`verify_tree`, which hashes only what it must and returns one
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from msgspec import Struct
 
 from modelshield.core.findings import ErrorRecord, FileResult, Finding, Location
 from modelshield.core.limits import Limits
@@ -31,8 +32,7 @@ from modelshield.integrity.rules import (
 from modelshield.integrity.tree import DiskEntry, Tree
 
 
-@dataclass(frozen=True)
-class Expected:
+class Expected(Struct, frozen=True):
     """What a trusted source says one path is."""
 
     path: str
@@ -51,8 +51,7 @@ class Expected:
     """A link's target."""
 
 
-@dataclass(frozen=True)
-class _Diff:
+class _Diff(Struct, frozen=True):
     message: str
     evidence: dict[str, str]
 

@@ -27,8 +27,9 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from modelshield.core.errors import ConfigError
 
@@ -105,8 +106,7 @@ def combine_chunk_digests(chunks: Iterable[str]) -> str:
     return h.hexdigest()
 
 
-@dataclass(frozen=True)
-class FileDigest:
+class FileDigest(Struct, frozen=True):
     """The digests of one regular file."""
 
     path: str
@@ -128,8 +128,7 @@ class FileDigest:
         return combine_chunk_digests(self.chunks)
 
 
-@dataclass(frozen=True)
-class HashFailure:
+class HashFailure(Struct, frozen=True):
     """A file that could not be hashed, and why."""
 
     path: str
@@ -142,8 +141,7 @@ HashResult = FileDigest | HashFailure
 """What hashing one file gives."""
 
 
-@dataclass(frozen=True)
-class HashJob:
+class HashJob(Struct, frozen=True):
     """One file to hash, and which digests to compute besides the chunk digests."""
 
     path: str
@@ -274,8 +272,7 @@ def _blake3_file(source: str, size: int, threads: int, follow: bool) -> str:
         os.close(fd)
 
 
-@dataclass
-class _Pending:
+class _Pending(Struct):
     job: HashJob
     size: int
     chunks: list[Future[list[str]]]

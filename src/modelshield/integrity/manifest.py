@@ -52,10 +52,12 @@ import os
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from modelshield._version import __version__
 from modelshield.core.errors import ConfigError
@@ -89,8 +91,7 @@ class ManifestError(ValueError):
     """A manifest is unreadable, malformed or inconsistent (reported as ``MANIFEST-INVALID``)."""
 
 
-@dataclass(frozen=True)
-class ManifestEntry:
+class ManifestEntry(Struct, frozen=True):
     """One file or symbolic link of a model."""
 
     path: str
@@ -124,8 +125,7 @@ class ManifestEntry:
         return out
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(Struct, frozen=True):
     """A parsed, validated manifest."""
 
     root_name: str
@@ -352,8 +352,7 @@ def _opt_hex(value: Any, where: str) -> str | None:
 # ---- create -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CreateOutcome:
+class CreateOutcome(Struct, frozen=True):
     """What :func:`create_manifest` made."""
 
     manifest: Manifest

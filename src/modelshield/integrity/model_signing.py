@@ -26,10 +26,12 @@ import io
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from types import SimpleNamespace
 from typing import Any, Literal
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from modelshield.core.errors import ConfigError, MissingExtraError
 from modelshield.core.findings import ErrorRecord, FileResult, Location, Report
@@ -82,8 +84,7 @@ def signing_available() -> bool:
     return True
 
 
-@dataclass(frozen=True)
-class SignOutcome:
+class SignOutcome(Struct, frozen=True):
     """What :func:`sign_model` wrote."""
 
     signature: str

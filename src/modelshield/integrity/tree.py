@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+from msgspec import Struct, field
 
 from modelshield.core.limits import Limits
 
@@ -25,8 +26,7 @@ DEFAULT_IGNORE: tuple[str, ...] = (".git", ".gitattributes", ".github", ".gitign
 """Paths left out of a directory's manifest by default (the same as model-signing's)."""
 
 
-@dataclass(frozen=True)
-class DiskEntry:
+class DiskEntry(Struct, frozen=True):
     """One path found under a model root."""
 
     path: str
@@ -41,8 +41,7 @@ class DiskEntry:
     """A symbolic link's target, as written in the link."""
 
 
-@dataclass(frozen=True)
-class Tree:
+class Tree(Struct, frozen=True):
     """The result of listing a model."""
 
     root: str

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, assert_never
+
+from msgspec import Struct
 
 if TYPE_CHECKING:
     from modelshield.core.findings import Report
@@ -42,8 +43,7 @@ class OutputFormat(enum.StrEnum):
     """SARIF 2.1.0, for code-scanning dashboards."""
 
 
-@dataclass(frozen=True)
-class Invocation:
+class Invocation(Struct, frozen=True):
     """Facts about the run that are not in the report itself."""
 
     policy_source: str | None = None

@@ -62,9 +62,10 @@ import sys
 import tomllib
 from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from importlib import resources
 from typing import Any
+
+from msgspec import Struct
 
 from modelshield.core.errors import ConfigError
 from modelshield.core.findings import Severity
@@ -81,8 +82,7 @@ class Tier(enum.Enum):
     """Not listed: the scanner cannot vouch for it."""
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(Struct, frozen=True):
     """The classification of one callable."""
 
     module: str
@@ -216,8 +216,7 @@ def normalize(module: str, name: str) -> tuple[str, str]:
 
 
 # ---- patterns -------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Pattern:
+class Pattern(Struct, frozen=True):
     """A parsed allow or deny entry, module already normalised."""
 
     module: str
@@ -271,8 +270,7 @@ def parse_pattern(text: str, *, bare_module: bool = True) -> Pattern:
 
 
 # ---- indexes --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(Struct, frozen=True):
     text: str
     reason: str
     severity: Severity | None
@@ -322,8 +320,7 @@ def _prefixes(module: str) -> Iterator[str]:
         module = module.rpartition(".")[0]
 
 
-@dataclass(frozen=True)
-class _BuiltinLists:
+class _BuiltinLists(Struct, frozen=True):
     safe: _Index
     dangerous: _Index
     refused_names: frozenset[str]

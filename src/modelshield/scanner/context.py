@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
+
+from msgspec import Struct, field
 
 from modelshield.core.findings import ErrorRecord, Finding, Location
 from modelshield.core.limits import Limits
@@ -48,8 +49,7 @@ class Handler(Protocol):
         """Report findings on ``ctx``; recurse with ``ctx.scan_buffer``."""
 
 
-@dataclass
-class ScanContext:
+class ScanContext(Struct):
     """Mutable accumulator for one top-level input. Not shared between files or threads."""
 
     path: str

@@ -14,9 +14,10 @@ import os
 import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+from msgspec import Struct
 
 from modelshield.core.findings import FileResult, Location, Report, Severity
 from modelshield.core.policy import Policy
@@ -92,8 +93,7 @@ class ScanObserver(Protocol):
         """Called after each file."""
 
 
-@dataclass(frozen=True)
-class _NullObserver:
+class _NullObserver(Struct, frozen=True):
     def on_start(self, total: int) -> None:
         pass
 

@@ -20,8 +20,10 @@ import lzma
 import struct
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
 from typing import Protocol
+
+from msgspec import Struct, field
+from msgspec.structs import replace
 
 SIG_LOCAL = b"PK\x03\x04"
 SIG_CENTRAL = b"PK\x01\x02"
@@ -77,8 +79,7 @@ class ZipError(Exception):
     """The buffer has no zip structure this reader can find."""
 
 
-@dataclass(frozen=True)
-class EndRecord:
+class EndRecord(Struct, frozen=True):
     """The end-of-central-directory record (zip64 values merged in)."""
 
     offset: int
@@ -97,8 +98,7 @@ class EndRecord:
     """Whether the record and its comment end exactly at the end of the buffer."""
 
 
-@dataclass(frozen=True)
-class ZipEntry:
+class ZipEntry(Struct, frozen=True):
     """One member as the central directory (or, failing it, a local header) describes it."""
 
     index: int
@@ -151,8 +151,7 @@ class ZipEntry:
         return bool(self.flags & (FLAG_ENCRYPTED | FLAG_STRONG_ENCRYPTION | FLAG_PATCHED))
 
 
-@dataclass(frozen=True)
-class ZipDirectory:
+class ZipDirectory(Struct, frozen=True):
     """Every entry of an archive, with the structural anomalies met while reading them."""
 
     entries: tuple[ZipEntry, ...]
@@ -170,8 +169,7 @@ class ZipDirectory:
         return self.end.base if self.end is not None else 0
 
 
-@dataclass
-class MemberData:
+class MemberData(Struct):
     """The result of reading one member (bounded)."""
 
     data: bytes | bytearray | memoryview = b""
@@ -342,8 +340,7 @@ def _extra_fields(extra: bytes) -> Iterator[tuple[int, bytes]]:
         pos += 4 + length
 
 
-@dataclass(frozen=True)
-class _Local:
+class _Local(Struct, frozen=True):
     flags: int
     method: int
     crc: int

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from msgspec import Struct, field
 
 from modelshield.audit.interface import Dependency
 from modelshield.core.findings import Location
@@ -73,8 +74,7 @@ class InputError(ValueError):
         self.line = line
 
 
-@dataclass(frozen=True)
-class ParseOptions:
+class ParseOptions(Struct, frozen=True):
     """Settings every parser receives."""
 
     limits: Limits = field(default_factory=Limits)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from msgspec import Struct, field
 from packaging.utils import canonicalize_name
 
 from modelshield.audit.interface import Dependency, InputKind, ParsedInput
@@ -30,8 +30,7 @@ from modelshield.audit.sources._common import (
 from modelshield.core.findings import ErrorRecord, Location
 
 
-@dataclass
-class _Lock:
+class _Lock(Struct):
     shown: str
     text: str
     kind: InputKind

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import replace
 from pathlib import Path
+
+from msgspec.structs import replace
 
 from modelshield.audit.interface import Dependency, InputKind, ParsedInput
 from modelshield.audit.sources._common import (

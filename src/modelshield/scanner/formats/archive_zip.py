@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import importlib
 import re
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from modelshield.core.findings import Location, Severity
 from modelshield.core.rules import Rule, register_rule
@@ -171,8 +172,7 @@ _SUSPICIOUS_CODE = re.compile(
 _STORAGE = re.compile(r"^data/\d+$")
 
 
-@dataclass(frozen=True)
-class _TorchLayout:
+class _TorchLayout(Struct, frozen=True):
     prefix: str
     """The checkpoint's top-level folder, with a trailing slash."""
     torchscript: bool = False

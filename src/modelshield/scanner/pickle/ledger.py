@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from modelshield.core.findings import Finding, Location, Severity
 from modelshield.scanner.callables import Tier, Verdict
@@ -43,8 +44,7 @@ def code_like(value: Any) -> str | None:
     return None
 
 
-@dataclass
-class _Entry:
+class _Entry(Struct):
     """What one stream did with one callable."""
 
     verdict: Verdict

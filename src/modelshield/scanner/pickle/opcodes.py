@@ -8,7 +8,8 @@ rather than derived from :mod:`pickletools` so that every length is read under o
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 
 class Arg(enum.Enum):
@@ -42,8 +43,7 @@ class Arg(enum.Enum):
     """An eight-byte unsigned length, then that many bytes."""
 
 
-@dataclass(frozen=True)
-class OpInfo:
+class OpInfo(Struct, frozen=True):
     """One opcode."""
 
     code: int

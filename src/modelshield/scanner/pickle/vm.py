@@ -15,9 +15,10 @@ that the loop pays one comparison per opcode.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from itertools import count as _count
 from typing import Any
+
+from msgspec import Struct
 
 from modelshield.scanner.context import LimitExceeded
 from modelshield.scanner.pickle import calls, rules
@@ -46,8 +47,7 @@ _CHECK_BYTES = 4096
 _NO_FRAME = 1 << 62
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(Struct, frozen=True):
     """How one pickle stream ended."""
 
     start: int
