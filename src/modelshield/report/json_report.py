@@ -16,6 +16,7 @@ from typing import Any
 
 from modelshield.core.findings import ErrorRecord, FileResult, Finding, Location, Report, Severity
 from modelshield.core.policy import ExitCode, Policy
+from modelshield.report import jsontext
 
 SCHEMA_VERSION = "1.0"
 """Version of the document layout (not of modelshield)."""
@@ -72,7 +73,7 @@ def render(report: Report, *, policy: Policy) -> str:
     hostile files may hold lone surrogates or control characters, and escaping keeps the
     output valid UTF-8 JSON whatever they contain.
     """
-    return json.dumps(to_dict(report, policy=policy), indent=2, ensure_ascii=True) + "\n"
+    return jsontext.dumps(to_dict(report, policy=policy)) + "\n"
 
 
 def _result(result: FileResult) -> dict[str, Any]:

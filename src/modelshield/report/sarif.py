@@ -14,7 +14,6 @@ Mapping from modelshield's model:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from urllib.parse import quote
 from modelshield.core.findings import ErrorRecord, Finding, Location, Report, Severity
 from modelshield.core.policy import Policy
 from modelshield.core.rules import Rule, get_rule
+from modelshield.report import jsontext
 
 SARIF_VERSION = "2.1.0"
 """The SARIF version written."""
@@ -61,7 +61,7 @@ _WORD = re.compile(r"[A-Z0-9]+")
 
 def render(report: Report, *, policy: Policy, rules: Mapping[str, Rule] | None = None) -> str:
     """The SARIF log as indented JSON text ending with a newline."""
-    return json.dumps(to_dict(report, policy=policy, rules=rules), indent=2) + "\n"
+    return jsontext.dumps(to_dict(report, policy=policy, rules=rules)) + "\n"
 
 
 def to_dict(
