@@ -200,6 +200,33 @@ def test_pyproject_without_a_tool_table_means_defaults(clean_pickle: Path, tmp_p
     assert "policy: built-in defaults" in run.stdout.splitlines()[0]
 
 
+def test_pyproject_policy_in_dotted_keys_is_found(tmp_path: Path) -> None:
+    target = big_pickle(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("tool.modelshield.limits.max_file_bytes = 16\n")
+    run = run_cli("scan", str(target), cwd=tmp_path)
+    assert run.code == 1
+    assert "policy: pyproject.toml [tool.modelshield]" in run.stdout.splitlines()[0]
+
+
+def test_broken_pyproject_that_names_the_tool_is_an_error(
+    clean_pickle: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.modelshield\nfail_on = 'low'\n")
+    run = run_cli("scan", str(clean_pickle), cwd=tmp_path)
+    assert run.code == 2
+    assert "cannot read" in run.stderr and "[tool.modelshield]" in run.stderr
+
+
+def test_pyproject_that_never_names_the_tool_is_not_parsed(
+    clean_pickle: Path, tmp_path: Path
+) -> None:
+    # Not valid TOML, but it cannot hold modelshield's table: defaults, no error.
+    (tmp_path / "pyproject.toml").write_bytes(b"[project\nname = \xff\n")
+    run = run_cli("scan", str(clean_pickle), cwd=tmp_path)
+    assert run.code == 0
+    assert "policy: built-in defaults" in run.stdout.splitlines()[0]
+
+
 # ---- terminal behaviour -------------------------------------------------------------------
 
 

@@ -65,12 +65,20 @@ def resolve_policy(explicit: str | None, cwd: Path | None = None) -> tuple[Polic
     if own.is_file():
         return Policy.from_file(own), POLICY_FILE
     pyproject = here / PYPROJECT
-    if pyproject.is_file():
-        import tomllib  # only when there is a pyproject.toml to look in
+    try:
+        raw = pyproject.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raw = b""
+    except OSError as e:
+        raise ConfigError(f"cannot read {pyproject} to look for [tool.modelshield]: {e}") from e
+    # Every TOML spelling of the table ([tool.modelshield], dotted or inline keys) names it, so
+    # a file without the word cannot hold a policy and is not parsed (tomllib costs start-up).
+    if b"modelshield" in raw:
+        import tomllib
 
         try:
-            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
             # A broken file might hold the policy the user meant; never fall back silently.
             raise ConfigError(f"cannot read {pyproject} to look for [tool.modelshield]: {e}") from e
         table = data.get("tool", {}).get("modelshield")
