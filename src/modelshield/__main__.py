@@ -1,8 +1,6 @@
 """``python -m modelshield``: the same command line as the ``modelshield`` script."""
 
-import sys
-
-from modelshield.cli import main
+from modelshield.cli import console
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

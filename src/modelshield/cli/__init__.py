@@ -33,6 +33,7 @@ import importlib.util
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any, NoReturn
 
 from modelshield._version import __version__
 
@@ -55,9 +56,39 @@ def load_subcommands(only: str | None = None) -> dict[str, ModuleType]:
     return modules
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, sized like ``shutil.get_terminal_size()`` without importing
+    ``shutil`` (and the compression modules it imports) on every run: argparse builds a
+    formatter for each option it adds, and the default one imports ``shutil`` to find the width.
+    """
+
+    def __init__(self, prog: str) -> None:
+        import os
+
+        try:
+            columns = int(os.environ["COLUMNS"])
+        except (KeyError, ValueError):
+            columns = 0
+        if columns <= 0:
+            stream = sys.__stdout__
+            try:
+                columns = os.get_terminal_size(stream.fileno()).columns if stream else 0
+            except (AttributeError, ValueError, OSError):
+                columns = 0
+        super().__init__(prog, width=(columns or 80) - 2)  # what argparse computes with shutil
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose sub-parsers (of any depth) use :class:`_HelpFormatter`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser(modules: dict[str, ModuleType] | None = None) -> argparse.ArgumentParser:
     """The top-level parser with one sub-parser per available subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog="modelshield",
         description="Security for the ML model lifecycle: scan model files without loading "
         "them, audit their dependencies, gate CI.",
@@ -97,6 +128,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("modelshield: interrupted", file=sys.stderr)
         return 130
     return int(code)
+
+
+def console() -> NoReturn:
+    """The ``modelshield`` script and ``python -m modelshield``: run :func:`main` and exit.
+
+    Two garbage-collector settings for a short-lived process (not in :func:`main`, which
+    library callers and tests run in their own process): a young generation of 50,000
+    objects instead of 700, so that start-up, whose objects all live to the end, is not
+    walked over and over (cycles are still collected); and a final freeze, which spares the
+    interpreter's last collection a walk over everything the run made (memory is released as
+    the process exits either way). Together about 7% of a cached offline audit's instructions.
+    """
+    import gc
+
+    gc.set_threshold(50_000, 10, 10)
+    code = main()
+    gc.freeze()
+    sys.exit(code)
 
 
 def _tolerate_any_text() -> None:
