@@ -97,3 +97,52 @@ def test_hidden_files_and_racy_folders_fall_back_to_the_full_listing(
     (root / "vulns" / ".notes").write_text("not an advisory")
     no_walk.clear()
     assert _ids(root, cache) == (False, ["A-1"]) and len(no_walk) == 1
+
+
+def _edit_in_place(path: Path, doc: dict[str, object]) -> None:
+    """Rewrite a file without touching its folder's time (as editors that write in place do)."""
+    path.write_text(json.dumps(doc))
+    later = time.time() - 50
+    os.utime(path, (later, later))
+
+
+def test_an_audit_checks_the_files_of_the_packages_it_reads(
+    write_db: WriteDb, tmp_path: Path, no_walk: list[str]
+) -> None:
+    root = write_db(
+        osv_record("A-1", "pkg", versions=["1.0"]), osv_record("B-1", "other", versions=["1.0"])
+    )
+    cache = tmp_path / "cache"
+    _backdate(root)
+    _ids(root, cache)
+    # Another package's file edited in place: an audit of "pkg" does not depend on it and
+    # reuses the index without listing the tree...
+    _edit_in_place(root / "vulns" / "other" / "B-1.json", osv_record("B-1", "other"))
+    no_walk.clear()
+    assert _ids(root, cache) == (False, ["A-1"]) and no_walk == []
+    # ...while a database-wide answer checks every file, and compiles the index again.
+    db = OfflineDatabase(root, cache_dir=cache)
+    assert db.problems() == [] and db.rebuilt
+    db.close()
+    # The audited package's own file edited in place is always seen.
+    _backdate(root)
+    _ids(root, cache)
+    _edit_in_place(root / "vulns" / "pkg" / "A-1.json", osv_record("A-1", "pkg"))
+    db = OfflineDatabase(root, cache_dir=cache)
+    (adv,) = db.advisories([PackageQuery("pkg")])["pkg"]
+    assert db.rebuilt and adv.affected[0].versions == ()
+    db.close()
+
+
+def test_a_file_of_no_package_is_checked_by_every_run(
+    write_db: WriteDb, tmp_path: Path, no_walk: list[str]
+) -> None:
+    root = write_db(osv_record("A-1", "pkg", versions=["1.0"]))
+    broken = root / "stray.json"
+    broken.write_text("{not json")
+    cache = tmp_path / "cache"
+    _backdate(root)
+    _ids(root, cache)
+    # Fixed in place: it now holds an advisory of the audited package.
+    _edit_in_place(broken, osv_record("C-1", "pkg", versions=["2.0"]))
+    assert _ids(root, cache) == (True, ["A-1", "C-1"])

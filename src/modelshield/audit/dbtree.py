@@ -5,7 +5,10 @@ paths, sizes and modification times. Listing them takes one ``scandir`` per fold
 ``stat`` per file, and with 2,600 files in 660 folders (the PyPA database) that listing is the
 largest cost of an audit that reuses the index. The quick check skips the ``scandir`` calls:
 a folder whose modification time is unchanged holds the same names (creating, removing or
-renaming an entry updates it), so it is enough to ``stat`` each folder and each listed file.
+renaming an entry updates it), so it is enough to ``stat`` each folder
+(:func:`folders_unchanged`) and each file whose content matters (:func:`files_unchanged`; the
+index checks the files of the packages an audit reads, see
+:mod:`modelshield.audit.osv_db`).
 
 File systems store times with a granularity (up to two seconds), so a folder changed right
 after it was listed could keep its time. Such a *racy* folder (modified less than
@@ -82,32 +85,45 @@ def walk(root: str) -> Tree:
     return Tree(found, folders)
 
 
-def unchanged(root: str, folders: Any) -> bool:
-    """Whether the folders and files :func:`walk` recorded under ``root`` are all unchanged.
+def folders_unchanged(root: str, folders: Any) -> bool:
+    """Whether every folder ``[rel, mtime_ns]`` recorded under ``root`` keeps its time.
 
-    ``folders`` is :attr:`Tree.folders` as read back from JSON; anything malformed is
-    reported as a change.
+    Equal times mean the same names in each folder: no file was added, removed or renamed
+    anywhere (files edited in place are checked by :func:`files_unchanged`). Anything malformed
+    is reported as a change.
     """
     base = root if root.endswith("/") else root + "/"  # relative paths use "/" everywhere
     # Plain strings and os.stat: building Path objects would cost as much as the stat calls.
     try:
-        for rel, mtime, files in folders:
-            folder = base + rel  # relative folders end with the separator
+        for rel, mtime in folders:
             try:
-                st = os.stat(folder)  # noqa: PTH116
+                st = os.stat(base + rel)  # noqa: PTH116 (relative folders end with "/")
             except OSError:
                 return False
             if st.st_mtime_ns != mtime or not stat.S_ISDIR(st.st_mode):
                 return False
-            for name, size, when in files:
-                try:
-                    st = os.stat(folder + name)  # noqa: PTH116
-                except OSError:
-                    if size != -1 or when != -1:
-                        return False
-                    continue
-                if st.st_mtime_ns != when or st.st_size != size:
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def files_unchanged(root: str, files: Any) -> bool:
+    """Whether every file ``[rel, size, mtime_ns]`` recorded under ``root`` is as recorded.
+
+    A file recorded with size and time -1 (it could not be ``stat``-ed) must still fail to be.
+    Anything malformed is reported as a change.
+    """
+    base = root if root.endswith("/") else root + "/"
+    try:
+        for rel, size, when in files:
+            try:
+                st = os.stat(base + rel)  # noqa: PTH116
+            except OSError:
+                if size != -1 or when != -1:
                     return False
+                continue
+            if st.st_mtime_ns != when or st.st_size != size:
+                return False
     except (TypeError, ValueError):
         return False
     return True

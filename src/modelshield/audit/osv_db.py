@@ -12,10 +12,15 @@ YAML is read with a loader that keeps every scalar as text (``CBaseLoader``, els
 
 Parsing 2,600 YAML files takes about two seconds, so the tree is compiled once into an SQLite
 index keyed by normalised package name, stored in the cache directory with the listing of the
-tree it was compiled from (every file's path, size and modification time): the next run checks
-the tree again (:mod:`modelshield.audit.dbtree`), and while nothing changed it reads only the
-rows of the packages it audits, already compiled for matching
-(:func:`~modelshield.audit.advisory.to_json`). Files that cannot be read become *problems*,
+tree it was compiled from (every file's path, size and modification time). The next run checks
+the tree again (:mod:`modelshield.audit.dbtree`): every folder's time (so no file was added,
+removed or renamed anywhere), then the size and time of the files that hold the advisories of
+the packages it audits (so none of them was edited in place), and files that concern no
+package; while nothing changed it reads only the rows of those packages, already compiled for
+matching (:func:`~modelshield.audit.advisory.to_json`). What this check cannot see is a file
+about another package, edited in place (its folder keeps its time) so that it now names an
+audited package; asking for every problem (:meth:`~OfflineDatabase.problems` without
+packages) checks every file. Files that cannot be read become *problems*,
 reported when they concern an audited package; they never abort the audit.
 """
 
@@ -42,7 +47,7 @@ from modelshield.audit.interface import (
 from modelshield.audit.versions import ORDER_FORMAT
 from modelshield.core.limits import Limits
 
-INDEX_SCHEMA = f"8.{ORDER_FORMAT}"
+INDEX_SCHEMA = f"9.{ORDER_FORMAT}"
 """Bumped whenever the index layout or the advisory reader changes, forcing a rebuild."""
 
 _SUFFIXES = (".json", ".yaml", ".yml")  # in ZIP archives
@@ -97,6 +102,10 @@ class OfflineDatabase(VulnerabilitySource):
         self.rebuilt = False
         """Whether this run compiled the index (False: a cached index was reused)."""
         self._records: int | None = None
+        self._verified: set[str] | None = set()
+        """Packages whose files were checked this run; None: the whole tree was."""
+        self._stale = False
+        """Whether a file changed under the open index (the quick check is then skipped)."""
 
     # ---- reading the tree -----------------------------------------------------------------
     def _tree(self) -> dbtree.Tree:
@@ -192,12 +201,17 @@ class OfflineDatabase(VulnerabilitySource):
 
     def _read_all(
         self, files: list[tuple[str, int, int, str]]
-    ) -> tuple[dict[str, _Record], list[DataProblem]]:
+    ) -> tuple[dict[str, _Record], list[DataProblem], dict[str, set[str]]]:
+        """The newest record of each id, the problems, and which packages each file concerns
+        (records superseded by a newer copy and problems' package hints included)."""
         records: dict[str, _Record] = {}
         problems: list[DataProblem] = []
+        concerns: dict[str, set[str]] = {}
         for name, hint, data, problem in self._iter_documents(files):
+            packages = concerns.setdefault(name.split("!", 1)[0], set())  # a ZIP: the archive
             if data is None:
                 problems.append(DataProblem(name, problem, hint))
+                packages.add(hint)
                 continue
             try:
                 doc = _load_document(data, name)
@@ -205,6 +219,7 @@ class OfflineDatabase(VulnerabilitySource):
                 problems.append(
                     DataProblem(name, f"not valid {name.rsplit('.', 1)[-1]}: {e}", hint)
                 )
+                packages.add(hint)
                 continue
             docs = doc if isinstance(doc, list) else [doc]
             for item in docs:
@@ -212,11 +227,13 @@ class OfflineDatabase(VulnerabilitySource):
                     adv = parse_advisory(item)
                 except AdvisoryFormatError as e:
                     problems.append(DataProblem(name, str(e), hint))
+                    packages.add(hint)
                     continue
+                packages.update(a.name for a in adv.affected)
                 old = records.get(adv.id)
                 if old is None or adv.modified > old.advisory.modified:
                     records[adv.id] = _Record(adv, name)
-        return records, problems
+        return records, problems, concerns
 
     # ---- the index ------------------------------------------------------------------------
     def _index_file(self) -> Path | None:
@@ -252,42 +269,116 @@ class OfflineDatabase(VulnerabilitySource):
             row = None
         if listing is not None:
             current = row is not None and row[0] == listing
+            self._verified = None  # every file was compared
         else:
             current = row is not None and self._folders_unchanged(row[0])
+            self._verified = set()  # each package's files are checked when it is read
         if not current:
             conn.close()
             return None
         return conn
 
     def _folders_unchanged(self, stored: str) -> bool:
+        """The quick check: every folder's time, and the files that concern no package."""
         try:
-            schema, folders = json.loads(stored)
+            schema, folders, unattributed = json.loads(stored)
         except (ValueError, TypeError):
             return False
-        return schema == INDEX_SCHEMA and dbtree.unchanged(str(self.path), folders)
+        root = str(self.path)
+        return (
+            schema == INDEX_SCHEMA
+            and dbtree.folders_unchanged(root, folders)
+            and dbtree.files_unchanged(root, unattributed)
+        )
+
+    def _files_unchanged(self, conn: sqlite3.Connection, names: Sequence[str] | None) -> bool:
+        """Whether the files holding these packages' advisories (all: None) are unchanged.
+
+        Called before their rows are used, after the quick check of :meth:`open`; a package
+        checked once is not checked again.
+        """
+        if self._verified is None:
+            return True
+        wanted = None if names is None else [n for n in names if n not in self._verified]
+        if wanted == []:
+            return True
+        files: dict[str, list[Any]] = {}
+        if wanted is None:
+            rows = conn.execute("SELECT files FROM packages").fetchall()
+        else:
+            rows = []
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows += conn.execute(
+                    f"SELECT files FROM packages WHERE name IN ({marks})", chunk
+                ).fetchall()
+        try:
+            for (text,) in rows:
+                for entry in json.loads(text):
+                    files[entry[0]] = entry
+        except (ValueError, TypeError, IndexError):
+            return False
+        if not dbtree.files_unchanged(str(self.path), list(files.values())):
+            return False
+        if wanted is None:
+            self._verified = None
+        else:
+            self._verified.update(wanted)
+        return True
+
+    def _current(self, names: Sequence[str] | None) -> sqlite3.Connection:
+        """The open index, once the files behind ``names`` (all: None) are known unchanged;
+        an edited file makes it compile the index again."""
+        conn = self.open()
+        if self._files_unchanged(conn, names):
+            return conn
+        self.close()
+        self._stale = True
+        return self.open()
 
     def _build(self, target: sqlite3.Connection, tree: dbtree.Tree) -> None:
         listing = self._listing_of(tree.files)
-        records, problems = self._read_all(tree.files)  # the files the listing names
+        records, problems, concerns = self._read_all(tree.files)  # the files the listing names
         by_package: dict[str, list[str]] = {}
         for ident in sorted(records):
             adv = records[ident].advisory
             doc = json.dumps(to_json(adv), separators=(",", ":"))
             for name in sorted({a.name for a in adv.affected}):
                 by_package.setdefault(name, []).append(doc)
+        # Which files each package's advisories (and problems) come from, for the quick check.
+        stats = {rel: [rel, size, mtime] for rel, size, mtime, _ in tree.files}
+        sources: dict[str, list[list[Any]]] = {}
+        unattributed: list[list[Any]] = []
+        for rel in sorted(stats):
+            names = concerns.get(rel, set()) - {""}
+            if not names or "" in concerns.get(rel, set()):
+                unattributed.append(stats[rel])
+            for name in names:
+                sources.setdefault(name, []).append(stats[rel])
         cur = target.cursor()
         # Large pages keep a package's advisories (up to a few hundred KB) in few pages.
         cur.execute("PRAGMA page_size = 65536")
         cur.executescript(
             "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);"
-            "CREATE TABLE packages (name TEXT PRIMARY KEY, advisories TEXT NOT NULL);"
+            "CREATE TABLE packages (name TEXT PRIMARY KEY, advisories TEXT NOT NULL,"
+            " files TEXT NOT NULL);"
             "CREATE TABLE problems (package TEXT, file TEXT, message TEXT);"
         )
         # One row per package: its advisories as one JSON array, in id order, so that an audit
-        # reads one row and decodes one document per package it audits.
+        # reads one row and decodes one document per package it audits; and the files they
+        # come from, with size and time.
+        compact = (",", ":")
         cur.executemany(
-            "INSERT INTO packages VALUES (?, ?)",
-            ((name, f"[{','.join(docs)}]") for name, docs in sorted(by_package.items())),
+            "INSERT INTO packages VALUES (?, ?, ?)",
+            (
+                (
+                    name,
+                    f"[{','.join(by_package.get(name, []))}]",
+                    json.dumps(sources.get(name, []), separators=compact),
+                )
+                for name in sorted(by_package.keys() | sources.keys())
+            ),
         )
         cur.executemany(
             "INSERT INTO problems VALUES (?, ?, ?)",
@@ -295,7 +386,8 @@ class OfflineDatabase(VulnerabilitySource):
         )
         meta = [("listing", listing), ("records", str(len(records))), ("path", str(self.path))]
         if tree.folders is not None:
-            folders = json.dumps([INDEX_SCHEMA, tree.folders], separators=(",", ":"))
+            times = [[rel, mtime] for rel, mtime, _ in tree.folders]
+            folders = json.dumps([INDEX_SCHEMA, times, unattributed], separators=compact)
             meta.append(("folders", folders))
         cur.executemany("INSERT INTO meta VALUES (?, ?)", meta)
         target.commit()
@@ -305,7 +397,7 @@ class OfflineDatabase(VulnerabilitySource):
         if self._conn is not None:
             return self._conn
         index = self._index_file()
-        if index is not None and self.path.is_dir():
+        if index is not None and not self._stale and self.path.is_dir():
             conn = self._open_cached(index, None)  # the quick check: no directory listing
             if conn is not None:
                 self._conn, self.index_path = conn, index
@@ -324,7 +416,7 @@ class OfflineDatabase(VulnerabilitySource):
                 return built
         conn = sqlite3.connect(":memory:")
         self._build(conn, tree)
-        self._conn = conn
+        self._conn, self._verified = conn, None
         return conn
 
     def _build_to_file(self, index: Path, tree: dbtree.Tree) -> sqlite3.Connection | None:
@@ -353,8 +445,8 @@ class OfflineDatabase(VulnerabilitySource):
     # ---- the source interface -------------------------------------------------------------
     def advisories(self, queries: Sequence[PackageQuery]) -> Mapping[str, tuple[Advisory, ...]]:
         """Every advisory of each queried package (versions are matched by the auditor)."""
-        conn = self.open()
         names = sorted({q.canonical for q in queries})
+        conn = self._current(names)
         out: dict[str, tuple[Advisory, ...]] = dict.fromkeys(names, ())
         parsed: dict[str, Advisory] = {}  # an advisory of two audited packages is read once
         for start in range(0, len(names), 500):
@@ -375,7 +467,7 @@ class OfflineDatabase(VulnerabilitySource):
 
     def problems(self, packages: Sequence[str] | None = None) -> list[DataProblem]:
         """Unreadable files (for the given packages only, when ``packages`` is given)."""
-        conn = self.open()
+        conn = self._current(packages)
         rows = conn.execute("SELECT package, file, message FROM problems ORDER BY file").fetchall()
         wanted = None if packages is None else set(packages)
         return [
@@ -387,6 +479,8 @@ class OfflineDatabase(VulnerabilitySource):
     def record_count(self) -> int:
         """How many advisories the index holds."""
         if self._records is None:
+            # For display: the quick check of open() is enough (a file edited in place that
+            # gained or lost records shows in the count once the index is compiled again).
             row = self.open().execute("SELECT value FROM meta WHERE key = 'records'").fetchone()
             self._records = int(row[0]) if row else 0
         return self._records
