@@ -69,7 +69,7 @@ def build_requirements(vulns: Path, count: int, path: Path) -> int:
 
 
 def timed(
-    cmd: list[str], env: dict[str, str]
+    cmd: list[str], env: dict[str, str], cwd: Path | None = None
 ) -> tuple[float, float, subprocess.CompletedProcess[str]]:
     """Wall seconds, CPU seconds, and the result of one run.
 
@@ -79,7 +79,7 @@ def timed(
     self0 = resource.getrusage(resource.RUSAGE_SELF)
     child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd, check=False)
     wall = time.perf_counter() - started
     self1 = resource.getrusage(resource.RUSAGE_SELF)
     child1 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -91,7 +91,7 @@ def timed(
 
 
 def interleaved(
-    commands: dict[str, tuple[list[str], dict[str, str]]], repeat: int
+    commands: dict[str, tuple[list[str], dict[str, str]]], repeat: int, cwd: Path
 ) -> dict[str, tuple[float, float, subprocess.CompletedProcess[str]]]:
     """Per command, the fastest wall time and the lowest CPU time of ``repeat`` rounds.
 
@@ -103,7 +103,7 @@ def interleaved(
     }
     for _ in range(repeat):
         for name, (cmd, env) in commands.items():
-            runs[name].append(timed(cmd, env))
+            runs[name].append(timed(cmd, env, cwd))
     return {
         name: (min(r[0] for r in rs), min(r[1] for r in rs), rs[-1][2]) for name, rs in runs.items()
     }
@@ -144,7 +144,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--packages", type=int, default=60)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
-    vulns = args.advisories / "pypa" / "vulns"
+    vulns = args.advisories.resolve() / "pypa" / "vulns"
     if not vulns.is_dir():
         print(f"advisory snapshot not found at {args.advisories}; skipped")
         return 0
@@ -156,10 +156,11 @@ def main(argv: list[str]) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-audit-", dir=OUT))
     env = {**os.environ, "MODELSHIELD_CACHE_DIR": str(work / "ms-cache"), "NO_COLOR": "1"}
     ms = [*modelshield_command(), "audit", "--format", "json"]
-    offline = [*ms, "--db", str(args.advisories / "pypa"), str(req)]
+    offline = [*ms, "--db", str(vulns.parent), str(req)]
     rows: list[tuple[str, float, float, str]] = []
 
-    cold, cold_cpu, proc = timed(offline, env)
+    # Every command runs in an empty folder, as in a fresh project: no policy file to read.
+    cold, cold_cpu, proc = timed(offline, env, work)
     if proc.returncode not in (0, 1):
         print(proc.stderr)
         return 1
@@ -181,7 +182,7 @@ def main(argv: list[str]) -> int:
                 "-f", "json", "--progress-spinner", "off",
             ]  # fmt: skip
             commands["pip-audit"] = (cmd, env)
-        results = interleaved(commands, args.repeat)
+        results = interleaved(commands, args.repeat, work)
     warm, warm_cpu, _ = results["offline"]
     rows.append(("modelshield audit --db (index cached)", warm, warm_cpu, found))
     wall, cpu, _ = results["api"]
