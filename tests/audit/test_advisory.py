@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,16 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelshield.audit.advisory import AdvisoryFormatError, from_json, parse_advisory, to_json
+from modelshield.audit.advisory import (
+    AdvisoryFormatError,
+    StoredDecoder,
+    from_json,
+    parse_advisory,
+    to_json,
+)
 from modelshield.audit.cvss import cvss2_score, cvss3_score, score_vector
 from modelshield.audit.interface import EventKind
-from modelshield.audit.match import affects, reachable_affected
+from modelshield.audit.match import affects, compiled, reachable_affected
 from modelshield.core.findings import Severity
 
 from .conftest import osv_record
@@ -152,6 +159,41 @@ def test_index_round_trip(snapshot_vulns: Path) -> None:
             yaml.load((snapshot_vulns / rel).read_bytes(), Loader=yaml.CBaseLoader)
         )
         assert from_json(to_json(adv)) == adv
+
+
+def test_stored_decoder_reads_what_the_index_writes(snapshot_vulns: Path) -> None:
+    """The offline index decodes its rows with msgspec: the same advisories as from_json,
+    severities and compiled entries included, for every record of a few packages."""
+    advisories = [
+        parse_advisory(yaml.load(path.read_bytes(), Loader=yaml.CBaseLoader))
+        for package in ("tensorflow", "django", "pillow", "torch")
+        for path in sorted((snapshot_vulns / package).glob("*.yaml"))
+    ]
+    assert len(advisories) > 300
+    vector = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"
+    rated = osv_record(
+        "GHSA-test", "torch", versions=["2.0"], severity=[{"type": "CVSS_V3", "score": vector}]
+    )
+    advisories.append(parse_advisory(rated))
+    assert advisories[-1].severity is Severity.CRITICAL
+    text = json.dumps([to_json(a) for a in advisories])
+    decoded = StoredDecoder().decode(text)
+    assert decoded == advisories == [from_json(d) for d in json.loads(text)]
+    for adv, back in zip(advisories, decoded, strict=True):
+        assert back.severity is adv.severity
+        for entry, again in zip(adv.affected, back.affected, strict=True):
+            assert compiled(again).fixed == compiled(entry).fixed
+            probes = ["0", "1.0", "2.4.1", "9999", *entry.versions[:5]]
+            probes += [text for text, _, _ in compiled(entry).fixed]
+            for version in probes:
+                assert affects(again, version) == affects(entry, version)
+
+
+def test_stored_decoder_rejects_malformed_rows() -> None:
+    decoder = StoredDecoder()
+    for bad in ('[{"id": 3}]', "[", '{"id": "X"}', '[{"id": "X", "affected": [3]}]'):
+        with pytest.raises((decoder.error, NotImplementedError, TypeError, KeyError)):
+            decoder.decode(bad)
 
 
 _scalars = (

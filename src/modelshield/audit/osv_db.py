@@ -36,7 +36,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from modelshield.audit import dbtree
-from modelshield.audit.advisory import AdvisoryFormatError, from_json, parse_advisory, to_json
+from modelshield.audit.advisory import (
+    AdvisoryFormatError,
+    StoredDecoder,
+    parse_advisory,
+    to_json,
+)
 from modelshield.audit.interface import (
     Advisory,
     AuditServiceError,
@@ -47,7 +52,7 @@ from modelshield.audit.interface import (
 from modelshield.audit.versions import ORDER_FORMAT
 from modelshield.core.limits import Limits
 
-INDEX_SCHEMA = f"9.{ORDER_FORMAT}"
+INDEX_SCHEMA = f"10.{ORDER_FORMAT}"
 """Bumped whenever the index layout or the advisory reader changes, forcing a rebuild."""
 
 _SUFFIXES = (".json", ".yaml", ".yml")  # in ZIP archives
@@ -448,7 +453,8 @@ class OfflineDatabase(VulnerabilitySource):
         names = sorted({q.canonical for q in queries})
         conn = self._current(names)
         out: dict[str, tuple[Advisory, ...]] = dict.fromkeys(names, ())
-        parsed: dict[str, Advisory] = {}  # an advisory of two audited packages is read once
+        parsed: dict[str, Advisory] = {}  # an advisory of two audited packages is kept once
+        decoder = StoredDecoder()
         for start in range(0, len(names), 500):
             chunk = names[start : start + 500]
             marks = ",".join("?" * len(chunk))
@@ -456,13 +462,7 @@ class OfflineDatabase(VulnerabilitySource):
                 f"SELECT name, advisories FROM packages WHERE name IN ({marks})", chunk
             ).fetchall()
             for name, docs in rows:
-                found = []
-                for doc in json.loads(docs):
-                    adv = parsed.get(doc["id"])
-                    if adv is None:
-                        adv = parsed[doc["id"]] = from_json(doc)
-                    found.append(adv)
-                out[name] = tuple(found)
+                out[name] = tuple(parsed.setdefault(a.id, a) for a in decoder.decode(docs))
         return out
 
     def problems(self, packages: Sequence[str] | None = None) -> list[DataProblem]:
