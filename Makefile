@@ -13,6 +13,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.modelshield-dev-installed
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.modelshield-bench-installed
+USER_VENV := .venv-user
+USER_STAMP := $(USER_VENV)/.modelshield-user-installed
 LINTED := src tests scripts bench
 DEMO := demo-out
 
@@ -73,7 +75,16 @@ $(BENCH_STAMP): bench/requirements.txt | $(BENCH_VENV)/bin/python
 	$(BENCH_VENV)/bin/python -m pip install -r bench/requirements.txt
 	touch $@
 
-bench: $(STAMP) $(BENCH_STAMP)
+# modelshield as users install it (`pip install .`: its own dependencies only, byte-compiled),
+# for start-up-bound timings; reinstalled whenever the package's files change.
+$(USER_VENV)/bin/python:
+	$(PYTHON) -m venv $(USER_VENV)
+
+$(USER_STAMP): pyproject.toml $(shell find src -type f -not -name '*.pyc') | $(USER_VENV)/bin/python
+	$(USER_VENV)/bin/python -m pip install --quiet .
+	touch $@
+
+bench: $(STAMP) $(BENCH_STAMP) $(USER_STAMP)
 	$(BIN)/python bench/run_bench.py --tools-bin $(BENCH_VENV)/bin
 
 docs: $(STAMP)
@@ -82,7 +93,8 @@ docs: $(STAMP)
 
 clean:
 	rm -rf $(DEMO) bench-out build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis
-	find . -name __pycache__ -type d -not -path "./$(VENV)/*" -not -path "./$(BENCH_VENV)/*" -prune -exec rm -rf {} +
+	find . -name __pycache__ -type d -not -path "./$(VENV)/*" -not -path "./$(BENCH_VENV)/*" \
+	  -not -path "./$(USER_VENV)/*" -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) $(BENCH_VENV)
+	rm -rf $(VENV) $(BENCH_VENV) $(USER_VENV)
