@@ -115,11 +115,25 @@ class Tool:
     """Reads a finished run (and the scratch file) into a verdict."""
 
 
+def modelshield_command() -> list[str]:
+    """modelshield's console script as users install it (``.venv-user``, which ``make bench``
+    builds with ``pip install .``, as the other scanners have ``.venv-bench``), else this
+    interpreter's script, else ``python -m modelshield``."""
+    for script in (
+        REPO / ".venv-user" / "bin" / "modelshield",
+        Path(sys.executable).with_name("modelshield"),
+    ):
+        if script.is_file():
+            return [str(script)]
+    return [sys.executable, "-m", "modelshield"]
+
+
 def modelshield_tool() -> Tool:
-    """modelshield's own command line, from the interpreter running the bench."""
+    """modelshield's own command line (see :func:`modelshield_command`)."""
+    base = modelshield_command()
 
     def cmd(path: str, scratch: str) -> list[str]:
-        return [sys.executable, "-m", "modelshield", "scan", "-f", "json", "-o", scratch, path]
+        return [*base, "scan", "-f", "json", "-o", scratch, path]
 
     def judge(run: Measured, scratch: str) -> Verdict:
         try:
