@@ -323,3 +323,24 @@ def test_the_same_advisory_through_two_files_is_listed_once(
     assert [c["purl"] for c in doc["components"] if c["name"] == "joblib"] == [
         "pkg:pypi/joblib@1.1.0"
     ]
+
+
+def test_each_model_file_is_scanned_once(
+    sklearn_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The BOM's own scan feeds the dependency discovery: no file is read twice."""
+    from modelshield.scanner import engine
+
+    real = engine.scan_file
+    scanned: list[str] = []
+
+    def counting(path: str, *args: Any, **kwargs: Any) -> Any:
+        scanned.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "scan_file", counting)
+    outcome = create_bom(sklearn_model)
+    assert sorted(scanned) == sorted(set(scanned))
+    assert str(sklearn_model / "model.joblib") in scanned
+    # ...and what the discovery took from that scan is in the BOM, as before.
+    assert "scikit-learn" in {d.name for d in outcome.dependencies.dependencies}

@@ -11,7 +11,7 @@ that matches nothing, or a directory with no input, is an error record.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -19,7 +19,7 @@ from msgspec.structs import replace
 
 from modelshield.audit.interface import Dependency, InputKind, ParsedInput
 from modelshield.audit.sources._common import ParseOptions
-from modelshield.core.findings import ErrorRecord, Location
+from modelshield.core.findings import ErrorRecord, FileResult, Location
 from modelshield.core.limits import Limits
 from modelshield.core.policy import Policy
 
@@ -221,12 +221,19 @@ class _Fallback:
 
 
 def _model_input(
-    c: Candidate, options: ParseOptions, policy: Policy, fb: _Fallback
+    c: Candidate,
+    options: ParseOptions,
+    policy: Policy,
+    fb: _Fallback,
+    scanned: Mapping[str, FileResult],
 ) -> ParsedInput | None:
     from modelshield.audit import implied
-    from modelshield.scanner.engine import scan_file
 
-    result = scan_file(str(c.path), policy)
+    result = scanned.get(os.path.normpath(c.path))
+    if result is None:
+        from modelshield.scanner.engine import scan_file
+
+        result = scan_file(str(c.path), policy)
     extra: dict[str, str] = {}
     suffix = c.path.suffix.lower()
     if suffix == ".keras" and "keras_version" not in result.metadata:
@@ -277,17 +284,23 @@ def collect_inputs(
     policy: Policy,
     *,
     include_environment: bool = False,
+    scanned: Iterable[FileResult] = (),
 ) -> list[ParsedInput]:
-    """Parse every input under ``paths`` (and the environment when asked), in order."""
+    """Parse every input under ``paths`` (and the environment when asked), in order.
+
+    ``scanned`` are scan results the caller already has (the BOM scans the model itself):
+    a model file among them is not scanned again.
+    """
     out: list[ParsedInput] = []
     fb = _Fallback()
+    known = {os.path.normpath(r.path): r for r in scanned}
     for item in candidates(paths, options.limits):
         if isinstance(item, ParsedInput):
             out.append(item)
             continue
         parsed: ParsedInput | None
         if item.kind is InputKind.MODEL:
-            parsed = _model_input(item, options, policy, fb)
+            parsed = _model_input(item, options, policy, fb, known)
         elif item.kind in (InputKind.TRANSFORMERS_CONFIG, InputKind.KERAS_METADATA):
             parsed = _metadata_input(item, options)
         else:

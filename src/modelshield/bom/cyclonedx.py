@@ -501,7 +501,8 @@ def create_bom(
     _lib()
     policy = policy or Policy()
     root = os.fspath(model)
-    report = policy.apply(scan_paths([root], policy))
+    raw = scan_paths([root], policy)
+    report = policy.apply(raw)
     single = not Path(root).is_dir()
     named = [
         (Path(root).name if single else Path(os.path.relpath(r.path, root)).as_posix(), r)
@@ -523,7 +524,12 @@ def create_bom(
             errors.append(ErrorRecord(Location(paths[h.path].path), message, stage="io"))
     scanned = report.results[0].format if single and report.results else None
     deps = audit_dependencies(
-        root, policy=policy, source=source, ignore=ignore, scanned_format=scanned
+        root,
+        policy=policy,
+        source=source,
+        ignore=ignore,
+        scanned_format=scanned,
+        scanned=raw.results,  # each model file is scanned once
     )
     model_name = Path(root).name or Path(root).absolute().name
     bom = build_bom(

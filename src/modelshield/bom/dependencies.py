@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from msgspec import Struct
 from msgspec.structs import replace
 
-from modelshield.core.findings import ErrorRecord, Finding, Report, Severity
+from modelshield.core.findings import ErrorRecord, FileResult, Finding, Report, Severity
 from modelshield.core.policy import Policy
 
 if TYPE_CHECKING:
@@ -191,7 +191,11 @@ class DependencyReport(Struct, frozen=True):
 
 
 def discover_inputs(
-    model: str, policy: Policy, *, scanned_format: str | None = None
+    model: str,
+    policy: Policy,
+    *,
+    scanned_format: str | None = None,
+    scanned: Sequence[FileResult] = (),
 ) -> list[ParsedInput]:
     """The audit's inputs for a model (file or directory), parsed as ``modelshield audit`` does.
 
@@ -199,6 +203,7 @@ def discover_inputs(
     model of safetensors files has no dependency file to read), and so does a single file that
     is neither a dependency file by its name nor a known format by its content
     (``scanned_format`` ``unknown``/``empty``): the audit would only say that it is not a model.
+    Model files among ``scanned`` (the BOM's own scan) are not scanned again.
     """
     from modelshield.audit.discover import collect_inputs, kind_of
     from modelshield.audit.interface import InputKind
@@ -211,7 +216,7 @@ def discover_inputs(
         and kind_of(Path(model).name, explicit=False) in (None, InputKind.MODEL)
     ):
         return []
-    inputs = collect_inputs([model], ParseOptions(limits=policy.limits), policy)
+    inputs = collect_inputs([model], ParseOptions(limits=policy.limits), policy, scanned=scanned)
     if (
         not single
         and len(inputs) == 1
@@ -300,16 +305,18 @@ def audit_dependencies(
     source: VulnerabilitySource | None = None,
     ignore: Iterable[str] = (),
     scanned_format: str | None = None,
+    scanned: Sequence[FileResult] = (),
 ) -> DependencyReport:
     """Discover a model's dependencies and, with a ``source``, audit them.
 
     ``ignore`` names advisories to drop (by any id or alias). Without a source nothing is
-    matched and nothing is sent anywhere. Raises
+    matched and nothing is sent anywhere. ``scanned`` are scan results of the model's files
+    (raw, before any policy), reused instead of scanning them again. Raises
     :class:`~modelshield.audit.interface.AuditServiceError` when the source cannot answer.
     """
     policy = policy or Policy()
     root = os.fspath(model)
-    inputs = discover_inputs(root, policy, scanned_format=scanned_format)
+    inputs = discover_inputs(root, policy, scanned_format=scanned_format, scanned=scanned)
     listed = tuple((relative(i.path, root), i.kind.value) for i in inputs)
     deps = tuple(bom_dependencies(inputs, root))
     if source is None:
