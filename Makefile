@@ -75,13 +75,14 @@ $(BENCH_STAMP): bench/requirements.txt | $(BENCH_VENV)/bin/python
 	$(BENCH_VENV)/bin/python -m pip install -r bench/requirements.txt
 	touch $@
 
-# modelshield as users install it (`pip install .`: its own dependencies only, byte-compiled),
-# for start-up-bound timings; reinstalled whenever the package's files change.
+# modelshield as users install it (`pip install '.[archives]'`: its own dependencies and the
+# archive extra that picklescan[7z] matches, byte-compiled), for start-up-bound timings;
+# reinstalled whenever the package's files change.
 $(USER_VENV)/bin/python:
 	$(PYTHON) -m venv $(USER_VENV)
 
 $(USER_STAMP): pyproject.toml $(shell find src -type f -not -name '*.pyc') | $(USER_VENV)/bin/python
-	$(USER_VENV)/bin/python -m pip install --quiet .
+	$(USER_VENV)/bin/python -m pip install --quiet '.[archives]'
 	touch $@
 
 bench: $(STAMP) $(BENCH_STAMP) $(USER_STAMP)

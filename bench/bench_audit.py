@@ -123,7 +123,7 @@ def modelshield_command() -> list[str]:
 
 def user_install() -> list[str] | None:
     """modelshield as users install it: ``$MODELSHIELD_USER_BIN``, else the script of
-    ``.venv-user`` (``make bench`` runs ``pip install .`` there: modelshield's own
+    ``.venv-user`` (``make bench`` runs ``pip install '.[archives]'`` there: modelshield's own
     dependencies only, like pip-audit in ``.venv-bench``); None when there is neither."""
     explicit = os.environ.get("MODELSHIELD_USER_BIN")
     script = Path(explicit) if explicit else REPO / ".venv-user" / "bin" / "modelshield"

@@ -117,8 +117,8 @@ class Tool:
 
 def modelshield_command() -> list[str]:
     """modelshield's console script as users install it (``.venv-user``, which ``make bench``
-    builds with ``pip install .``, as the other scanners have ``.venv-bench``), else this
-    interpreter's script, else ``python -m modelshield``."""
+    builds with ``pip install '.[archives]'``, as the other scanners have ``.venv-bench``),
+    else this interpreter's script, else ``python -m modelshield``."""
     for script in (
         REPO / ".venv-user" / "bin" / "modelshield",
         Path(sys.executable).with_name("modelshield"),
