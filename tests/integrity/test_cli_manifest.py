@@ -40,6 +40,19 @@ def test_verify_reports_a_modification_and_exits_1(
     assert main(["manifest", "verify", str(model_dir), "--ignore", "MANIFEST-FILE-MODIFIED"]) == 0
 
 
+def test_verify_report_to_a_file_is_announced_like_scan_and_audit(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["manifest", "create", str(model_dir)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "verify.sarif"
+    assert main(["manifest", "verify", str(model_dir), "-f", "sarif", "-o", str(out)]) == 0
+    stdout, stderr = capsys.readouterr()
+    assert stdout == ""
+    assert f"report written to {out} (exit code 0)" in stderr
+    assert json.loads(out.read_text())["version"] == "2.1.0"
+
+
 def test_a_malformed_manifest_fails_without_a_traceback(
     model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

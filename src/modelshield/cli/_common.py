@@ -120,13 +120,11 @@ def emit_report(
     args: argparse.Namespace,
     policy: Policy,
     policy_source: str | None,
-    *,
-    announce: bool = True,
 ) -> int:
     """Render ``report`` as ``args`` ask (format, output, quiet), write it, return the exit code.
 
-    With ``announce``, a report written to a file is followed by one line on standard error
-    naming the file and the exit code.
+    A report written to a file (``--output``) is followed by one line on standard error naming
+    the file and the exit code, unless ``--quiet``.
     """
     import sys
 
@@ -142,7 +140,7 @@ def emit_report(
     )
     write_output(text, args.output, sys.stdout)
     code = policy.exit_code(report)
-    if announce and args.output is not None and not args.quiet:
+    if args.output is not None and not args.quiet:
         print(
             f"modelshield: report written to {args.output} (exit code {int(code)})",
             file=sys.stderr,

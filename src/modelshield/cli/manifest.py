@@ -326,4 +326,4 @@ def _verify(args: argparse.Namespace) -> int:
             raise ConfigError("--ignore-path applies to --signature; a manifest records its own")
         raw = verify_manifest(args.path, args.manifest, policy=policy, workers=args.workers)
     # manifest verify has never printed the "report written" line; kept as it was.
-    return emit_report(policy.apply(raw), args, policy, source, announce=False)
+    return emit_report(policy.apply(raw), args, policy, source)
