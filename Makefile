@@ -27,7 +27,7 @@ help:
 	@echo "make lint       ruff check, ruff format --check, mypy (strict) on src"
 	@echo "make reformat   apply ruff fixes and formatting"
 	@echo "make bench      compare with picklescan and modelscan (separate venv), then bench/bench_*.py"
-	@echo "make docs       regenerate docs/rules.md from the rule catalogue"
+	@echo "make docs       regenerate docs/rules.md and the compiled callables lists"
 	@echo "make clean      remove outputs and caches (distclean: the virtual environments too)"
 
 $(BIN)/python:
@@ -88,9 +88,13 @@ $(USER_STAMP): pyproject.toml $(shell find src -type f -not -name '*.pyc') | $(U
 bench: $(STAMP) $(BENCH_STAMP) $(USER_STAMP)
 	$(BIN)/python bench/run_bench.py --tools-bin $(BENCH_VENV)/bin
 
+CALLABLES_JSON := src/modelshield/scanner/data/callables.json
+
 docs: $(STAMP)
 	$(BIN)/python -m modelshield.docs > docs/rules.md.tmp
 	mv docs/rules.md.tmp docs/rules.md
+	$(BIN)/python -m modelshield.scanner.callables > $(CALLABLES_JSON).tmp
+	mv $(CALLABLES_JSON).tmp $(CALLABLES_JSON)
 
 clean:
 	rm -rf $(DEMO) bench-out build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -850,3 +850,35 @@ def test_vendored_joblib_wrapper_of_old_scikit_learn_is_safe(policy: CallablePol
     assert old.tier is Tier.SAFE
     assert _dangerous(policy.classify("sklearn.externals.joblib.numpy_pickle", "load"))
     assert _dangerous(policy.classify("joblib.numpy_pickle_compat", "NDArrayWrapper"))
+
+
+# ---- the compiled lists --------------------------------------------------------------------
+
+
+def test_compiled_lists_are_current() -> None:
+    shipped = Path(callables.__file__).with_name("data") / callables.COMPILED_DATA
+    assert shipped.read_text(encoding="utf-8") == callables.compiled_data_text(), (
+        "src/modelshield/scanner/data/callables.json is stale: run `make docs`"
+    )
+
+
+def test_compiled_lists_equal_the_toml_and_a_changed_toml_wins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import tomllib
+
+    for name in ("callables_safe.toml", "callables_dangerous.toml"):
+        toml = tomllib.loads(callables._data_bytes(name).decode("utf-8"))
+        assert callables._load_table_file(name) == toml
+    # A TOML edited after callables.json was written (another checksum) is parsed itself.
+    real = callables._data_bytes
+
+    def edited(name: str) -> bytes:
+        data = real(name)
+        if name == "callables_safe.toml":
+            data += b'\n[late-addition]\nabout = "x"\nentries = { "mypkg:Thing" = "test" }\n'
+        return data
+
+    monkeypatch.setattr(callables, "_data_bytes", edited)
+    assert "late-addition" in callables._load_table_file("callables_safe.toml")
+    assert "late-addition" not in callables._compiled_tables()["callables_safe.toml"][1]

@@ -8,7 +8,10 @@ never complete (dozens of published scanner bypasses each added one more), so he
 
 The built-in lists live in ``data/callables_safe.toml`` and ``data/callables_dangerous.toml``,
 one table per concept with a reason beside every entry; they ship inside the package and are
-parsed once per process.
+read once per process. ``data/callables.json`` holds the same tables already parsed (``make
+docs`` writes it; a test fails when it is stale) with a CRC-32 of each TOML file: a file whose
+checksum matches is taken from it, since parsing 50 KB of TOML costs a one-file scan 20 ms;
+any other is parsed from the TOML.
 
 Patterns (built-in lists and the ``[callables]`` table of a policy):
 
@@ -59,10 +62,8 @@ from __future__ import annotations
 import enum
 import functools
 import sys
-import tomllib
 from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
 from collections.abc import Iterable, Iterator, Mapping
-from importlib import resources
 from typing import Any
 
 from msgspec import Struct
@@ -326,9 +327,69 @@ class _BuiltinLists(Struct, frozen=True):
     refused_names: frozenset[str]
 
 
+COMPILED_DATA = "callables.json"
+"""The parsed form of the TOML lists, beside them in ``data/``."""
+_TOML_FILES = ("callables_safe.toml", "callables_dangerous.toml")
+
+
+def _data_bytes(name: str) -> bytes:
+    # A plain file read: importlib.resources imports tempfile, shutil, zipfile and threading,
+    # a tenth of a one-file scan's start-up. It is the fallback for installs not on disk.
+    from pathlib import Path
+
+    try:
+        return (Path(__file__).with_name("data") / name).read_bytes()
+    except FileNotFoundError:
+        from importlib import resources
+
+        return resources.files("modelshield.scanner").joinpath("data", name).read_bytes()
+
+
+@functools.cache
+def _compiled_tables() -> dict[str, Any]:
+    """``{file name: [crc32 of its bytes, parsed tables]}`` from the compiled file, or {}."""
+    import json
+
+    try:
+        doc = json.loads(_data_bytes(COMPILED_DATA))
+    except (OSError, ValueError):
+        return {}
+    return doc.get("files", {}) if isinstance(doc, dict) else {}
+
+
 def _load_table_file(name: str) -> dict[str, Any]:
-    data = resources.files("modelshield.scanner").joinpath("data", name).read_text("utf-8")
-    return tomllib.loads(data)
+    import zlib
+
+    data = _data_bytes(name)
+    compiled = _compiled_tables().get(name)
+    if (
+        isinstance(compiled, list)
+        and len(compiled) == 2
+        and compiled[0] == zlib.crc32(data)
+        and isinstance(compiled[1], dict)
+    ):
+        return compiled[1]
+    import tomllib  # the TOML changed since callables.json was written
+
+    return tomllib.loads(data.decode("utf-8"))
+
+
+def compiled_data_text() -> str:
+    """The text of ``data/callables.json`` for the TOML lists as they are now."""
+    import json
+    import tomllib
+    import zlib
+
+    files = {}
+    for name in _TOML_FILES:
+        data = _data_bytes(name)
+        files[name] = [zlib.crc32(data), tomllib.loads(data.decode("utf-8"))]
+    doc = {
+        "about": "Generated from the callables_*.toml files beside it by `make docs`; "
+        "edit those, never this file.",
+        "files": files,
+    }
+    return json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def _data_error(file: str, where: str, problem: str) -> RuntimeError:
@@ -613,3 +674,7 @@ def _default(allow: tuple[str, ...], deny: tuple[str, ...]) -> CallablePolicy:
     ]
     deny_patterns = [parse_pattern(text) for text in deny]
     return CallablePolicy(_builtin_lists(), allow_patterns, deny_patterns)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(compiled_data_text())

@@ -9,18 +9,22 @@ something else.
 from __future__ import annotations
 
 import enum
+import functools
 import io
 import lzma
-import pickletools
 import re
 import struct
 import warnings
 import zlib
 from pathlib import PurePath
+from typing import TYPE_CHECKING
 
 from modelshield.core.findings import Finding, Location, Severity
 from modelshield.core.rules import Rule, register_rule
 from modelshield.scanner.zipreader import find_end_record
+
+if TYPE_CHECKING:
+    import pickletools
 
 
 class Format(enum.StrEnum):
@@ -59,7 +63,17 @@ _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _BZIP2_BLOCK = (b"1AY&SY", b"\x17rE8P\x90")  # first block, or end of stream (empty input)
 _IDENT = re.compile(rb"^[A-Za-z_][A-Za-z0-9_.]*$")
 _LEGACY_PICKLE_STARTS = frozenset(b"(ci]})ldNILFSVXUTBKMGJ")
-_PICKLE_OPCODE_BYTES = frozenset(op.code.encode("latin-1") for op in pickletools.opcodes)
+
+
+@functools.cache
+def _pickle_opcode_bytes() -> frozenset[bytes]:
+    """Every opcode byte of protocols 0-5 (from the pickle interpreter's own table, which a
+    test compares with :mod:`pickletools`; imported late: that package imports this one)."""
+    from modelshield.scanner.pickle.opcodes import OPCODES
+
+    return frozenset(bytes([code]) for code in OPCODES)
+
+
 _GLOBAL_OPS = frozenset({"GLOBAL", "INST"})
 # Protocol-0 text opcodes other than GLOBAL/INST: they swallow arbitrary bytes up to a newline,
 # so in random data they "decode" far too easily to count as evidence in a strict check.
@@ -127,7 +141,7 @@ def _by_magic(head: bytes, size: int) -> Format | None:
     if _is_safetensors(head, size):
         return Format.SAFETENSORS
     proto_header = len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
-    if proto_header and (len(head) == 2 or head[2:3] in _PICKLE_OPCODE_BYTES):
+    if proto_header and (len(head) == 2 or head[2:3] in _pickle_opcode_bytes()):
         return Format.PICKLE
     return None
 
@@ -236,7 +250,7 @@ def looks_like_pickle(head: bytes, *, complete: bool, strict: bool = False) -> b
         if len(head) < 2 or not 2 <= head[1] <= 5:
             return False
         if not strict:
-            return len(head) == 2 or head[2:3] in _PICKLE_OPCODE_BYTES
+            return len(head) == 2 or head[2:3] in _pickle_opcode_bytes()
         # Whole opcodes must cover most of the window: an argument that swallows the rest of
         # it proves nothing.
         verdict = _grammar(head, complete=False, strict=True)
@@ -282,6 +296,8 @@ def _grammar(head: bytes, *, complete: bool, strict: bool = False) -> _Verdict:
 
 
 def _walk(stream: io.BytesIO, verdict: _Verdict, strict: bool) -> None:
+    import pickletools  # only for files that may be headerless pickles
+
     stack: list[bool] = []  # True marks a MARK
     memo: set[object] = set()
     for op, arg, pos in pickletools.genops(stream):
@@ -325,6 +341,8 @@ def _global_arg_ok(arg: object) -> bool:
 
 def _apply_stack(op: pickletools.OpcodeInfo, stack: list[bool]) -> bool:
     """Mirror ``pickletools.dis``'s stack checks on a stack of mark flags; False if broken."""
+    import pickletools
+
     before, after = op.stack_before, op.stack_after
     if pickletools.markobject in before:
         if True not in stack:

@@ -233,3 +233,11 @@ def test_malformations_are_reported_with_their_offset(data: bytes, message: str)
     assert message in malformed[0].message
     assert malformed[0].location.offset is not None
     assert run.ctx.errors == []
+
+
+def test_opcode_table_is_cpythons() -> None:
+    """The interpreter's table (also what content detection recognises) is pickletools'."""
+    from modelshield.scanner.pickle.opcodes import OPCODES
+
+    theirs = {op.code.encode("latin-1")[0]: (op.name, op.proto) for op in pickletools.opcodes}
+    assert {code: (info.name, info.proto) for code, info in OPCODES.items()} == theirs

@@ -10,7 +10,7 @@ tar is walked in bounded memory.
 from __future__ import annotations
 
 import io
-import tarfile
+from typing import TYPE_CHECKING
 
 from modelshield.core.findings import Location
 from modelshield.scanner.context import LimitExceeded, ScanContext
@@ -25,10 +25,15 @@ from modelshield.scanner.formats.other import (
     scan_member,
 )
 
+if TYPE_CHECKING:
+    import tarfile
+
 
 @handles(Format.TAR)
 def scan_tar(ctx: ScanContext, data: memoryview, location: Location) -> None:
     """Analyse every regular member of a tar archive by content, with hygiene checks."""
+    import tarfile  # only for tar archives: it imports shutil and the compression modules
+
     limits = ctx.limits
     try:
         archive = tarfile.TarFile(fileobj=io.BufferedReader(MemoryviewIO(data)), mode="r")

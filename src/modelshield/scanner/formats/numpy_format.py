@@ -9,7 +9,6 @@ checked against the file.
 
 from __future__ import annotations
 
-import ast
 import math
 import re
 import struct
@@ -135,6 +134,8 @@ def _invalid(ctx: ScanContext, data: memoryview, location: Location, offset: int
 
 
 def _parse_header(text: str) -> tuple[Any, tuple[int, ...]]:
+    import ast  # only for .npy headers
+
     try:
         header = ast.literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
