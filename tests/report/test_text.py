@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -121,3 +125,19 @@ def test_safe_leaves_no_control_or_invisible_characters(value: str) -> None:
         assert not (0xD800 <= code <= 0xDFFF or 0x202A <= code <= 0x202E), repr(cleaned)
     if not any(ch != text.safe(ch) for ch in value):
         assert cleaned == value
+
+
+def test_plain_text_never_imports_rich(tmp_path: Path) -> None:
+    """A piped or CI run renders without the terminal library (start-up time)."""
+    target = tmp_path / "evil.pkl"
+    target.write_bytes(b"\x80\x04cos\nsystem\n\x8c\x02id\x85R.")
+    code = (
+        "import sys; from modelshield.cli import main; "
+        f"rc = main(['scan', {str(target)!r}]); "
+        "assert rc == 1, rc; "
+        "assert not [m for m in sys.modules if m.split('.')[0] == 'rich'], 'rich imported'"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "FORCE_COLOR"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "CRITICAL" in proc.stdout
