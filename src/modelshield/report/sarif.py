@@ -13,6 +13,7 @@ Mapping from modelshield's model:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -131,9 +132,16 @@ def artifact_uri(path: str) -> str:
     become ``file://`` URIs. Bytes that are not allowed in a URI are percent-encoded (file
     names come from the file system and may hold anything).
     """
+    # Every finding asks for its file's URI (three times): computed once per path and
+    # working directory.
+    return _artifact_uri(path, os.getcwd())  # noqa: PTH109 (a str, cheaply)
+
+
+@functools.lru_cache(maxsize=4096)
+def _artifact_uri(path: str, cwd: str) -> str:
     p = path
     if Path(p).is_absolute():
-        rel = os.path.relpath(p)
+        rel = os.path.relpath(p, cwd)
         if rel == os.pardir or rel.startswith(os.pardir + os.sep):
             return Path(p).as_uri() if os.name == "nt" else "file://" + _quote(p)
         p = rel
