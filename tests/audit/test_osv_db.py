@@ -139,3 +139,32 @@ def test_download_keeps_the_old_database_on_failure(tmp_path: Path, snapshot_vul
     assert sorted(p.name for p in dest.iterdir()) == [ARCHIVE_NAME]  # no temporary file left
     db = OfflineDatabase(dest, cache_dir=None)
     assert [a.id for a in db.advisories([PackageQuery("joblib")])["joblib"]] == ["PYSEC-2022-288"]
+
+
+@pytest.mark.parametrize("damage", ["row", "file"])
+def test_a_damaged_index_is_compiled_again(write_db: WriteDb, tmp_path: Path, damage: str) -> None:
+    """A cache file that cannot be read back (a truncated write, a disk error) is never a
+    traceback and never a silent gap: the index is compiled again from the tree."""
+    import sqlite3
+
+    root = write_db(osv_record("A-1", "pkg", versions=["1.0"]))
+    cache = tmp_path / "cache"
+    first = OfflineDatabase(root, cache_dir=cache)
+    first.advisories([PackageQuery("pkg")])
+    index = first.index_path
+    first.close()
+    assert index is not None and index.is_file()
+    if damage == "row":
+        with sqlite3.connect(index) as conn:
+            conn.execute("UPDATE packages SET advisories = '[{\"id\": 3' WHERE name = 'pkg'")
+        conn.close()
+    else:
+        index.write_bytes(b"not a database" * 100)
+    db = OfflineDatabase(root, cache_dir=cache)
+    (adv,) = db.advisories([PackageQuery("pkg")])["pkg"]
+    assert adv.id == "A-1" and db.rebuilt
+    db.close()
+    again = OfflineDatabase(root, cache_dir=cache)  # the repaired index is reused
+    assert [a.id for a in again.advisories([PackageQuery("pkg")])["pkg"]] == ["A-1"]
+    assert not again.rebuilt
+    again.close()

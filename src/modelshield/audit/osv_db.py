@@ -31,9 +31,9 @@ import json
 import os
 import sqlite3
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from modelshield.audit import dbtree
 from modelshield.audit.advisory import (
@@ -56,6 +56,9 @@ INDEX_SCHEMA = f"10.{ORDER_FORMAT}"
 """Bumped whenever the index layout or the advisory reader changes, forcing a rebuild."""
 
 _SUFFIXES = (".json", ".yaml", ".yml")  # in ZIP archives
+_T = TypeVar("_T")
+_UNREADABLE = (sqlite3.Error, ValueError, TypeError, KeyError, NotImplementedError)
+"""What reading a damaged index can raise (msgspec's DecodeError is a ValueError)."""
 
 
 class _Record(NamedTuple):
@@ -111,6 +114,8 @@ class OfflineDatabase(VulnerabilitySource):
         """Packages whose files were checked this run; None: the whole tree was."""
         self._stale = False
         """Whether a file changed under the open index (the quick check is then skipped)."""
+        self._damaged = False
+        """Whether the cached index could not be read (it is then compiled again)."""
 
     # ---- reading the tree -----------------------------------------------------------------
     def _tree(self) -> dbtree.Tree:
@@ -402,13 +407,13 @@ class OfflineDatabase(VulnerabilitySource):
         if self._conn is not None:
             return self._conn
         index = self._index_file()
-        if index is not None and not self._stale and self.path.is_dir():
+        if index is not None and not (self._stale or self._damaged) and self.path.is_dir():
             conn = self._open_cached(index, None)  # the quick check: no directory listing
             if conn is not None:
                 self._conn, self.index_path = conn, index
                 return conn
         tree = self._tree()
-        if index is not None:
+        if index is not None and not self._damaged:
             conn = self._open_cached(index, self._listing_of(tree.files))
             if conn is not None:
                 self._conn, self.index_path = conn, index
@@ -448,9 +453,34 @@ class OfflineDatabase(VulnerabilitySource):
         return self._open_cached(index, self._listing_of(tree.files))
 
     # ---- the source interface -------------------------------------------------------------
+    def _readable(self, read: Callable[[], _T]) -> _T:
+        """``read()`` from the index; an index that cannot be read (a damaged cache file, a
+        row that does not decode) is compiled again from the tree, once."""
+        try:
+            return read()
+        except _UNREADABLE as e:
+            if self.rebuilt:  # compiled in this run: not a damaged cache
+                raise self._unreadable(e) from e
+        self.close()
+        self._damaged = True
+        try:
+            return read()
+        except _UNREADABLE as e:
+            raise self._unreadable(e) from e
+
+    def _unreadable(self, e: Exception) -> AuditServiceError:
+        return AuditServiceError(
+            f"the compiled index of {self.path} ({self.index_path or 'in memory'}) cannot be "
+            f"read: {e}",
+            "Remove that file; the next audit compiles the index again.",
+        )
+
     def advisories(self, queries: Sequence[PackageQuery]) -> Mapping[str, tuple[Advisory, ...]]:
         """Every advisory of each queried package (versions are matched by the auditor)."""
         names = sorted({q.canonical for q in queries})
+        return self._readable(lambda: self._advisories(names))
+
+    def _advisories(self, names: list[str]) -> dict[str, tuple[Advisory, ...]]:
         conn = self._current(names)
         out: dict[str, tuple[Advisory, ...]] = dict.fromkeys(names, ())
         parsed: dict[str, Advisory] = {}  # an advisory of two audited packages is kept once
@@ -467,6 +497,9 @@ class OfflineDatabase(VulnerabilitySource):
 
     def problems(self, packages: Sequence[str] | None = None) -> list[DataProblem]:
         """Unreadable files (for the given packages only, when ``packages`` is given)."""
+        return self._readable(lambda: self._problems(packages))
+
+    def _problems(self, packages: Sequence[str] | None) -> list[DataProblem]:
         conn = self._current(packages)
         rows = conn.execute("SELECT package, file, message FROM problems ORDER BY file").fetchall()
         wanted = None if packages is None else set(packages)
