@@ -354,7 +354,8 @@ def _compiled_tables() -> dict[str, Any]:
         doc = json.loads(_data_bytes(COMPILED_DATA))
     except (OSError, ValueError):
         return {}
-    return doc.get("files", {}) if isinstance(doc, dict) else {}
+    files = doc.get("files") if isinstance(doc, dict) else None
+    return files if isinstance(files, dict) else {}
 
 
 def _load_table_file(name: str) -> dict[str, Any]:
