@@ -273,3 +273,34 @@ def test_environment_lists_installed_distributions() -> None:
     assert deps["packaging"].version == packaging.__version__
     assert all(d.origin == "installed" for d in result.dependencies)
     assert result.path == f"environment:{sys.prefix}"
+
+
+def test_environment_names_and_versions_agree_with_importlib_metadata(tmp_path: Path) -> None:
+    """The header-only reading gives what the email parser gives, for every installed
+    distribution, and for hand-made METADATA and PKG-INFO files with awkward headers."""
+    import importlib.metadata
+
+    from modelshield.audit.sources.environment import name_and_version
+
+    for dist in importlib.metadata.distributions():
+        assert name_and_version(dist) == (dist.metadata["Name"], dist.version), dist
+    site = tmp_path / "site"
+    cases = {
+        "a-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: a\nVersion: 1.0\n"
+        "Summary: x\n  continued: not a header\n\nName: body-text\n",
+        "b-2.0.dist-info/METADATA": "metadata-version: 2.1\nname: B\nversion: 2.0\n",
+        "c.egg-info/PKG-INFO": "Metadata-Version: 1.0\nName: c\nVersion: 3.0rc1\n",
+    }
+    for rel, text in cases.items():
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text(text)
+    dists = list(importlib.metadata.distributions(path=[str(site)]))
+    assert len(dists) == 3
+    for dist in dists:
+        assert name_and_version(dist) == (dist.metadata["Name"], dist.version)
+    result = parse_environment([str(site)])
+    assert {(d.name, d.version) for d in result.dependencies} == {
+        ("a", "1.0"),
+        ("B", "2.0"),
+        ("c", "3.0rc1"),
+    }

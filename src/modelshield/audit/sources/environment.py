@@ -20,15 +20,36 @@ def environment_label() -> str:
     return f"environment:{sys.prefix}"
 
 
+def name_and_version(dist: importlib.metadata.Distribution) -> tuple[str | None, str | None]:
+    """``Name`` and ``Version`` from the metadata's header block.
+
+    ``dist.metadata`` parses the whole file (long description included) with the email
+    parser, and ``dist.metadata["Name"]`` plus ``dist.version`` parse it two more times: for
+    the 100-odd distributions of an ML environment that was most of an ``--env`` audit. The
+    header block is read the same way ``importlib.metadata`` finds it (``METADATA``, else
+    ``PKG-INFO``); a file without both headers falls back to its parser.
+    """
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    found: dict[str, str] = {}
+    for line in text.split("\n\n", 1)[0].splitlines():
+        key, colon, value = line.partition(":")
+        if colon and not key[:1].isspace():
+            found.setdefault(key.strip().lower(), value.strip())
+    name, version = found.get("name"), found.get("version")
+    if name and version:
+        return name, version
+    meta = dist.metadata
+    return (meta["Name"] if meta is not None else None), dist.version
+
+
 def parse_environment(paths: list[str] | None = None) -> ParsedInput:
     """Every distribution installed on ``paths`` (default ``sys.path``), pinned."""
     shown = environment_label()
     seen: set[str] = set()
     deps: list[Dependency] = []
     for dist in importlib.metadata.distributions(path=paths if paths is not None else sys.path):
-        name = dist.metadata["Name"] if dist.metadata is not None else None
-        version = dist.version
-        if not isinstance(name, str) or not name or not isinstance(version, str):
+        name, version = name_and_version(dist)
+        if not name or not version:
             continue
         canonical = canonicalize_name(name)
         if canonical in seen:
