@@ -61,6 +61,22 @@ _UNREADABLE = (sqlite3.Error, ValueError, TypeError, KeyError, NotImplementedErr
 """What reading a damaged index can raise (msgspec's DecodeError is a ValueError)."""
 
 
+def _package_rows(
+    conn: sqlite3.Connection, column: str, names: Sequence[str]
+) -> list[tuple[str, str]]:
+    """``(name, column)`` of the packages table for these names (``column`` is one of ours,
+    never input), in chunks: SQLite bounds the number of parameters of one statement."""
+    rows: list[tuple[str, str]] = []
+    for start in range(0, len(names), 500):
+        chunk = names[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows += conn.execute(
+            f"SELECT name, {column} FROM packages WHERE name IN ({marks})",
+            chunk,
+        ).fetchall()
+    return rows
+
+
 class _Record(NamedTuple):
     advisory: Advisory
     source: str
@@ -314,17 +330,11 @@ class OfflineDatabase(VulnerabilitySource):
             return True
         files: dict[str, list[Any]] = {}
         if wanted is None:
-            rows = conn.execute("SELECT files FROM packages").fetchall()
+            rows = conn.execute("SELECT name, files FROM packages").fetchall()
         else:
-            rows = []
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                rows += conn.execute(
-                    f"SELECT files FROM packages WHERE name IN ({marks})", chunk
-                ).fetchall()
+            rows = _package_rows(conn, "files", wanted)
         try:
-            for (text,) in rows:
+            for _, text in rows:
                 for entry in json.loads(text):
                     files[entry[0]] = entry
         except (ValueError, TypeError, IndexError):
@@ -361,8 +371,9 @@ class OfflineDatabase(VulnerabilitySource):
         sources: dict[str, list[list[Any]]] = {}
         unattributed: list[list[Any]] = []
         for rel in sorted(stats):
-            names = concerns.get(rel, set()) - {""}
-            if not names or "" in concerns.get(rel, set()):
+            concerned = concerns.get(rel, set())
+            names = concerned - {""}  # "": a problem that names no package
+            if not names or "" in concerned:
                 unattributed.append(stats[rel])
             for name in names:
                 sources.setdefault(name, []).append(stats[rel])
@@ -485,14 +496,8 @@ class OfflineDatabase(VulnerabilitySource):
         out: dict[str, tuple[Advisory, ...]] = dict.fromkeys(names, ())
         parsed: dict[str, Advisory] = {}  # an advisory of two audited packages is kept once
         decoder = StoredDecoder()
-        for start in range(0, len(names), 500):
-            chunk = names[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = conn.execute(
-                f"SELECT name, advisories FROM packages WHERE name IN ({marks})", chunk
-            ).fetchall()
-            for name, docs in rows:
-                out[name] = tuple(parsed.setdefault(a.id, a) for a in decoder.decode(docs))
+        for name, docs in _package_rows(conn, "advisories", names):
+            out[name] = tuple(parsed.setdefault(a.id, a) for a in decoder.decode(docs))
         return out
 
     def problems(self, packages: Sequence[str] | None = None) -> list[DataProblem]:
