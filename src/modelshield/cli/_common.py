@@ -21,6 +21,17 @@ PYPROJECT = "pyproject.toml"
 def add_report_options(parser: argparse.ArgumentParser) -> None:
     """The options of every command that ends in a report: --format, --output, --fail-on and
     --policy."""
+    add_output_options(parser)
+    parser.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="policy file (default: ./modelshield.toml, else [tool.modelshield] in "
+        "./pyproject.toml, else built-in defaults)",
+    )
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """--format, --output and --fail-on (for a command that declares its own --policy)."""
     from modelshield.core.findings import Severity
     from modelshield.report import OutputFormat
 
@@ -40,12 +51,6 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
         choices=[s.label for s in sorted(Severity, reverse=True)],
         help="exit 1 when a finding is at or above this severity "
         "(default: the policy's fail_on, which is medium)",
-    )
-    parser.add_argument(
-        "--policy",
-        metavar="FILE",
-        help="policy file (default: ./modelshield.toml, else [tool.modelshield] in "
-        "./pyproject.toml, else built-in defaults)",
     )
 
 

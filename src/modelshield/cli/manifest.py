@@ -14,9 +14,8 @@ import sys
 
 from msgspec.structs import replace
 
-from modelshield.cli._common import emit_report, resolve_policy
+from modelshield.cli._common import add_output_options, emit_report, resolve_policy
 from modelshield.core.findings import Severity
-from modelshield.report import OutputFormat
 
 _UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 1024**2, "gi": 1024**3}
 
@@ -111,22 +110,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="PREFIX",
         help="with --signature: also leave out this path prefix (repeatable)",
     )
-    verify.add_argument(
-        "-f",
-        "--format",
-        type=OutputFormat,
-        choices=list(OutputFormat),
-        default=OutputFormat.TEXT,
-        help="report format (default: text)",
-    )
-    verify.add_argument(
-        "-o", "--output", metavar="FILE", help="write the report to FILE instead of stdout"
-    )
-    verify.add_argument(
-        "--fail-on",
-        choices=[s.label for s in sorted(Severity, reverse=True)],
-        help="exit 1 when a finding is at or above this severity (default: the policy's)",
-    )
+    add_output_options(verify)
     verify.add_argument(
         "--ignore",
         action="append",
