@@ -127,16 +127,40 @@ def test_output_to_an_unwritable_place_is_an_error(clean_pickle: Path, tmp_path:
     assert "Traceback" not in run.stderr
 
 
-def test_policy_limit_finding_fails_and_fail_on_raises_the_bar(tmp_path: Path) -> None:
+def test_a_file_not_analysed_never_passes_whatever_fail_on_says(tmp_path: Path) -> None:
     target = big_pickle(tmp_path)
     (tmp_path / "tiny.toml").write_text(TINY_LIMIT_POLICY)
     code, document = scan_json("--policy", "tiny.toml", str(target), cwd=tmp_path)
     assert code == 1
-    assert [f["rule_id"] for f in document["results"][0]["findings"]] == ["SCAN-FILE-TOO-LARGE"]
+    result = document["results"][0]
+    assert [f["rule_id"] for f in result["findings"]] == ["SCAN-FILE-TOO-LARGE"]
+    assert result["status"] == "skipped"
     code, document = scan_json(
         "--policy", "tiny.toml", "--fail-on", "high", str(target), cwd=tmp_path
     )
-    assert (code, document["fail_on"]) == (0, "high")
+    # The finding is below the threshold, but the file was never read: not a pass.
+    assert (code, document["fail_on"], document["outcome"]) == (2, "high", "error")
+    assert document["summary"]["not_fully_analysed"] == 1
+    assert document["results"][0]["gaps"][0]["rule_id"] == "SCAN-FILE-TOO-LARGE"
+    assert document["results"][0]["gaps"][0]["accepted"] is False
+
+
+def test_an_accepted_gap_passes_and_is_still_reported(tmp_path: Path) -> None:
+    target = big_pickle(tmp_path)
+    (tmp_path / "tiny.toml").write_text(
+        TINY_LIMIT_POLICY + '\n[[accept_incomplete]]\nrule = "SCAN-FILE-TOO-LARGE"\n'
+    )
+    code, document = scan_json(
+        "--policy", "tiny.toml", "--fail-on", "high", str(target), cwd=tmp_path
+    )
+    assert code == 0
+    result = document["results"][0]
+    assert result["status"] == "skipped"
+    assert result["gaps"][0]["accepted"] is True
+    text = run_cli("scan", "--policy", "tiny.toml", "--fail-on", "high", str(target), cwd=tmp_path)
+    assert text.code == 0
+    assert "not analysed (accepted by the policy)" in text.stdout
+    assert "✓" not in text.stdout
 
 
 def test_ignore_drops_a_rule(tmp_path: Path) -> None:

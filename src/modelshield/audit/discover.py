@@ -22,28 +22,7 @@ from modelshield.audit.sources._common import ParseOptions
 from modelshield.core.findings import ErrorRecord, FileResult, Location
 from modelshield.core.limits import Limits
 from modelshield.core.policy import Policy
-
-MODEL_SUFFIXES = frozenset(
-    {
-        ".pkl",
-        ".pickle",
-        ".joblib",
-        ".sav",
-        ".dill",
-        ".pt",
-        ".pth",
-        ".bin",
-        ".ckpt",
-        ".mar",
-        ".npy",
-        ".npz",
-        ".h5",
-        ".hdf5",
-        ".keras",
-        ".onnx",
-    }
-)
-"""Model files whose content can imply dependencies (pickles, checkpoints, Keras, ONNX)."""
+from modelshield.scanner.registry import model_extension
 
 _SKIP_DIRS = frozenset({"node_modules", "__pycache__", "site-packages", "dist-packages"})
 
@@ -85,9 +64,9 @@ def kind_of(name: str, explicit: bool) -> InputKind | None:
     for pattern, kind in _NAMES:
         if _name_matches(name, pattern):
             return kind
-    suffix = Path(name).suffix.lower()
-    if suffix in MODEL_SUFFIXES:
+    if model_extension(name) is not None:  # model.pt, model.joblib.xz...
         return InputKind.MODEL
+    suffix = Path(name).suffix.lower()
     if explicit:
         return InputKind.REQUIREMENTS if suffix == ".txt" else InputKind.MODEL
     return None

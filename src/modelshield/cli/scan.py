@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _warn_unknown_rules(rule_ids: list[str]) -> None:
     """Name ``--ignore`` ids that no scanner rule has: most likely a typo."""
-    import modelshield.scanner.formats  # noqa: F401 - registers every scanner's rules
+    import modelshield.scanner.pickle.rules
+    import modelshield.scanner.rules  # noqa: F401
     from modelshield.core.rules import all_rules
 
     known = {rule.id for rule in all_rules()}

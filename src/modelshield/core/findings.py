@@ -104,6 +104,32 @@ class ErrorRecord(Struct, frozen=True):
 
 
 Status = Literal["complete", "incomplete", "error", "skipped"]
+"""How much of an input was analysed:
+
+``complete``
+    every part of it, within the limits;
+``incomplete``
+    some part was not analysed (a limit, an unrecognised or unread format): see its gaps;
+``skipped``
+    nothing of it was analysed, by rule (a file above the size limit): see its gaps;
+``error``
+    an error stopped (part of) the analysis: see its errors.
+
+Only ``complete`` can pass a run; a policy may accept named gaps (``[[accept_incomplete]]``).
+"""
+
+
+class Gap(Struct, frozen=True):
+    """A part of an input that was not analysed, and the rule that says so."""
+
+    rule_id: str
+    """The rule whose finding reports it (``SCAN-LIMIT``, ``SCAN-UNRECOGNISED``...)."""
+    location: Location
+    """Where the analysis stopped or what it did not read."""
+    message: str
+    """What was not analysed and why, for a person."""
+    accepted: bool = False
+    """The policy accepts this gap: it no longer fails the run, and reports list it."""
 
 
 class FileResult(Struct, frozen=True):
@@ -130,11 +156,29 @@ class FileResult(Struct, frozen=True):
     included). The dependency audit maps these to the distributions a load needs."""
     metadata: Mapping[str, str] = field(default_factory=dict)
     """Facts recorded in the file, e.g. ``sklearn_version``, ``torch_archive_version``."""
+    gaps: tuple[Gap, ...] = ()
+    """Parts of the input that were not analysed (see :data:`Status`)."""
+    skipped: bool = False
+    """Nothing of the input was analysed, by rule (it is above the size limit)."""
 
     @property
     def status(self) -> Status:
-        """``error`` when an error was recorded, else ``complete``."""
-        return "error" if self.errors else "complete"
+        """How much of the input was analysed (see :data:`Status`)."""
+        if self.errors:
+            return "error"
+        if self.skipped:
+            return "skipped"
+        return "incomplete" if self.gaps else "complete"
+
+    @property
+    def unaccepted_gaps(self) -> tuple[Gap, ...]:
+        """Gaps the policy does not accept: any of them fails the run."""
+        return tuple(g for g in self.gaps if not g.accepted)
+
+    @property
+    def finished(self) -> bool:
+        """Whether the input counts as analysed: no error, and every gap accepted."""
+        return not self.errors and not self.unaccepted_gaps
 
     @property
     def max_severity(self) -> Severity | None:
@@ -165,6 +209,11 @@ class Report(Struct, frozen=True):
     def errors(self) -> tuple[ErrorRecord, ...]:
         """Every error of every result, in order."""
         return tuple(e for r in self.results for e in r.errors)
+
+    @property
+    def unfinished(self) -> tuple[FileResult, ...]:
+        """Results that were not analysed fully (errors, or gaps the policy does not accept)."""
+        return tuple(r for r in self.results if not r.finished)
 
     @property
     def max_severity(self) -> Severity | None:

@@ -22,8 +22,16 @@ Example::
     allow = ["mypkg.models.*", "mypkg.layers:Dense"]
     deny = ["somelib:unsafe_loader"]
 
+    [[accept_incomplete]]           # accept a part left unanalysed (listed in reports)
+    rule = "SCAN-FILE-TOO-LARGE"    # paths is optional: everywhere when left out
+    paths = ["models/archive/*"]
+
     [limits]
     max_nested_depth = 4
+
+A file that was not analysed fully (a limit, an unrecognised or unread format: its *gaps*)
+fails the run with exit code 2 whatever ``fail_on`` says, until an ``accept_incomplete``
+entry, an ``ignore`` or a ``suppress`` of the rule that reports the gap accepts it.
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ from msgspec import Struct, field
 from msgspec.structs import replace
 
 from modelshield.core.errors import ConfigError
-from modelshield.core.findings import FileResult, Finding, Report, Severity
+from modelshield.core.findings import FileResult, Finding, Gap, Location, Report, Severity
 from modelshield.core.limits import Limits
 
 
@@ -61,11 +69,17 @@ class Suppression(Struct, frozen=True):
     paths: tuple[str, ...]
     """fnmatch globs matched against the location's path."""
 
-    def matches(self, finding: Finding) -> bool:
-        """Whether this suppression drops the finding."""
-        if self.rule not in ("*", finding.rule_id):
+    def matches(self, finding: Finding | Gap) -> bool:
+        """Whether this entry covers the finding (or the gap)."""
+        return self.covers(finding.rule_id, finding.location)
+
+    def covers(self, rule_id: str, location: Location) -> bool:
+        """Whether this entry covers ``rule_id`` at ``location`` (no paths: everywhere)."""
+        if self.rule not in ("*", rule_id):
             return False
-        return any(fnmatch.fnmatch(finding.location.path, p) for p in self.paths)
+        if not self.paths:
+            return True
+        return any(fnmatch.fnmatch(location.path, p) for p in self.paths)
 
 
 class Policy(Struct, frozen=True):
@@ -85,12 +99,22 @@ class Policy(Struct, frozen=True):
     """Extra callables treated as dangerous (same forms)."""
     limits: Limits = field(default_factory=Limits)
     """Resource limits for every analysis."""
+    accept_incomplete: tuple[Suppression, ...] = ()
+    """Gaps (parts not analysed) accepted for a rule, everywhere or for some paths."""
 
     # ---- loading -------------------------------------------------------------------------
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str = "<policy>") -> Policy:
         """Validate a parsed policy table; unknown keys and bad values raise ConfigError."""
-        allowed = {"fail_on", "ignore", "suppress", "severity", "callables", "limits"}
+        allowed = {
+            "fail_on",
+            "ignore",
+            "suppress",
+            "severity",
+            "callables",
+            "limits",
+            "accept_incomplete",
+        }
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}")
@@ -114,6 +138,22 @@ class Policy(Struct, frozen=True):
                     )
                 )
             kwargs["suppress"] = tuple(sups)
+        if "accept_incomplete" in data:
+            items = _expect(data["accept_incomplete"], list, source, "accept_incomplete")
+            accepted = []
+            for i, item in enumerate(items):
+                key = f"accept_incomplete[{i}]"
+                table = _expect(item, dict, source, key)
+                extra = sorted(set(table) - {"rule", "paths"})
+                if extra or "rule" not in table:
+                    raise ConfigError(f"{source}: {key} needs 'rule' and may have 'paths'")
+                accepted.append(
+                    Suppression(
+                        rule=_expect(table["rule"], str, source, f"{key}.rule"),
+                        paths=tuple(_str_list(table.get("paths", []), source, f"{key}.paths")),
+                    )
+                )
+            kwargs["accept_incomplete"] = tuple(accepted)
         if "severity" in data:
             table = _expect(data["severity"], dict, source, "severity")
             kwargs["severity_overrides"] = {
@@ -165,8 +205,17 @@ class Policy(Struct, frozen=True):
         override = self.severity_overrides.get(finding.rule_id)
         return finding if override is None else finding.with_severity(override)
 
+    def accepts(self, gap: Gap) -> bool:
+        """Whether the policy accepts a part left unanalysed: an ``accept_incomplete`` entry
+        covers it, or the rule that reports it is ignored or suppressed there."""
+        if gap.rule_id in self.ignore:
+            return True
+        return any(a.matches(gap) for a in self.accept_incomplete) or any(
+            s.matches(gap) for s in self.suppress
+        )
+
     def apply(self, report: Report) -> Report:
-        """A report with ignored findings dropped and severities overridden."""
+        """A report with ignored findings dropped, severities overridden, gaps accepted."""
         suppressed = 0
         results: list[FileResult] = []
         for result in report.results:
@@ -177,14 +226,19 @@ class Policy(Struct, frozen=True):
                     suppressed += 1
                 else:
                     kept.append(g)
-            results.append(replace(result, findings=tuple(kept)))
+            gaps = tuple(
+                replace(gap, accepted=True) if not gap.accepted and self.accepts(gap) else gap
+                for gap in result.gaps
+            )
+            results.append(replace(result, findings=tuple(kept), gaps=gaps))
         return replace(report, results=tuple(results), suppressed=report.suppressed + suppressed)
 
     def exit_code(self, report: Report) -> ExitCode:
-        """1 when a finding reaches ``fail_on``; else 2 when anything errored; else 0."""
+        """1 when a finding reaches ``fail_on``; else 2 when an input was not analysed fully
+        (an error, or a gap the policy does not accept), whatever ``fail_on`` is; else 0."""
         if any(f.severity >= self.fail_on for f in report.findings):
             return ExitCode.FINDINGS
-        if report.errors:
+        if report.unfinished:
             return ExitCode.ERROR
         return ExitCode.OK
 

@@ -38,6 +38,10 @@ class Rule(Struct, frozen=True):
     """CWE, CVE, GHSA or article references."""
     since: str = "0.1.0"
     """Version the rule became stable in."""
+    incomplete: bool = False
+    """A finding of this rule means part of the input was not analysed (a tripped limit, an
+    unrecognised or unread format): the input's status is then ``incomplete`` and the run
+    cannot pass until the policy accepts it."""
 
     def finding(
         self,
@@ -73,6 +77,12 @@ def register_rule(rule: Rule) -> Rule:
         raise ModelshieldError(f"rule id {rule.id!r} registered twice with different contents")
     _CATALOGUE[rule.id] = rule
     return rule
+
+
+def rule_is_incomplete(rule_id: str) -> bool:
+    """Whether findings of this rule report a part of an input that was not analysed."""
+    rule = _CATALOGUE.get(rule_id)
+    return rule is not None and rule.incomplete
 
 
 def get_rule(rule_id: str) -> Rule:

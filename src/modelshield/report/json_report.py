@@ -14,11 +14,19 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from modelshield.core.findings import ErrorRecord, FileResult, Finding, Location, Report, Severity
+from modelshield.core.findings import (
+    ErrorRecord,
+    FileResult,
+    Finding,
+    Gap,
+    Location,
+    Report,
+    Severity,
+)
 from modelshield.core.policy import ExitCode, Policy
 from modelshield.report import jsontext
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 """Version of the document layout (not of modelshield)."""
 
 TOOL_NAME = "modelshield"
@@ -59,6 +67,7 @@ def to_dict(report: Report, *, policy: Policy) -> dict[str, Any]:
             "by_severity": {s.label: counts[s] for s in sorted(Severity, reverse=True)},
             "max_severity": None if worst is None else worst.label,
             "errors": len(report.errors),
+            "not_fully_analysed": len(report.unfinished),
             "suppressed": report.suppressed,
             "duration_s": _seconds(report.duration_s),
         },
@@ -91,6 +100,7 @@ def _result(result: FileResult) -> dict[str, Any]:
         "metadata": _sorted_map(result.metadata),
         "findings": [_finding(f) for f in result.findings],
         "errors": [_error(e) for e in result.errors],
+        "gaps": [_gap(g) for g in result.gaps],
     }
 
 
@@ -110,6 +120,15 @@ def _error(error: ErrorRecord) -> dict[str, Any]:
         "stage": error.stage,
         "message": error.message,
         "location": _location(error.location),
+    }
+
+
+def _gap(gap: Gap) -> dict[str, Any]:
+    return {
+        "rule_id": gap.rule_id,
+        "message": gap.message,
+        "location": _location(gap.location),
+        "accepted": gap.accepted,
     }
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from modelshield.core.findings import ErrorRecord, Finding, Location, Report, Severity
+from modelshield.core.findings import ErrorRecord, Finding, Gap, Location, Report, Severity
 from modelshield.core.policy import Policy
 from modelshield.core.rules import Rule, get_rule
 from modelshield.report import jsontext
@@ -107,10 +107,17 @@ def to_dict(
         },
         "invocations": [
             {
-                "executionSuccessful": not report.errors,
+                "executionSuccessful": not report.unfinished,
                 "exitCode": int(exit_code),
                 "exitCodeDescription": exit_code.name,
-                "toolExecutionNotifications": [_notification(e, artifacts) for e in report.errors],
+                "toolExecutionNotifications": [
+                    *(_notification(e, artifacts) for e in report.errors),
+                    *(
+                        _gap_notification(g, artifacts)
+                        for r in report.results
+                        for g in r.unaccepted_gaps
+                    ),
+                ],
             }
         ],
         "artifacts": artifact_list,
@@ -259,6 +266,15 @@ def fingerprint(finding: Finding) -> str:
     parts += [f"{k}={finding.evidence[k]}" for k in sorted(finding.evidence)]
     data = "\x00".join(parts).encode("utf-8", "surrogatepass")
     return hashlib.sha256(data).hexdigest()
+
+
+def _gap_notification(gap: Gap, artifacts: Mapping[str, int]) -> dict[str, Any]:
+    return {
+        "level": "error",
+        "message": {"text": f"Not analysed ({gap.rule_id}): {gap.message}"},
+        "locations": _locations(gap.location, artifacts),
+        "descriptor": {"id": gap.rule_id},
+    }
 
 
 def _notification(error: ErrorRecord, artifacts: Mapping[str, int]) -> dict[str, Any]:

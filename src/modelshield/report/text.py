@@ -12,7 +12,15 @@ import re
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from modelshield.core.findings import ErrorRecord, FileResult, Finding, Location, Report, Severity
+from modelshield.core.findings import (
+    ErrorRecord,
+    FileResult,
+    Finding,
+    Gap,
+    Location,
+    Report,
+    Severity,
+)
 from modelshield.core.policy import ExitCode, Policy
 from modelshield.report import Invocation
 
@@ -70,6 +78,11 @@ SEVERITY_STYLE = {
 """Colour of each severity label."""
 
 _BODY = " " * 4  # indentation of the lines under a finding
+
+_STATUS_WORDS = {
+    "incomplete": "not fully analysed",
+    "skipped": "not analysed",
+}
 
 _VERDICT = {
     ExitCode.OK: ("PASS", "bold green"),
@@ -131,8 +144,10 @@ def render(
 
 def _renderables(report: Report, policy: Policy, invocation: Invocation, quiet: bool) -> list[Text]:
     out: list[Text] = [] if quiet else [_header(report, policy, invocation), Text()]
-    flagged = [r for r in report.results if r.findings or r.errors]
-    clean = [r for r in report.results if not (r.findings or r.errors)]
+    # A file that was not analysed fully is never listed as clean, even when the policy
+    # accepts what was left out.
+    flagged = [r for r in report.results if r.findings or r.errors or r.gaps or r.skipped]
+    clean = [r for r in report.results if not (r.findings or r.errors or r.gaps or r.skipped)]
     for result in flagged:
         out.extend(_file_block(result))
         out.append(Text())
@@ -161,8 +176,13 @@ def _file_block(result: FileResult) -> list[Text]:
     parts = [f"{len(result.findings)} finding{_s(len(result.findings))}"]
     if result.errors:
         parts.append(f"{len(result.errors)} error{_s(len(result.errors))}")
+    status = _STATUS_WORDS.get(result.status)
+    if status is not None:
+        accepted = result.gaps and not result.unaccepted_gaps
+        parts.append(f"{status} (accepted by the policy)" if accepted else status)
+    mark = "✗ " if result.findings or not result.finished else "! "
     head = Text.assemble(
-        ("✗ ", style),
+        (mark, style),
         (safe(result.path), "bold"),
         f"  {safe(result.format)}, {human_size(result.size)}; ",
         ", ".join(parts),
@@ -171,6 +191,7 @@ def _file_block(result: FileResult) -> list[Text]:
     findings = sorted(result.findings, key=lambda f: -f.severity)
     body = [_finding(f, result.path) for f in findings]
     body += [_error(e, result.path) for e in result.errors]
+    body += [_gap(g, result.path) for g in result.gaps]
     return [head, *body]
 
 
@@ -206,6 +227,21 @@ def _error(error: ErrorRecord, path: str) -> Text:
     where = _where(error.location, path)
     if where:
         text.append(f"\n{_BODY}at {where}", style="dim")
+    return text
+
+
+def _gap(gap: Gap, path: str) -> Text:
+    label = "ACCEPTED" if gap.accepted else "PARTIAL"
+    text = Text.assemble(
+        "  ",
+        (f"{label:<8}", "dim" if gap.accepted else "bold magenta"),
+        " ",
+        (gap.rule_id, "bold"),
+        "  not analysed",
+    )
+    where = _where(gap.location, path)
+    if where:
+        text.append(f" at {where}", style="dim")
     return text
 
 
@@ -251,6 +287,9 @@ def _summary(report: Report) -> Text:
         text.append(f"{severity.label} {n}", style=SEVERITY_STYLE[severity] if n else "")
     errors = len(report.errors)
     text.append(f"), {errors} error{_s(errors)}")
+    partial = sum(1 for r in report.results if r.gaps or r.skipped)
+    if partial:
+        text.append(f", {partial} file{_s(partial)} not fully analysed")
     if report.suppressed:
         text.append(f", {report.suppressed} suppressed by the policy")
     return text
@@ -264,7 +303,7 @@ def _verdict(report: Report, policy: Policy) -> Text:
     if code is ExitCode.FINDINGS:
         why = f"{failing} finding{_s(failing)} at or above {threshold}"
     elif code is ExitCode.ERROR:
-        files = sum(1 for r in report.results if r.errors)
+        files = len(report.unfinished)
         why = (
             f"{files} file{_s(files)} could not be analysed fully; "
             f"no findings at or above {threshold}"

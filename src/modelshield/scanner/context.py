@@ -10,21 +10,30 @@ finding made before it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from msgspec import Struct, field
 
-from modelshield.core.findings import ErrorRecord, Finding, Location
+from modelshield.core.findings import ErrorRecord, Finding, Gap, Location, Severity
 from modelshield.core.limits import Limits
 from modelshield.core.policy import Policy
+from modelshield.core.rules import rule_is_incomplete
+from modelshield.scanner.detect import detect
+from modelshield.scanner.memio import Buffer
+from modelshield.scanner.registry import Format, handler_for
+from modelshield.scanner.rules import SCAN_FORMAT_NOT_ANALYSED
 
 if TYPE_CHECKING:
     from modelshield.scanner.callables import CallablePolicy
-    from modelshield.scanner.detect import Format
 
-#: Anything that supports the buffer protocol and slicing: ``bytes``, ``memoryview``, ``mmap``.
-Buffer = bytes | bytearray | memoryview
+
+#: Findings of one rule kept per file; further ones are counted and summarised (a hostile file
+#: can repeat one construct a million times, and a report of a million findings helps nobody).
+MAX_FINDINGS_PER_RULE = 100
+#: Findings kept per file, all rules together.
+MAX_FINDINGS_PER_FILE = 2_000
+#: Gaps (parts not analysed) kept per rule and file.
+MAX_GAPS_PER_RULE = 20
 
 
 #: Format names that make a top-level file's format more specific than its container.
@@ -42,11 +51,13 @@ class LimitExceeded(Exception):
         self.location = location
 
 
-class Handler(Protocol):
-    """A format handler: analyse ``data`` found at ``location``."""
+class Overflow(Struct):
+    """Findings of one rule that were counted but not kept."""
 
-    def __call__(self, ctx: ScanContext, data: memoryview, location: Location) -> None:
-        """Report findings on ``ctx``; recurse with ``ctx.scan_buffer``."""
+    count: int = 0
+    """How many were dropped."""
+    worst: Finding | None = None
+    """The first dropped finding of the highest severity dropped."""
 
 
 class ScanContext(Struct):
@@ -76,8 +87,12 @@ class ScanContext(Struct):
     """A more specific name for the top-level format, set by its handler (``pytorch-zip``)."""
     depth: int = 0
     """Current nesting depth (archives, streams, embedded payloads)."""
-    dispatch: Callable[[ScanContext, memoryview, Location, Format | None], None] | None = None
-    """Set by the engine: detect a buffer's format and run its handler."""
+    gaps: list[Gap] = field(default_factory=list)
+    """Parts of the input that were not analysed, from findings of incomplete rules."""
+    rule_totals: dict[str, int] = field(default_factory=dict)
+    """Findings made per rule, kept or not."""
+    overflow: dict[str, Overflow] = field(default_factory=dict)
+    """Findings made past the caps, per rule."""
 
     @property
     def limits(self) -> Limits:
@@ -85,8 +100,43 @@ class ScanContext(Struct):
         return self.policy.limits
 
     def add(self, finding: Finding) -> None:
-        """Record a finding."""
-        self.findings.append(finding)
+        """Record a finding (and the gap it reports, for a rule of unanalysed content).
+
+        The first :data:`MAX_FINDINGS_PER_RULE` findings of a rule are kept, up to
+        :data:`MAX_FINDINGS_PER_FILE` in all; later ones are counted, and the worst of them is
+        kept as an example (see :meth:`finish_findings`).
+        """
+        rule = finding.rule_id
+        total = self.rule_totals.get(rule, 0) + 1
+        self.rule_totals[rule] = total
+        if rule_is_incomplete(rule) and total <= MAX_GAPS_PER_RULE:
+            self.gaps.append(Gap(rule, finding.location, finding.message))
+        if total <= MAX_FINDINGS_PER_RULE and len(self.findings) < MAX_FINDINGS_PER_FILE:
+            self.findings.append(finding)
+            return
+        over = self.overflow.get(rule)
+        if over is None:
+            over = self.overflow[rule] = Overflow()
+        over.count += 1
+        if over.worst is None or finding.severity > over.worst.severity:
+            over.worst = finding
+
+    def finish_findings(self) -> list[Finding]:
+        """The kept findings, then for each rule that overflowed: its worst dropped finding
+        (when worse than every kept one of that rule) and a summary saying how many more."""
+        out = list(self.findings)
+        for rule, over in self.overflow.items():
+            worst = over.worst
+            if worst is None:
+                continue
+            kept = [f.severity for f in self.findings if f.rule_id == rule]
+            dropped = over.count
+            if not kept or worst.severity > max(kept):
+                out.append(worst)
+                dropped -= 1
+            if dropped:
+                out.append(_summary(worst, dropped))
+        return out
 
     def error(self, location: Location, message: str, stage: str = "scan") -> None:
         """Record an error that stopped part of the analysis."""
@@ -123,10 +173,43 @@ class ScanContext(Struct):
                 f"nesting deeper than {self.limits.max_nested_depth} levels was not followed",
                 location,
             )
-        if self.dispatch is None:  # pragma: no cover - set by the engine
-            raise RuntimeError("ScanContext.dispatch is not set")
         self.depth += 1
         try:
-            self.dispatch(self, memoryview(data), location, fmt)
+            self.dispatch(memoryview(data), location, fmt)
         finally:
             self.depth -= 1
+
+    def dispatch(self, data: memoryview, location: Location, fmt: Format | None = None) -> None:
+        """Detect ``data``'s format (unless given) and run its handler at the current depth."""
+        if fmt is None:
+            fmt = detect(data)
+        self.saw_format(fmt.value)
+        handler = handler_for(fmt)
+        if handler is not None:
+            self.check_deadline(location)
+            handler(self, data, location)
+        elif fmt is not Format.UNKNOWN and fmt is not Format.EMPTY:
+            self.add(
+                SCAN_FORMAT_NOT_ANALYSED.finding(
+                    location,
+                    f"This content is {fmt.value}, which modelshield recognises but does not "
+                    "analyse yet, so it was not checked. Accept the gap in the policy "
+                    f'([[accept_incomplete]] rule = "{SCAN_FORMAT_NOT_ANALYSED.id}") only if '
+                    "you trust where the file comes from.",
+                    evidence={"format": fmt.value},
+                )
+            )
+
+
+def _summary(example: Finding, dropped: int) -> Finding:
+    """One finding that stands for ``dropped`` more findings of ``example``'s rule."""
+    return Finding(
+        rule_id=example.rule_id,
+        severity=Severity.INFO,  # the worst of them is listed at its own severity
+        title=f"... and {dropped} more {example.rule_id} finding{'s' if dropped != 1 else ''}",
+        message=f"This file has {dropped} more findings of rule {example.rule_id} than the "
+        f"{MAX_FINDINGS_PER_RULE} listed (at most {MAX_FINDINGS_PER_FILE} are listed per file); "
+        "they are counted here, not listed. The worst of them is listed at its own severity.",
+        location=Location(example.location.path),
+        evidence={"more": str(dropped), "rule": example.rule_id},
+    )

@@ -8,7 +8,6 @@ something else.
 
 from __future__ import annotations
 
-import enum
 import functools
 import io
 import lzma
@@ -19,38 +18,13 @@ import zlib
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
-from modelshield.core.findings import Finding, Location, Severity
-from modelshield.core.rules import Rule, register_rule
+from modelshield.core.findings import Finding, Location
+from modelshield.scanner.registry import FORMATS, Format, formats_for_extension
+from modelshield.scanner.rules import FORMAT_EXTENSION_MISMATCH
 from modelshield.scanner.zipreader import find_end_record
 
 if TYPE_CHECKING:
     import pickletools
-
-
-class Format(enum.StrEnum):
-    """Formats the scanner recognises. The value is what reports show."""
-
-    PICKLE = "pickle"
-    TORCH_LEGACY = "pytorch-legacy"
-    ZIP = "zip"
-    TAR = "tar"
-    GZIP = "gzip"
-    BZIP2 = "bzip2"
-    XZ = "xz"
-    LZMA = "lzma"
-    ZLIB = "zlib"
-    LZ4 = "lz4"
-    NUMPY = "numpy"
-    SEVENZIP = "7z"
-    RAR = "rar"
-    ZSTD = "zstd"
-    HDF5 = "hdf5"
-    SAFETENSORS = "safetensors"
-    GGUF = "gguf"
-    ONNX = "onnx"
-    JOBLIB_ZFILE = "joblib-zfile"
-    UNKNOWN = "unknown"
-    EMPTY = "empty"
 
 
 #: How much of a buffer's start the sniffers look at.
@@ -58,7 +32,10 @@ _HEAD = 4096
 #: Where a protocol-0/1 pickle grammar check stops (opcodes are short; a real pickle has many).
 _MAX_SNIFF_OPCODES = 64
 
-_TORCH_LEGACY_MAGIC = bytes.fromhex("80028a0a6cfc9c46f9206aa85019")
+#: Magic numbers at offset 0, from the format table, in its order.
+_MAGIC: tuple[tuple[bytes, Format], ...] = tuple(
+    (magic, spec.format) for spec in FORMATS for magic in spec.magic
+)
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _BZIP2_BLOCK = (b"1AY&SY", b"\x17rE8P\x90")  # first block, or end of stream (empty input)
 _IDENT = re.compile(rb"^[A-Za-z_][A-Za-z0-9_.]*$")
@@ -117,21 +94,9 @@ def detect(data: memoryview) -> Format:
 
 def _by_magic(head: bytes, size: int) -> Format | None:
     """Formats identified by a magic number at offset 0."""
-    simple: tuple[tuple[bytes, Format], ...] = (
-        (b"7z\xbc\xaf\x27\x1c", Format.SEVENZIP),
-        (b"Rar!\x1a\x07", Format.RAR),
-        (b"\x93NUMPY", Format.NUMPY),
-        (_HDF5_MAGIC, Format.HDF5),
-        (b"\xfd7zXZ\x00", Format.XZ),
-        (b"\x28\xb5\x2f\xfd", Format.ZSTD),
-        (b"\x04\x22\x4d\x18", Format.LZ4),
-        (_TORCH_LEGACY_MAGIC, Format.TORCH_LEGACY),
-    )
-    for magic, fmt in simple:
+    for magic, fmt in _MAGIC:
         if head.startswith(magic):
             return fmt
-    if head.startswith(b"\x1f\x8b\x08"):
-        return Format.GZIP
     if head[:3] == b"BZh" and head[3:4] in b"123456789" and head[4:10] in _BZIP2_BLOCK:
         return Format.BZIP2
     if head.startswith(b"GGUF") and len(head) >= 8:
@@ -395,19 +360,9 @@ def sniff_strong(head: bytes) -> Format | None:
     Used on data that is normally opaque (tensor storages): only signatures that chance does not
     produce count, so a float that happens to begin with ``0x80`` is not taken for a pickle.
     """
-    strong: tuple[tuple[bytes, Format], ...] = (
-        (b"PK\x03\x04", Format.ZIP),
-        (b"7z\xbc\xaf\x27\x1c", Format.SEVENZIP),
-        (b"Rar!\x1a\x07", Format.RAR),
-        (b"\x93NUMPY", Format.NUMPY),
-        (_HDF5_MAGIC, Format.HDF5),
-        (b"\xfd7zXZ\x00", Format.XZ),
-        (b"\x28\xb5\x2f\xfd", Format.ZSTD),
-        (b"\x04\x22\x4d\x18", Format.LZ4),
-        (b"\x1f\x8b\x08", Format.GZIP),
-        (_TORCH_LEGACY_MAGIC, Format.TORCH_LEGACY),
-    )
-    for magic, fmt in strong:
+    if head.startswith(b"PK\x03\x04"):
+        return Format.ZIP
+    for magic, fmt in _MAGIC:
         if head.startswith(magic):
             return fmt
     if looks_like_pickle(head, complete=False, strict=True):
@@ -417,56 +372,14 @@ def sniff_strong(head: bytes) -> Format | None:
 
 # ---- extension check -------------------------------------------------------------------------
 
-FORMAT_EXTENSION_MISMATCH = register_rule(
-    Rule(
-        id="FORMAT-EXTENSION-MISMATCH",
-        pillar="scan",
-        severity=Severity.LOW,
-        title="File named like a model holds another kind of content",
-        what="Reports a file whose extension names a model format (`.pt`, `.pkl`, `.npy`, "
-        "`.safetensors`...) while its content, detected from its bytes, is of another or of "
-        "an unknown kind. modelshield always analyses files by content; this finding only "
-        "points at the disagreement.",
-        why="Scanners that route files by extension skip or misparse such files, and loaders "
-        "that fall back from one format to another run code a reviewer did not expect (a raw "
-        "pickle named `.bin` is unpickled by `torch.load`). A misnamed file is also often a "
-        "corrupt or substituted artefact. Low severity: it never fails a run on its own.",
-        example="`model.pt` holding a PNG image, or a bare pickle named `pytorch_model.bin`.",
-        references=("CVE-2025-1889", "CVE-2025-10155", "CWE-434"),
-    )
-)
-
-_COMPRESSED = frozenset(
-    {Format.GZIP, Format.BZIP2, Format.XZ, Format.LZMA, Format.ZLIB, Format.LZ4, Format.ZSTD}
-)
-_PICKLED = frozenset({Format.PICKLE, Format.TORCH_LEGACY})
-_TORCH = frozenset({Format.ZIP, Format.TORCH_LEGACY})
-
-#: What each model extension may hold. ONNX is protobuf, which cannot be sniffed reliably, so
-#: an unrecognised ``.onnx`` is not reported; one holding a pickle or an archive is.
-_EXPECTED: dict[str, frozenset[Format]] = {
-    ".pt": _TORCH,
-    ".pth": _TORCH,
-    ".ckpt": _TORCH,
-    ".bin": _TORCH,
-    ".pkl": _PICKLED | _COMPRESSED | {Format.JOBLIB_ZFILE},
-    ".pickle": _PICKLED | _COMPRESSED | {Format.JOBLIB_ZFILE},
-    ".joblib": _PICKLED | _COMPRESSED | {Format.JOBLIB_ZFILE},
-    ".npy": frozenset({Format.NUMPY}),
-    ".npz": frozenset({Format.ZIP}),
-    ".h5": frozenset({Format.HDF5}),
-    ".keras": frozenset({Format.ZIP, Format.HDF5}),
-    ".safetensors": frozenset({Format.SAFETENSORS}),
-    ".onnx": frozenset({Format.ONNX, Format.UNKNOWN}),
-    ".gguf": frozenset({Format.GGUF}),
-}
-
 
 def extension_mismatch(path: str, fmt: Format) -> Finding | None:
     """A low finding when ``path``'s model extension disagrees with its detected content."""
     ext = PurePath(path).suffix.lower()
-    expected = _EXPECTED.get(ext)
-    if expected is None or fmt in expected:
+    expected = formats_for_extension(ext)
+    if not expected or fmt in expected or (fmt is Format.UNKNOWN and ext == ".onnx"):
+        # ONNX is protobuf, which cannot be sniffed reliably: an unrecognised .onnx is not
+        # reported; one holding a pickle or an archive is.
         return None
     content = "no bytes at all" if fmt is Format.EMPTY else f"content of kind '{fmt.value}'"
     if fmt is Format.UNKNOWN:

@@ -1,6 +1,7 @@
 """The scan engine: expand paths, read each file once, detect, dispatch, collect results.
 
-Format handlers register with :func:`handles`. Every handler runs inside the engine's guard:
+Handlers are found in the format table (:mod:`modelshield.scanner.registry`) and run through
+:meth:`ScanContext.dispatch`. Every handler runs inside the engine's guard:
 a bound it trips (:class:`LimitExceeded`) becomes a ``SCAN-LIMIT`` finding, an unexpected
 exception becomes an :class:`ErrorRecord` naming the handler and the file, and the scan of
 the other files goes on.
@@ -19,68 +20,13 @@ from typing import Protocol
 
 from msgspec import Struct
 
-from modelshield.core.findings import FileResult, Location, Report, Severity
+from modelshield.core.findings import FileResult, Location, Report
 from modelshield.core.policy import Policy
-from modelshield.core.rules import Rule, register_rule
 from modelshield.scanner.callables import CallablePolicy
-from modelshield.scanner.context import Handler, LimitExceeded, ScanContext
-from modelshield.scanner.detect import Format, detect, extension_mismatch
-
-SCAN_LIMIT = register_rule(
-    Rule(
-        id="SCAN-LIMIT",
-        pillar="scan",
-        severity=Severity.MEDIUM,
-        title="Analysis stopped at a configured limit",
-        what="Reports that a size, depth, count or time limit stopped the analysis of part of a "
-        "file. Findings made before the limit are kept.",
-        why="What was not analysed may hold a payload: hostile files are built to exhaust "
-        "scanners so that they give up and call the file clean. A tripped limit is never a "
-        "clean verdict.",
-        example="A pickle that claims a 2**62-byte string, or an archive nested 20 levels deep.",
-        references=("CWE-400", "CWE-409"),
-    )
-)
-
-SCAN_TOO_LARGE = register_rule(
-    Rule(
-        id="SCAN-FILE-TOO-LARGE",
-        pillar="scan",
-        severity=Severity.MEDIUM,
-        title="File larger than the size limit was not scanned",
-        what="Reports a file above `limits.max_file_bytes`.",
-        why="An unscanned file cannot be called safe.",
-    )
-)
-
-_HANDLERS: dict[Format, Handler] = {}
-
-
-def handles(*formats: Format) -> Callable[[Handler], Handler]:
-    """Register a function as the handler of one or more formats."""
-
-    def register(fn: Handler) -> Handler:
-        for fmt in formats:
-            _HANDLERS[fmt] = fn
-        return fn
-
-    return register
-
-
-def _load_handlers() -> None:
-    """Import the format modules, which register their handlers."""
-    from modelshield.scanner import formats  # noqa: F401
-
-
-def dispatch(ctx: ScanContext, data: memoryview, location: Location, fmt: Format | None) -> None:
-    """Detect ``data``'s format (unless given) and run its handler, if any."""
-    if fmt is None:
-        fmt = detect(data)
-    ctx.saw_format(fmt.value)
-    handler = _HANDLERS.get(fmt)
-    if handler is not None:
-        ctx.check_deadline(location)
-        handler(ctx, data, location)
+from modelshield.scanner.context import LimitExceeded, ScanContext
+from modelshield.scanner.detect import detect, extension_mismatch
+from modelshield.scanner.registry import Format
+from modelshield.scanner.rules import SCAN_LIMIT, SCAN_TOO_LARGE
 
 
 class ScanObserver(Protocol):
@@ -106,7 +52,8 @@ def iter_files(paths: Sequence[str | os.PathLike[str]]) -> Iterator[tuple[str, s
 
     Directory links are not followed (no loops); links to files are scanned as the file they
     point to, since model caches (Hugging Face's among them) store weights behind links. A
-    missing path yields a problem instead of a path.
+    missing path, a directory that cannot be listed and a named directory that holds no file
+    yield a problem instead of a path: nothing is skipped silently.
     """
     for raw in paths:
         p = Path(raw)
@@ -115,24 +62,38 @@ def iter_files(paths: Sequence[str | os.PathLike[str]]) -> Iterator[tuple[str, s
         except OSError as e:
             yield os.fspath(p), f"cannot open: {e.strerror or e}"
             continue
-        if stat.S_ISDIR(st.st_mode):
-            for root, dirs, files in os.walk(p, followlinks=False):
-                dirs.sort()
-                for name in sorted(files):
-                    yield os.fspath(Path(root) / name), None
-        else:
+        if not stat.S_ISDIR(st.st_mode):
             yield os.fspath(p), None
+            continue
+        unreadable: list[OSError] = []
+        found = 0
+        for root, dirs, files in os.walk(p, followlinks=False, onerror=unreadable.append):
+            while unreadable:
+                err = unreadable.pop(0)
+                yield os.fspath(err.filename or root), _unlistable(err)
+            dirs.sort()
+            for name in sorted(files):
+                found += 1
+                yield os.fspath(Path(root) / name), None
+        for err in unreadable:
+            yield os.fspath(err.filename or p), _unlistable(err)
+        if not found and not unreadable:
+            yield os.fspath(p), "the directory holds no file to scan"
+
+
+def _unlistable(error: OSError) -> str:
+    return f"cannot list directory: {error.strerror or error}"
 
 
 def scan_file(path: str, policy: Policy, callables: CallablePolicy | None = None) -> FileResult:
     """Scan one file and return its result; never raises for a bad file."""
-    _load_handlers()
     if callables is None:
         callables = CallablePolicy.default(policy.allow_callables, policy.deny_callables)
-    ctx = ScanContext(path=path, policy=policy, callables=callables, dispatch=dispatch)
+    ctx = ScanContext(path=path, policy=policy, callables=callables)
     loc = Location(path)
     size = 0
     fmt = Format.UNKNOWN
+    skipped = False
     try:
         # O_NONBLOCK: opening a FIFO named in a scanned folder must not wait for a writer.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
@@ -143,6 +104,7 @@ def scan_file(path: str, policy: Policy, callables: CallablePolicy | None = None
                 size = 0
                 ctx.error(loc, "not a regular file (a FIFO, socket or device); not read", "io")
             elif size > policy.limits.max_file_bytes:
+                skipped = True
                 ctx.add(
                     SCAN_TOO_LARGE.finding(
                         loc,
@@ -165,7 +127,7 @@ def scan_file(path: str, policy: Policy, callables: CallablePolicy | None = None
                         mismatch = extension_mismatch(path, fmt)
                         if mismatch is not None:
                             ctx.add(mismatch)
-                        _guarded(ctx, lambda: dispatch(ctx, view, loc, fmt), loc)
+                        _guarded(ctx, lambda: ctx.dispatch(view, loc, fmt), loc)
                     finally:
                         view.release()
     except OSError as e:
@@ -173,8 +135,10 @@ def scan_file(path: str, policy: Policy, callables: CallablePolicy | None = None
     return FileResult(
         path=path,
         format=ctx.refined_format or fmt.value,
-        findings=tuple(ctx.findings),
+        findings=tuple(ctx.finish_findings()),
         errors=tuple(ctx.errors),
+        gaps=tuple(ctx.gaps),
+        skipped=skipped,
         bytes_read=ctx.bytes_read,
         size=size,
         duration_s=time.monotonic() - ctx.started,

@@ -1,7 +1,7 @@
 """Fixtures for container tests: scanning helpers and recorders at the pickle seam.
 
-The container handlers hand pickles to the pickle analyzer through two seams: the engine's
-handler for ``Format.PICKLE`` (members found by content) and ``analyze_pickles`` (checkpoint
+The container handlers hand pickles to the pickle analyzer through two seams: the format
+table's handler for ``Format.PICKLE`` (members found by content) and ``analyze_pickles`` (checkpoint
 pickles, with persistent ids expected). ``pickle_calls`` replaces both with recorders, so that
 these tests check exactly which bytes reach the analyzer, and under which location, whatever
 the analyzer itself reports.
@@ -19,13 +19,9 @@ import pytest
 from modelshield.core.findings import FileResult, Location
 from modelshield.core.limits import Limits
 from modelshield.core.policy import Policy
-from modelshield.scanner import engine
+from modelshield.scanner import engine, registry
 from modelshield.scanner.context import ScanContext
-from modelshield.scanner.detect import Format
-
-# Register this package's handlers whether or not the format package imports them yet.
-for _module in ("archive_zip", "archive_tar", "compressed", "numpy_format", "sevenzip", "other"):
-    importlib.import_module(f"modelshield.scanner.formats.{_module}")
+from modelshield.scanner.registry import Format
 
 
 def scan(path: Path | str, **limits: int) -> FileResult:
@@ -74,8 +70,7 @@ def pickle_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[PickleCall]]:
         calls.append(PickleCall(location, bytes(data), persistent_ids_expected, torchscript))
         return 1
 
-    engine._load_handlers()
-    monkeypatch.setitem(engine._HANDLERS, Format.PICKLE, handler)
-    pickle_module = importlib.import_module("modelshield.scanner.formats.pickle")
-    monkeypatch.setattr(pickle_module, "analyze_pickles", analyze_pickles, raising=False)
+    monkeypatch.setitem(registry._HANDLERS, Format.PICKLE, handler)
+    zip_module = importlib.import_module("modelshield.scanner.formats.archive_zip")
+    monkeypatch.setattr(zip_module, "analyze_pickles", analyze_pickles)
     yield calls

@@ -12,7 +12,6 @@ from typing import Any
 from modelshield.core.findings import Finding, Location, Severity
 from modelshield.core.limits import Limits
 from modelshield.core.policy import Policy
-from modelshield.scanner import engine
 from modelshield.scanner.callables import CallablePolicy, Tier, Verdict
 from modelshield.scanner.context import ScanContext
 from modelshield.scanner.pickle import analyze_pickles
@@ -88,13 +87,11 @@ class Run:
 
 
 def make_ctx(limits: Limits | None = None, callables: Any = None) -> ScanContext:
-    engine._load_handlers()
     policy = Policy(limits=limits or Limits())
     return ScanContext(
         path="sample.pkl",
         policy=policy,
         callables=callables if callables is not None else FakeCallables(),
-        dispatch=engine.dispatch,
     )
 
 

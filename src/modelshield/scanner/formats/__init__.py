@@ -1,11 +1,2 @@
-"""Format handlers. Importing this package registers every handler with the engine."""
-
-from modelshield.scanner.formats import (  # noqa: F401
-    archive_tar,
-    archive_zip,
-    compressed,
-    numpy_format,
-    other,
-    pickle,
-    sevenzip,
-)
+"""Format handlers, one module per format or family; the table that routes to them is
+:data:`modelshield.scanner.registry.FORMATS`. Importing this package imports no handler."""

@@ -14,22 +14,19 @@ from typing import TYPE_CHECKING
 
 from modelshield.core.findings import Location
 from modelshield.scanner.context import LimitExceeded, ScanContext
-from modelshield.scanner.detect import Format
-from modelshield.scanner.engine import handles
-from modelshield.scanner.formats.other import (
+from modelshield.scanner.formats.hygiene import (
     DuplicateNames,
-    MemoryviewIO,
     check_member_name,
     malformed,
     report_link,
     scan_member,
 )
+from modelshield.scanner.memio import MemoryviewIO
 
 if TYPE_CHECKING:
     import tarfile
 
 
-@handles(Format.TAR)
 def scan_tar(ctx: ScanContext, data: memoryview, location: Location) -> None:
     """Analyse every regular member of a tar archive by content, with hygiene checks."""
     import tarfile  # only for tar archives: it imports shutil and the compression modules

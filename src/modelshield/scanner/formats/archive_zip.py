@@ -12,25 +12,33 @@ not read: only their first bytes are sniffed, which keeps a multi-gigabyte check
 
 from __future__ import annotations
 
-import importlib
 import re
 
 from msgspec import Struct
 
-from modelshield.core.findings import Location, Severity
-from modelshield.core.rules import Rule, register_rule
+from modelshield.core.findings import Location
 from modelshield.scanner.context import LimitExceeded, ScanContext
-from modelshield.scanner.detect import Format, executable_kind, sniff_strong
-from modelshield.scanner.engine import handles
-from modelshield.scanner.formats.other import (
-    ARCHIVE_BOMB,
-    ARCHIVE_ENCRYPTED_MEMBER,
+from modelshield.scanner.detect import executable_kind, sniff_strong
+from modelshield.scanner.formats.hygiene import (
     DuplicateNames,
     check_member_name,
     malformed,
     report_link,
     scan_member,
     unsupported,
+)
+from modelshield.scanner.pickle import analyze_pickles
+from modelshield.scanner.registry import Format
+from modelshield.scanner.rules import (
+    ARCHIVE_BOMB,
+    ARCHIVE_ENCRYPTED_MEMBER,
+    TORCHSCRIPT_SUSPICIOUS_CODE,
+    ZIP_CRC_MISMATCH,
+    ZIP_FLAG_ANOMALY,
+    ZIP_HEADER_MISMATCH,
+    ZIP_NAME_MISMATCH,
+    ZIP_OVERLAPPING_ENTRIES,
+    ZIP_POLYGLOT,
 )
 from modelshield.scanner.zipreader import (
     FLAG_ENCRYPTED,
@@ -47,118 +55,6 @@ from modelshield.scanner.zipreader import (
     member_ranges,
     read_directory,
     read_member,
-)
-
-_ZIP_REFS = ("https://pkware.cachefly.net/webdocs/casestudies/APPNOTE.TXT",)
-
-ZIP_NAME_MISMATCH = register_rule(
-    Rule(
-        id="ZIP-NAME-MISMATCH",
-        pillar="scan",
-        severity=Severity.HIGH,
-        title="Zip local header names a member differently from the central directory",
-        what="Reports a zip member whose local file header carries another name than its "
-        "central directory entry. The member is analysed once, under both names.",
-        why="Readers disagree on which name counts: PyTorch's reader looks members up by the "
-        "central directory name, other tools stream local headers. Scanners keyed on one name "
-        "skip a payload the loader reads under the other. No archiver produces this.",
-        example="Central directory `archive/data.pkl`, local header `archive/datap.kl`.",
-        references=("CVE-2025-1944", "GHSA-7q5r-7gvp-wc82", *_ZIP_REFS),
-    )
-)
-
-ZIP_FLAG_ANOMALY = register_rule(
-    Rule(
-        id="ZIP-FLAG-ANOMALY",
-        pillar="scan",
-        severity=Severity.MEDIUM,
-        title="Zip member flagged encrypted or patched but stored in the clear",
-        what="Reports a member whose general-purpose flags claim encryption (bit 0 or 6) or "
-        "patched data (bit 5) while its data reads in the clear (it inflates with a matching "
-        "CRC, or starts like a pickle, an archive or an executable). The member is analysed "
-        "as PyTorch reads it.",
-        why="Python's zipfile refuses such members while PyTorch's reader ignores the flags and "
-        "loads them, so scanners built on zipfile skip a pickle that `torch.load` runs.",
-        example="`model/config.pkl` with flag 0x1 and a plain pickle as its data.",
-        references=("CVE-2025-1945", "GHSA-w8jq-xcqf-f792", *_ZIP_REFS),
-    )
-)
-
-ZIP_CRC_MISMATCH = register_rule(
-    Rule(
-        id="ZIP-CRC-MISMATCH",
-        pillar="scan",
-        severity=Severity.MEDIUM,
-        title="Zip member data does not match its recorded CRC-32",
-        what="Reports a member whose data, as read, has another CRC-32 than the one recorded. "
-        "The member is still analysed, as PyTorch's reader still loads it.",
-        why="Python's zipfile raises on read, so scanners built on it see nothing, while "
-        "`torch.load` ignores the CRC. The mismatch also means the file was altered after it "
-        "was written.",
-        example="`archive/data.pkl` edited in place without updating its CRC.",
-        references=("CVE-2025-10156", *_ZIP_REFS),
-    )
-)
-
-ZIP_HEADER_MISMATCH = register_rule(
-    Rule(
-        id="ZIP-HEADER-MISMATCH",
-        pillar="scan",
-        severity=Severity.MEDIUM,
-        title="Zip local header disagrees with the central directory",
-        what="Reports a member whose local header records another compression method, size or "
-        "CRC than its central directory entry (data descriptors excepted).",
-        why="Streaming readers trust the local header, directory readers the central one: the "
-        "two see different bytes, which hides data from one of them.",
-        example="A central entry of 10 bytes whose local header claims 10 MB.",
-        references=_ZIP_REFS,
-    )
-)
-
-ZIP_OVERLAPPING_ENTRIES = register_rule(
-    Rule(
-        id="ZIP-OVERLAPPING-ENTRIES",
-        pillar="scan",
-        severity=Severity.MEDIUM,
-        title="Zip entries share or overlap their data",
-        what="Reports central directory entries whose local headers and data overlap each other.",
-        why="Overlapping entries are the building block of non-recursive zip bombs (one "
-        "compressed kernel inflated once per entry) and let two names show the same bytes.",
-        example="1000 entries that all point at one deflated kernel.",
-        references=("https://www.bamsoftware.com/hacks/zipbomb/", "CWE-409"),
-    )
-)
-
-ZIP_POLYGLOT = register_rule(
-    Rule(
-        id="ZIP-POLYGLOT",
-        pillar="scan",
-        severity=Severity.MEDIUM,
-        title="Data before the first zip entry (polyglot file)",
-        what="Reports a zip whose entries start after other data, so that the file is also "
-        "read as another format from its first byte. The leading data is analysed by content.",
-        why="`torch.load`, `numpy.load` and `pickle.load` look at the first bytes while zip "
-        "readers look at the end: one file can carry a harmless archive for the scanner and a "
-        "pickle for the loader.",
-        example="A pickle with a zip checkpoint appended.",
-        references=("CWE-434", *_ZIP_REFS),
-    )
-)
-
-TORCHSCRIPT_SUSPICIOUS_CODE = register_rule(
-    Rule(
-        id="TORCHSCRIPT-SUSPICIOUS-CODE",
-        pillar="scan",
-        severity=Severity.HIGH,
-        title="TorchScript code calls into the operating system or evaluates code",
-        what="Reports TorchScript source members (`code/**/*.py`) that mention `os.system`, "
-        "`subprocess`, `__import__`, `exec(` or `eval(`.",
-        why="TorchScript archives carry Python-like source that `torch.jit.load` compiles; "
-        "compiled models never need process or code-evaluation calls, so their presence means "
-        "the archive was edited to do something a model does not do.",
-        example='`archive/code/__torch__/model.py` containing `os.system("curl ...")`.',
-        references=("https://pytorch.org/docs/stable/jit.html",),
-    )
 )
 
 _PEEK = 64
@@ -180,7 +76,6 @@ class _TorchLayout(Struct, frozen=True):
     torch.jit's own unpickler reads."""
 
 
-@handles(Format.ZIP)
 def scan_zip(ctx: ScanContext, data: memoryview, location: Location) -> None:
     """Analyse every member of a zip archive by content, with archive hygiene checks."""
     limits = ctx.limits
@@ -451,11 +346,6 @@ def _torch_pickle(
 
     In a TorchScript archive (``torchscript``) torch.jit's own unpickler reads the pickles.
     """
-    module = importlib.import_module("modelshield.scanner.formats.pickle")
-    analyze_pickles = getattr(module, "analyze_pickles", None)
-    if analyze_pickles is None:  # an analyzer without the persistent-id entry point
-        ctx.scan_buffer(member.data, loc, Format.PICKLE)
-        return
     if ctx.depth >= ctx.limits.max_nested_depth:
         raise LimitExceeded(
             "max_nested_depth",

@@ -18,15 +18,10 @@ from collections.abc import Callable
 
 from modelshield.core.findings import Location
 from modelshield.scanner.context import ScanContext
-from modelshield.scanner.detect import Format
-from modelshield.scanner.engine import handles
-from modelshield.scanner.formats.other import (
-    ARCHIVE_BOMB,
-    MemoryviewIO,
-    malformed,
-    scan_member,
-    unsupported,
-)
+from modelshield.scanner.formats.hygiene import malformed, scan_member, unsupported
+from modelshield.scanner.memio import MemoryviewIO
+from modelshield.scanner.registry import Format, Handler
+from modelshield.scanner.rules import ARCHIVE_BOMB
 from modelshield.scanner.zipreader import Decompressor, ZlibDecompressor, inflate
 
 _MIB = 1 << 20
@@ -53,20 +48,25 @@ _CODECS: dict[Format, tuple[str, bytes | None, Callable[[], Decompressor | None]
 }
 
 
-def _stream_handler(fmt: Format) -> None:
+def _stream_handler(fmt: Format) -> Handler:
     codec, follow_on, factory = _CODECS[fmt]
 
-    @handles(fmt)
     def scan_stream(ctx: ScanContext, data: memoryview, location: Location) -> None:
         """Inflate a compressed stream (bounded) and analyse what it holds."""
         inflate_and_scan(ctx, data, location, codec, factory, follow_on)
 
+    scan_stream.__name__ = scan_stream.__qualname__ = f"scan_{codec}"
+    return scan_stream
 
-for _fmt in _CODECS:
-    _stream_handler(_fmt)
+
+scan_gzip = _stream_handler(Format.GZIP)
+scan_bzip2 = _stream_handler(Format.BZIP2)
+scan_xz = _stream_handler(Format.XZ)
+scan_lzma = _stream_handler(Format.LZMA)
+scan_zlib = _stream_handler(Format.ZLIB)
+scan_lz4 = _stream_handler(Format.LZ4)
 
 
-@handles(Format.JOBLIB_ZFILE)
 def scan_joblib_zfile(ctx: ScanContext, data: memoryview, location: Location) -> None:
     """joblib < 0.10 files: ``ZF``, the inflated length in hex (19 chars), then zlib data."""
     start = 22 if bytes(data[21:22]) == b" " else 21
@@ -141,7 +141,6 @@ def inflate_and_scan(
         scan_member(ctx, out, inner)
 
 
-@handles(Format.ZSTD)
 def scan_zstd(ctx: ScanContext, data: memoryview, location: Location) -> None:
     """zstd streams, when the optional ``zstandard`` package is installed."""
     try:

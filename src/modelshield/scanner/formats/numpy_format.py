@@ -14,48 +14,12 @@ import re
 import struct
 from typing import Any
 
-from modelshield.core.findings import Location, Severity
-from modelshield.core.rules import Rule, register_rule
+from modelshield.core.findings import Location
 from modelshield.scanner.context import ScanContext
-from modelshield.scanner.detect import Format, sniff_strong
-from modelshield.scanner.engine import handles
-from modelshield.scanner.formats.other import scan_member
-
-#: NumPy refuses longer headers unless ``allow_pickle=True`` (``numpy.lib.format``).
-MAX_HEADER_BYTES = 10_000
-
-_NPY_REFS = ("https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html",)
-
-NUMPY_HEADER_INVALID = register_rule(
-    Rule(
-        id="NUMPY-HEADER-INVALID",
-        pillar="scan",
-        severity=Severity.MEDIUM,
-        title="NumPy array header cannot be parsed",
-        what="Reports a `.npy` header with an unknown version, a header that is not a dict "
-        "literal with `descr`, `fortran_order` and `shape`, or one larger than NumPy's "
-        f"{MAX_HEADER_BYTES}-byte bound. The array data is then analysed by content.",
-        why="Without the header the scanner cannot tell whether the data is a pickle; NumPy "
-        "versions and `allow_pickle=True` (which lifts the header bound) may still load it.",
-        example="A header of 50,000 bytes, or `{'descr': eval('...')}`.",
-        references=_NPY_REFS,
-    )
-)
-
-NUMPY_TRUNCATED = register_rule(
-    Rule(
-        id="NUMPY-TRUNCATED",
-        pillar="scan",
-        severity=Severity.LOW,
-        title="NumPy array holds less data than its header declares",
-        what="Reports a numeric `.npy` whose shape and dtype call for more bytes than the file "
-        "holds after its header.",
-        why="NumPy refuses to load it, so it is no attack by itself, but the file is corrupt or "
-        "was cut or edited after it was written.",
-        example="`shape: (1000, 1000)` of `<f4` with only 1 KB of data.",
-        references=_NPY_REFS,
-    )
-)
+from modelshield.scanner.detect import sniff_strong
+from modelshield.scanner.formats.hygiene import scan_member
+from modelshield.scanner.registry import Format
+from modelshield.scanner.rules import NUMPY_HEADER_INVALID, NUMPY_MAX_HEADER_BYTES, NUMPY_TRUNCATED
 
 _TYPESTR = re.compile(r"^[<>|=]?([?bBhHiIlLqQpPefdgFDGSaUVOMmcu])(\d*)(\[\w+\])?$")
 _FIXED_SIZES = {"?": 1, "b": 1, "B": 1, "h": 2, "H": 2, "i": 4, "I": 4, "l": 8, "L": 8, "q": 8}
@@ -67,7 +31,6 @@ class _BadHeader(ValueError):
     pass
 
 
-@handles(Format.NUMPY)
 def scan_numpy(ctx: ScanContext, data: memoryview, location: Location) -> None:
     """Parse the header; analyse object-array data as a pickle; size-check numeric data."""
     head = bytes(data[:12])
@@ -83,7 +46,7 @@ def scan_numpy(ctx: ScanContext, data: memoryview, location: Location) -> None:
         _invalid(ctx, data, location, len(head), f"unknown format version {major}")
         return
     offset = start + length
-    if length > MAX_HEADER_BYTES:
+    if length > NUMPY_MAX_HEADER_BYTES:
         _invalid(ctx, data, location, offset, f"the header has {length} bytes")
         return
     raw = bytes(data[start:offset])

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from modelshield.core.findings import Location
 from modelshield.scanner.context import ScanContext
-from modelshield.scanner.detect import Format
-from modelshield.scanner.engine import handles
 from modelshield.scanner.pickle import analyze_pickles
 
 
-@handles(Format.PICKLE)
 def scan_pickle(ctx: ScanContext, data: memoryview, location: Location) -> None:
     """Analyse every pickle in the buffer (a legacy PyTorch layout is recognised by content)."""
     analyze_pickles(ctx, data, location)
 
 
-@handles(Format.TORCH_LEGACY)
 def scan_torch_legacy(ctx: ScanContext, data: memoryview, location: Location) -> None:
     """Analyse a legacy PyTorch file: five pickles, then raw storages that are skipped."""
     analyze_pickles(ctx, data, location, torch_legacy=True)

@@ -13,13 +13,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from modelshield.core.findings import Location
 from modelshield.scanner.context import LimitExceeded, ScanContext
-from modelshield.scanner.detect import Format
-from modelshield.scanner.engine import handles
-from modelshield.scanner.formats.other import (
-    ARCHIVE_BOMB,
-    ARCHIVE_ENCRYPTED_MEMBER,
+from modelshield.scanner.formats.hygiene import (
     DuplicateNames,
-    MemoryviewIO,
     check_member_name,
     malformed,
     report_link,
@@ -27,6 +22,8 @@ from modelshield.scanner.formats.other import (
     unsafe_path,
     unsupported,
 )
+from modelshield.scanner.memio import MemoryviewIO
+from modelshield.scanner.rules import ARCHIVE_BOMB, ARCHIVE_ENCRYPTED_MEMBER
 
 if TYPE_CHECKING:
     from py7zr.io import WriterFactory
@@ -34,7 +31,6 @@ if TYPE_CHECKING:
 _MIB = 1 << 20
 
 
-@handles(Format.SEVENZIP)
 def scan_7z(ctx: ScanContext, data: memoryview, location: Location) -> None:
     """Analyse every member of a 7z archive by content (needs py7zr)."""
     try:

@@ -19,7 +19,8 @@ import struct
 from typing import Any
 
 from modelshield.core.findings import Location
-from modelshield.scanner.context import Buffer, ScanContext
+from modelshield.scanner.context import ScanContext
+from modelshield.scanner.memio import Buffer
 from modelshield.scanner.pickle import rules
 from modelshield.scanner.pickle.embedded import EmbeddedScanner
 from modelshield.scanner.pickle.sniff import looks_like_pickle

@@ -11,7 +11,7 @@ import codecs
 import struct
 from typing import TYPE_CHECKING, Any
 
-from modelshield.scanner.context import Buffer
+from modelshield.scanner.memio import Buffer
 from modelshield.scanner.pickle import rules
 from modelshield.scanner.pickle.opcodes import opname
 from modelshield.scanner.pickle.state import Stream, StreamError

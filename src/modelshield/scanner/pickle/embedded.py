@@ -15,12 +15,13 @@ import binascii
 import re
 
 from modelshield.core.findings import Location, Severity
-from modelshield.scanner.context import Buffer, LimitExceeded, ScanContext
-from modelshield.scanner.detect import Format
-from modelshield.scanner.engine import SCAN_LIMIT
+from modelshield.scanner.context import LimitExceeded, ScanContext
+from modelshield.scanner.memio import Buffer
 from modelshield.scanner.pickle import rules
 from modelshield.scanner.pickle.opcodes import STARTERS
 from modelshield.scanner.pickle.sniff import looks_like_pickle
+from modelshield.scanner.registry import Format
+from modelshield.scanner.rules import SCAN_LIMIT
 
 #: Shortest text examined as base64/hex (12 decoded bytes: nothing shorter imports anything).
 MIN_TEXT = 16

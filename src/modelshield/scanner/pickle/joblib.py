@@ -19,7 +19,7 @@ import math
 import re
 from typing import Any
 
-from modelshield.scanner.context import Buffer
+from modelshield.scanner.memio import Buffer
 from modelshield.scanner.pickle.state import StreamError
 from modelshield.scanner.pickle.values import Call, brief, unwrap
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import struct
 
-from modelshield.scanner.context import Buffer
+from modelshield.scanner.memio import Buffer
 from modelshield.scanner.pickle.opcodes import HIGHEST_PROTOCOL, OPCODES, STARTERS, Arg
 
 _GLOBAL_NAME = re.compile(rb"[A-Za-z_][A-Za-z0-9_.]{0,255}")

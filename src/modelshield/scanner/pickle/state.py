@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 from modelshield.core.findings import Location, Severity
 from modelshield.core.rules import Rule
 from modelshield.scanner.callables import Tier, Verdict
-from modelshield.scanner.context import Buffer, ScanContext
+from modelshield.scanner.context import ScanContext
+from modelshield.scanner.memio import Buffer
 from modelshield.scanner.pickle import rules
 from modelshield.scanner.pickle.ledger import Ledger
 
