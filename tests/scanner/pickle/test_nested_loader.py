@@ -67,3 +67,31 @@ def test_loader_called_on_a_computed_value_stays_dangerous(tmp_path: Path) -> No
         r == "PICKLE-CALL-DANGEROUS" and c == "torch.storage._load_from_bytes"
         for r, _, c in findings
     ), findings
+
+
+def test_a_whole_module_with_large_tensors_is_judged_by_its_nested_checkpoints(
+    tmp_path: Path,
+) -> None:
+    # nanoGPT-sized layers: every storage is larger than the interpreter's inline constant
+    # size, so its bytes stay in the buffer as a blob; the nested legacy checkpoints are still
+    # analysed in place and the loader's calls judged by them.
+    model = torch.nn.Sequential(
+        torch.nn.Embedding(100, 64),
+        torch.nn.LayerNorm(64),
+        torch.nn.Linear(64, 192),
+        torch.nn.GELU(),
+        torch.nn.Linear(192, 64),
+    )
+    data = pickle.dumps(model)
+    assert data.count(b"_load_from_bytes") == 1  # memoised: one import, many calls
+    findings = _scan(tmp_path, data)
+    assert findings, "the nested checkpoints should be reported at info"
+    assert all(sev <= Severity.INFO for _, sev, _ in findings), findings
+
+
+def test_loader_of_a_large_hostile_nested_pickle_is_flagged(tmp_path: Path) -> None:
+    # Above the inline size the constant is a blob: still analysed, still judged.
+    inner = Asm(2).global_("os", "system").mark().binunicode("id").tuple().reduce()
+    payload = inner.mark().binbytes(bytes(8192)).pop_mark().stop().bytes()
+    findings = _scan(tmp_path, _loader_call(payload))
+    assert ("PICKLE-CALL-DANGEROUS", Severity.CRITICAL, "os.system") in findings

@@ -13,10 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 from modelshield.scanner.callables import Tier
+from modelshield.scanner.memio import Buffer
 from modelshield.scanner.pickle import rules
 from modelshield.scanner.pickle.embedded import is_embedded_pickle
 from modelshield.scanner.pickle.state import Stream
 from modelshield.scanner.pickle.values import (
+    Blob,
     Call,
     Global,
     Mutated,
@@ -151,14 +153,26 @@ _NESTED_LOADERS = frozenset({("torch.storage", "_load_from_bytes")})
 
 
 def _scanned_nested_load(st: Stream, f: Global, args: Any, offset: int) -> bool:
-    """Analyse a nested loader's constant bytes argument; True when it was analysed."""
+    """Analyse a nested loader's constant bytes argument; True when it was analysed.
+
+    The constant is either inline ``bytes`` or, above the interpreter's inline size (every
+    real tensor), a :class:`Blob` that stays in the buffer: both are the file's own bytes.
+    """
     if (_norm(f.module), f.name) not in _NESTED_LOADERS or type(args) is not tuple:
         return False
-    if len(args) != 1 or type(unwrap(args[0])) is not bytes:
+    if len(args) != 1:
         return False
-    data: bytes = unwrap(args[0])
+    arg = unwrap(args[0])
     session = st.session
-    if not is_embedded_pickle(data):  # pickles were analysed when the constant was pushed
+    if type(arg) is bytes:
+        data: Buffer = arg
+    elif type(arg) is Blob and arg.kind == "bytes":
+        data = memoryview(session.data)[arg.start : arg.end]
+    else:
+        return False
+    # Pickles (the legacy format torch.save writes there) were analysed when the constant was
+    # pushed; anything else (a zip checkpoint) is analysed here.
+    if not is_embedded_pickle(data):
         if len(data) > session.ctx.limits.max_embedded_scan_bytes:
             return False
         session.ctx.scan_buffer(data, session.location.child(f"<{f.module}.{f.name} @{offset}>"))

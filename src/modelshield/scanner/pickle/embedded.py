@@ -185,7 +185,7 @@ class EmbeddedScanner:
         )
 
 
-def is_embedded_pickle(data: bytes) -> bool:
+def is_embedded_pickle(data: Buffer) -> bool:
     """Whether a byte constant is analysed as an embedded pickle when it is pushed."""
     return _is_pickle(data, 0, len(data))
 
