@@ -72,7 +72,7 @@ def test_readme_python_example_runs(
 
 def test_policy_examples_are_valid_policies() -> None:
     examples = blocks(README, "toml") + blocks(JSON_DOC, "toml")
-    assert len(examples) == 2
+    assert len(examples) >= 3  # every toml block of the docs is checked
     for text in examples:
         Policy.from_mapping(tomllib.loads(text))
 
