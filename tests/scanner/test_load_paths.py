@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow  # imports every module of scikit-learn, scipy, pa
 def _safe_entries() -> Iterator[tuple[str, str, tuple[str, ...]]]:
     """(module, qualname, state keys) of every exact safe entry, hand-written and generated."""
     lists = callables._builtin_lists()
-    for (module, qualname), _entry in lists.safe.exact.items():
+    for module, qualname in lists.safe.exact:
         yield module, qualname, lists.state_keys.get((module, qualname), ())
     for text in lists.generated:
         module, _, qualname = text.partition(":")

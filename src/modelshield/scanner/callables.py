@@ -7,11 +7,21 @@ never complete (dozens of published scanner bypasses each added one more), so he
 :attr:`Tier.UNKNOWN` (medium, which fails the default policy) otherwise.
 
 The built-in lists live in ``data/callables_safe.toml`` and ``data/callables_dangerous.toml``,
-one table per concept with a reason beside every entry; they ship inside the package and are
-read once per process. ``data/callables.json`` holds the same tables already parsed (``make
-docs`` writes it; a test fails when it is stale) with a CRC-32 of each TOML file: a file whose
-checksum matches is taken from it, since parsing 50 KB of TOML costs a one-file scan 20 ms;
-any other is parsed from the TOML.
+one table per concept with a reason beside every entry, and ``data/callables_generated.toml``,
+written by ``scripts/generate_safe_callables.py`` from the installed libraries; they ship
+inside the package and are read once per process. The safe lists name callables one by one:
+loading a pickle runs a class's ``__new__``, ``__init__``, ``__setstate__`` and container hooks
+and calls a function with the file's arguments, so an entry vouches for all of that, and a
+package-wide safe entry would vouch for names nobody inspected. Some safe classes execute part
+of their own state (scipy distributions ``exec`` their ``_parse_arg_template``); their tables
+name those ``state-keys`` (:meth:`CallablePolicy.state_keys`), which the pickle analyzer checks.
+The generated file also denies what the scanned packages re-export (``types.MethodType`` as a
+scikit-learn module attribute is ``types.MethodType``).
+
+``data/callables.json`` holds the same tables already parsed (``make docs`` writes it; a test
+fails when it is stale) with a CRC-32 of each TOML file: a file whose checksum matches is taken
+from it, since parsing 300 KB of TOML would cost a one-file scan over 100 ms; any other is
+parsed from the TOML.
 
 Patterns (built-in lists and the ``[callables]`` table of a policy):
 
@@ -21,7 +31,7 @@ Patterns (built-in lists and the ``[callables]`` table of a policy):
     does (``builtins:object`` does not allow ``builtins:object.__subclasses__``).
 ``module.*`` or ``module:*``
     every name in the module and in its submodules (``asyncio.*`` covers
-    ``asyncio.unix_events``).
+    ``asyncio.unix_events``): deny lists and policy files; the built-in safe lists have none.
 ``module``
     policy files only: the same as ``module.*``. In a deny list a dotted bare name also denies
     the callable it could name, so ``somelib.unsafe_loader`` denies both the module
@@ -39,18 +49,19 @@ dangerous before anything else is looked at):
 1. the user's deny entries: dangerous, whatever else matches;
 2. the user's exact allow entries (``module:qualname``): safe, even over the built-in dangerous
    list, because the user named that one callable;
-3. built-in exact safe entries;
+3. built-in exact safe entries (hand-written, then generated);
 4. built-in exact dangerous entries, and the attributes of what they name;
 5. a dunder anywhere in the qualname (``__globals__``, ``__builtins__``, ``__subclasses__``):
    dangerous introspection;
-6. package-wide entries, deepest package first (``sklearn.datasets.*`` in the deny list beats
-   ``sklearn.*`` in the allow list); at one depth the deny entry wins;
+6. built-in package-wide entries, deepest package first; at one depth the deny entry wins (the
+   shipped safe lists have none: a package-wide safe entry in a custom build is still refused
+   for the names listed below);
 7. a name that walks through a module attribute to a denied callable or is a denied module
    (``posixpath:os.system``, ``sklearn.base:np.load``, ``sklearn.utils:os``): dangerous;
 8. the user's package-wide allow entries;
 9. unknown.
 
-A package-wide allow, built-in or the user's, only covers a plain name that could be a class or
+A package-wide allow (the user's) only covers a plain name that could be a class or
 function defined there: never a dotted qualname, a dunder, the name of a module (``os``, ``np``),
 a name listed in the deny list's ``refused-names`` or as the name of a denied callable (modules
 re-export ``urlretrieve`` and ``listdir``), nor anything in a test module. So a wildcard allow
