@@ -323,6 +323,7 @@ def _iris() -> tuple[Any, Any]:
 def sklearn_estimators() -> dict[str, Any]:
     """Fitted scikit-learn estimators covering the common families (fitted once per process)."""
     import numpy as np
+    from scipy import stats
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.cluster import KMeans
     from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
@@ -338,7 +339,7 @@ def sklearn_estimators() -> dict[str, Any]:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LinearRegression, LogisticRegression
-    from sklearn.model_selection import GridSearchCV
+    from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
     from sklearn.naive_bayes import GaussianNB
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.neural_network import MLPClassifier
@@ -403,6 +404,13 @@ def sklearn_estimators() -> dict[str, Any]:
             "CalibratedClassifierCV": CalibratedClassifierCV(GaussianNB(), cv=2).fit(x, y),
             "GridSearchCV": GridSearchCV(
                 LogisticRegression(max_iter=100), {"C": [0.1, 1.0]}, cv=2
+            ).fit(x, y),
+            "RandomizedSearchCV": RandomizedSearchCV(
+                LogisticRegression(max_iter=100),
+                {"C": stats.loguniform(1e-2, 1e2), "tol": stats.uniform(1e-4, 1e-3)},
+                n_iter=2,
+                cv=2,
+                random_state=0,
             ).fit(x, y),
             "text pipeline": make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(
                 texts, labels
@@ -505,6 +513,8 @@ def scipy_pickles() -> Pickles:
     )
     values["frozen distribution"] = stats.uniform(0, 1)
     values["loguniform"] = stats.loguniform(1e-3, 1e3)
+    values["distribution"] = stats.norm  # unfrozen: __setstate__ execs its template
+    values["frozen gamma"] = stats.gamma(2.0, scale=3.0)
     out: Pickles = []
     for key, value in values.items():
         out += _dumps_all(f"scipy {key}", value)

@@ -7,11 +7,21 @@ never complete (dozens of published scanner bypasses each added one more), so he
 :attr:`Tier.UNKNOWN` (medium, which fails the default policy) otherwise.
 
 The built-in lists live in ``data/callables_safe.toml`` and ``data/callables_dangerous.toml``,
-one table per concept with a reason beside every entry; they ship inside the package and are
-read once per process. ``data/callables.json`` holds the same tables already parsed (``make
-docs`` writes it; a test fails when it is stale) with a CRC-32 of each TOML file: a file whose
-checksum matches is taken from it, since parsing 50 KB of TOML costs a one-file scan 20 ms;
-any other is parsed from the TOML.
+one table per concept with a reason beside every entry, and ``data/callables_generated.toml``,
+written by ``scripts/generate_safe_callables.py`` from the installed libraries; they ship
+inside the package and are read once per process. The safe lists name callables one by one:
+loading a pickle runs a class's ``__new__``, ``__init__``, ``__setstate__`` and container hooks
+and calls a function with the file's arguments, so an entry vouches for all of that, and a
+package-wide safe entry would vouch for names nobody inspected. Some safe classes execute part
+of their own state (scipy distributions ``exec`` their ``_parse_arg_template``); their tables
+name those ``state-keys`` (:meth:`CallablePolicy.state_keys`), which the pickle analyzer checks.
+The generated file also denies what the scanned packages re-export (``types.MethodType`` as a
+scikit-learn module attribute is ``types.MethodType``).
+
+``data/callables.json`` holds the same tables already parsed (``make docs`` writes it; a test
+fails when it is stale) with a CRC-32 of each TOML file: a file whose checksum matches is taken
+from it, since parsing 300 KB of TOML would cost a one-file scan over 100 ms; any other is
+parsed from the TOML.
 
 Patterns (built-in lists and the ``[callables]`` table of a policy):
 
@@ -21,7 +31,7 @@ Patterns (built-in lists and the ``[callables]`` table of a policy):
     does (``builtins:object`` does not allow ``builtins:object.__subclasses__``).
 ``module.*`` or ``module:*``
     every name in the module and in its submodules (``asyncio.*`` covers
-    ``asyncio.unix_events``).
+    ``asyncio.unix_events``): deny lists and policy files; the built-in safe lists have none.
 ``module``
     policy files only: the same as ``module.*``. In a deny list a dotted bare name also denies
     the callable it could name, so ``somelib.unsafe_loader`` denies both the module
@@ -39,18 +49,19 @@ dangerous before anything else is looked at):
 1. the user's deny entries: dangerous, whatever else matches;
 2. the user's exact allow entries (``module:qualname``): safe, even over the built-in dangerous
    list, because the user named that one callable;
-3. built-in exact safe entries;
+3. built-in exact safe entries (hand-written, then generated);
 4. built-in exact dangerous entries, and the attributes of what they name;
 5. a dunder anywhere in the qualname (``__globals__``, ``__builtins__``, ``__subclasses__``):
    dangerous introspection;
-6. package-wide entries, deepest package first (``sklearn.datasets.*`` in the deny list beats
-   ``sklearn.*`` in the allow list); at one depth the deny entry wins;
+6. built-in package-wide entries, deepest package first; at one depth the deny entry wins (the
+   shipped safe lists have none: a package-wide safe entry in a custom build is still refused
+   for the names listed below);
 7. a name that walks through a module attribute to a denied callable or is a denied module
    (``posixpath:os.system``, ``sklearn.base:np.load``, ``sklearn.utils:os``): dangerous;
 8. the user's package-wide allow entries;
 9. unknown.
 
-A package-wide allow, built-in or the user's, only covers a plain name that could be a class or
+A package-wide allow (the user's) only covers a plain name that could be a class or
 function defined there: never a dotted qualname, a dunder, the name of a module (``os``, ``np``),
 a name listed in the deny list's ``refused-names`` or as the name of a denied callable (modules
 re-export ``urlretrieve`` and ``listdir``), nor anything in a test module. So a wildcard allow
@@ -61,6 +72,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 import sys
 from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
 from collections.abc import Iterable, Iterator, Mapping
@@ -234,12 +246,21 @@ def _dotted(text: str) -> bool:
     return bool(text) and all(part.isidentifier() for part in text.split("."))
 
 
+_PLAIN_EXACT = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+"""An ASCII ``module:qualname``: most entries, parsed without the general checks (the
+built-in lists hold thousands of them)."""
+
+
 def parse_pattern(text: str, *, bare_module: bool = True) -> Pattern:
     """Parse ``module:qualname``, ``module:*``, ``module.*`` or (if allowed) bare ``module``.
 
     Raises :class:`~modelshield.core.errors.ConfigError` for anything else (empty parts,
     wildcards inside names, spaces, several colons).
     """
+    if isinstance(text, str) and _PLAIN_EXACT.fullmatch(text) and text.isascii():
+        module, _, qualname = text.partition(":")
+        module, qualname = normalize(module, qualname)
+        return Pattern(module, qualname, text)
     original = text
     if not isinstance(text, str) or not text or text != text.strip():
         raise ConfigError(f"invalid callable pattern {original!r}: empty or padded with spaces")
@@ -325,11 +346,19 @@ class _BuiltinLists(Struct, frozen=True):
     safe: _Index
     dangerous: _Index
     refused_names: frozenset[str]
+    state_keys: dict[tuple[str, str], tuple[str, ...]]
+    """Safe classes whose load executes values of their state: (module, qualname) -> keys."""
+    generated: dict[str, str]
+    """The generated file's safe entries, ``module:qualname`` -> reason. Kept as parsed (the
+    names are canonical already): building thousands of index records would cost every scan."""
 
 
 COMPILED_DATA = "callables.json"
 """The parsed form of the TOML lists, beside them in ``data/``."""
-_TOML_FILES = ("callables_safe.toml", "callables_dangerous.toml")
+GENERATED_DATA = "callables_generated.toml"
+"""Exact entries written by ``scripts/generate_safe_callables.py`` from the installed
+libraries: safe tables, and denied re-exports in tables that carry a ``severity``."""
+_TOML_FILES = ("callables_safe.toml", "callables_dangerous.toml", GENERATED_DATA)
 
 
 def _data_bytes(name: str) -> bytes:
@@ -399,8 +428,9 @@ def _data_error(file: str, where: str, problem: str) -> RuntimeError:
 
 def _parse_entries(
     file: str, table_name: str, table: Mapping[str, Any], dangerous: bool
-) -> Iterator[tuple[Pattern, _Entry]]:
-    allowed = {"about", "entries"} | ({"category", "severity"} if dangerous else set())
+) -> Iterator[tuple[tuple[str, str | None], tuple[str, str] | None, _Entry]]:
+    """``(module, qualname or None), callable a bare deny also names, entry`` per entry."""
+    allowed = {"about", "entries"} | ({"category", "severity"} if dangerous else {"state-keys"})
     if set(table) - allowed or not isinstance(table.get("about"), str) or "entries" not in table:
         raise _data_error(file, table_name, f"needs exactly {sorted(allowed)}")
     category = str(table.get("category", "safe"))
@@ -408,7 +438,16 @@ def _parse_entries(
     default_label = severity.label if severity is not None else ""
     if dangerous and category not in CATEGORIES:
         raise _data_error(file, table_name, f"unknown category {category!r}")
+    shared: dict[str, _Entry] = {}  # safe entries with one reason share one record
     for text, value in dict(table["entries"]).items():
+        plain = type(value) is str and value and _PLAIN_EXACT.fullmatch(text) and text.isascii()
+        if plain and not dangerous:  # the common case, without building a Pattern
+            module, _, qualname = text.partition(":")
+            entry = shared.get(value)
+            if entry is None:
+                entry = shared[value] = _Entry(text, value, None, "safe")
+            yield normalize(module, qualname), None, entry
+            continue
         reason, entry_severity, entry_category = value, severity, category
         if isinstance(value, dict):
             if not dangerous or set(value) - {"reason", "severity", "category"}:
@@ -424,39 +463,98 @@ def _parse_entries(
             pattern = parse_pattern(text, bare_module=False)
         except ConfigError as e:
             raise _data_error(file, table_name, str(e)) from e
-        yield pattern, _Entry(text, reason, entry_severity, entry_category)
+        entry = _Entry(text, reason, entry_severity, entry_category)
+        yield (pattern.module, pattern.qualname), pattern.also_exact, entry
 
 
-def _build_index(file: str, data: Mapping[str, Any], dangerous: bool) -> _Index:
-    index = _Index()
-    seen: set[tuple[str, str | None]] = set()
+def _build_index(
+    file: str,
+    data: Mapping[str, Any],
+    dangerous: bool,
+    index: _Index | None = None,
+    state_keys: dict[tuple[str, str], tuple[str, ...]] | None = None,
+) -> _Index:
+    """Parse the tables of one file into ``index`` (a new one by default); a safe table's
+    ``state-keys`` are recorded in ``state_keys`` for each of its exact entries."""
+    index = _Index() if index is None else index
+    seen: set[tuple[str, str | None]] = set(index.exact) | {(m, None) for m in index.wide}
     for table_name, table in data.items():
         if table_name == "refused-names":
             continue
         if not isinstance(table, dict):
             raise _data_error(file, table_name, "must be a table")
-        for pattern, entry in _parse_entries(file, table_name, table, dangerous):
-            key = (pattern.module, pattern.qualname)
+        keys = _state_keys(file, table_name, table)
+        for key, also_exact, entry in _parse_entries(file, table_name, table, dangerous):
             if key in seen:
-                raise _data_error(file, table_name, f"{pattern.text!r} is listed twice")
+                listed = f"{key[0]}:{key[1] or '*'}"
+                raise _data_error(file, table_name, f"{listed!r} is listed twice")
             seen.add(key)
-            index.add(pattern, entry)
+            module, qualname = key
+            if qualname is None:
+                index.wide[module] = entry
+            else:
+                index.exact[(module, qualname)] = entry
+                if keys and state_keys is not None:
+                    state_keys[(module, qualname)] = keys
+            if also_exact is not None:
+                index.exact.setdefault(also_exact, entry)
     return index
 
 
+def _state_keys(file: str, table_name: str, table: Mapping[str, Any]) -> tuple[str, ...]:
+    keys = table.get("state-keys", [])
+    if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
+        raise _data_error(file, table_name, "state-keys must be a list of names")
+    return tuple(keys)
+
+
+def _split_generated(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The generated file's safe tables and its denied tables (those with a severity)."""
+    safe: dict[str, Any] = {}
+    denied: dict[str, Any] = {}
+    for name, table in data.items():
+        target = denied if isinstance(table, dict) and "severity" in table else safe
+        target[name] = table
+    return safe, denied
+
+
 @functools.cache
-def _builtin_lists() -> _BuiltinLists:
-    """Parse the shipped TOML lists once per process."""
-    safe = _build_index("callables_safe.toml", _load_table_file("callables_safe.toml"), False)
+def _make_lists(generated: bool) -> _BuiltinLists:
+    safe_keys: dict[tuple[str, str], tuple[str, ...]] = {}
+    safe = _build_index(
+        "callables_safe.toml", _load_table_file("callables_safe.toml"), False, None, safe_keys
+    )
     dangerous_data = _load_table_file("callables_dangerous.toml")
     dangerous = _build_index("callables_dangerous.toml", dangerous_data, True)
+    flat: dict[str, str] = {}
+    if generated:
+        gen_safe, gen_denied = _split_generated(_load_table_file(GENERATED_DATA))
+        for name, table in gen_safe.items():
+            if "state-keys" in table:  # a few classes: parsed like the hand-written tables
+                _build_index(GENERATED_DATA, {name: table}, False, safe, safe_keys)
+            elif isinstance(table, dict) and isinstance(table.get("entries"), dict):
+                flat.update(table["entries"])
+            else:
+                raise _data_error(GENERATED_DATA, name, "needs about and entries")
+        _build_index(GENERATED_DATA, gen_denied, True, dangerous)
     overlap = (set(safe.exact) & set(dangerous.exact)) | (set(safe.wide) & set(dangerous.wide))
     if overlap:
         raise _data_error("callables_*.toml", "safe and dangerous", f"both list {sorted(overlap)}")
     refused_table = dangerous_data.get("refused-names", {})
     refused = {str(name) for name in refused_table.get("entries", {})}
     refused |= {qualname.split(".")[0] for _module, qualname in dangerous.exact}
-    return _BuiltinLists(safe, dangerous, frozenset(refused))
+    return _BuiltinLists(safe, dangerous, frozenset(refused), safe_keys, flat)
+
+
+def _builtin_lists() -> _BuiltinLists:
+    """Parse the shipped TOML lists once per process."""
+    return _make_lists(True)
+
+
+def hand_written_lists() -> _BuiltinLists:
+    """The lists without the generated file: what ``scripts/generate_safe_callables.py``
+    starts from (it must not read its own previous output)."""
+    return _make_lists(False)
 
 
 # ---- the classifier ---------------------------------------------------------------------------
@@ -482,6 +580,7 @@ class CallablePolicy:
             target.add(pattern, _Entry(pattern.text, "allowed by policy", None, "safe"))
         self._has_deny = bool(self._deny.exact or self._deny.wide)
         self._cache: dict[tuple[str, str], Verdict] = {}
+        self._checked_keys = frozenset(k for keys in lists.state_keys.values() for k in keys)
 
     @classmethod
     def default(cls, allow: tuple[str, ...] = (), deny: tuple[str, ...] = ()) -> CallablePolicy:
@@ -491,6 +590,15 @@ class CallablePolicy:
         parsed once per process and policies are cached per (allow, deny).
         """
         return _default(tuple(allow), tuple(deny))
+
+    def state_keys(self, module: str, name: str) -> tuple[str, ...]:
+        """The state keys a load of this class executes (checked in its BUILD state), or ()."""
+        return self._lists.state_keys.get(normalize(module, name), ())
+
+    @property
+    def checked_state_keys(self) -> frozenset[str]:
+        """Every state key some safe class executes: checked in any object's BUILD state."""
+        return self._checked_keys
 
     def classify(self, module: str, name: str) -> Verdict:
         """Classify the callable a pickle imports as ``module`` / ``name``."""
@@ -540,6 +648,9 @@ class CallablePolicy:
         entry = lists.safe.exact.get((module, name))
         if entry is not None:
             return _safe(module, name, entry)
+        generated = lists.generated.get(f"{module}:{name}")
+        if generated is not None:
+            return Verdict(module, name, Tier.SAFE, None, "safe", generated)
         entry = lists.dangerous.attribute_of(module, segments)
         if entry is not None:
             return _dangerous(module, name, entry)

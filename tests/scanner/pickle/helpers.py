@@ -54,6 +54,12 @@ SAFE = {
 class FakeCallables:
     """A fixed classifier: os/subprocess/eval/exec and the gadgets are dangerous."""
 
+    checked_state_keys: frozenset[str] = frozenset()
+    """No class here executes its state."""
+
+    def state_keys(self, module: str, name: str) -> tuple[str, ...]:
+        return ()
+
     def classify(self, module: str, name: str) -> Verdict:
         module = _ALIASES.get(module, module)
         if (module, name) in DANGEROUS or (module, "*") in DANGEROUS:

@@ -14,7 +14,7 @@ from typing import Any
 
 from modelshield.scanner.callables import Tier
 from modelshield.scanner.memio import Buffer
-from modelshield.scanner.pickle import rules
+from modelshield.scanner.pickle import rules, state_checks
 from modelshield.scanner.pickle.embedded import is_embedded_pickle
 from modelshield.scanner.pickle.state import Stream
 from modelshield.scanner.pickle.values import (
@@ -287,6 +287,7 @@ def build(st: Stream, target: Any, state: Any, offset: int) -> Call | None:
     if t is Call:
         obj: Call = target
         obj.state = state
+        state_checks.check_build(st, obj, state, offset)
         f = unwrap(obj.func)
         if type(f) is Global and (f.module, f.name) in JOBLIB_WRAPPERS:
             return obj

@@ -114,6 +114,27 @@ STATE_WRITE_MODULE = register_rule(
     )
 )
 
+STATE_CODE = register_rule(
+    Rule(
+        id="PICKLE-STATE-CODE",
+        pillar="scan",
+        severity=Severity.CRITICAL,
+        title="Pickle state carries code that the object's class executes when loaded",
+        what="Reports a BUILD state that holds, under a key the object's class executes while "
+        "it is loaded, anything other than what the library itself writes there: every scipy."
+        "stats distribution passes `_parse_arg_template` from its state to `exec` in "
+        "`__setstate__`, so that key must hold scipy's argument-parser template (three "
+        "functions that return their arguments). Also reported: a state the class would "
+        "execute whose keys cannot be read statically. The evidence holds the code.",
+        why="The class is on the safe list (fitted searches keep distributions), so its import "
+        "alone is no finding; the code rides in its state, and `pickle.load`, `joblib.load` "
+        "and `torch.load(weights_only=False)` run it while rebuilding the object.",
+        example="NEWOBJ scipy.stats._continuous_distns.norm_gen, then BUILD "
+        "{'_parse_arg_template': 'import os; os.system(\"id\")', ...}",
+        references=("CWE-502", "CWE-94"),
+    )
+)
+
 EXTENSION_CODE = register_rule(
     Rule(
         id="PICKLE-EXTENSION-CODE",
@@ -237,6 +258,7 @@ UNSAFE_RULES = frozenset(
         CALL_CODE_ARGUMENT.id,
         DYNAMIC_IMPORT.id,
         STATE_WRITE_MODULE.id,
+        STATE_CODE.id,
         EXTENSION_CODE.id,
     }
 )
