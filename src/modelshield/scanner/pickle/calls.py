@@ -129,6 +129,10 @@ def call(
         if f.name:
             if kwargs is None and _scanned_nested_load(st, f, args, offset):
                 return Call(func, args, kwargs, offset, opcode)
+            if kwargs is None:
+                method = _safe_bound_method(st, f, args, offset)
+                if method is not None:
+                    return method
             st.ledger.called(f.module, f.name, args, kwargs, opcode, offset)
             folded = _fold(st, f, args, offset)
             if folded is not None:
@@ -178,6 +182,33 @@ def _scanned_nested_load(st: Stream, f: Global, args: Any, offset: int) -> bool:
         session.ctx.scan_buffer(data, session.location.child(f"<{f.module}.{f.name} @{offset}>"))
     st.ledger.vouch(f.module, f.name)
     return True
+
+
+def _safe_bound_method(st: Stream, f: Global, args: Any, offset: int) -> Global | None:
+    """``getattr(obj, "name")`` on an object a safe class built, naming a safe method.
+
+    Pickle writes a bound method as that call (scipy's discrete distributions keep
+    ``numpy.vectorize(getattr(self, "_entropy"))``). Binding a method runs nothing; the method
+    is judged by its exact entry (``module:Class.name``), so ``getattr`` on such an object is
+    no finding when the method it returns is safe. Anything else stays a call of ``getattr``.
+    """
+    if (_norm(f.module), f.name) != ("builtins", "getattr") or type(args) is not tuple:
+        return None
+    if len(args) != 2:
+        return None
+    obj, name = unwrap(args[0]), unwrap(args[1])
+    if type(obj) is not Call or type(name) is not str or not name.isidentifier():
+        return None
+    if name.startswith("__"):
+        return None
+    maker = unwrap(obj.func)
+    if type(maker) is not Global or not maker.safe or "." in maker.name:
+        return None
+    method = attribute(st, obj, name, "builtins.getattr", offset)
+    if type(method) is not Global or not method.safe:
+        return None
+    st.ledger.vouch(f.module, f.name)
+    return method
 
 
 def _fold(st: Stream, f: Global, args: Any, offset: int) -> Any:
