@@ -33,7 +33,12 @@ joblib = pytest.importorskip("joblib")
 pd = pytest.importorskip("pandas")
 pytest.importorskip("sklearn")
 
-COMPRESSORS = ("zlib", "gzip", "bz2", "lzma", "xz")
+try:
+    import lz4  # noqa: F401 - joblib's lz4 compressor needs it
+
+    COMPRESSORS: tuple[str, ...] = ("zlib", "gzip", "bz2", "lzma", "xz", "lz4")
+except ImportError:
+    COMPRESSORS = ("zlib", "gzip", "bz2", "lzma", "xz")
 
 
 def _net() -> Any:
