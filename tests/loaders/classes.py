@@ -9,6 +9,7 @@ string from their state).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import socket
 import subprocess
@@ -84,6 +85,17 @@ class SwallowsErrors:
         self.__dict__.update(state)
         with contextlib.suppress(Exception):  # the point of the class
             os.system(self.command)
+
+
+class ImportsByName:
+    """Imports the module its state names (whose import may have side effects of its own)."""
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        importlib.import_module(self.module)
 
 
 # A module-level re-export of a dangerous callable under an innocent name, and a module object:

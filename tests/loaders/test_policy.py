@@ -267,6 +267,26 @@ def test_modules_imported_while_loading_run_their_own_code(
     assert tuple(loaded.point) == (1, 2)
 
 
+def test_a_module_imported_by_name_from_the_state_gets_no_side_effects(
+    tmp_path: Path, acme: ModuleType
+) -> None:
+    """Importing is allowed, but the imported module may only run code and cache it: a module
+    that starts a process at import time (``antigravity`` opens a browser) is stopped."""
+    marker = tmp_path / "MARKER"
+    (tmp_path / "site" / "acme_side_effect.py").write_text(
+        f"import subprocess\nsubprocess.run(['touch', {str(marker)!r}])\n"
+    )
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(acme.ImportsByName("acme_side_effect"), protocol=4))
+    try:
+        with pytest.raises(LoadRefused) as info:
+            modelshield.load(path, policy=WIDE)
+    finally:
+        sys.modules.pop("acme_side_effect", None)
+    assert info.value.findings[0].evidence["event"] == "subprocess.Popen"
+    assert not marker.exists()
+
+
 # ---- scipy: distributions whose unpickling execs a string from their state ----------------
 
 

@@ -20,12 +20,14 @@ exception cannot turn a refusal into a success.
 **The sentinel.** While a restricted unpickler runs, a Python audit hook (PEP 578, installed
 once per process on the first restricted load and inert in every other thread and at every
 other time) refuses the operations that an allowlisted class could reach from its pickled
-state: compiling or executing code from a string, ``marshal`` loads, processes, sockets and the
-network clients, ``ctypes``, unpickling with any unpickler but ours, new threads, audit and
-trace hooks, and writing, deleting or renaming files. Importing modules is allowed (module code
-comes from installed files), and so is everything the import of an admitted global does. Code
-of a class the policy allows by an exact ``[callables] allow`` entry (``module:Name``) may
-reach these operations: that is how a user admits a reviewed class that acts on its state.
+state: executing code (``exec``, ``eval``, new functions or code objects, ``marshal`` loads),
+processes, sockets and the network clients, ``ctypes``, unpickling with any unpickler but ours,
+new threads, audit and trace hooks, and writing, deleting or renaming files. Everything the
+import of an admitted global does is allowed (``find_class`` imports it); a module imported
+later (by a ``__setstate__``) may run its own code and write its byte-code cache, nothing
+more. Code of a class the policy allows by an exact ``[callables] allow`` entry
+(``module:Name``) may reach these operations: that is how a user admits a reviewed class that
+acts on its state.
 """
 
 from __future__ import annotations
@@ -143,6 +145,11 @@ _CODE_EVENTS = frozenset(
         "pickle.find_class",
     }
 )
+#: What the import of a module does on its own (run its code, write its byte-code cache): allowed
+#: while the import machinery is on the stack. Processes, sockets, ctypes, threads and nested
+#: unpickling stay refused there too (a class that imports a module named in its state must not
+#: get that module's side effects: ``antigravity`` opens a browser).
+_IMPORT_KINDS = frozenset({"code-execution", "filesystem"})
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
 
@@ -408,8 +415,8 @@ class LoadSession:
             return
         if self._owners and self._owners[-1]:
             return
-        if _importing():
-            return
+        if kind in _IMPORT_KINDS and _importing():
+            return  # a module's own code, and its byte-code cache
         detail = _describe(event, args)
         self.refuse(
             SINK_BLOCKED.finding(
