@@ -128,6 +128,24 @@ def materialize(source: Source, suffix: str = "") -> Iterator[tuple[str, str]]:
             Path(tmp).unlink()
 
 
+def scan_then_load(
+    source: Source,
+    policy: Policy | None,
+    suffix: str,
+    load: Callable[[str, LoadSession, Report], T],
+    *,
+    writable: bool = False,
+) -> T:
+    """What every drop-in does: materialise the source, scan it (refusing what the policy does
+    not pass), then run ``load(path, session, report)`` under a new session. ``writable`` lets
+    the loader open the file itself for writing (a memory map opened ``r+``)."""
+    policy = policy or Policy()
+    with materialize(source, suffix) as (path, label):
+        report = scan_before_load(path, policy, label)
+        session = LoadSession(label, policy, writable=(path,) if writable else ())
+        return load(path, session, report)
+
+
 def run_guarded(session: LoadSession, report: Report | None, call: Callable[[], T]) -> T:
     """Run a restricted load; any refusal made during it (even one a library caught and
     replaced by its own exception) is raised as :class:`LoadRefused`."""

@@ -23,8 +23,9 @@ import os
 from typing import Any
 
 from modelshield.core.errors import LoadRefused
+from modelshield.core.findings import Report
 from modelshield.core.policy import Policy
-from modelshield.loaders.base import Source, materialize, require, run_guarded, scan_before_load
+from modelshield.loaders.base import Source, require, run_guarded, scan_then_load
 from modelshield.loaders.session import LoadSession
 from modelshield.loaders.unpickler import RestrictedMixin, bind
 
@@ -48,18 +49,17 @@ def joblib_load(
     """Drop-in for joblib's ``load``: scan the file, refuse it unless the policy passes it,
     then load it with joblib's unpickler under the policy. Raises
     :class:`~modelshield.core.errors.LoadRefused`."""
-    policy = policy or Policy()
-    with materialize(filename, ".joblib") as (path, label):
-        report = scan_before_load(path, policy, label)
-        session = joblib_session(label, policy, path, mmap_mode)
-        value, _ = load_joblib(
+
+    def load(path: str, session: LoadSession, report: Report) -> Any:
+        return load_joblib(
             path,
             session,
             report=report,
             mmap_mode=mmap_mode,
             ensure_native_byte_order=ensure_native_byte_order,
-        )
-    return value
+        )[0]
+
+    return scan_then_load(filename, policy, ".joblib", load, writable=mmap_mode in _WRITABLE_MMAP)
 
 
 def joblib_session(label: str, policy: Policy, path: str, mmap_mode: str | None) -> LoadSession:

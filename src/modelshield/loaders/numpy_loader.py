@@ -23,8 +23,9 @@ from __future__ import annotations
 import functools
 from typing import IO, Any
 
+from modelshield.core.findings import Report
 from modelshield.core.policy import Policy
-from modelshield.loaders.base import Source, materialize, require, run_guarded, scan_before_load
+from modelshield.loaders.base import Source, require, run_guarded, scan_then_load
 from modelshield.loaders.session import LoadSession
 from modelshield.loaders.unpickler import unpickle
 
@@ -56,11 +57,9 @@ def numpy_load(
     :func:`restricted_npz_class`) when ``file`` is a path, and as a ``dict`` of its members
     otherwise (the temporary copy is gone when this returns). Raises
     :class:`~modelshield.core.errors.LoadRefused`."""
-    policy = policy or Policy()
-    with materialize(file, ".npy") as (path, label):
-        report = scan_before_load(path, policy, label)
-        session = LoadSession(label, policy)
-        value, _ = load_numpy(
+
+    def load(path: str, session: LoadSession, report: Report) -> Any:
+        return load_numpy(
             path,
             session,
             report=report,
@@ -70,8 +69,9 @@ def numpy_load(
             encoding=encoding,
             max_header_size=max_header_size,
             eager=not isinstance(file, str) and not hasattr(file, "__fspath__"),
-        )
-    return value
+        )[0]
+
+    return scan_then_load(file, policy, ".npy", load)
 
 
 def load_numpy(

@@ -11,8 +11,9 @@ import contextlib
 import os
 from typing import IO, Any
 
+from modelshield.core.findings import Report
 from modelshield.core.policy import Policy
-from modelshield.loaders.base import materialize, run_guarded, scan_before_load
+from modelshield.loaders.base import run_guarded, scan_then_load
 from modelshield.loaders.session import LoadSession
 from modelshield.loaders.unpickler import unpickle
 
@@ -32,17 +33,20 @@ def pickle_load(
     pickle under the policy. A binary file object is read to its end for the scan and left just
     after the pickle when it is seekable; a path is opened. Raises
     :class:`~modelshield.core.errors.LoadRefused`."""
-    policy = policy or Policy()
     start = None
     if not isinstance(file, str | os.PathLike):
         with contextlib.suppress(AttributeError, OSError, ValueError):
             start = file.tell() if file.seekable() else None
-    with materialize(file, ".pkl") as (path, label):
-        report = scan_before_load(path, policy, label)
-        session = LoadSession(label, policy)
-        value, used = load_pickle(
-            path, session, report=report, fix_imports=fix_imports, encoding=encoding, errors=errors
-        )
+
+    def load(path: str, session: LoadSession, report: Report) -> tuple[Any, int]:
+        options: dict[str, Any] = {
+            "fix_imports": fix_imports,
+            "encoding": encoding,
+            "errors": errors,
+        }
+        return load_pickle(path, session, report=report, **options)
+
+    value, used = scan_then_load(file, policy, ".pkl", load)
     if start is not None and not isinstance(file, str | os.PathLike):
         file.seek(start + used)
     return value
@@ -59,14 +63,16 @@ def pickle_loads(
     """Drop-in for ``pickle``'s ``loads``: scan the bytes, refuse them unless the policy passes
     them, then read the pickle under the policy. Raises
     :class:`~modelshield.core.errors.LoadRefused`."""
-    policy = policy or Policy()
-    with materialize(bytes(data), ".pkl") as (path, label):
-        report = scan_before_load(path, policy, label)
-        session = LoadSession(label, policy)
-        value, _ = load_pickle(
-            path, session, report=report, fix_imports=fix_imports, encoding=encoding, errors=errors
-        )
-    return value
+
+    def load(path: str, session: LoadSession, report: Report) -> Any:
+        options: dict[str, Any] = {
+            "fix_imports": fix_imports,
+            "encoding": encoding,
+            "errors": errors,
+        }
+        return load_pickle(path, session, report=report, **options)[0]
+
+    return scan_then_load(bytes(data), policy, ".pkl", load)
 
 
 def load_pickle(

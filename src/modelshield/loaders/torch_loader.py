@@ -33,8 +33,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from modelshield.core.errors import LoadRefused
+from modelshield.core.findings import Report
 from modelshield.core.policy import Policy
-from modelshield.loaders.base import Source, materialize, require, run_guarded, scan_before_load
+from modelshield.loaders.base import Source, require, run_guarded, scan_then_load
 from modelshield.loaders.session import LoadSession
 from modelshield.loaders.unpickler import pickle_module
 from modelshield.scanner.callables import CallablePolicy, Tier
@@ -64,20 +65,20 @@ def torch_load(
     """Drop-in for torch's ``load``: scan the file, refuse it unless the policy passes it, then
     load it through the restricted path. ``pickle_module`` and ``weights_only`` are chosen here
     and cannot be passed. Raises :class:`~modelshield.core.errors.LoadRefused`."""
-    policy = policy or Policy()
-    with materialize(f, ".pt") as (path, label):
-        report = scan_before_load(path, policy, label)
-        session = LoadSession(label, policy)
-        value, _ = load_torch(
+
+    def load(path: str, session: LoadSession, report: Report) -> Any:
+        imports = report.results[0].imports
+        return load_torch(
             path,
             session,
             report=report,
-            imports=report.results[0].imports,
+            imports=imports,
             map_location=map_location,
             mmap=mmap,
             **pickle_load_args,
-        )
-    return value
+        )[0]
+
+    return scan_then_load(f, policy, ".pt", load)
 
 
 def load_torch(
