@@ -7,7 +7,8 @@ Usage::
 
 Files are generated once under ``bench-out/`` (a ~200 MB PyTorch state dict and the same model
 saved whole, a large scikit-learn pipeline saved by joblib, uncompressed and zlib-compressed)
-and read once before timing, so figures are from the page cache. For each file: the plain
+and read once before timing, so figures are from the page cache; each round times every
+loader once (interleaved) and the best round of each is kept. For each file: the plain
 loader (``torch.load`` as its default ``weights_only=True`` runs it, and with
 ``weights_only=False`` for a whole module; ``joblib.load``), modelshield's scan alone, and
 ``modelshield.load`` (scan, then restricted load). The goal: ``modelshield.load`` within 1.2x
@@ -17,6 +18,7 @@ of the plain loader plus the scan (the last column). Figures only: nothing passe
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import time
 from collections.abc import Callable
@@ -73,14 +75,17 @@ def make_files(torch_mb: int) -> dict[str, Path]:
     return files
 
 
-def best(fn: Callable[[], object], repeat: int) -> float:
-    """The fastest of ``repeat`` calls, in seconds."""
-    times = []
+def interleaved(calls: list[Callable[[], object]], repeat: int) -> list[float]:
+    """The fastest of ``repeat`` rounds for each call; one round runs every call once, so that
+    a busy machine slows all of them alike."""
+    times: list[list[float]] = [[] for _ in calls]
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for i, call in enumerate(calls):
+            gc.collect()
+            start = time.perf_counter()
+            call()
+            times[i].append(time.perf_counter() - start)
+    return [min(t) for t in times]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,10 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(header))
     for name, path in files.items():
         path.read_bytes()  # into the page cache
-        load_plain = best(lambda p=path, f=plain[name]: f(p), args.repeat)  # type: ignore[misc]
-        scan = best(lambda p=path: modelshield.scan(p), args.repeat)  # type: ignore[misc]
-        result = load_model(path)
-        restricted = best(lambda p=path: load_model(p), args.repeat)  # type: ignore[misc]
+        result = load_model(path)  # also warms the imports both sides need
+        load_plain, scan, restricted = interleaved(
+            [
+                lambda p=path, f=plain[name]: f(p),  # type: ignore[misc]
+                lambda p=path: modelshield.scan(p),  # type: ignore[misc]
+                lambda p=path: load_model(p),  # type: ignore[misc]
+            ],
+            args.repeat,
+        )
         ratio = restricted / (load_plain + scan)
         size = path.stat().st_size / 1e6
         print(
