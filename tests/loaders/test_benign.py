@@ -145,6 +145,21 @@ def test_torch_checkpoints_load_equal(tmp_path: Path, kind: str, zipped: bool) -
     assert result.method == (WEIGHTS_ONLY if zipped else PICKLE_MODULE)
 
 
+@pytest.mark.parametrize("kind", ["tensors", "full-module"])
+@pytest.mark.parametrize("save", ["pickle", "joblib"])
+def test_torch_objects_in_plain_pickles(tmp_path: Path, kind: str, save: str) -> None:
+    """Plain pickle writes each tensor as torch.storage._load_from_bytes of a nested
+    checkpoint; the restricted loader reads that checkpoint with the same restrictions."""
+    obj = TORCH_OBJECTS[kind]()
+    path = tmp_path / "model.pkl"
+    if save == "joblib":
+        joblib.dump(obj, path)
+    else:
+        path.write_bytes(pickle.dumps(obj, protocol=4))
+    plain = joblib.load(path) if save == "joblib" else pickle.loads(path.read_bytes())
+    assert _same(plain, modelshield.load(path))
+
+
 def test_torch_drop_in_takes_torch_arguments(tmp_path: Path) -> None:
     path = tmp_path / "model.pt"
     torch.save(_net().state_dict(), path)

@@ -22,10 +22,12 @@ import pytest
 
 import modelshield
 from modelshield.core.errors import LoadRefused
+from modelshield.core.findings import Severity
 from modelshield.core.policy import Policy
 from modelshield.loaders import restricted_load
 from tests.loaders.samples import CONTAINERS, NOT_EXECUTING, payloads
 from tests.scanner.pickle import hostile
+from tests.scanner.pickle.hostile import Asm
 
 pytest.importorskip("torch")
 pytest.importorskip("joblib")
@@ -88,6 +90,24 @@ def test_payloads_are_refused_in_every_container(
     path = tmp_path / f"model{suffix}"
     path.write_bytes(wrap(payloads(marker)[technique]))
     _expect_refused(path, loader, marker)
+
+
+@pytest.mark.parametrize("technique", IN_CONTAINERS)
+def test_payloads_in_a_nested_checkpoint_are_refused(tmp_path: Path, technique: str) -> None:
+    """torch.storage._load_from_bytes (how plain pickle writes tensors) unpickles its bytes
+    with weights_only=False; the restricted loader reads them under the same policy."""
+    from tests.loaders.samples import torch_zip
+
+    marker = tmp_path / "MARKER"
+    nested = torch_zip(payloads(marker)[technique])
+    outer = Asm(2).global_("torch.storage", "_load_from_bytes").binbytes(nested)
+    path = tmp_path / "model.pkl"
+    path.write_bytes(outer.tuple1().reduce().stop().bytes())
+    _expect_refused(path, "pickle", marker)
+    denied = Policy(fail_on=Severity.CRITICAL, deny_callables=("torch.storage:_load_from_bytes",))
+    with pytest.raises(LoadRefused) as info:
+        restricted_load(str(path), "pickle", denied)
+    assert info.value.findings[0].evidence["callable"] == "torch.storage._load_from_bytes"
 
 
 # ---- the scanner suite's own hostile generators ---------------------------------------------

@@ -258,6 +258,11 @@ class LoadSession:
         if not isinstance(module, str) or not isinstance(name, str):
             self.refuse(self._import_finding(str(module), str(name), opcode))
         verdict = self.callables.classify(module, name)
+        equivalent = _EQUIVALENTS.get((verdict.module, verdict.name))
+        if equivalent is not None and not verdict.reason.startswith("denied by policy"):
+            obj = equivalent(self)
+            self.admit(obj, verdict.module, verdict.name)
+            return obj
         if verdict.tier is not Tier.SAFE:
             self.refuse(self._import_finding(module, name, opcode))
         with self.exempt():
@@ -340,6 +345,17 @@ class LoadSession:
                 "The restricted loaders never consult the extension registry, whose contents "
                 "the file does not control and the scan cannot see.",
                 evidence={"code": str(code), "opcode": opcode},
+            )
+        )
+
+    def refuse_nested_torchscript(self) -> NoReturn:
+        """Refuse a TorchScript archive handed to ``torch.storage._load_from_bytes``."""
+        self.refuse(
+            pickle_rules.EMBEDDED.finding(
+                self.location,
+                "The pickle hands a TorchScript archive to torch.storage._load_from_bytes, which "
+                "torch would run as TorchScript code; no restricted loader reads it.",
+                evidence={"callable": "torch.storage._load_from_bytes"},
             )
         )
 
@@ -436,6 +452,19 @@ class LoadSession:
             return os.path.realpath(os.fsdecode(path)) in self._writable
         return False
 
+
+def _torch_load_from_bytes(session: LoadSession) -> Any:
+    from modelshield.loaders.torch_loader import load_from_bytes
+
+    return load_from_bytes(session)
+
+
+#: Globals that unpickle a nested payload, and the restricted equivalents the loaders use in
+#: their place (unless the user's policy denies the global by name): the nested payload is
+#: then read under the same session, as the scanner judges it in place.
+_EQUIVALENTS: dict[tuple[str, str], Callable[[LoadSession], Any]] = {
+    ("torch.storage", "_load_from_bytes"): _torch_load_from_bytes,
+}
 
 _GLOBAL_KINDS = (
     type,

@@ -24,13 +24,14 @@ hands them to ``torch.jit.load``, which runs TorchScript code, not pickle.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import pickle
 import threading
 import zipfile
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import IO, Any
 
 from modelshield.core.errors import LoadRefused
 from modelshield.core.findings import Report
@@ -231,22 +232,50 @@ def _all_safe(callables: CallablePolicy, names: frozenset[str]) -> bool:
     return True
 
 
-def _is_torchscript(serialization: Any, path: str) -> bool:
+def _is_torchscript(serialization: Any, source: str | IO[bytes]) -> bool:
     """torch's own test (a ``constants.pkl`` record), with zipfile as the fallback."""
-    try:
-        with open(path, "rb") as fh:  # noqa: PTH123 - torch's reader takes a file object
+    with contextlib.ExitStack() as stack:
+        fh = stack.enter_context(open(source, "rb")) if isinstance(source, str) else source  # noqa: PTH123
+        start = fh.tell()
+        try:
             if not serialization._is_zipfile(fh):
                 return False
             with serialization._open_zipfile_reader(fh) as archive:
                 return bool(serialization._is_torchscript_zip(archive))
-    except AttributeError:
-        pass
-    except RuntimeError:
-        return False  # torch cannot open it as a zip either: its loader will fail
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any(n.lower().endswith("constants.pkl") for n in archive.namelist())
+        except AttributeError:
+            pass
+        except RuntimeError:
+            return False  # torch cannot open it as a zip either: its loader will fail
+        finally:
+            fh.seek(start)
+        if not zipfile.is_zipfile(fh):
+            return False
+        with zipfile.ZipFile(fh) as archive:
+            names = archive.namelist()
+        fh.seek(start)
+        return any(n.lower().endswith("constants.pkl") for n in names)
+
+
+def load_from_bytes(session: LoadSession) -> Callable[[bytes], Any]:
+    """A restricted stand-in for ``torch.storage._load_from_bytes``.
+
+    Plain pickle (``pickle.dumps``, ``copy``, multiprocessing, joblib) writes every tensor as a
+    call of ``torch.storage._load_from_bytes`` on the bytes of a nested checkpoint, which torch
+    reads with ``weights_only=False``. The scanner judges the nested checkpoint; the restricted
+    loader reads it with the restricted unpickler, under the same session.
+    """
+
+    def load(data: bytes) -> Any:
+        torch = _torch()
+        serialization = torch.serialization
+        buffer = io.BytesIO(bytes(data))
+        if _is_torchscript(serialization, buffer):
+            session.refuse_nested_torchscript()
+        module = pickle_module(session, persistent_check=functools.partial(_persistent_id, torch))
+        # The nested checkpoint is read by the restricted unpickler of the outer load.
+        return serialization.load(buffer, pickle_module=module, weights_only=False)
+
+    return load
 
 
 _EXPECTED_IDS = (
@@ -276,4 +305,4 @@ def _persistent_id(torch: Any, pid: Any) -> str | None:
     return _EXPECTED_IDS
 
 
-__all__ = ["PICKLE_MODULE", "WEIGHTS_ONLY", "load_torch", "torch_load"]
+__all__ = ["PICKLE_MODULE", "WEIGHTS_ONLY", "load_from_bytes", "load_torch", "torch_load"]
