@@ -13,6 +13,7 @@ import importlib
 import os
 import socket
 import subprocess
+import types
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +103,4 @@ class ImportsByName:
 # what a package-wide allow entry could cover by accident.
 launch = os.system
 shell_module = os
+Binder = types.MethodType

@@ -144,6 +144,22 @@ def test_a_safe_name_that_is_a_dangerous_callable_is_refused(
     assert finding.evidence["callable"] in ("os.system", "posix.system")
 
 
+def test_a_standard_library_type_under_another_name_is_judged_by_its_own(
+    tmp_path: Path, acme: ModuleType
+) -> None:
+    """``acme_models.Binder`` is ``types.MethodType`` (``builtins:method``), not on the list."""
+    path = tmp_path / "model.pkl"
+    path.write_bytes(Asm(2).global_("acme_models", "Binder").stop().bytes())
+    with pytest.raises(LoadRefused) as info:
+        restricted_load(str(path), "pickle", WIDE)
+    [finding] = info.value.findings
+    assert finding.rule_id == "PICKLE-IMPORT-UNKNOWN"
+    assert (finding.evidence["callable"], finding.evidence["written_as"]) == (
+        "builtins.method",
+        "acme_models.Binder",
+    )
+
+
 def test_a_safe_name_that_is_a_module_is_refused(tmp_path: Path, acme: ModuleType) -> None:
     path = tmp_path / "model.pkl"
     path.write_bytes(Asm(2).global_("acme_models", "shell_module").stop().bytes())

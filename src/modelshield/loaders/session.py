@@ -222,9 +222,7 @@ def _install_hook() -> None:
 class LoadSession:
     """Everything one restricted load decides, and every refusal it made."""
 
-    def __init__(
-        self, path: str, policy: Policy, *, writable: tuple[str, ...] = (), member: str = ""
-    ) -> None:
+    def __init__(self, path: str, policy: Policy, *, writable: tuple[str, ...] = ()) -> None:
         """Build the classifier the scanner uses for ``policy``; ``writable`` names files the
         loader itself may open for writing (a memory map opened ``r+``)."""
         self.path = path
@@ -233,7 +231,7 @@ class LoadSession:
         """The policy in force."""
         self.callables = CallablePolicy.default(policy.allow_callables, policy.deny_callables)
         """The scanner's classifier for this policy."""
-        self.location = Location(path, (member,) if member else ())
+        self.location = Location(path)
         """Where findings point."""
         self.refusals: list[Finding] = []
         """Every refusal made, in order."""
@@ -241,7 +239,6 @@ class LoadSession:
         """Callables the policy allows by an exact ``module:qualname`` entry."""
         self._writable = frozenset(os.path.realpath(p) for p in writable)
         self._origin: dict[int, tuple[Any, str, str]] = {}
-        self._active = 0
         self._exempt = 0
         self._owners: list[bool] = []
 
@@ -305,7 +302,12 @@ class LoadSession:
         if (real_module, real_name) == (verdict.module, verdict.name) or "<" in real_name:
             return
         real = self.callables.classify(real_module, real_name)
-        if real.tier is Tier.DANGEROUS:
+        # Dangerous under its own name: refused. A standard-library object reached under
+        # another module's name (types.MethodType exported by a package as ``MethodType``) is
+        # judged by its own name too: re-exports are how a package-wide entry admits it.
+        if real.tier is Tier.DANGEROUS or (
+            real.tier is Tier.UNKNOWN and real_module.partition(".")[0] in sys.stdlib_module_names
+        ):
             finding = self._import_finding(real_module, real_name, opcode)
             evidence = {**finding.evidence, "written_as": f"{module}.{name}"}
             self.refuse(replace(finding, evidence=evidence))
@@ -394,11 +396,9 @@ class LoadSession:
         _install_hook()
         previous = getattr(_local, "session", None)
         _local.session = self
-        self._active += 1
         try:
             yield
         finally:
-            self._active -= 1
             _local.session = previous
 
     @contextmanager
