@@ -5,6 +5,7 @@ The public API::
     import modelshield
     report = modelshield.scan("model.pt")        # -> modelshield.Report
     report.max_severity, report.findings
+    model = modelshield.load("model.pt")         # scan, then load under the same policy
 
 Everything is imported lazily so that ``modelshield --help`` and a one-file scan start fast.
 """
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
         Report,
         Severity,
     )
+    from modelshield.loaders import LoadRefused, load
     from modelshield.scanner.engine import scan
 
 __all__ = [
@@ -35,11 +37,13 @@ __all__ = [
     "FileResult",
     "Finding",
     "Limits",
+    "LoadRefused",
     "Location",
     "Policy",
     "Report",
     "Severity",
     "__version__",
+    "load",
     "scan",
 ]
 
@@ -65,4 +69,8 @@ def __getattr__(name: str) -> Any:
         from modelshield.scanner.engine import scan
 
         return scan
+    if name in ("load", "LoadRefused"):
+        from modelshield import loaders
+
+        return getattr(loaders, name)
     raise AttributeError(f"module 'modelshield' has no attribute {name!r}")

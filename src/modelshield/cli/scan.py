@@ -44,6 +44,42 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         action="store_true",
         help="text format: list only files with findings or errors; no progress bar",
     )
+    parser.add_argument(
+        "--verify-load",
+        action="store_true",
+        help="after the scan, load each file it passed through modelshield's restricted loader "
+        "in a child process with a time and memory limit, to confirm that it also loads under "
+        "the policy (a refusal is a LOAD-VERIFY-MISMATCH finding; a crash or timeout, an "
+        "error). Off by default. It runs library code on the file's data: never use it on "
+        "untrusted input outside a sandbox you provide",
+    )
+    parser.add_argument(
+        "--verify-load-timeout",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="--verify-load: wall-clock limit per file (default: limits.verify_load_seconds, 300)",
+    )
+    parser.add_argument(
+        "--verify-load-memory",
+        type=_positive_int,
+        metavar="MIB",
+        help="--verify-load: address-space limit of the child, in MiB (default: "
+        "limits.verify_load_memory_bytes, 16 GiB)",
+    )
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,6 +91,13 @@ def run(args: argparse.Namespace) -> int:
         policy = policy.with_fail_on(Severity.parse(args.fail_on))
     if args.ignore:
         policy = replace(policy, ignore=policy.ignore | frozenset(args.ignore))
+    if args.verify_load_timeout is not None:
+        policy = replace(
+            policy, limits=replace(policy.limits, verify_load_seconds=args.verify_load_timeout)
+        )
+    if args.verify_load_memory is not None:
+        memory = args.verify_load_memory * 1024 * 1024
+        policy = replace(policy, limits=replace(policy.limits, verify_load_memory_bytes=memory))
 
     show_progress = not (args.no_progress or args.quiet) and sys.stderr.isatty()
     progress = _Progress() if show_progress else None
@@ -63,6 +106,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.close()
+    if args.verify_load:
+        from modelshield.loaders.verify import verify_report
+
+        report = verify_report(report, policy)
 
     _warn_unknown_rules(args.ignore)
     return emit_report(report, args, policy, source)

@@ -50,6 +50,12 @@ class Limits(Struct, frozen=True):
     max_document_bytes: int = 64 * _MIB
     """Largest text document read whole: requirement and lock files, advisories, manifests,
     API responses."""
+    verify_load_seconds: float = 300.0
+    """``scan --verify-load``: wall-clock budget of the child process that loads one file
+    through the restricted loader; past it the child is killed and the file gets an error."""
+    verify_load_memory_bytes: int = 16 * _GIB
+    """``scan --verify-load``: address space (``RLIMIT_AS``) of that child process; a load that
+    needs more fails with an error record, never a pass."""
 
     def __post_init__(self) -> None:
         """Reject non-positive values (never with ``assert``, which vanishes under ``-O``)."""
