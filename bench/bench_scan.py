@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Scan benchmark: modelshield beside picklescan and modelscan, in one table.
+"""Scan benchmark: modelshield beside picklescan, modelscan and ModelAudit, in one table.
 
 Measured, for each tool, as separate processes (interpreter start-up included, as a user
 or a CI job would see it):
@@ -13,7 +13,8 @@ or a CI job would see it):
 
 "Flagged" means: modelshield, a finding at high or above (and, in its own column, at the
 default medium threshold); picklescan, exit code 1 or a reported dangerous global; modelscan,
-at least one issue. Figures only: nothing here passes or fails.
+at least one issue; ModelAudit, an issue at its ``warning`` or ``critical`` severity (what makes
+it exit 1). Figures only: nothing here passes or fails.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,13 +65,17 @@ class Measured:
     """stdout and stderr together."""
 
 
-def measure(cmd: Sequence[str], timeout: float = 600.0) -> Measured:
+def measure(
+    cmd: Sequence[str], timeout: float = 600.0, extra_env: Mapping[str, str] | None = None
+) -> Measured:
     """Run ``cmd`` and measure its wall time and its own peak RSS (``wait4``).
 
     Bytecode caching is left on for the child, as in a normal installation: with
     ``PYTHONDONTWRITEBYTECODE`` set, a source checkout would recompile on every run.
+    ``extra_env`` is added to the child's environment.
     """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(extra_env or {})
     with tempfile.TemporaryFile() as out:
         start = time.perf_counter()
         proc = subprocess.Popen(
@@ -113,6 +118,8 @@ class Tool:
     """Command for one path; the second argument is a scratch file for a JSON report."""
     judge: Callable[[Measured, str], Verdict]
     """Reads a finished run (and the scratch file) into a verdict."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Environment variables the tool's process gets on top of ours."""
 
 
 def modelshield_command() -> list[str]:
@@ -179,6 +186,38 @@ def modelscan_tool(bindir: Path) -> Tool:
     return Tool(f"modelscan {_version(bindir, 'modelscan')}", cmd, judge)
 
 
+#: ModelAudit's severities that make it exit 1 (``info`` and ``debug`` do not).
+MODELAUDIT_FLAGGING = frozenset({"warning", "critical"})
+
+
+def modelaudit_tool(bindir: Path) -> Tool:
+    """ModelAudit's command line with its JSON report.
+
+    Its result cache is turned off (``--no-cache``), or the best-of-N timings would time a cache
+    lookup; its telemetry is turned off through the variable it documents
+    (``PROMPTFOO_DISABLE_TELEMETRY``). It exits 0 clean, 1 for issues at ``warning`` or
+    ``critical``, 2 for errors or an inconclusive scan; the issues are read from the report, so
+    that a file flagged and also erroring counts as flagged.
+    """
+
+    def cmd(path: str, scratch: str) -> list[str]:
+        base = [str(bindir / "modelaudit"), "scan", "--no-cache", "--quiet"]
+        return [*base, "--format", "json", "--output", scratch, path]
+
+    def judge(run: Measured, scratch: str) -> Verdict:
+        try:
+            document = json.loads(Path(scratch).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return Verdict(False, False, True)
+        issues = document.get("issues") or []
+        flagged = run.code == 1 or any(i.get("severity") in MODELAUDIT_FLAGGING for i in issues)
+        error = bool(document.get("has_errors")) or run.code not in (0, 1)
+        return Verdict(flagged, flagged, error)
+
+    env = {"PROMPTFOO_DISABLE_TELEMETRY": "1", "NO_ANALYTICS": "1"}
+    return Tool(f"ModelAudit {_version(bindir, 'modelaudit')}", cmd, judge, env)
+
+
 def _own_version() -> str:
     from modelshield import __version__
 
@@ -197,7 +236,7 @@ def run_one(tool: Tool, path: str) -> tuple[Measured, Verdict]:
     """Scan one path with one tool."""
     with tempfile.TemporaryDirectory() as tmp:
         scratch = str(Path(tmp) / "report.json")
-        run = measure(tool.file_cmd(path, scratch), timeout=120)
+        run = measure(tool.file_cmd(path, scratch), timeout=120, extra_env=tool.env)
         return run, tool.judge(run, scratch)
 
 
@@ -314,7 +353,9 @@ def table(columns: list[Column], labels: dict[str, str]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the comparison and print the table."""
-    parser = argparse.ArgumentParser(description="modelshield vs picklescan vs modelscan")
+    parser = argparse.ArgumentParser(
+        description="modelshield vs picklescan vs modelscan vs ModelAudit"
+    )
     parser.add_argument("--tools-bin", type=Path, default=REPO / ".venv-bench" / "bin")
     parser.add_argument("--quick", action="store_true", help="skip the per-file corpus runs")
     parser.add_argument("--small-mb", type=int, default=200)
@@ -329,6 +370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     tools = [modelshield_tool()]
     if (args.tools_bin / "python").exists():
         tools += [picklescan_tool(args.tools_bin), modelscan_tool(args.tools_bin)]
+        if (args.tools_bin / "modelaudit").exists():
+            tools.append(modelaudit_tool(args.tools_bin))
     if len(tools) == 1:
         print(f"note: no other scanners in {args.tools_bin} (make bench installs them)")
     columns = [Column(t.name, {}) for t in tools]
@@ -366,7 +409,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(
         "flagged: modelshield = a finding at high or above (rows marked 'at medium': the "
-        "default threshold); picklescan = exit 1 or a dangerous global; modelscan = any issue. "
+        "default threshold); picklescan = exit 1 or a dangerous global; modelscan = any issue; "
+        "ModelAudit = an issue at warning or critical. "
         "Times include interpreter start-up; whole-corpus and checkpoint times are the best "
         f"of {ROUNDS} runs."
     )

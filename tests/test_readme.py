@@ -86,8 +86,18 @@ def test_documented_scan_options_are_the_real_ones() -> None:
     assert documented == real
 
 
-def test_every_limit_is_documented_with_its_default() -> None:
-    section = README[README.index("## Limits") : README.index("## Security model")]
+THREAT_MODEL = (REPO / "docs" / "threat-model.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        README[README.index("## Limits") : README.index("## Security model")],
+        THREAT_MODEL[THREAT_MODEL.index("### The limits") : THREAT_MODEL.index("## Assumptions")],
+    ],
+    ids=["README", "threat-model"],
+)
+def test_every_limit_is_documented_with_its_default(section: str) -> None:
     rows = dict(re.findall(r"^\| `([a-z_]+)` \| ([^|]+) \|", section, flags=re.MULTILINE))
     units = {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
     defaults = Limits()
@@ -128,3 +138,45 @@ def test_rule_ids_in_the_examples_exist() -> None:
     named = set(re.findall(r"\b[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+\b", examples))
     assert named, "the examples should show rule ids"
     assert named <= known, sorted(named - known)
+
+
+DOCUMENTS = sorted(
+    [
+        *(REPO / name for name in ("README.md", "CONTRIBUTING.md", "ARCHITECTURE.md")),
+        REPO / "CHANGELOG.md",
+        *(REPO / "docs").glob("*.md"),
+    ]
+)
+
+
+def _anchors(text: str) -> set[str]:
+    """The anchors GitHub gives a document's headings."""
+    anchors = set()
+    for title in re.findall(r"^#+ (.+)$", text, flags=re.MULTILINE):
+        slug = re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
+        anchors.add(slug)
+    return anchors
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=[d.name for d in DOCUMENTS])
+def test_relative_links_and_anchors_resolve(document: Path) -> None:
+    text = document.read_text(encoding="utf-8")
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if target.startswith(("http://", "https://", "mailto:")):
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (document.parent / path).resolve() if path else document
+        assert linked.exists(), f"{document.name}: {target}"
+        if anchor and linked.suffix == ".md":
+            assert anchor in _anchors(linked.read_text(encoding="utf-8")), (document.name, target)
+
+
+def test_architecture_names_only_modules_that_exist() -> None:
+    """Every ``name.py`` or ``package/name.py`` ARCHITECTURE.md names is a real file."""
+    text = (REPO / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`([\w/]+\.py)`", text))
+    assert len(named) > 10
+    real = [p.relative_to(REPO).as_posix() for p in (REPO / "src").rglob("*.py")]
+    real += [p.relative_to(REPO).as_posix() for p in (REPO / "tests").rglob("*.py")]
+    missing = sorted(n for n in named if not any(r == n or r.endswith(f"/{n}") for r in real))
+    assert not missing
