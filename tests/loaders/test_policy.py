@@ -147,13 +147,13 @@ def test_a_safe_name_that_is_a_dangerous_callable_is_refused(
 def test_a_standard_library_type_under_another_name_is_judged_by_its_own(
     tmp_path: Path, acme: ModuleType
 ) -> None:
-    """``acme_models.Binder`` is ``types.MethodType`` (``builtins:method``), not on the list."""
+    """``acme_models.Binder`` is ``types.MethodType`` (``builtins:method``), denied."""
     path = tmp_path / "model.pkl"
     path.write_bytes(Asm(2).global_("acme_models", "Binder").stop().bytes())
     with pytest.raises(LoadRefused) as info:
         restricted_load(str(path), "pickle", WIDE)
     [finding] = info.value.findings
-    assert finding.rule_id == "PICKLE-IMPORT-UNKNOWN"
+    assert finding.rule_id == "PICKLE-IMPORT-DANGEROUS"
     assert (finding.evidence["callable"], finding.evidence["written_as"]) == (
         "builtins.method",
         "acme_models.Binder",
