@@ -21,6 +21,7 @@ for trusted files; a restricted load does not trust the file).
 from __future__ import annotations
 
 import functools
+import importlib
 from typing import IO, Any
 
 from modelshield.core.findings import Report
@@ -155,7 +156,7 @@ def _header_reader(np: Any) -> Any:
     """numpy's own header parser for every format version (private, by version of numpy)."""
     for owner in ("numpy.lib._format_impl", "numpy.lib.format"):
         try:
-            module = __import__(owner, fromlist=["_read_array_header"])
+            module = importlib.import_module(owner)  # two constant names, never from data
         except ImportError:
             continue
         reader = getattr(module, "_read_array_header", None)
