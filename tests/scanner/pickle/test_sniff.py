@@ -238,3 +238,32 @@ def test_legacy_torch_main_pickle_led_by_frame_loads_and_is_analysed() -> None:
 def test_hostile_frame_led_main_pickle_in_a_legacy_checkpoint_is_found() -> None:
     run = analyze(_legacy_with_frame_led_main_pickle(OS_SYSTEM))
     assert "os.system" in run.callables("PICKLE-CALL-DANGEROUS")
+
+
+# ---- number arguments: where an unpickler reads one, the walk and the interpreter go on ------
+
+number_text = st.text(alphabet="0123456789abcdefxXoObB_+-. eEinfaL\x00\t", max_size=8)
+
+
+def _load_value(data: bytes) -> tuple[bool, object]:
+    for load in (pickle.loads, pickle._loads):  # type: ignore[attr-defined]
+        try:
+            return True, load(data)
+        except Exception:
+            continue
+    return False, None
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from([b"I", b"L", b"F"]), number_text)
+def test_number_arguments_are_read_as_the_unpicklers_read_them(op: bytes, text: str) -> None:
+    arg = text.encode("latin-1")
+    loaded, value = _load_value(op + arg + b"\n.")
+    run = analyze(op + arg + b"\n0" + OS_SYSTEM)
+    if loaded:
+        assert walk(op + arg + b"\n.", persistent_load=False).outcome == STOPPED
+        assert "os.system" in run.callables("PICKLE-CALL-DANGEROUS"), arg
+    else:
+        assert "PICKLE-MALFORMED" in run.rules
+    if loaded and op == b"I" and type(value) is int:
+        assert sniff.int_argument(arg) == value

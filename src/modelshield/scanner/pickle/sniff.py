@@ -486,34 +486,62 @@ def _dotted(name: str) -> bool:
 
 
 def _check_number(code: int, arg: object, at: int) -> None:
-    """INT, LONG and FLOAT arguments as either unpickler parses them (base 0 for integers)."""
+    """INT, LONG and FLOAT arguments as either unpickler parses them."""
     assert isinstance(arg, bytes)
-    head = arg.split(b"\x00", 1)[0]  # C parses up to a NUL
-    if code == 0x49:  # INT: C tries strtol (base 0), then int(base 0); Python int(base 0)
-        if arg.startswith(b"\x00") or _STRTOL.fullmatch(head) or _int0(arg) or _int0(head):
-            return
-        raise _Fail(at, "INT: invalid literal")
-    if code == 0x4C:  # LONG: an optional trailing L, then int(base 0)
-        text = arg[:-1] if arg.endswith(b"L") else arg
-        if _int0(text) or _int0(text.split(b"\x00", 1)[0]):
-            return
-        raise _Fail(at, "LONG: invalid literal")
+    parse = {0x49: int_argument, 0x4C: long_argument}.get(code, float_argument)
+    if parse(arg) is None:
+        raise _Fail(at, f"{OPCODES[code].name}: invalid literal")
+
+
+def int_argument(arg: bytes) -> int | None:
+    """An INT argument (without its newline) as the C unpickler (``strtol`` in base 0 up to
+    a NUL, then ``int`` in base 0) or the Python one (``int`` in base 0) reads it; None where
+    both raise. ``00`` and ``01`` are the booleans protocol 0 writes."""
+    if arg in (b"00", b"01"):
+        return int(arg)
+    head = arg.split(b"\x00", 1)[0]
+    if not head and arg:
+        return 0  # strtol read nothing and stopped at a NUL
+    if _STRTOL.fullmatch(head):
+        text = head.strip().decode("ascii")
+        sign, digits = (-1, text[1:]) if text[:1] == "-" else (1, text.lstrip("+"))
+        if digits[:2] in ("0x", "0X"):
+            return sign * int(digits[2:], 16)
+        return sign * int(digits, 8 if digits.startswith("0") else 10)
+    return _int0(arg)
+
+
+def long_argument(arg: bytes) -> int | None:
+    """A LONG argument (a trailing ``L`` dropped) read with ``int`` in base 0, by C up to a
+    NUL; None where both unpicklers raise."""
+    text = arg[:-1] if arg.endswith(b"L") else arg
+    value = _int0(text)
+    return value if value is not None else _int0(text.split(b"\x00", 1)[0])
+
+
+def float_argument(arg: bytes) -> float | None:
+    """A FLOAT argument as ``float`` (Python) or ``PyOS_string_to_double`` up to a NUL (C)
+    reads it; None where both raise."""
     try:
-        float(arg)
+        return float(arg)
     except ValueError:
-        match = _C_FLOAT.match(arg)  # C: PyOS_string_to_double, then a NUL or the newline
-        if match is None or arg[match.end() : match.end() + 1] not in (b"", b"\x00"):
-            raise _Fail(at, "FLOAT: could not convert string to float") from None
+        pass
+    match = _C_FLOAT.match(arg)
+    if match is None or arg[match.end() : match.end() + 1] not in (b"", b"\x00"):
+        return None
+    try:
+        return float(match.group())
+    except (ValueError, OverflowError):  # pragma: no cover - the pattern is a float
+        return None
 
 
-def _int0(text: bytes) -> bool:
+def _int0(text: bytes) -> int | None:
     if not text:
-        return False
+        return None
     try:
-        int(text, 0)
+        return int(text, 0)
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def _decimal(arg: bytes, at: int) -> int:
