@@ -64,7 +64,8 @@ def rare_opcode(
         else:
             number = long_argument(arg) if op == 0x4C else float_argument(arg)
         if number is None:
-            raise StreamError(opos, f"{opname(op)} argument {arg[:40]!r} is not a number")
+            kind = "a number" if op == 0x46 else "an integer"
+            raise StreamError(opos, f"{opname(op)} argument {arg[:40]!r} is not {kind}")
         push(number)
     elif op == 0x53:  # STRING
         arg, pos = line(data, pos, size, opos)
