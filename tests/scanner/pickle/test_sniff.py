@@ -267,3 +267,11 @@ def test_number_arguments_are_read_as_the_unpicklers_read_them(op: bytes, text: 
         assert "PICKLE-MALFORMED" in run.rules
     if loaded and op == b"I" and type(value) is int:
         assert sniff.int_argument(arg) == value
+
+
+def test_strict_sniffing_takes_a_complete_protocol_0_pickle_that_imports() -> None:
+    # Opaque data (a tensor storage) that is exactly such a pickle is worth analysing; random
+    # float data starting like one is not.
+    assert looks_like_pickle(OS_SYSTEM + bytes(30), strict=True, partial=True)
+    assert not looks_like_pickle(OS_SYSTEM[:-1] + bytes(30), strict=True, partial=True)
+    assert not looks_like_pickle(b"\x80\x02" + struct.pack("<8d", *range(8)), strict=True)

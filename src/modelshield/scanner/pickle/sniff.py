@@ -126,10 +126,11 @@ def looks_like_pickle(
     if whole:
         return w.outcome == STOPPED and w.end == stop
     if strict:
-        if w.outcome == STOPPED and w.imports:
-            return True
         covered = w.outcome == STOPPED or (w.end - start) * 2 >= stop - start
-        return w.outcome in (STOPPED, OPS, MORE) and w.ops >= 6 and covered and not w.imports
+        if w.outcome in (STOPPED, OPS, MORE) and w.ops >= 6 and covered:
+            return True
+        w = walk(data, start, stop, max_ops=max_ops, partial=partial)
+        return w.outcome == STOPPED and w.imports > 0
     return w.outcome in (STOPPED, OPS, MORE) or (w.imports > 0 and w.calls > 0)
 
 
