@@ -231,13 +231,22 @@ def _is_zlib(head: bytes) -> bool:
 
 
 def _is_joblib_zfile(head: bytes) -> bool:
-    """joblib's pre-0.10 format: ``ZF``, the inflated length in hex padded to 19, zlib data."""
-    if not head.startswith(b"ZF0x") or len(head) < 24:
+    """joblib's pre-0.10 format, as ``joblib.numpy_pickle_compat.read_zfile`` reads it: ``ZF``,
+    the inflated length as 19 characters that ``int(..., 16)`` reads (``0x28`` padded with
+    spaces; any case, sign or spacing it accepts), an optional space, then a zlib stream."""
+    if not head.startswith(b"ZF") or len(head) < 24:
         return False
-    if not re.fullmatch(rb"0x[0-9a-f]+ *", head[2:21]):
+    try:
+        if int(head[2:21], 16) < 0:
+            return False
+    except ValueError:
         return False
     start = 22 if head[21:22] == b" " else 21
-    return _is_zlib(head[start:])
+    try:
+        zlib.decompressobj(15).decompress(head[start:], _HEAD)
+    except zlib.error:
+        return False
+    return True
 
 
 def _is_onnx(head: bytes) -> bool:

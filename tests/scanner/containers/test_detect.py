@@ -435,3 +435,31 @@ def test_zeros_and_float_data_are_not_lzma() -> None:
 )
 def test_ordinary_kinds(head: bytes, kind: str | None) -> None:
     assert ordinary_kind(head) == kind
+
+
+# ---- joblib's pre-0.10 'ZF' files, as joblib's read_zfile reads them ------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    # Spellings of the right length (joblib also checks the inflated length, after inflating),
+    # and some it refuses.
+    st.sampled_from(["{:#x}", "{:#X}", "{:x}", "{:X}", "+{:#x}", "{:_x}", "0x{:_x}", "{:x}g"]),
+    st.integers(0, 6),
+    st.booleans(),
+    st.sampled_from([b"", b" "]),
+)
+def test_joblib_zfile_detection_matches_read_zfile(
+    spelling: str, left: int, left_pad: bool, extra: bytes
+) -> None:
+    from joblib.numpy_pickle_compat import read_zfile
+
+    inner = pickle.dumps(PAYLOAD) * 3
+    text = " " * left + spelling.format(len(inner)) if left_pad else spelling.format(len(inner))
+    field = text.ljust(19)[:19].encode()
+    data = b"ZF" + field + extra + zlib.compress(inner)
+    try:
+        accepted = read_zfile(io.BytesIO(data)) == inner
+    except Exception:
+        accepted = False
+    assert (fmt(data) is Format.JOBLIB_ZFILE) == accepted, field
