@@ -20,7 +20,7 @@ from modelshield.core.policy import Policy
 from modelshield.core.rules import rule_is_incomplete
 from modelshield.scanner.detect import detect
 from modelshield.scanner.memio import Buffer
-from modelshield.scanner.registry import Format, handler_for
+from modelshield.scanner.registry import Format, byte_zero_pass, handler_for
 from modelshield.scanner.rules import SCAN_FORMAT_NOT_ANALYSED
 
 if TYPE_CHECKING:
@@ -184,6 +184,9 @@ class ScanContext(Struct):
         if fmt is None:
             fmt = detect(data)
         self.saw_format(fmt.value)
+        as_pickle = byte_zero_pass(fmt)
+        if as_pickle is not None:
+            as_pickle(self, data, location)
         handler = handler_for(fmt)
         if handler is not None:
             self.check_deadline(location)

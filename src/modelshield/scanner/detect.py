@@ -8,28 +8,23 @@ something else.
 
 from __future__ import annotations
 
-import functools
 import io
 import lzma
 import re
 import struct
-import warnings
 import zlib
 from pathlib import PurePath
-from typing import TYPE_CHECKING
 
 from modelshield.core.findings import Finding, Location
+from modelshield.scanner.memio import Buffer, MemoryviewIO
+from modelshield.scanner.pickle.sniff import looks_like_pickle
 from modelshield.scanner.registry import FORMATS, Format, formats_for_extension
 from modelshield.scanner.rules import FORMAT_EXTENSION_MISMATCH
 from modelshield.scanner.zipreader import find_end_record
 
-if TYPE_CHECKING:
-    import pickletools
-
-
 #: How much of a buffer's start the sniffers look at.
 _HEAD = 4096
-#: Where a protocol-0/1 pickle grammar check stops (opcodes are short; a real pickle has many).
+#: Opcodes a pickle sniff follows before it calls the buffer a pickle (a real one has many).
 _MAX_SNIFF_OPCODES = 64
 
 #: Magic numbers at offset 0, from the format table, in its order.
@@ -38,23 +33,6 @@ _MAGIC: tuple[tuple[bytes, Format], ...] = tuple(
 )
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _BZIP2_BLOCK = (b"1AY&SY", b"\x17rE8P\x90")  # first block, or end of stream (empty input)
-_IDENT = re.compile(rb"^[A-Za-z_][A-Za-z0-9_.]*$")
-_LEGACY_PICKLE_STARTS = frozenset(b"(ci]})ldNILFSVXUTBKMGJ")
-
-
-@functools.cache
-def _pickle_opcode_bytes() -> frozenset[bytes]:
-    """Every opcode byte of protocols 0-5 (from the pickle interpreter's own table, which a
-    test compares with :mod:`pickletools`; imported late: that package imports this one)."""
-    from modelshield.scanner.pickle.opcodes import OPCODES
-
-    return frozenset(bytes([code]) for code in OPCODES)
-
-
-_GLOBAL_OPS = frozenset({"GLOBAL", "INST"})
-# Protocol-0 text opcodes other than GLOBAL/INST: they swallow arbitrary bytes up to a newline,
-# so in random data they "decode" far too easily to count as evidence in a strict check.
-_TEXT_OPS = frozenset({"INT", "LONG", "FLOAT", "STRING", "UNICODE", "PERSID", "GET", "PUT"})
 
 
 def detect(data: memoryview) -> Format:
@@ -66,6 +44,8 @@ def detect(data: memoryview) -> Format:
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")):
         return Format.ZIP
     fmt = _by_magic(head, size)
+    if fmt is None and head[0] == 0x80 and _is_pickle(data):
+        fmt = Format.PICKLE  # a protocol header: nothing else starts with 0x80 0x00-0x05
     if fmt is not None:
         # A polyglot that starts like something else and ends like a zip is opened as a zip
         # (the zip handler also scans the prefix), but only when the zip ends exactly at the
@@ -77,19 +57,31 @@ def detect(data: memoryview) -> Format:
         return Format.ZIP
     if _hdf5_superblock(data):
         return Format.HDF5
-    if _is_tar(head):
+    if is_tar(data):
         return Format.TAR
-    if _is_lzma_alone(head):
+    if is_lzma_alone(head, complete=size <= len(head)):
         return Format.LZMA
     if _is_zlib(head):
         return Format.ZLIB
     if _is_joblib_zfile(head):
         return Format.JOBLIB_ZFILE
-    if looks_like_pickle(head, complete=size <= _HEAD):
+    if _is_pickle(data):
         return Format.PICKLE
     if _is_onnx(head):
         return Format.ONNX
     return Format.UNKNOWN
+
+
+def _is_pickle(data: memoryview) -> bool:
+    """Whether an unpickler reading from byte 0 accepts the start of ``data`` as a pickle.
+
+    Every loader that falls back to pickle (``pickle.load``, ``torch.load`` on a non-zip file,
+    ``joblib.load``, ``numpy.load(allow_pickle=True)``) starts at byte 0, and CPython accepts
+    any opcode there that does not fail on an empty machine (a ``FRAME``, ``SHORT_BINBYTES``,
+    ``PROTO 0``...). Content it fails on before importing and calling anything is left to the
+    tolerant pass that every unrecognised buffer gets.
+    """
+    return looks_like_pickle(data, max_ops=_MAX_SNIFF_OPCODES)
 
 
 def _by_magic(head: bytes, size: int) -> Format | None:
@@ -105,9 +97,6 @@ def _by_magic(head: bytes, size: int) -> Format | None:
             return Format.GGUF
     if _is_safetensors(head, size):
         return Format.SAFETENSORS
-    proto_header = len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5
-    if proto_header and (len(head) == 2 or head[2:3] in _pickle_opcode_bytes()):
-        return Format.PICKLE
     return None
 
 
@@ -133,33 +122,99 @@ def _hdf5_superblock(data: memoryview) -> bool:
     return False
 
 
-def _is_tar(head: bytes) -> bool:
-    if len(head) < 512:
-        return False
-    block = head[:512]
-    if block[257:262] == b"ustar":
-        return True
-    # Old (v7) tar: no magic, but a header checksum computed with the field read as spaces.
-    field = block[148:156].replace(b"\x00", b" ").strip()
-    if not field or not all(48 <= c <= 55 for c in field) or block[0] == 0:
-        return False
-    expected = int(field, 8)
-    return expected == sum(block[:148]) + 8 * 32 + sum(block[156:])
+# ---- tar, as Python's tarfile reads a first header (torch.load tries it on every non-zip) ----
+
+#: Number fields tarfile parses in every header (mode, uid, gid, size, mtime, devmajor,
+#: devminor); a field it cannot parse makes the header invalid.
+_TAR_NUMBERS = ((100, 108), (108, 116), (116, 124), (124, 136), (136, 148), (329, 337), (337, 345))
 
 
-def _is_lzma_alone(head: bytes) -> bool:
-    """LZMA-alone (``.lzma``, joblib's ``lzma`` compressor): properties, dictionary size, size."""
-    if len(head) < 13 or head[0] != 0x5D:
+def is_tar(data: Buffer) -> bool:
+    """Whether Python's ``tarfile`` (which ``torch.load`` tries on every file that is not a
+    zip) opens ``data`` and reads a first member.
+
+    The first header is checked here as ``tarfile.TarInfo.frombuf`` checks it: not an all-zero
+    block, every number field readable (octal text or base-256), and a checksum equal to the
+    unsigned or the signed sum of the header with the checksum field read as spaces. The
+    ``ustar`` magic is not needed: old (v7) headers have none, and a header with the magic but
+    a bad checksum is refused. Only a header that passes is handed to ``tarfile`` itself, for
+    what follows it (GNU long names, pax records).
+    """
+    if len(data) < 512 or not _tar_header_ok(bytes(data[:512])):
         return False
-    (dict_size,) = struct.unpack_from("<I", head, 1)
-    plausible = any(dict_size in (1 << n, 3 << (n - 1)) for n in range(12, 31))
-    if not plausible:
-        return False
+    import tarfile  # only for buffers whose first block is a valid tar header
+
     try:
-        lzma.LZMADecompressor(lzma.FORMAT_ALONE).decompress(head, max_length=_HEAD)
+        with tarfile.open(fileobj=io.BufferedReader(MemoryviewIO(memoryview(data))), mode="r:"):
+            return True
+    except Exception:  # tarfile raises several kinds on hostile headers: not a tar it reads
+        return False
+
+
+def _tar_header_ok(block: bytes) -> bool:
+    """``tarfile.TarInfo.frombuf``'s checks of one 512-byte header."""
+    if block.count(0) == 512:
+        return False
+    checksum = _tar_number(block[148:156])
+    if checksum is None or any(_tar_number(block[a:b]) is None for a, b in _TAR_NUMBERS):
+        return False
+    unsigned = 256 + sum(block[:148]) + sum(block[156:])
+    signed = unsigned - 256 * sum(1 for c in (*block[:148], *block[156:]) if c >= 0x80)
+    return checksum in (unsigned, signed)
+
+
+def _tar_number(field: bytes) -> int | None:
+    """A tar number field the way ``tarfile.nti`` reads it, or None where it raises."""
+    if field[0] in (0o200, 0o377):
+        value = int.from_bytes(field[1:], "big")
+        return value - 256 ** (len(field) - 1) if field[0] == 0o377 else value
+    text = field.split(b"\x00", 1)[0]
+    try:
+        return int(text.decode("ascii").strip() or "0", 8)
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+# ---- compressed streams ------------------------------------------------------------------
+
+
+def is_lzma_alone(head: bytes, *, complete: bool) -> bool:
+    """An LZMA-alone stream (``.lzma``; joblib's ``lzma`` compressor) that liblzma decodes.
+
+    The header is the one ``lzma.open``, ``pandas.read_pickle`` and joblib accept (liblzma's
+    ``.lzma`` detection): properties with lc + lp <= 4 and pb <= 4; a dictionary size of 2**n
+    or 2**n + 2**(n-1) bytes (any n), or 0xFFFFFFFF; an uncompressed size that is unknown (all
+    ones) or below 256 GiB. The first bytes must then decode without error. Because a run of
+    zero bytes after such a header decodes (to zeros) without end, a stream must decode to
+    something else, and a ``complete`` buffer (``head`` is all of it) must reach its end: a
+    file of zeros, or float data that starts with them, is not taken for a compressed stream.
+    """
+    if len(head) < 14 or head[13] != 0:  # the range coder's first byte is always 0
+        return False
+    props = head[0]
+    if props > 224 or props % 9 + (props // 9) % 5 > 4:
+        return False
+    dict_size, usize = struct.unpack_from("<IQ", head, 1)
+    if not (_lzma_dict_size_ok(dict_size) and (usize == (1 << 64) - 1 or usize < 1 << 38)):
+        return False
+    decoder = lzma.LZMADecompressor(lzma.FORMAT_ALONE)
+    try:
+        out = decoder.decompress(head, max_length=_HEAD)
     except lzma.LZMAError:
         return False
-    return True
+    if not out.strip(b"\x00"):
+        return False
+    return decoder.eof or not (complete and decoder.needs_input)
+
+
+def _lzma_dict_size_ok(size: int) -> bool:
+    """liblzma's check (alone_decoder.c): 2**n or 2**n + 2**(n-1), in 32-bit arithmetic."""
+    if size == 0xFFFFFFFF:
+        return True
+    d = (size - 1) & 0xFFFFFFFF
+    for shift in (2, 3, 4, 8, 16):
+        d |= d >> shift
+    return (d + 1) & 0xFFFFFFFF == size
 
 
 def _is_zlib(head: bytes) -> bool:
@@ -176,13 +231,22 @@ def _is_zlib(head: bytes) -> bool:
 
 
 def _is_joblib_zfile(head: bytes) -> bool:
-    """joblib's pre-0.10 format: ``ZF``, the inflated length in hex padded to 19, zlib data."""
-    if not head.startswith(b"ZF0x") or len(head) < 24:
+    """joblib's pre-0.10 format, as ``joblib.numpy_pickle_compat.read_zfile`` reads it: ``ZF``,
+    the inflated length as 19 characters that ``int(..., 16)`` reads (``0x28`` padded with
+    spaces; any case, sign or spacing it accepts), an optional space, then a zlib stream."""
+    if not head.startswith(b"ZF") or len(head) < 24:
         return False
-    if not re.fullmatch(rb"0x[0-9a-f]+ *", head[2:21]):
+    try:
+        if int(head[2:21], 16) < 0:
+            return False
+    except ValueError:
         return False
     start = 22 if head[21:22] == b" " else 21
-    return _is_zlib(head[start:])
+    try:
+        zlib.decompressobj(15).decompress(head[start:], _HEAD)
+    except zlib.error:
+        return False
+    return True
 
 
 def _is_onnx(head: bytes) -> bool:
@@ -200,135 +264,50 @@ def _is_onnx(head: bytes) -> bool:
     return head[2] in b"\x3a\x42"
 
 
-def looks_like_pickle(head: bytes, *, complete: bool, strict: bool = False) -> bool:
-    """Whether ``head`` (a buffer's first bytes) starts a pickle.
+# ---- ordinary files ------------------------------------------------------------------------
 
-    Protocol 2+ pickles start with ``PROTO``; protocol 0/1 pickles have no header, so their
-    first opcodes are decoded and checked against the stack and mark discipline. ``complete``
-    says that ``head`` is the whole buffer (its end is the end of the data). With ``strict``,
-    even a ``PROTO`` header must be followed by opcodes that decode cleanly up to the end of
-    ``head``: used to sniff raw tensor data, where a loose check would fire by chance.
+#: Magic numbers of files no model loader executes: pictures, documents, and data formats
+#: whose usual names collide with model names (IDL and SPSS ``.sav``, GGML ``.bin``).
+_ORDINARY_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"%PDF-", "a PDF document"),
+    (b"SR\x00\x04", "an IDL save file"),
+    (b"SR\x00\x06", "an IDL save file"),
+    (b"$FL2", "an SPSS data file"),
+    (b"$FL3", "an SPSS data file"),
+    (b"lmgg", "a GGML model"),
+    (b"fmgg", "a GGML model"),
+    (b"tjgg", "a GGML model"),
+)
+_TEXT_CONTROLS = frozenset(b"\t\n\r\f\v\x1b")
+
+
+def ordinary_kind(head: bytes) -> str | None:
+    """What an ordinary file that no model loader executes is (an image, a PDF, UTF-8 text, a
+    data file of a known format), or None.
+
+    Used only to keep the unrecognised-content rule quiet on licences, READMEs, pictures and
+    data files that share a model's file name: such content is still read as a pickle from
+    byte 0 like any other.
     """
-    if not head:
-        return False
-    if head[0] == 0x80:
-        if len(head) < 2 or not 2 <= head[1] <= 5:
-            return False
-        if not strict:
-            return len(head) == 2 or head[2:3] in _pickle_opcode_bytes()
-        # Whole opcodes must cover most of the window: an argument that swallows the rest of
-        # it proves nothing.
-        verdict = _grammar(head, complete=False, strict=True)
-        covered = verdict.stopped or verdict.end * 2 >= len(head)
-        return verdict.valid and verdict.ops >= 6 and covered
-    if head[0] not in _LEGACY_PICKLE_STARTS:
-        return False
-    verdict = _grammar(head, complete=complete)
-    if verdict.valid:
-        return (verdict.stopped and verdict.ops >= 2) or verdict.ops >= 3 or verdict.globals > 0
-    # A pickle whose payload comes first and whose tail is broken (nullifAI) is still a
-    # pickle: the analyzer reports the payload and the malformation.
-    return verdict.globals > 0 and not strict
-
-
-class _Verdict:
-    __slots__ = ("end", "globals", "ops", "stopped", "valid")
-
-    def __init__(self) -> None:
-        self.end = 0
-        self.ops = 0
-        self.globals = 0
-        self.stopped = False
-        self.valid = True
-
-
-def _grammar(head: bytes, *, complete: bool, strict: bool = False) -> _Verdict:
-    """Decode opcodes with pickletools (no execution) and check stack and mark use."""
-    verdict = _Verdict()
-    stream = io.BytesIO(head)
+    for magic, kind in _ORDINARY_MAGIC:
+        if head.startswith(magic):
+            return kind
+    text = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
+    if not text:
+        return None
     try:
-        with warnings.catch_warnings():
-            # pickletools decodes STRING arguments with codecs.escape_decode, which warns
-            # about bad escapes in hostile data; the warning says nothing the verdict does not.
-            warnings.simplefilter("ignore")
-            _walk(stream, verdict, strict)
-    except ValueError:
-        # Running out of bytes at the end of the window (or of a truncated file) is not a
-        # grammar error; anything else is.
-        at_end = stream.tell() >= len(head)
-        verdict.valid = at_end and (not complete or verdict.ops > 0)
-    return verdict
-
-
-def _walk(stream: io.BytesIO, verdict: _Verdict, strict: bool) -> None:
-    import pickletools  # only for files that may be headerless pickles
-
-    stack: list[bool] = []  # True marks a MARK
-    memo: set[object] = set()
-    for op, arg, pos in pickletools.genops(stream):
-        if (
-            (op.name in _GLOBAL_OPS and not _global_arg_ok(arg))
-            or (op.name == "PROTO" and (not isinstance(arg, int) or arg > 5 or (strict and pos)))
-            or (strict and not _strict_ok(op.name, arg, memo))
-            or not _apply_stack(op, stack)
-        ):
-            verdict.valid = False
-            return
-        verdict.ops += 1
-        verdict.end = stream.tell()
-        verdict.globals += op.name in _GLOBAL_OPS
-        if op.name == "STOP":
-            verdict.stopped = True
-            return
-        if verdict.ops >= _MAX_SNIFF_OPCODES:
-            return
-
-
-def _strict_ok(name: str, arg: object, memo: set[object]) -> bool:
-    """Extra checks for opaque data: no text opcodes, no extension codes, no unknown memo."""
-    if name in _TEXT_OPS or name.startswith("EXT"):
-        return False
-    if name == "MEMOIZE":
-        memo.add(len(memo))
-    elif name.endswith("PUT"):
-        memo.add(arg)
-    elif name.endswith("GET"):
-        return arg in memo
-    return True
-
-
-def _global_arg_ok(arg: object) -> bool:
-    if not isinstance(arg, str) or " " not in arg:
-        return False
-    module, _, name = arg.partition(" ")
-    return all(_IDENT.match(part.encode("latin-1", "replace")) for part in (module, name))
-
-
-def _apply_stack(op: pickletools.OpcodeInfo, stack: list[bool]) -> bool:
-    """Mirror ``pickletools.dis``'s stack checks on a stack of mark flags; False if broken."""
-    import pickletools
-
-    before, after = op.stack_before, op.stack_after
-    if pickletools.markobject in before:
-        if True not in stack:
-            return False
-        top_mark = len(stack) - 1 - stack[::-1].index(True)
-        below = before.index(pickletools.markobject)
-        if top_mark < below:
-            return False
-        del stack[top_mark - below :]
-    elif op.name == "POP" and stack and stack[-1]:
-        stack.pop()
-    else:
-        count = len(before)
-        if len(stack) < count or any(stack[len(stack) - count :]):
-            return False
-        del stack[len(stack) - count :]
-    if pickletools.markobject in after:
-        stack.append(True)
-    else:
-        stack.extend(False for _ in after)
-    return True
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(text) - 3:  # only a character cut by the end of the window is allowed
+            return None
+        decoded = text[: e.start].decode("utf-8")
+    if any((ord(c) < 0x20 and ord(c) not in _TEXT_CONTROLS) or ord(c) == 0x7F for c in decoded):
+        return None
+    return "text"
 
 
 # ---- embedded content ----------------------------------------------------------------------
@@ -365,7 +344,7 @@ def sniff_strong(head: bytes) -> Format | None:
     for magic, fmt in _MAGIC:
         if head.startswith(magic):
             return fmt
-    if looks_like_pickle(head, complete=False, strict=True):
+    if looks_like_pickle(head, strict=True, partial=True):
         return Format.PICKLE
     return None
 

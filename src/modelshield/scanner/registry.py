@@ -17,6 +17,7 @@ and the module that holds its handler (see ``ARCHITECTURE.md``).
 from __future__ import annotations
 
 import enum
+import functools
 import importlib
 from collections.abc import Mapping
 from pathlib import PurePath
@@ -124,7 +125,8 @@ FORMATS: tuple[FormatSpec, ...] = (
         Format.JOBLIB_ZFILE, "compressed:scan_joblib_zfile", (), _COMPRESSED_MODEL_EXTENSIONS
     ),
     FormatSpec(Format.ONNX, None, (), (".onnx",)),
-    FormatSpec(Format.UNKNOWN),
+    # Content of no known format: read as a pickle, and reported under a loader's file name.
+    FormatSpec(Format.UNKNOWN, "unknown:scan_unknown"),
     FormatSpec(Format.EMPTY),
 )
 """Every format, with its facts. A test checks that every :class:`Format` has one row and that
@@ -166,6 +168,18 @@ def model_extension(name: str) -> str | None:
     return None
 
 
+BYTE_ZERO_PASS = "unknown:read_as_pickle"
+"""The handler every recognised format that is not a pickle also gets, before its own: a pickle
+loader reads any file from byte 0, so a polyglot (a tar header whose member name is a pickle)
+is read both ways. It reports only what an unpickler would run (``formats/unknown.py``)."""
+
+#: Formats the byte-zero pass is not run on: pickles (their handler reads byte 0 already),
+#: unknown content (its handler does the same pass), zips (their handler analyses whatever
+#: comes before the first entry by content) and empty buffers.
+_READ_AS_PICKLE = frozenset(
+    {Format.PICKLE, Format.TORCH_LEGACY, Format.UNKNOWN, Format.ZIP, Format.EMPTY}
+)
+
 _HANDLERS: dict[Format, Handler | None] = {}
 
 
@@ -176,11 +190,23 @@ def handler_for(fmt: Format) -> Handler | None:
     except KeyError:
         pass
     ref = _BY_FORMAT[fmt].handler
-    handler: Handler | None = None
-    if ref is not None:
-        module, _, function = ref.partition(":")
-        handler = getattr(
-            importlib.import_module(f"modelshield.scanner.formats.{module}"), function
-        )
+    handler = None if ref is None else _resolve(ref)
     _HANDLERS[fmt] = handler
+    return handler
+
+
+def byte_zero_pass(fmt: Format) -> Handler | None:
+    """The :data:`BYTE_ZERO_PASS` handler for content of ``fmt``, or None where it is not run."""
+    if fmt in _READ_AS_PICKLE:
+        return None
+    return _resolve(BYTE_ZERO_PASS)
+
+
+@functools.cache
+def _resolve(ref: str) -> Handler:
+    """Import ``module:function`` under ``modelshield.scanner.formats``."""
+    module, _, function = ref.partition(":")
+    handler: Handler = getattr(
+        importlib.import_module(f"modelshield.scanner.formats.{module}"), function
+    )
     return handler

@@ -24,9 +24,10 @@ from modelshield.scanner.detect import (
     detect,
     executable_kind,
     extension_mismatch,
-    looks_like_pickle,
+    ordinary_kind,
     sniff_strong,
 )
+from tests.scanner.containers.conftest import PickleCall, rule_ids, scan
 from tests.scanner.containers.zipbuild import Entry, build_zip
 
 
@@ -53,6 +54,7 @@ def _tar(members: dict[str, bytes], fmt_: int = tarfile.PAX_FORMAT) -> bytes:
 
 
 PAYLOAD = {"weights": [1.0, 2.0], "name": "model"}
+HOSTILE = b"cos\nsystem\n(S'id'\ntR."  # built byte by byte, never loaded
 
 
 def test_empty_buffer_is_empty() -> None:
@@ -71,7 +73,6 @@ def test_every_protocol_pickle_is_detected(protocol: int, obj: object) -> None:
     "stream",
     [
         b"cos\nsystem\n(S'id'\ntR.",  # classic protocol-0 payload
-        b"cos\nsystem\n",  # truncated right after the GLOBAL
         b"cposix\nsystem\n(S'ls'\ntR\xff\xff garbage after the payload",  # nullifAI-style tail
         b"(i__builtin__\nexec\n(S'print(1)'\ntb.",  # INST first
         b"I12345\n.",  # pickle.loads payload of GHSA nested pickles
@@ -93,6 +94,8 @@ def test_hand_written_protocol_0_pickles_are_detected(stream: bytes) -> None:
         b'{"architectures": ["Bert"]}',
         b"]",
         b"\x80\x06\x95",  # PROTO with an unknown protocol
+        b"\x80\x02}\xff",  # a header, then an opcode no unpickler knows
+        b"cos\nsystem\n",  # truncated right after the GLOBAL: nothing is called
     ],
 )
 def test_text_and_lookalikes_are_not_pickles(text: bytes) -> None:
@@ -224,7 +227,6 @@ def test_strict_sniffing_ignores_float_data_that_starts_like_a_pickle() -> None:
         hits += sniff_strong(head) is not None
     assert hits == 0
     assert sniff_strong(pickle.dumps(PAYLOAD, 2)[:64]) is Format.PICKLE
-    assert looks_like_pickle(b"\x80\x02}\xff", complete=True)  # loose: a header is enough
 
 
 def test_onnx_header_but_not_tensorflow_saved_model() -> None:
@@ -273,4 +275,191 @@ def test_corpus_lookalikes(corpus_dir: Path) -> None:
     assert fmt((base / "data" / "malicious1.7z").read_bytes()) is Format.SEVENZIP
     assert fmt((base / "data" / "pytorch_model.bin").read_bytes()) is Format.TORCH_LEGACY
     for path in (base / "data").glob("*.pkl"):
-        assert fmt(path.read_bytes()) is Format.PICKLE, path.name
+        # broken_model.pkl fails (a BINUNICODE longer than the file) before it calls exec:
+        # not a pickle a loader reads; its import is reported by the tolerant pass.
+        expected = Format.UNKNOWN if path.name == "broken_model.pkl" else Format.PICKLE
+        assert fmt(path.read_bytes()) is expected, path.name
+
+
+# ---- tar headers as Python's tarfile reads them (torch.load tries tarfile on every non-zip) ---
+
+
+def _opens_as_tar(data: bytes) -> bool:
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
+            return archive.firstmember is not None
+    except Exception:
+        return False
+
+
+def _checksum_field(block: bytearray, signed: bool, spelling: str) -> bytes:
+    block = bytearray(block)
+    block[148:156] = b" " * 8
+    total = sum(c - 256 if signed and c >= 0x80 else c for c in block)
+    if total < 0:
+        return b"\xff" + (total % 256**7).to_bytes(7, "big")  # base-256, negative
+    return (spelling % total).encode()[:8].ljust(8, b"\x00")
+
+
+def _v7(members: dict[str, bytes], *, signed: bool = False) -> bytes:
+    """An old (v7) tar: no ustar magic, checksum computed over signed or unsigned bytes."""
+    data = bytearray(_tar(members, tarfile.GNU_FORMAT))
+    block = data[:512]
+    block[257:265] = bytes(8)
+    block[148:156] = _checksum_field(block, signed, "%06o\x00 ")
+    data[:512] = block
+    return bytes(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from([tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT, tarfile.PAX_FORMAT]),
+    st.text(min_size=1, max_size=30).filter(lambda n: "\x00" not in n and "/" not in n),
+    st.lists(st.tuples(st.integers(0, 511), st.integers(0, 255)), max_size=3),
+    st.sampled_from([None, "%06o\x00 ", "%07o\x00", "  %o\x00", "%o", "%06o  "]),
+    st.booleans(),
+)
+def test_tar_detection_matches_tarfile(
+    fmt_: int, name: str, edits: list[tuple[int, int]], spelling: str | None, signed: bool
+) -> None:
+    data = bytearray(_tar({name: b"payload"}, fmt_)[:2048])
+    for offset, value in edits:
+        data[offset] = value
+    if spelling is not None:
+        data[148:156] = _checksum_field(data[:512], signed, spelling)
+    raw = bytes(data)
+    assert (fmt(raw) is Format.TAR) == _opens_as_tar(raw), raw[:512]
+
+
+def test_v7_tar_with_a_signed_checksum_is_opened(pickle_calls: list[PickleCall]) -> None:
+    # A non-ASCII member name makes the signed and unsigned sums differ: tarfile accepts both.
+    data = _v7({"modèle/pickle": pickle.dumps(PAYLOAD)}, signed=True)
+    assert _opens_as_tar(data)
+    assert fmt(data) is Format.TAR
+
+
+def test_hostile_member_of_a_signed_checksum_tar_is_found(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    path.write_bytes(_v7({"modèle/pickle": HOSTILE}, signed=True))
+    assert "PICKLE-CALL-DANGEROUS" in rule_ids(scan(path))
+
+
+def test_tar_header_whose_name_is_a_pickle_is_read_both_ways(tmp_path: Path) -> None:
+    # A polyglot: a valid tar for tarfile whose first bytes (the member name) are a pickle
+    # that pickle.load (torch.load's fallback when tarfile is not used) runs.
+    data = _tar({HOSTILE.decode("latin-1"): b"x"}, tarfile.GNU_FORMAT)
+    assert fmt(data) is Format.TAR
+    path = tmp_path / "model.bin"
+    path.write_bytes(data)
+    assert "PICKLE-CALL-DANGEROUS" in rule_ids(scan(path))
+
+
+# ---- LZMA-alone headers as liblzma reads them --------------------------------------------------
+
+
+def _lzma_alone(payload: bytes, lc: int = 3, lp: int = 0, pb: int = 2) -> bytes:
+    lzma1 = {"id": lzma.FILTER_LZMA1, "lc": lc, "lp": lp, "pb": pb, "dict_size": 1 << 16}
+    return lzma.compress(payload, format=lzma.FORMAT_ALONE, filters=[lzma1])
+
+
+def _auto_decodes(data: bytes) -> bool:
+    try:
+        lzma.LZMADecompressor(lzma.FORMAT_AUTO).decompress(data)
+    except lzma.LZMAError:
+        return False
+    return True
+
+
+DICT_SIZES = [1, 2, 3, 4, 6, 1 << 11, 3 << 10, 1 << 16, 1 << 31, 3 << 30, 0xFFFFFFFF, 5, 0x12345]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.tuples(st.integers(0, 4), st.integers(0, 4), st.integers(0, 4)).filter(
+        lambda p: p[0] + p[1] <= 4
+    ),
+    st.sampled_from(DICT_SIZES) | st.integers(0, 0xFFFFFFFF),
+    st.sampled_from([None, (1 << 64) - 1, (1 << 38) - 1, 1 << 38, 0]),
+)
+def test_lzma_detection_matches_liblzma(
+    props: tuple[int, int, int], dict_size: int, usize: int | None
+) -> None:
+    lc, lp, pb = props
+    payload = pickle.dumps(list(range(200)))
+    data = bytearray(_lzma_alone(payload, lc, lp, pb))
+    struct.pack_into("<I", data, 1, dict_size)
+    if usize is not None:
+        struct.pack_into("<Q", data, 5, usize)
+    raw = bytes(data)
+    assert (fmt(raw) is Format.LZMA) == _auto_decodes(raw), (props, dict_size, usize)
+
+
+def test_joblib_lzma_files_are_found(tmp_path: Path) -> None:
+    joblib = pytest.importorskip("joblib")
+    for compress in ("lzma", ("lzma", 9), ("lzma", 1)):
+        path = tmp_path / "m.joblib"
+        joblib.dump({"w": np.arange(10)}, path, compress=compress)
+        assert fmt(path.read_bytes()) is Format.LZMA, compress
+
+
+def test_lzma_with_a_small_dictionary_holding_a_payload_is_found(tmp_path: Path) -> None:
+    data = bytearray(_lzma_alone(HOSTILE))
+    struct.pack_into("<I", data, 1, 3 << 10)  # 3 KiB: liblzma takes it; any dictionary fits
+    path = tmp_path / "model.pkl.xz"
+    path.write_bytes(bytes(data))
+    assert lzma.LZMADecompressor(lzma.FORMAT_AUTO).decompress(bytes(data)) == HOSTILE
+    assert "PICKLE-CALL-DANGEROUS" in rule_ids(scan(path))
+
+
+def test_zeros_and_float_data_are_not_lzma() -> None:
+    assert fmt(bytes(20_000)) is Format.UNKNOWN
+    assert fmt(np.ones(2).tobytes()) is Format.UNKNOWN
+    assert fmt(np.arange(5, dtype="<i8").tobytes()) is Format.UNKNOWN
+
+
+# ---- ordinary files -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("head", "kind"),
+    [
+        (b"\x89PNG\r\n\x1a\n" + bytes(8), "a PNG image"),
+        (b"\xff\xd8\xff\xe0" + bytes(8), "a JPEG image"),
+        (b"SR\x00\x04" + bytes(8), "an IDL save file"),
+        ("Licence: MIT\n\u00e9t\u00e9\n".encode(), "text"),
+        (b'{"a": [1, 2]}\n', "text"),
+        (b"\xef\xbb\xbfa,b\n1,2\n", "text"),
+        (b"\x00\x01binary", None),
+        (b"\x80\x02}q\x00.", None),
+    ],
+)
+def test_ordinary_kinds(head: bytes, kind: str | None) -> None:
+    assert ordinary_kind(head) == kind
+
+
+# ---- joblib's pre-0.10 'ZF' files, as joblib's read_zfile reads them ------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    # Spellings of the right length (joblib also checks the inflated length, after inflating),
+    # and some it refuses.
+    st.sampled_from(["{:#x}", "{:#X}", "{:x}", "{:X}", "+{:#x}", "{:_x}", "0x{:_x}", "{:x}g"]),
+    st.integers(0, 6),
+    st.booleans(),
+    st.sampled_from([b"", b" "]),
+)
+def test_joblib_zfile_detection_matches_read_zfile(
+    spelling: str, left: int, left_pad: bool, extra: bytes
+) -> None:
+    from joblib.numpy_pickle_compat import read_zfile
+
+    inner = pickle.dumps(PAYLOAD) * 3
+    text = " " * left + spelling.format(len(inner)) if left_pad else spelling.format(len(inner))
+    field = text.ljust(19)[:19].encode()
+    data = b"ZF" + field + extra + zlib.compress(inner)
+    try:
+        accepted = read_zfile(io.BytesIO(data)) == inner
+    except Exception:
+        accepted = False
+    assert (fmt(data) is Format.JOBLIB_ZFILE) == accepted, field

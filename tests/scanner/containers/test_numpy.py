@@ -174,3 +174,100 @@ def test_pickle_is_not_a_numpy_file(tmp_path: Path) -> None:
     path = tmp_path / "x.npy"
     path.write_bytes(pickle.dumps([1, 2]))
     assert scan(path).format == "pickle"
+
+
+# ---- dtypes spelled other than '|O': what numpy.load unpickles, the scan analyses ------------
+
+
+class Marker:
+    """An unlisted class of this module: its import in a scanned pickle is reported, which
+    proves that the pickle was analysed."""
+
+
+def _object_data(shape: tuple[int, ...]) -> bytes:
+    """What numpy.save writes after the header of an object array of Markers."""
+    array = np.empty(shape, dtype=object)
+    array.flat[:] = [Marker() for _ in range(array.size)]
+    return pickle.dumps(array, protocol=3)
+
+
+@pytest.mark.parametrize(
+    ("descr", "shape"),
+    [
+        ("'object'", (1,)),
+        ("'O8'", (1,)),
+        ("'<O'", (1,)),
+        ("'O4'", (1,)),
+        ("'(2,)O'", (1, 2)),
+        ("'2O'", (1, 2)),
+        ("('O', (2,))", (1, 2)),
+        ("'T'", (1,)),
+    ],
+)
+def test_object_dtype_spellings_are_unpickled_by_numpy_and_analysed(
+    tmp_path: Path, descr: str, shape: tuple[int, ...]
+) -> None:
+    path = tmp_path / "o.npy"
+    header = f"{{'descr': {descr}, 'fortran_order': False, 'shape': {shape[:1]}, }}"
+    path.write_bytes(_npy(header, _object_data(shape)))
+    loaded = np.load(path, allow_pickle=True)  # harmless content: Markers
+    assert loaded.dtype.hasobject
+    result = scan(path)
+    assert "numpy-object" in result.formats_seen
+    assert f"{__name__}:Marker" in result.imports
+
+
+@pytest.mark.parametrize(
+    "descr",
+    [
+        "'object'",
+        "'(2,)O'",
+        "'T'",
+        "[('a', '<i4'), ('b', 'O', (2,))]",
+        "[('a', '<i4'), ('b', '(2,)O')]",
+        "'i4,O'",
+    ],
+)
+def test_hostile_object_array_under_any_spelling_is_found(tmp_path: Path, descr: str) -> None:
+    path = tmp_path / "evil.npy"
+    path.write_bytes(
+        _npy(f"{{'descr': {descr}, 'fortran_order': False, 'shape': (1,), }}", PAYLOAD)
+    )
+    assert "PICKLE-CALL-DANGEROUS" in rule_ids(scan(path))
+
+
+def test_structured_and_subarray_object_arrays_written_by_numpy(tmp_path: Path) -> None:
+    arrays = {
+        "field": np.array([(1, Marker())], dtype=[("a", "<i4"), ("b", "O")]),
+        "subarray-field": np.array(
+            [(1, (Marker(), Marker()))], dtype=[("a", "<i4"), ("b", "O", (2,))]
+        ),
+        "subarray": np.array([[Marker(), Marker()]], dtype=("O", (2,))),
+    }
+    for name, array in arrays.items():
+        path = tmp_path / f"{name}.npy"
+        np.save(path, array, allow_pickle=True)
+        assert np.load(path, allow_pickle=True).dtype.hasobject
+        assert f"{__name__}:Marker" in scan(path).imports, name
+
+
+def test_unnamed_object_padding_is_read_as_raw_bytes(
+    tmp_path: Path, pickle_calls: list[PickleCall]
+) -> None:
+    # descr_to_dtype drops unnamed void fields, subarrays of objects included: numpy reads the
+    # data as plain bytes and never unpickles it.
+    path = tmp_path / "pad.npy"
+    path.write_bytes(
+        _npy("{'descr': [('', 'O', (2,))], 'fortran_order': False, 'shape': (1,), }", bytes(16))
+    )
+    assert not np.load(path, allow_pickle=True).dtype.hasobject
+    scan(path)
+    assert pickle_calls == []
+
+
+def test_python2_header_with_long_integers(tmp_path: Path, pickle_calls: list[PickleCall]) -> None:
+    # numpy reads version 1/2 headers that Python 2 wrote ('shape': (1L,)).
+    path = tmp_path / "py2.npy"
+    path.write_bytes(_npy("{'descr': '|O', 'fortran_order': False, 'shape': (1L,), }", PAYLOAD))
+    assert rule_ids(scan(path)) == []
+    assert [(c.location.members, c.data) for c in pickle_calls] == [(("<object array>",), PAYLOAD)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -195,3 +196,54 @@ def test_torch_zip_loaded_in_memory_matches_file(tmp_path: Path) -> None:
     torch.save({"a": torch.ones(2)}, buf)
     (tmp_path / "m.bin").write_bytes(buf.getvalue())
     assert "pytorch-zip" in scan(tmp_path / "m.bin").formats_seen
+
+
+# ---- member names as PyTorch's reader looks them up: without regard to case -------------------
+
+
+def _renamed(src: Path, dst: Path, rename: dict[str, str]) -> None:
+    """Copy a torch archive with members renamed (the others keep their names)."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            info.filename = rename.get(info.filename, info.filename)
+            zout.writestr(info, data)
+
+
+@pytest.mark.parametrize(
+    "spell",
+    [
+        lambda name: name.replace("data.pkl", "DATA.PKL"),
+        lambda name: name.replace("data.pkl", "Data.Pkl"),
+        lambda name: name.upper(),
+        lambda name: name.replace("/data/", "/DATA/").replace("data.pkl", "data.PKL"),
+    ],
+    ids=["upper-pkl", "mixed-pkl", "all-upper", "upper-storage-dir"],
+)
+def test_renamed_members_are_what_torch_load_reads(
+    tmp_path: Path, pickle_calls: list[PickleCall], spell: Any
+) -> None:
+    src, path = tmp_path / "src.pt", tmp_path / "renamed.pt"
+    torch.save({"w": torch.ones(3)}, src)
+    with zipfile.ZipFile(src) as z:
+        names = z.namelist()
+    _renamed(src, path, {name: spell(name) for name in names})
+    assert torch.load(path, weights_only=False)["w"].tolist() == [1.0, 1.0, 1.0]
+    result = scan(path)
+    assert result.format == "pytorch-zip"
+    (call,) = pickle_calls
+    assert call.location.members[0].lower().endswith("/data.pkl")
+    assert call.persistent_ids_expected
+
+
+def test_hostile_pickle_under_an_upper_case_name_is_the_checkpoint_pickle(tmp_path: Path) -> None:
+    src, path = tmp_path / "src.pt", tmp_path / "evil.pt"
+    torch.save({"w": torch.ones(3)}, src)
+    with zipfile.ZipFile(src) as z:
+        pkl = next(n for n in z.namelist() if n.endswith("/data.pkl"))
+    _rewrite(src, path, {pkl: PAYLOAD})
+    renamed = tmp_path / "renamed.pt"
+    _renamed(path, renamed, {pkl: pkl.replace("data.pkl", "DATA.PKL")})
+    result = scan(renamed)
+    assert result.format == "pytorch-zip"
+    assert "PICKLE-CALL-DANGEROUS" in rule_ids(result)

@@ -14,7 +14,7 @@ from modelshield.core.limits import Limits
 from modelshield.core.policy import Policy
 from modelshield.scanner.callables import CallablePolicy, Tier, Verdict
 from modelshield.scanner.context import ScanContext
-from modelshield.scanner.pickle import analyze_pickles
+from modelshield.scanner.pickle.analyzer import analyze_pickles
 
 _ALIASES = {"__builtin__": "builtins", "posix": "os", "nt": "os", "_operator": "operator"}
 DANGEROUS = {

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from modelshield.core.findings import Location, Severity
-from modelshield.scanner.pickle import analyze_pickles
+from modelshield.scanner.pickle.analyzer import analyze_pickles
 from tests.conftest import CORPUS, corpus_rows
 from tests.scanner.pickle.helpers import make_ctx
 

@@ -27,7 +27,7 @@ from modelshield.scanner.formats.hygiene import (
     scan_member,
     unsupported,
 )
-from modelshield.scanner.pickle import analyze_pickles
+from modelshield.scanner.pickle.analyzer import analyze_pickles
 from modelshield.scanner.registry import Format
 from modelshield.scanner.rules import (
     ARCHIVE_BOMB,
@@ -66,6 +66,7 @@ _SUSPICIOUS_CODE = re.compile(
     r"\bexec\s*\(|\beval\s*\("
 )
 _STORAGE = re.compile(r"^data/\d+$")
+_DATA_PKL = re.compile(r"[^/]+/data\.pkl", re.IGNORECASE)
 
 
 class _TorchLayout(Struct, frozen=True):
@@ -277,10 +278,15 @@ def _encrypted(ctx: ScanContext, loc: Location, how: str) -> None:
 
 
 def _role(names: tuple[str, ...], torch: _TorchLayout | None) -> str:
-    """What a member is inside a PyTorch checkpoint; ``member`` for anything else."""
+    """What a member is inside a PyTorch checkpoint; ``member`` for anything else.
+
+    PyTorch's reader (miniz) looks records up by name without regard to case, so
+    ``archive/DATA.PKL`` is the checkpoint's pickle and ``ARCHIVE/Data/0`` a storage.
+    """
     if torch is None:
         return "member"
-    inner = [n[len(torch.prefix) :] for n in names if n.startswith(torch.prefix)]
+    prefix = torch.prefix.lower()
+    inner = [n[len(prefix) :].lower() for n in names if n.lower().startswith(prefix)]
     if not inner:
         return "member"
     # A member counts as a pickle if either of its names says so (both are analysed), and as
@@ -301,21 +307,22 @@ def _role(names: tuple[str, ...], torch: _TorchLayout | None) -> str:
 
 
 def _torch_layout(entries: tuple[ZipEntry, ...]) -> _TorchLayout | None:
-    """The checkpoint folder when some member is ``<folder>/data.pkl``.
+    """The checkpoint folder when some member is ``<folder>/data.pkl``, in any case.
 
-    PyTorch takes the folder of the first entry; prefer it, else the first folder that holds
-    ``data.pkl``.
+    PyTorch takes the folder of the first entry and looks ``data.pkl`` up in it without regard
+    to case; prefer that folder, else the first folder that holds a ``data.pkl``.
     """
     folders = [
         name.split("/", 1)[0]
         for e in entries
         for name in (e.name, e.local_name)
-        if name is not None and re.fullmatch(r"[^/]+/data\.pkl", name)
+        if name is not None and _DATA_PKL.fullmatch(name)
     ]
     if not folders:
         return None
     first = entries[0].name.split("/", 1)[0]
-    prefix = (first if first in folders else folders[0]) + "/"
+    prefix = (first if first.lower() in {f.lower() for f in folders} else folders[0]) + "/"
+    # torch.load reads the archive as TorchScript when a record is exactly "constants.pkl".
     torchscript = any(
         name == prefix + "constants.pkl" or name.startswith(prefix + "code/")
         for e in entries

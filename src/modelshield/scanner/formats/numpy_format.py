@@ -1,30 +1,28 @@
 """NumPy ``.npy`` arrays (``.npz`` files are zips of them and arrive through the zip handler).
 
 The header is a Python dict literal; it is parsed with :func:`ast.literal_eval` (never
-``eval``), bounded like NumPy bounds it. An object array (``'O'`` anywhere in the dtype,
-structured dtypes included) stores its data as a pickle, which ``numpy.load(allow_pickle=True)``
-unpickles: that data is analysed as a pickle. Numeric data is never read: its declared size is
-checked against the file.
+``eval``), bounded like NumPy bounds it, with NumPy's fallback for headers Python 2 wrote
+(``3L``). An array whose dtype holds Python objects stores its data as a pickle, which
+``numpy.load(allow_pickle=True)`` unpickles: that data is analysed as a pickle. Whether it does
+is decided as NumPy decides it (:mod:`modelshield.scanner.numpy_dtype`): ``'|O'``, but also
+``'object'``, ``'O8'``, ``'T'``, a structured dtype with an object field, a subarray of objects
+(``('O', (2,))``, ``'(2,)O'``), while unnamed padding fields are dropped first. Numeric data is
+never read: its declared size is checked against the file.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import struct
 from typing import Any
 
 from modelshield.core.findings import Location
+from modelshield.scanner import numpy_dtype
 from modelshield.scanner.context import ScanContext
 from modelshield.scanner.detect import sniff_strong
 from modelshield.scanner.formats.hygiene import scan_member
 from modelshield.scanner.registry import Format
 from modelshield.scanner.rules import NUMPY_HEADER_INVALID, NUMPY_MAX_HEADER_BYTES, NUMPY_TRUNCATED
-
-_TYPESTR = re.compile(r"^[<>|=]?([?bBhHiIlLqQpPefdgFDGSaUVOMmcu])(\d*)(\[\w+\])?$")
-_FIXED_SIZES = {"?": 1, "b": 1, "B": 1, "h": 2, "H": 2, "i": 4, "I": 4, "l": 8, "L": 8, "q": 8}
-_FIXED_SIZES |= {"Q": 8, "p": 8, "P": 8, "e": 2, "f": 4, "d": 8, "g": 16, "F": 8, "D": 16}
-_FIXED_SIZES |= {"G": 32, "O": 8, "M": 8, "m": 8, "c": 1}
 
 
 class _BadHeader(ValueError):
@@ -54,15 +52,22 @@ def scan_numpy(ctx: ScanContext, data: memoryview, location: Location) -> None:
     try:
         if len(raw) < length:
             raise _BadHeader("the file ends inside the header")
-        descr, shape = _parse_header(raw.decode("utf-8" if major == 3 else "latin-1"))
+        descr, shape = _parse_header(raw.decode("utf-8" if major == 3 else "latin-1"), major)
     except (_BadHeader, UnicodeDecodeError) as e:
         _invalid(ctx, data, location, offset, str(e))
         return
-    if _has_object(descr):
+    dtype = numpy_dtype.from_descr(descr)
+    if dtype is None:
+        _invalid(ctx, data, location, offset, f"NumPy refuses the dtype description {descr!r:.80}")
+        return
+    if dtype.hasobject:
         ctx.saw_format("numpy-object")
         scan_member(ctx, data[offset:], location.child("<object array>"), Format.PICKLE)
         return
-    itemsize = _itemsize(descr)
+    if any(n < 0 for n in shape):
+        _invalid(ctx, data, location, offset, f"the shape {shape!r} is not a tuple of sizes")
+        return
+    itemsize = numpy_dtype.itemsize(descr)
     if itemsize is None:
         return
     expected = math.prod(shape) * itemsize
@@ -96,58 +101,39 @@ def _invalid(ctx: ScanContext, data: memoryview, location: Location, offset: int
         scan_member(ctx, data[offset:], location.child("<array data>"))
 
 
-def _parse_header(text: str) -> tuple[Any, tuple[int, ...]]:
+def _parse_header(text: str, major: int) -> tuple[Any, tuple[int, ...]]:
     import ast  # only for .npy headers
 
     try:
-        header = ast.literal_eval(text)
+        try:
+            header = ast.literal_eval(text)
+        except SyntaxError:
+            if major > 2:
+                raise
+            header = ast.literal_eval(_filter_header(text))
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
         raise _BadHeader(f"the header is not a Python literal ({type(e).__name__})") from None
     if not isinstance(header, dict) or not {"descr", "shape"} <= set(header):
         raise _BadHeader("the header is not a dict with 'descr' and 'shape'")
     shape = header["shape"]
-    if not isinstance(shape, tuple) or not all(
-        isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
-    ):
+    if not isinstance(shape, tuple) or not all(isinstance(n, int) for n in shape):
         raise _BadHeader(f"the shape {shape!r} is not a tuple of sizes")
     return header["descr"], shape
 
 
-def _has_object(descr: Any) -> bool:
-    """Whether a dtype description holds Python objects anywhere (structured fields too)."""
-    if isinstance(descr, str):
-        return descr.lstrip("<>|=").startswith("O")
-    if isinstance(descr, list):
-        return any(
-            isinstance(field, tuple) and len(field) >= 2 and _has_object(field[1])
-            for field in descr
-        )
-    # Anything else is not a dtype NumPy writes; treat it as possibly holding objects.
-    return True
+def _filter_header(text: str) -> str:
+    """NumPy's ``_filter_header`` for version 1 and 2 headers written by Python 2: drop the
+    ``L`` suffix of long integers (``(3L,)``)."""
+    import io
+    import tokenize
 
-
-def _itemsize(descr: Any) -> int | None:
-    """Bytes per element, or None when the description is not understood."""
-    if isinstance(descr, str):
-        match = _TYPESTR.match(descr)
-        if match is None:
-            return None
-        kind, digits = match.group(1), match.group(2)
-        if digits:
-            return int(digits) * (4 if kind == "U" else 1)
-        return _FIXED_SIZES.get(kind)
-    if isinstance(descr, list):
-        total = 0
-        for field in descr:
-            if not isinstance(field, tuple) or len(field) < 2:
-                return None
-            size = _itemsize(field[1])
-            if size is None:
-                return None
-            shape = field[2] if len(field) > 2 else ()
-            shape = (shape,) if isinstance(shape, int) else shape
-            if not isinstance(shape, tuple) or not all(isinstance(n, int) for n in shape):
-                return None
-            total += size * math.prod(shape)
-        return total
-    return None
+    tokens = []
+    last_was_number = False
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if not (last_was_number and token.type == tokenize.NAME and token.string == "L"):
+                tokens.append(token)
+            last_was_number = token.type == tokenize.NUMBER
+    except (tokenize.TokenError, SyntaxError):
+        return text
+    return tokenize.untokenize(tokens)

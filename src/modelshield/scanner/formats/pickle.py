@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from modelshield.core.findings import Location
 from modelshield.scanner.context import ScanContext
-from modelshield.scanner.pickle import analyze_pickles
+from modelshield.scanner.pickle.analyzer import analyze_pickles
 
 
 def scan_pickle(ctx: ScanContext, data: memoryview, location: Location) -> None:

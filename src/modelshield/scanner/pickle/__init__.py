@@ -1,12 +1,9 @@
 """The pickle analyzer: a symbolic interpreter over raw pickle opcodes.
 
-Nothing in this package ever unpickles, imports or calls what it reads. :func:`analyze_pickles`
-is the entry point for every handler that meets a pickle (raw files, PyTorch checkpoints,
-joblib streams, object arrays in ``.npy`` files); :func:`looks_like_pickle` is the structural
-check used to tell a pickle from other bytes.
+Nothing in this package ever unpickles, imports or calls what it reads.
+:func:`.analyzer.analyze_pickles` is the entry point for every handler that meets a pickle (raw
+files, PyTorch checkpoints, joblib streams, object arrays in ``.npy`` files);
+:func:`.sniff.looks_like_pickle` is the structural check that tells a pickle from other bytes.
+The package itself imports none of its modules, so that format detection can use the sniffer
+without loading the interpreter (which imports the scan context, which imports detection).
 """
-
-from modelshield.scanner.pickle.analyzer import analyze_pickles
-from modelshield.scanner.pickle.sniff import looks_like_pickle
-
-__all__ = ["analyze_pickles", "looks_like_pickle"]

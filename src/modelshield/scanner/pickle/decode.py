@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from modelshield.scanner.memio import Buffer
 from modelshield.scanner.pickle import rules
 from modelshield.scanner.pickle.opcodes import opname
+from modelshield.scanner.pickle.sniff import float_argument, int_argument, long_argument
 from modelshield.scanner.pickle.state import Stream, StreamError
 from modelshield.scanner.pickle.values import Blob, Unknown
 
@@ -54,18 +55,18 @@ def rare_opcode(
             memo[idx] = stack[-1]
         else:
             st.semantic(opos, "PUT with nothing on the stack")
-    elif op == 0x49:  # INT
+    elif op == 0x49 or op == 0x4C or op == 0x46:  # INT, LONG, FLOAT: as either unpickler reads
         arg, pos = line(data, pos, size, opos)
-        push(True if arg == b"01" else False if arg == b"00" else integer(arg, opos, "INT"))
-    elif op == 0x4C:  # LONG
-        arg, pos = line(data, pos, size, opos)
-        push(integer(arg[:-1] if arg.endswith(b"L") else arg, opos, "LONG"))
-    elif op == 0x46:  # FLOAT
-        arg, pos = line(data, pos, size, opos)
-        try:
-            push(float(arg))
-        except ValueError:
-            raise StreamError(opos, f"FLOAT argument {arg[:40]!r} is not a number") from None
+        if op == 0x49:
+            number: float | None = (
+                True if arg == b"01" else False if arg == b"00" else int_argument(arg)
+            )
+        else:
+            number = long_argument(arg) if op == 0x4C else float_argument(arg)
+        if number is None:
+            kind = "a number" if op == 0x46 else "an integer"
+            raise StreamError(opos, f"{opname(op)} argument {arg[:40]!r} is not {kind}")
+        push(number)
     elif op == 0x53:  # STRING
         arg, pos = line(data, pos, size, opos)
         if len(arg) < 2 or arg[0] != arg[-1] or arg[:1] not in (b"'", b'"'):

@@ -18,8 +18,8 @@ from modelshield.core.findings import Location, Severity
 from modelshield.scanner.context import LimitExceeded, ScanContext
 from modelshield.scanner.memio import Buffer
 from modelshield.scanner.pickle import rules
-from modelshield.scanner.pickle.opcodes import STARTERS
-from modelshield.scanner.pickle.sniff import looks_like_pickle
+from modelshield.scanner.pickle.opcodes import HIGHEST_PROTOCOL
+from modelshield.scanner.pickle.sniff import FIRST_OPCODES, looks_like_pickle
 from modelshield.scanner.registry import Format
 from modelshield.scanner.rules import SCAN_LIMIT
 
@@ -40,8 +40,8 @@ def starts_like_pickle(head: bytes) -> bool:
     if len(head) < 2:
         return False
     if head[0] == 0x80:
-        return 2 <= head[1] <= 5
-    return head[0] in STARTERS
+        return head[1] <= HIGHEST_PROTOCOL
+    return head[0] in FIRST_OPCODES
 
 
 class EmbeddedScanner:
@@ -196,9 +196,9 @@ def _is_pickle(data: Buffer, start: int, end: int) -> bool:
         return False
     first = data[start]
     if first == 0x80:
-        return 2 <= data[start + 1] <= 5 and looks_like_pickle(data, start, end)
+        return data[start + 1] <= HIGHEST_PROTOCOL and looks_like_pickle(data, start, end)
     return (
-        first in STARTERS
+        first in FIRST_OPCODES
         and data[end - 1] == _STOP
         and looks_like_pickle(data, start, end, whole=True, max_ops=4096)
     )

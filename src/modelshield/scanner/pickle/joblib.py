@@ -16,44 +16,88 @@ This module computes where that data ends, so the interpreter can continue after
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
+from modelshield.scanner import numpy_dtype
 from modelshield.scanner.memio import Buffer
+from modelshield.scanner.pickle.sniff import looks_like_pickle
 from modelshield.scanner.pickle.state import StreamError
-from modelshield.scanner.pickle.values import Call, brief, unwrap
+from modelshield.scanner.pickle.values import Call, Global, brief, unwrap
 
-_DESCR = re.compile(r"[<>|=]?([a-zA-Z])(\d*)")
-#: numpy's NPY_ITEM_REFCOUNT flag in a dtype's pickled state: the dtype holds Python objects.
-_HASOBJECT = 0x01
+#: Python types ``numpy.dtype(type)`` turns into an object dtype.
+_OBJECT_TYPES = frozenset({("builtins", "object"), ("__builtin__", "object"), ("numpy", "object_")})
+#: Positions of ``elsize`` in the state tuple, by its length (``arraydescr_setstate``).
+_ELSIZE_AT = {5: 3, 6: 4, 7: 5, 8: 5, 9: 5}
+_INT_MIN, _INT_MAX = -(1 << 31), (1 << 31) - 1
+#: How deep dtypes inside dtypes (fields of fields) are followed.
+_MAX_DEPTH = 8
 
 
-def dtype_layout(dtype: Any) -> tuple[int | None, bool]:
-    """``(itemsize, hasobject)`` of a pickled ``numpy.dtype(descr, align, copy)`` call."""
+def dtype_layout(dtype: Any, depth: int = 0) -> tuple[int | None, bool | None]:
+    """``(itemsize, hasobject)`` of a pickled ``numpy.dtype(obj, align, copy)`` call, as the
+    unpickled dtype has them after its ``__setstate__`` (``BUILD``).
+
+    ``hasobject`` is None when NumPy would refuse the dtype or its state, or when it cannot be
+    decided (a description computed at load time). With a state, NumPy takes ``hasobject`` from
+    the state's flags (version 3 and 4: the low bit; earlier versions: any flag, an object type
+    or an object field), whatever the description says: an ``'O8'`` dtype whose state clears
+    the flag is read as raw bytes, a ``'V16'`` one that sets it as a nested pickle.
+    """
     d = unwrap(dtype)
-    if type(d) is not Call or type(d.args) is not tuple or not d.args:
-        return None, False
-    descr = unwrap(d.args[0])
-    itemsize: int | None = None
-    hasobject = False
-    if type(descr) is str:
-        m = _DESCR.fullmatch(descr)
-        if m is not None:
-            kind, digits = m.group(1), m.group(2)
-            hasobject = kind == "O"
-            if digits:
-                itemsize = int(digits) * (4 if kind == "U" else 1)
-            elif kind in "Mm":
-                itemsize = 8
-    state = d.state
-    # (version, endian, subarray, names, fields, elsize, alignment, flags[, metadata])
-    if type(state) is tuple and len(state) >= 8:
-        elsize, flags = state[5], state[7]
-        if type(elsize) is int and elsize > 0:
-            itemsize = elsize
-        if type(flags) is int:
-            hasobject = hasobject or bool(flags & _HASOBJECT)
-    return itemsize, hasobject
+    if depth > _MAX_DEPTH or type(d) is not Call or type(d.args) is not tuple or not d.args:
+        return None, None
+    func = unwrap(d.func)
+    if type(func) is not Global or func.name != "dtype" or func.module.split(".")[0] != "numpy":
+        return None, None
+    obj = unwrap(d.args[0])
+    base = _base(obj, depth)
+    itemsize = numpy_dtype.itemsize(obj) if type(obj) is str else None
+    state = unwrap(d.state)
+    if state is None:
+        return itemsize, None if base is None else base.hasobject
+    if type(state) is not tuple or len(state) not in _ELSIZE_AT:
+        return itemsize, None
+    version = 0 if len(state) == 5 else state[0]
+    flags = state[7] if len(state) >= 8 else 0
+    if type(version) not in (int, bool) or not 0 <= version <= 4:
+        return itemsize, None
+    if type(flags) not in (int, bool) or not _INT_MIN <= flags <= _INT_MAX:
+        return itemsize, None
+    elsize = state[_ELSIZE_AT[len(state)]]
+    if type(obj) is str and numpy_dtype.is_flexible(obj) and type(elsize) is int:
+        itemsize = elsize  # numpy takes elsize from the state for flexible types only
+    if version >= 3:
+        return itemsize, bool(flags & 1)
+    # _descr_find_object: any flag, the object type itself, or a field of the state that holds
+    # objects; the state replaces the description's fields and subarray (numpy first reads a
+    # negative flags byte from old pickles as unsigned).
+    fields = state[3] if len(state) == 6 else state[4] if len(state) >= 7 else state[2]
+    found = bool(flags + 128 if -128 <= flags < 0 else flags)
+    found = found or (base is not None and base.object_type)
+    if not found and type(fields) is dict:
+        found = any(_field_has_object(value, depth) for value in fields.values())
+    return itemsize, found
+
+
+def _base(obj: Any, depth: int) -> numpy_dtype.Dtype | None:
+    """``numpy.dtype(obj)`` for what a pickle can pass: a description or a Python type."""
+    if type(obj) is Call:
+        _, hasobject = dtype_layout(obj, depth + 1)
+        return None if hasobject is None else numpy_dtype.Dtype(hasobject=hasobject)
+    if type(obj) is Global:
+        if (obj.module, obj.name) in _OBJECT_TYPES:
+            return numpy_dtype.Dtype(hasobject=True, object_type=True)
+        return None
+    return numpy_dtype.from_object(obj)
+
+
+def _field_has_object(value: Any, depth: int) -> bool:
+    """A ``fields`` entry ``(dtype, offset[, title])`` whose dtype holds objects."""
+    value = unwrap(value)
+    if type(value) is not tuple or not value:
+        return False
+    _, hasobject = dtype_layout(value[0], depth + 1)
+    return bool(hasobject)
 
 
 def array_end(wrapper: Call, data: Buffer, pos: int, offset: int) -> tuple[int, bool]:
@@ -66,6 +110,8 @@ def array_end(wrapper: Call, data: Buffer, pos: int, offset: int) -> tuple[int, 
     if type(state) is not dict:
         raise StreamError(offset, f"joblib NumpyArrayWrapper state is {brief(state, 60)}")
     itemsize, hasobject = dtype_layout(state.get("dtype"))
+    if hasobject is None and looks_like_pickle(data, pos):
+        hasobject = True  # undecided, and a pickle follows: analyse it rather than skip it
     if hasobject:
         return pos, True
     shape = state.get("shape")

@@ -135,10 +135,6 @@ OPCODES: dict[int, OpInfo] = {
 HIGHEST_PROTOCOL = 5
 """The highest protocol this table (and CPython today) defines."""
 
-#: Opcodes a pickle without a PROTO header can sensibly start with: each pushes a value or a
-#: mark. Anything else (APPEND, GET, STOP...) would underflow or fail on an empty machine.
-STARTERS = frozenset(b"(cIJKLMFGSTUVXNP}])BC\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x96")
-
 
 def opname(code: int) -> str:
     """The opcode's name, or a hex rendering of an unknown byte."""
