@@ -69,7 +69,10 @@ def detect(data: memoryview) -> Format:
         return Format.PICKLE
     if _is_onnx(head):
         return Format.ONNX
-    return Format.UNKNOWN
+    kind = ordinary_kind(head, complete=size <= len(head))
+    if kind is not None:
+        return _ORDINARY_FORMATS[kind]
+    return Format.UNKNOWN if executable_kind(head) is None else Format.EXECUTABLE
 
 
 def _is_pickle(data: memoryview) -> bool:
@@ -282,16 +285,27 @@ _ORDINARY_MAGIC = (
     (b"fmgg", "a GGML model"),
     (b"tjgg", "a GGML model"),
 )
+#: The format each kind of ordinary content is reported as.
+_ORDINARY_FORMATS: dict[str, Format] = {
+    "a PNG image": Format.IMAGE,
+    "a JPEG image": Format.IMAGE,
+    "a GIF image": Format.IMAGE,
+    "a PDF document": Format.PDF,
+    "an IDL save file": Format.DATA,
+    "an SPSS data file": Format.DATA,
+    "a GGML model": Format.DATA,
+    "text": Format.TEXT,
+}
 _TEXT_CONTROLS = frozenset(b"\t\n\r\f\v\x1b")
 
 
-def ordinary_kind(head: bytes) -> str | None:
+def ordinary_kind(head: bytes, *, complete: bool = False) -> str | None:
     """What an ordinary file that no model loader executes is (an image, a PDF, UTF-8 text, a
     data file of a known format), or None.
 
-    Used only to keep the unrecognised-content rule quiet on licences, READMEs, pictures and
-    data files that share a model's file name: such content is still read as a pickle from
-    byte 0 like any other.
+    ``complete`` says that ``head`` is the whole buffer: its text must then decode to the last
+    byte (otherwise a character cut by the end of the window is allowed). Such content is still
+    read as a pickle from byte 0, like any other.
     """
     for magic, kind in _ORDINARY_MAGIC:
         if head.startswith(magic):
@@ -302,7 +316,8 @@ def ordinary_kind(head: bytes) -> str | None:
     try:
         decoded = text.decode("utf-8")
     except UnicodeDecodeError as e:
-        if e.start < len(text) - 3:  # only a character cut by the end of the window is allowed
+        # Only a character cut by the end of the window is allowed, never in a whole buffer.
+        if complete or e.start < len(text) - 3 or e.start == 0:
             return None
         decoded = text[: e.start].decode("utf-8")
     if any((ord(c) < 0x20 and ord(c) not in _TEXT_CONTROLS) or ord(c) == 0x7F for c in decoded):

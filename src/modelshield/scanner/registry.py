@@ -52,6 +52,11 @@ class Format(enum.StrEnum):
     GGUF = "gguf"
     ONNX = "onnx"
     JOBLIB_ZFILE = "joblib-zfile"
+    TEXT = "text"
+    IMAGE = "image"
+    PDF = "pdf"
+    DATA = "data"
+    EXECUTABLE = "executable"
     UNKNOWN = "unknown"
     EMPTY = "empty"
 
@@ -126,6 +131,16 @@ FORMATS: tuple[FormatSpec, ...] = (
     ),
     FormatSpec(Format.ONNX, None, (), (".onnx",)),
     # Content of no known format: read as a pickle, and reported under a loader's file name.
+    # Ordinary files that no model loader executes (READMEs, licences, pictures): recognised by
+    # detect.ordinary_kind(); their handler reads them as a pickle from byte 0, the one way a
+    # model loader would run them.
+    FormatSpec(Format.TEXT, "unknown:scan_ordinary"),
+    FormatSpec(Format.IMAGE, "unknown:scan_ordinary"),
+    FormatSpec(Format.PDF, "unknown:scan_ordinary"),
+    FormatSpec(Format.DATA, "unknown:scan_ordinary"),
+    # Native programs (ELF, PE, Mach-O): archives report them as members (ARCHIVE-EXECUTABLE-
+    # MEMBER); they are recognised so that they are not "unrecognised content" too.
+    FormatSpec(Format.EXECUTABLE, "unknown:scan_ordinary"),
     FormatSpec(Format.UNKNOWN, "unknown:scan_unknown"),
     FormatSpec(Format.EMPTY),
 )
@@ -174,10 +189,21 @@ loader reads any file from byte 0, so a polyglot (a tar header whose member name
 is read both ways. It reports only what an unpickler would run (``formats/unknown.py``)."""
 
 #: Formats the byte-zero pass is not run on: pickles (their handler reads byte 0 already),
-#: unknown content (its handler does the same pass), zips (their handler analyses whatever
-#: comes before the first entry by content) and empty buffers.
+#: unknown and ordinary content (their handler does the same pass), zips (their handler
+#: analyses whatever comes before the first entry by content) and empty buffers.
 _READ_AS_PICKLE = frozenset(
-    {Format.PICKLE, Format.TORCH_LEGACY, Format.UNKNOWN, Format.ZIP, Format.EMPTY}
+    {
+        Format.PICKLE,
+        Format.TORCH_LEGACY,
+        Format.UNKNOWN,
+        Format.ZIP,
+        Format.EMPTY,
+        Format.TEXT,
+        Format.IMAGE,
+        Format.PDF,
+        Format.DATA,
+        Format.EXECUTABLE,
+    }
 )
 
 _HANDLERS: dict[Format, Handler | None] = {}

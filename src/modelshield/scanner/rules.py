@@ -77,20 +77,21 @@ SCAN_UNRECOGNISED = register_rule(
         pillar="scan",
         severity=Severity.MEDIUM,
         title="Unrecognised content under a name a model loader reads",
-        what="Reports a file or archive member named like something a model loader opens "
-        "(`.pt`, `.pth`, `.bin`, `.ckpt`, `.pkl`, `.pickle`, `.joblib`, `.npy`, `.npz`, `.h5`, "
-        "`.keras`..., also through compression suffixes such as `.pkl.gz`) whose content is "
-        "of no format modelshield recognises, nor an ordinary image, PDF or text file. The "
-        "content was still read as a pickle from its first byte, as every pickle fallback "
-        "does; this finding says that nothing else could be checked. The file is marked as "
-        "not fully analysed.",
+        what="Reports content of no format modelshield recognises, nor an ordinary image, PDF, "
+        "text or known data file. Medium for a file or archive member named like something a "
+        "model loader opens (`.pt`, `.pth`, `.bin`, `.ckpt`, `.pkl`, `.pickle`, `.joblib`, "
+        "`.npy`, `.npz`, `.h5`, `.keras`..., also through compression suffixes such as "
+        "`.pkl.gz`); low under any other name. The content was still read as a pickle from "
+        "its first byte, as every pickle fallback does; this finding says that nothing else "
+        "could be checked. The file is marked as not fully analysed either way.",
         why="These loaders decide by content, not by name, and several fall back to "
         "unpickling whatever they do not recognise (`torch.load` on a non-zip file, "
         "`numpy.load(allow_pickle=True)` without the `.npy` magic, `joblib.load` without a "
         "compressor's magic). A scanner that passes what it cannot classify turns every gap "
         "in its detection into a silent pass; so the run fails closed (exit code 2) unless "
         "the policy accepts the gap.",
-        example="`pytorch_model.bin` whose bytes match no known format.",
+        example="`pytorch_model.bin` whose bytes match no known format (medium); "
+        "`weights.dat` of random bytes (low).",
         references=("CWE-693", "CWE-502"),
         incomplete=True,
     )

@@ -125,7 +125,7 @@ def test_any_opcode_an_unpickler_accepts_first_is_a_pickle(first: list[bytes], t
 def test_opcodes_that_fail_first_are_not_pickles(first: bytes) -> None:
     data = first + b"N."
     assert not _loads(data)
-    assert detect(memoryview(data)) is Format.UNKNOWN, data
+    assert detect(memoryview(data)) in (Format.UNKNOWN, Format.TEXT), data
     assert not looks_like_pickle(data)
 
 

@@ -509,7 +509,9 @@ def int_argument(arg: bytes) -> int | None:
         if digits[:2] in ("0x", "0X"):
             return sign * int(digits[2:], 16)
         return sign * int(digits, 8 if digits.startswith("0") else 10)
-    return _int0(arg)
+    # C falls back to PyLong_FromString on the C string (up to a NUL); Python to int(arg, 0).
+    value = _int0(head)
+    return value if value is not None else _int0(arg)
 
 
 def long_argument(arg: bytes) -> int | None:
