@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from modelshield.audit.osv_db import OfflineDatabase
+from modelshield.audit.sources.osv_db import OfflineDatabase
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from modelshield.audit import audit, audit_paths
 from modelshield.audit.auditor import audit_inputs
-from modelshield.audit.interface import Dependency, InputKind, ParsedInput
-from modelshield.audit.osv_db import OfflineDatabase
+from modelshield.audit.inputs.dependency import Dependency, InputKind, ParsedInput
+from modelshield.audit.sources.osv_db import OfflineDatabase
 from modelshield.core.findings import Finding, Location, Report, Severity
 from modelshield.core.policy import ExitCode, Policy
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from modelshield.audit import dbtree
-from modelshield.audit.interface import PackageQuery
-from modelshield.audit.osv_db import OfflineDatabase
+from modelshield.audit.records import PackageQuery
+from modelshield.audit.sources import dbtree
+from modelshield.audit.sources.osv_db import OfflineDatabase
 
 from .conftest import WriteDb, osv_record
 

@@ -15,13 +15,13 @@ import sklearn.base
 from sklearn.linear_model import LogisticRegression
 
 from modelshield.audit import audit_paths
-from modelshield.audit.implied import (
+from modelshield.audit.inputs.implied import (
     implied_dependencies,
     keras_metadata,
     onnx_producer,
     parsed_model,
 )
-from modelshield.audit.osv_db import OfflineDatabase
+from modelshield.audit.sources.osv_db import OfflineDatabase
 from modelshield.core.findings import FileResult
 from modelshield.core.limits import Limits
 from modelshield.core.policy import Policy

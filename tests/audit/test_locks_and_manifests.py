@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from modelshield.audit.interface import Dependency, InputKind, ParsedInput
-from modelshield.audit.sources._common import ParseOptions
-from modelshield.audit.sources.conda import conda_constraint, parse_conda
-from modelshield.audit.sources.environment import parse_environment
-from modelshield.audit.sources.locks import parse_lock
-from modelshield.audit.sources.mlflow import parse_mlmodel, parse_python_env
-from modelshield.audit.sources.pyproject import parse_pyproject, poetry_constraint
+from modelshield.audit.inputs._common import ParseOptions
+from modelshield.audit.inputs.conda import conda_constraint, parse_conda
+from modelshield.audit.inputs.dependency import Dependency, InputKind, ParsedInput
+from modelshield.audit.inputs.environment import parse_environment
+from modelshield.audit.inputs.locks import parse_lock
+from modelshield.audit.inputs.mlflow import parse_mlmodel, parse_python_env
+from modelshield.audit.inputs.pyproject import parse_pyproject, poetry_constraint
 
 from .test_requirements import LINUX_PY311
 
@@ -280,7 +280,7 @@ def test_environment_names_and_versions_agree_with_importlib_metadata(tmp_path: 
     distribution, and for hand-made METADATA and PKG-INFO files with awkward headers."""
     import importlib.metadata
 
-    from modelshield.audit.sources.environment import name_and_version
+    from modelshield.audit.inputs.environment import name_and_version
 
     for dist in importlib.metadata.distributions():
         assert name_and_version(dist) == (dist.metadata["Name"], dist.version), dist

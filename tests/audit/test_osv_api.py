@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from modelshield.audit import audit_paths
-from modelshield.audit.interface import AuditServiceError, PackageQuery
-from modelshield.audit.osv_api import OsvApi
-from modelshield.audit.osv_db import OfflineDatabase
+from modelshield.audit.interface import AuditServiceError
+from modelshield.audit.records import PackageQuery
+from modelshield.audit.sources.osv_api import OsvApi
+from modelshield.audit.sources.osv_db import OfflineDatabase
 from modelshield.core.findings import Report
 
 from .osv_server import OsvServer, serve

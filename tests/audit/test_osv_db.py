@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from modelshield.audit.interface import AuditServiceError, PackageQuery
+from modelshield.audit.interface import AuditServiceError
 from modelshield.audit.match import affects
-from modelshield.audit.osv_db import OfflineDatabase
+from modelshield.audit.records import PackageQuery
+from modelshield.audit.sources.osv_db import OfflineDatabase
 
 from .conftest import WriteDb, osv_record
 
@@ -118,7 +119,7 @@ def test_unwritable_cache_falls_back_to_memory(write_db: WriteDb, tmp_path: Path
 
 
 def test_download_keeps_the_old_database_on_failure(tmp_path: Path, snapshot_vulns: Path) -> None:
-    from modelshield.audit.osv_update import ARCHIVE_NAME, download_database
+    from modelshield.audit.sources.osv_update import ARCHIVE_NAME, download_database
 
     from .osv_server import serve
     from .test_osv_api import closed_port

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from packaging.markers import default_environment
 
-from modelshield.audit.interface import Dependency, ParsedInput
-from modelshield.audit.sources._common import ParseOptions
-from modelshield.audit.sources.requirements import parse_requirements
+from modelshield.audit.inputs._common import ParseOptions
+from modelshield.audit.inputs.dependency import Dependency, ParsedInput
+from modelshield.audit.inputs.requirements import parse_requirements
 from modelshield.core.limits import Limits
 
 LINUX_PY311 = {

@@ -20,21 +20,16 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from modelshield.audit.interface import (
-    Advisory,
-    AuditServiceError,
-    Dependency,
-    InputKind,
-    ParsedInput,
-    VulnerabilitySource,
-)
+from modelshield.audit.inputs.dependency import Dependency, InputKind, ParsedInput
+from modelshield.audit.interface import AuditServiceError, VulnerabilitySource
+from modelshield.audit.records import Advisory
 from modelshield.core.findings import Report
 from modelshield.core.policy import Policy
 
 if TYPE_CHECKING:
     from modelshield.audit.auditor import AuditOptions
-    from modelshield.audit.osv_api import OsvApi
-    from modelshield.audit.osv_db import OfflineDatabase
+    from modelshield.audit.sources.osv_api import OsvApi
+    from modelshield.audit.sources.osv_db import OfflineDatabase
 
 __all__ = [
     "Advisory",
@@ -54,8 +49,8 @@ __all__ = [
 # The sources are imported on first use: an offline audit never loads the HTTP stack.
 _LAZY = {
     "AuditOptions": "modelshield.audit.auditor",
-    "OfflineDatabase": "modelshield.audit.osv_db",
-    "OsvApi": "modelshield.audit.osv_api",
+    "OfflineDatabase": "modelshield.audit.sources.osv_db",
+    "OsvApi": "modelshield.audit.sources.osv_api",
 }
 
 
@@ -84,7 +79,7 @@ def audit_paths(
     """
     from modelshield.audit.auditor import AuditOptions, audit_inputs
     from modelshield.audit.discover import collect_inputs
-    from modelshield.audit.sources._common import ParseOptions
+    from modelshield.audit.inputs._common import ParseOptions
 
     started = time.monotonic()
     policy = policy or Policy()

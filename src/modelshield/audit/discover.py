@@ -17,8 +17,8 @@ from typing import NamedTuple
 
 from msgspec.structs import replace
 
-from modelshield.audit.interface import Dependency, InputKind, ParsedInput
-from modelshield.audit.sources._common import ParseOptions
+from modelshield.audit.inputs._common import ParseOptions
+from modelshield.audit.inputs.dependency import Dependency, InputKind, ParsedInput
 from modelshield.core.findings import ErrorRecord, FileResult, Location
 from modelshield.core.limits import Limits
 from modelshield.core.policy import Policy
@@ -123,7 +123,7 @@ def candidates(
                 if kind is None or full.is_symlink():
                     continue
                 if kind in _JSON_KEYS:
-                    from modelshield.audit.implied import json_version
+                    from modelshield.audit.inputs.implied import json_version
 
                     if json_version(full, _JSON_KEYS[kind][0], limits) is None:
                         continue  # a config.json of something else: not an input
@@ -174,13 +174,13 @@ def parser_for(kind: InputKind) -> Parser | None:
     import importlib
 
     if kind in _LOCKS:
-        from modelshield.audit.sources.locks import parse_lock
+        from modelshield.audit.inputs.locks import parse_lock
 
         return lambda path, shown, options: parse_lock(path, shown, kind, options)
     entry = _PARSERS.get(kind)
     if entry is None:
         return None
-    module = importlib.import_module(f"modelshield.audit.sources.{entry[0]}")
+    module = importlib.import_module(f"modelshield.audit.inputs.{entry[0]}")
     parser: Parser = getattr(module, entry[1])
     return parser
 
@@ -206,7 +206,7 @@ def _model_input(
     fb: _Fallback,
     scanned: Mapping[str, FileResult],
 ) -> ParsedInput | None:
-    from modelshield.audit import implied
+    from modelshield.audit.inputs import implied
 
     result = scanned.get(os.path.normpath(c.path))
     if result is None:
@@ -238,7 +238,7 @@ def _model_input(
 
 
 def _metadata_input(c: Candidate, options: ParseOptions) -> ParsedInput | None:
-    from modelshield.audit import implied
+    from modelshield.audit.inputs import implied
 
     key, dist = _JSON_KEYS[c.kind]
     version = implied.json_version(c.path, key, options.limits)
@@ -288,7 +288,7 @@ def collect_inputs(
         if parsed is not None:
             out.append(parsed)
     if include_environment:
-        from modelshield.audit.sources.environment import parse_environment
+        from modelshield.audit.inputs.environment import parse_environment
 
         out.append(parse_environment())
     return out

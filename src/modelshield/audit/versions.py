@@ -27,7 +27,7 @@ import re
 from msgspec import Struct
 from packaging.version import InvalidVersion, Version
 
-from modelshield.audit.interface import Event, EventKind
+from modelshield.audit.records import Event, EventKind
 
 ORDER_FORMAT = "1"
 """Version of the order-key encoding (stored in the offline index's schema)."""

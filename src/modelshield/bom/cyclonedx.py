@@ -113,9 +113,6 @@ _SEVERITY_NAMES = {
     Severity.INFO: "info",
 }
 
-# "ID: CVSS:3.1/AV:N/... (base score 9.8)", as the audit writes a CVSS-derived severity.
-_CVSS = re.compile(r"(?P<vector>\S+) \(base score (?P<score>\d+(?:\.\d+)?)\)$")
-
 
 def canonical_name(name: str) -> str:
     """PEP 503 normalised distribution name."""
@@ -362,9 +359,8 @@ def _rating(v: BomVulnerability) -> Any:
     if v.severity is None:
         return None
     severity = VulnerabilitySeverity(_SEVERITY_NAMES[v.severity])
-    match = _CVSS.search(v.severity_source)
-    if match is not None:
-        vector = match["vector"]
+    if v.cvss is not None:
+        vector = v.cvss.vector
         method = (
             VulnerabilityScoreSource.CVSS_V3_1
             if vector.startswith("CVSS:3.1/")
@@ -376,7 +372,7 @@ def _rating(v: BomVulnerability) -> Any:
         )
         return VulnerabilityRating(
             source=VulnerabilitySource(name="OSV"),
-            score=Decimal(match["score"]),
+            score=Decimal(str(v.cvss.value)),
             severity=severity,
             method=method,
             vector=vector,
@@ -404,11 +400,12 @@ def _vulnerability(v: BomVulnerability, libs: Mapping[tuple[str, str | None], Co
 
     osv = VulnerabilitySource(name="OSV", url=XsUri(f"https://osv.dev/vulnerability/{v.id}"))
     name = canonical_name(v.package)
-    versions = (
-        [BomTargetVersionRange(version=v.version, status=ImpactAnalysisAffectedStatus.AFFECTED)]
-        if v.version
-        else []
+    # A version the advisory only possibly affects (a range bound that cannot be ordered
+    # against it) is "unknown", not "affected".
+    status = (
+        ImpactAnalysisAffectedStatus.AFFECTED if v.certain else ImpactAnalysisAffectedStatus.UNKNOWN
     )
+    versions = [BomTargetVersionRange(version=v.version, status=status)] if v.version else []
     targets = [
         BomTarget(ref=str(lib.bom_ref.value), versions=versions)
         for (n, version), lib in libs.items()

@@ -25,15 +25,19 @@ from typing import TYPE_CHECKING
 from msgspec import Struct
 from msgspec.structs import replace
 
+from modelshield.audit.records import CvssScore
 from modelshield.core.findings import ErrorRecord, FileResult, Finding, Report, Severity
 from modelshield.core.policy import Policy
 
 if TYPE_CHECKING:
-    from modelshield.audit.interface import Dependency, ParsedInput, VulnerabilitySource
+    from modelshield.audit.auditor import VulnerabilityMatch
+    from modelshield.audit.inputs.dependency import Dependency, ParsedInput
+    from modelshield.audit.interface import VulnerabilitySource
 
 VULNERABLE_PREFIX = "AUDIT-VULNERABLE-"
 """Audit rules whose findings are vulnerabilities of a listed version (the others are
-properties of the component or the model)."""
+properties of the component or the model): ``AUDIT-VULNERABLE-DEPENDENCY`` and
+``AUDIT-VULNERABLE-UNORDERABLE-RANGE``."""
 
 # The audit reports every model-implied dependency as an INFO finding; the BOM already says the
 # same thing in the component's evidence, so repeating it as a property would only add noise.
@@ -121,6 +125,39 @@ class BomVulnerability(Struct, frozen=True):
     """The audit's full explanation."""
     declared_in: tuple[str, ...] = ()
     """Where the affected version is stated (``requirements.txt:1``)."""
+    cvss: CvssScore | None = None
+    """The CVSS score the severity comes from, typed from the advisory (None: a database label,
+    or unknown)."""
+    certain: bool = True
+    """False when the version is only possibly affected (the advisory's range has a bound that
+    cannot be ordered against it)."""
+
+    @classmethod
+    def from_match(
+        cls, match: VulnerabilityMatch, finding: Finding, root: str | None = None
+    ) -> BomVulnerability:
+        """The vulnerability the audit matched, typed (``finding`` is the match's finding as
+        the policy reports it: its severity may be overridden)."""
+        where = relative(finding.location.path, root) if root is not None else None
+        line = finding.evidence.get("line")
+        if where is not None and line:
+            where = f"{where}:{line}"
+        return cls(
+            id=match.ids[0],
+            package=match.package,
+            version=match.version,
+            severity=finding.severity,
+            summary=finding.title,
+            aliases=match.ids[1:],
+            fixed=match.fixed,
+            references=match.references,
+            upgrade_to=match.upgrade_to,
+            severity_source=match.severity_source,
+            detail=finding.message,
+            declared_in=(where,) if where else (),
+            cvss=match.cvss,
+            certain=match.certain,
+        )
 
     @classmethod
     def from_finding(cls, finding: Finding, root: str | None = None) -> BomVulnerability | None:
@@ -128,7 +165,9 @@ class BomVulnerability(Struct, frozen=True):
 
         Reads the audit's evidence: ``ids`` (the advisory first, then its aliases),
         ``package``, ``version``, ``fixed_versions``, ``upgrade_to``, ``severity_source`` and
-        ``references``. ``root`` makes the finding's path relative to the model.
+        ``references``. ``root`` makes the finding's path relative to the model. A finding
+        carries no typed score: a BOM built from the audit's matches
+        (:func:`audit_dependencies`, :meth:`from_match`) has one.
         """
         ev = finding.evidence
         ids = _split(ev.get("ids", ""), ",")
@@ -150,6 +189,7 @@ class BomVulnerability(Struct, frozen=True):
             severity_source=ev.get("severity_source", ""),
             detail=finding.message,
             declared_in=(where,) if where else (),
+            certain=finding.rule_id != "AUDIT-VULNERABLE-UNORDERABLE-RANGE",
         )
 
 
@@ -206,8 +246,8 @@ def discover_inputs(
     Model files among ``scanned`` (the BOM's own scan) are not scanned again.
     """
     from modelshield.audit.discover import collect_inputs, kind_of
-    from modelshield.audit.interface import InputKind
-    from modelshield.audit.sources._common import ParseOptions
+    from modelshield.audit.inputs._common import ParseOptions
+    from modelshield.audit.inputs.dependency import InputKind
 
     single = not Path(model).is_dir()
     if (
@@ -322,18 +362,20 @@ def audit_dependencies(
     if source is None:
         errors = tuple(e for i in inputs for e in i.errors if e.stage == "audit-parse")
         return DependencyReport(listed, deps, errors=errors)
-    from modelshield.audit.auditor import AuditOptions, audit_inputs
+    from modelshield.audit.auditor import AuditOptions, run_audit
 
-    report: Report = policy.apply(
-        audit_inputs(inputs, source, AuditOptions(ignore=frozenset(ignore)))
-    )
+    result = run_audit(inputs, source, AuditOptions(ignore=frozenset(ignore)))
+    report: Report = policy.apply(result.report)
     vulns: list[BomVulnerability] = []
+    for match in result.matches:
+        kept = policy.keep(match.finding)
+        if kept is not None:
+            vulns.append(BomVulnerability.from_match(match, kept, root))
     others: list[Finding] = []
     for f in report.findings:
-        v = BomVulnerability.from_finding(f, root)
-        if v is not None:
-            vulns.append(v)
-        elif f.rule_id not in _REDUNDANT_RULES:
+        if f.rule_id.startswith(VULNERABLE_PREFIX):
+            continue  # listed above, typed
+        if f.rule_id not in _REDUNDANT_RULES:
             where = replace(f.location, path=relative(f.location.path, root))
             others.append(replace(f, location=where))
     # The model files' own scan errors are the BOM scan's to report; keep the audit's.

@@ -123,7 +123,7 @@ def requested_source(args: argparse.Namespace) -> VulnerabilitySource | None:
     """
     from modelshield.audit.cache import default_database_dir
     from modelshield.audit.interface import AuditServiceError
-    from modelshield.audit.osv_db import OfflineDatabase
+    from modelshield.audit.sources.osv_db import OfflineDatabase
     from modelshield.core.errors import ConfigError
 
     wants_api = args.osv_url is not None or getattr(args, "osv_api", False)
@@ -158,7 +158,7 @@ def _cache_dir(args: argparse.Namespace) -> Path | None:
 
 
 def _osv_api(args: argparse.Namespace) -> VulnerabilitySource:
-    from modelshield.audit.osv_api import DEFAULT_URL, OsvApi  # only online runs need HTTP
+    from modelshield.audit.sources.osv_api import DEFAULT_URL, OsvApi  # only online runs need HTTP
 
     url = args.osv_url or os.environ.get(OSV_URL_ENV) or DEFAULT_URL
     return OsvApi(url, cache_dir=_cache_dir(args), timeout=args.timeout)

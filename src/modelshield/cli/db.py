@@ -44,8 +44,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     """Run the chosen action and return the exit code."""
     from modelshield.audit.cache import default_cache_dir, default_database_dir
-    from modelshield.audit.osv_db import OfflineDatabase
-    from modelshield.audit.osv_update import DEFAULT_EXPORT_URL, download_database
+    from modelshield.audit.sources.osv_db import OfflineDatabase
+    from modelshield.audit.sources.osv_update import DEFAULT_EXPORT_URL, download_database
     from modelshield.core.errors import ConfigError
 
     if args.db_command != "update":

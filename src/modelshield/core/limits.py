@@ -50,6 +50,9 @@ class Limits(Struct, frozen=True):
     max_document_bytes: int = 64 * _MIB
     """Largest text document read whole: requirement and lock files, advisories, manifests,
     API responses."""
+    max_dependencies: int = 100_000
+    """Dependencies read from one audit input (a requirements or lock file, an environment);
+    past it the rest of the input is not read, and the input is not fully analysed."""
 
     def __post_init__(self) -> None:
         """Reject non-positive values (never with ``assert``, which vanishes under ``-O``)."""

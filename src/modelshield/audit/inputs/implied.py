@@ -25,7 +25,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from modelshield.audit.interface import Dependency, InputKind, ParsedInput
+from modelshield.audit.inputs.dependency import Dependency, InputKind, ParsedInput
 from modelshield.core.findings import FileResult, Location
 from modelshield.core.limits import Limits
 

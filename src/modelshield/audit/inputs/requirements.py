@@ -21,8 +21,7 @@ from pathlib import Path
 
 from msgspec.structs import replace
 
-from modelshield.audit.interface import Dependency, InputKind, ParsedInput
-from modelshield.audit.sources._common import (
+from modelshield.audit.inputs._common import (
     InputError,
     ParseOptions,
     canonical_name,
@@ -33,6 +32,7 @@ from modelshield.audit.sources._common import (
     requirement_dependency,
     url_dependency,
 )
+from modelshield.audit.inputs.dependency import Dependency, InputKind, ParsedInput
 from modelshield.core.findings import ErrorRecord, Location
 
 # Patterns are compiled (and cached by ``re``) on first use, and each is tried only on lines

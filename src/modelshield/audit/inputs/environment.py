@@ -11,7 +11,7 @@ import sys
 
 from packaging.utils import canonicalize_name
 
-from modelshield.audit.interface import Dependency, InputKind, ParsedInput
+from modelshield.audit.inputs.dependency import Dependency, InputKind, ParsedInput
 from modelshield.core.findings import Location
 
 

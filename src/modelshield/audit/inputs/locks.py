@@ -18,8 +18,7 @@ from typing import Any
 from msgspec import Struct, field
 from packaging.utils import canonicalize_name
 
-from modelshield.audit.interface import Dependency, InputKind, ParsedInput
-from modelshield.audit.sources._common import (
+from modelshield.audit.inputs._common import (
     InputError,
     ParseOptions,
     locate,
@@ -27,6 +26,7 @@ from modelshield.audit.sources._common import (
     pinned,
     read_text,
 )
+from modelshield.audit.inputs.dependency import Dependency, InputKind, ParsedInput
 from modelshield.core.findings import ErrorRecord, Location
 
 

@@ -15,15 +15,15 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from modelshield.audit.interface import Dependency, InputKind, ParsedInput
-from modelshield.audit.sources._common import (
+from modelshield.audit.inputs._common import (
     InputError,
     ParseOptions,
     load_yaml_text,
     locate,
     read_text,
 )
-from modelshield.audit.sources.requirements import parse_requirement_lines
+from modelshield.audit.inputs.dependency import Dependency, InputKind, ParsedInput
+from modelshield.audit.inputs.requirements import parse_requirement_lines
 from modelshield.core.findings import ErrorRecord, Location
 
 FLAVOR_VERSION_KEYS: Mapping[str, str] = {

@@ -20,8 +20,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from modelshield.audit.interface import Dependency, InputKind, ParsedInput
-from modelshield.audit.sources._common import (
+from modelshield.audit.inputs._common import (
     InputError,
     ParseOptions,
     locate,
@@ -31,6 +30,7 @@ from modelshield.audit.sources._common import (
     requirement_dependency,
     url_dependency,
 )
+from modelshield.audit.inputs.dependency import Dependency, InputKind, ParsedInput
 from modelshield.core.findings import ErrorRecord, Location
 
 _CLAUSE = re.compile(r"(\^|~=|~|===|==|!=|>=|<=|>|<|=)?\s*([^\s,^~=!<>][^\s,]*)")

@@ -1,5 +1,5 @@
 """Helpers shared by the input parsers: reading bounded text, and turning PEP 508 requirements
-into :class:`~modelshield.audit.interface.Dependency` values.
+into :class:`~modelshield.audit.inputs.dependency.Dependency` values.
 
 ``packaging``'s requirement, marker and file-name parsers are imported on first use: together
 they take longer to import than a pinned requirements file takes to audit, and such a file
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from msgspec import Struct, field
 
-from modelshield.audit.interface import Dependency
+from modelshield.audit.inputs.dependency import Dependency
 from modelshield.core.findings import Location
 from modelshield.core.limits import Limits
 

@@ -13,7 +13,7 @@ YAML is read with a loader that keeps every scalar as text (``CBaseLoader``, els
 Parsing 2,600 YAML files takes about two seconds, so the tree is compiled once into an SQLite
 index keyed by normalised package name, stored in the cache directory with the listing of the
 tree it was compiled from (every file's path, size and modification time). The next run checks
-the tree again (:mod:`modelshield.audit.dbtree`): every folder's time (so no file was added,
+the tree again (:mod:`modelshield.audit.sources.dbtree`): every folder's time (so no file was added,
 removed or renamed anywhere), then the size and time of the files that hold the advisories of
 the packages it audits (so none of them was edited in place), and files that concern no
 package; while nothing changed it reads only the rows of those packages, already compiled for
@@ -35,24 +35,19 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-from modelshield.audit import dbtree
 from modelshield.audit.advisory import (
     AdvisoryFormatError,
     StoredDecoder,
     parse_advisory,
     to_json,
 )
-from modelshield.audit.interface import (
-    Advisory,
-    AuditServiceError,
-    DataProblem,
-    PackageQuery,
-    VulnerabilitySource,
-)
+from modelshield.audit.interface import AuditServiceError, VulnerabilitySource
+from modelshield.audit.records import Advisory, DataProblem, PackageQuery
+from modelshield.audit.sources import dbtree
 from modelshield.audit.versions import ORDER_FORMAT
 from modelshield.core.limits import Limits
 
-INDEX_SCHEMA = f"10.{ORDER_FORMAT}"
+INDEX_SCHEMA = f"11.{ORDER_FORMAT}"
 """Bumped whenever the index layout or the advisory reader changes, forcing a rebuild."""
 
 _SUFFIXES = (".json", ".yaml", ".yml")  # in ZIP archives
@@ -135,7 +130,7 @@ class OfflineDatabase(VulnerabilitySource):
 
     # ---- reading the tree -----------------------------------------------------------------
     def _tree(self) -> dbtree.Tree:
-        """The database's candidate files (see :mod:`modelshield.audit.dbtree`)."""
+        """The database's candidate files (see :mod:`modelshield.audit.sources.dbtree`)."""
         if self.path.is_file():
             try:
                 st = self.path.stat()
