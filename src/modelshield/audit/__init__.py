@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from modelshield.audit.inputs.dependency import Dependency, InputKind, ParsedInput
@@ -70,24 +70,22 @@ def audit_paths(
     policy: Policy | None = None,
     include_environment: bool = False,
     ignore: Iterable[str] = (),
-    environment: Mapping[str, str] | None = None,
 ) -> Report:
     """Find, parse and audit the inputs; the raw report (the policy is not applied).
 
-    ``environment`` is the PEP 508 marker environment (default: the running interpreter).
-    Raises :class:`AuditServiceError` when the vulnerability source cannot answer.
+    The policy's ``[audit]`` settings say how inputs are read (the marker target, includes
+    allowed outside the audited tree, environment variables that may be expanded) and how old
+    an offline database may be. Raises :class:`AuditServiceError` when the vulnerability
+    source cannot answer.
     """
-    from modelshield.audit.auditor import AuditOptions, audit_inputs
-    from modelshield.audit.discover import collect_inputs
-    from modelshield.audit.inputs._common import ParseOptions
+    from modelshield.audit.auditor import audit_inputs
+    from modelshield.audit.discover import audit_options, collect_inputs, parse_options
 
     started = time.monotonic()
     policy = policy or Policy()
-    options = ParseOptions(limits=policy.limits)
-    if environment is not None:
-        options = ParseOptions(limits=policy.limits, environment=dict(environment))
+    options = parse_options(policy)
     inputs = collect_inputs(paths, options, policy, include_environment=include_environment)
-    return audit_inputs(inputs, source, AuditOptions(ignore=frozenset(ignore)), started)
+    return audit_inputs(inputs, source, audit_options(policy, ignore), started)
 
 
 def audit(

@@ -245,8 +245,7 @@ def discover_inputs(
     (``scanned_format`` ``unknown``/``empty``): the audit would only say that it is not a model.
     Model files among ``scanned`` (the BOM's own scan) are not scanned again.
     """
-    from modelshield.audit.discover import collect_inputs, kind_of
-    from modelshield.audit.inputs._common import ParseOptions
+    from modelshield.audit.discover import collect_inputs, kind_of, parse_options
     from modelshield.audit.inputs.dependency import InputKind
 
     single = not Path(model).is_dir()
@@ -256,7 +255,7 @@ def discover_inputs(
         and kind_of(Path(model).name, explicit=False) in (None, InputKind.MODEL)
     ):
         return []
-    inputs = collect_inputs([model], ParseOptions(limits=policy.limits), policy, scanned=scanned)
+    inputs = collect_inputs([model], parse_options(policy), policy, scanned=scanned)
     if (
         not single
         and len(inputs) == 1
@@ -362,9 +361,10 @@ def audit_dependencies(
     if source is None:
         errors = tuple(e for i in inputs for e in i.errors if e.stage == "audit-parse")
         return DependencyReport(listed, deps, errors=errors)
-    from modelshield.audit.auditor import AuditOptions, run_audit
+    from modelshield.audit.auditor import run_audit
+    from modelshield.audit.discover import audit_options
 
-    result = run_audit(inputs, source, AuditOptions(ignore=frozenset(ignore)))
+    result = run_audit(inputs, source, audit_options(policy, ignore))
     report: Report = policy.apply(result.report)
     vulns: list[BomVulnerability] = []
     for match in result.matches:

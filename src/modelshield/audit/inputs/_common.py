@@ -1,5 +1,12 @@
-"""Helpers shared by the input parsers: reading bounded text, and turning PEP 508 requirements
-into :class:`~modelshield.audit.inputs.dependency.Dependency` values.
+"""What every input reader shares: opening files safely, decoding text as the consumer does,
+collecting dependencies within bounds, and turning PEP 508 requirements into
+:class:`~modelshield.audit.inputs.dependency.Dependency` values.
+
+Every file is opened without blocking and only when it is a regular file: a FIFO named
+``requirements.txt`` in an audited folder is an error record, never a hang. Everything an
+input yields passes through an :class:`InputBuilder`, which bounds the dependencies
+(``limits.max_dependencies``: past it the input is not fully analysed), the error records and
+the text they quote, and applies the target's markers the same way for every format.
 
 ``packaging``'s requirement, marker and file-name parsers are imported on first use: together
 they take longer to import than a pinned requirements file takes to audit, and such a file
@@ -8,15 +15,29 @@ they take longer to import than a pinned requirements file takes to audit, and s
 
 from __future__ import annotations
 
+import codecs
+import functools
+import os
 import re
-from collections.abc import Iterator, Mapping
+import reprlib
+import stat
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from msgspec import Struct, field
+from msgspec.structs import replace
 
-from modelshield.audit.inputs.dependency import Dependency
-from modelshield.core.findings import Location
+from modelshield.audit.caps import ErrorCap
+from modelshield.audit.inputs.dependency import (
+    Artifact,
+    Dependency,
+    Exclusion,
+    InputKind,
+    ParsedInput,
+)
+from modelshield.audit.inputs.markers import MarkerEvaluator, Target
+from modelshield.core.findings import ErrorRecord, Gap, Location
 from modelshield.core.limits import Limits
 
 if TYPE_CHECKING:
@@ -24,6 +45,11 @@ if TYPE_CHECKING:
     from packaging.requirements import Requirement
 
 _NAME_SEPARATORS = re.compile(r"[-_.]+")
+MAX_QUOTED = 60
+"""Characters of an input's own text an error message quotes at most: an include can name any
+file, and reports are often published."""
+MAX_MESSAGE = 400
+"""Characters of one error message at most (a path, a reason and a short quote)."""
 
 
 def canonical_name(name: str) -> str:
@@ -34,35 +60,25 @@ def canonical_name(name: str) -> str:
     return _NAME_SEPARATORS.sub("-", name).lower()
 
 
-class RunningEnvironment(Mapping[str, str]):
-    """The running interpreter's PEP 508 marker environment, computed when first read."""
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 2
+_REPR.maxstring = MAX_QUOTED
+_REPR.maxother = MAX_QUOTED
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 4
 
-    def __init__(self) -> None:
-        """Nothing is computed until a marker needs it."""
-        self._values: dict[str, str] | None = None
 
-    def _get(self) -> dict[str, str]:
-        if self._values is None:
-            from packaging.markers import default_environment
+def shown(value: Any) -> str:
+    """A short ``repr`` of a value read from an input, for messages: bounded in depth and
+    length whatever the value (a nested or self-referencing YAML structure included)."""
+    if isinstance(value, str):
+        return repr(value if len(value) <= MAX_QUOTED else value[: MAX_QUOTED - 3] + "...")
+    return _REPR.repr(value)
 
-            self._values = {k: str(v) for k, v in default_environment().items()}
-        return self._values
 
-    def __getitem__(self, key: str) -> str:
-        """One variable, e.g. ``python_version``."""
-        return self._get()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        """The variable names."""
-        return iter(self._get())
-
-    def __len__(self) -> int:
-        """How many variables there are."""
-        return len(self._get())
-
-    def __repr__(self) -> str:
-        """The variables, as a dict shows them."""
-        return repr(self._get())
+def one_line(message: str) -> str:
+    """A message on one line (parser errors often span several), bounded in length."""
+    text = " ".join(message.split())
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
 
 
 class InputError(ValueError):
@@ -70,53 +86,310 @@ class InputError(ValueError):
 
     def __init__(self, message: str, line: int | None = None) -> None:
         """Say what is wrong and, when known, on which line."""
-        super().__init__(message)
+        super().__init__(one_line(message))
         self.line = line
 
 
 class ParseOptions(Struct, frozen=True):
-    """Settings every parser receives."""
+    """Settings every reader receives."""
 
     limits: Limits = field(default_factory=Limits)
-    """Bounds (file size, include depth)."""
-    environment: Mapping[str, str] = field(default_factory=RunningEnvironment)
-    """The PEP 508 marker environment requirements are evaluated against (the current one)."""
+    """Bounds (file size, include depth, dependencies per input)."""
+    target: Target | None = None
+    """The environment markers are evaluated for; None: no marker is evaluated and every
+    dependency is audited."""
+    tree: str | None = None
+    """The audited tree: requirements includes (``-r``, ``-c``) must resolve inside it. None:
+    the directory of the file being read."""
+    allow_includes: tuple[str, ...] = ()
+    """More directories (or files) includes may come from, named by the user."""
+    expand_env: frozenset[str] = frozenset()
+    """Environment variables a requirements file may expand with ``${NAME}`` (none unless the
+    user names them: their values would appear in reports)."""
+
+
+# ---- opening files --------------------------------------------------------------------------
+
+
+def open_regular(path: Path | str) -> tuple[IO[bytes], int]:
+    """Open a regular file for reading, never blocking; its handle and size.
+
+    ``O_NONBLOCK`` makes opening a FIFO return at once (a plain ``open`` would wait for a
+    writer forever); anything that is not a regular file is refused. Raises InputError.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror or e}") from e
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError("not a regular file (a FIFO, socket or device); not read")
+        return os.fdopen(fd, "rb"), st.st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_bytes(path: Path | str, cap: int, limit_name: str = "max_document_bytes") -> bytes:
+    """The whole file, at most ``cap`` bytes (``limit_name`` is named when it is larger)."""
+    fh, size = open_regular(path)
+    with fh:
+        if size > cap:
+            raise InputError(f"larger than {cap} bytes (limits.{limit_name}); not read")
+        try:
+            data = fh.read(cap + 1)
+        except OSError as e:
+            raise InputError(f"cannot read: {e.strerror or e}") from e
+    if len(data) > cap:
+        raise InputError(f"larger than {cap} bytes (limits.{limit_name}); not read")
+    return data
+
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+_CODING = re.compile(rb"^#.*coding[:=]\s*([-\w.]+)")
+
+
+def decode(data: bytes, *, declarations: bool = False) -> tuple[str, str, int]:
+    """``(text, encoding, bytes of the byte order mark)``, decoded as pip decodes requirements
+    files: a byte order mark (UTF-8, UTF-16 or UTF-32: what PowerShell's ``pip freeze >``
+    writes) names the encoding; with ``declarations``, so does a ``# -*- coding: ... -*-``
+    comment on one of the first two lines; else UTF-8. Raises InputError."""
+    found = next(((bom, name) for bom, name in _BOMS if data.startswith(bom)), None)
+    if found is not None:
+        body, skip, encoding = data[len(found[0]) :], len(found[0]), found[1]
+    else:
+        body, skip, encoding = data, 0, "utf-8"
+        if declarations:
+            for line in data.split(b"\n", 2)[:2]:
+                m = _CODING.match(line)
+                if m is not None:
+                    encoding = m.group(1).decode("ascii")
+                    break
+    try:
+        codecs.lookup(encoding)
+        return body.decode(encoding), encoding, skip
+    except LookupError as e:
+        raise InputError(f"unknown text encoding {shown(encoding)}") from e
+    except UnicodeDecodeError as e:
+        raise InputError(f"not {encoding.upper()} text: {e.reason} at byte {e.start + skip}") from e
 
 
 def read_text(path: Path, limits: Limits) -> tuple[str, int]:
-    """The file's text and size; raises InputError when unreadable, too large or not UTF-8.
+    """The file's text and size; raises InputError when unreadable, too large or not text.
 
-    Manifests are read whole, so the bound is ``limits.max_document_bytes`` (the largest
-    document modelshield reads into memory), not the much larger model-file bound.
+    Structured manifests are read whole, so the bound is ``limits.max_document_bytes`` (the
+    largest document modelshield reads into memory), not the much larger model-file bound.
     """
-    cap = limits.max_document_bytes
-    try:
-        with path.open("rb") as fh:
-            data = fh.read(cap + 1)
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror or e}") from e
-    if len(data) > cap:
-        raise InputError(f"larger than {cap} bytes (limits.max_document_bytes); not read")
-    try:
-        return data.decode("utf-8-sig"), len(data)
-    except UnicodeDecodeError as e:
-        raise InputError(f"not UTF-8 text: {e}") from e
+    data = read_bytes(path, limits.max_document_bytes)
+    text, _, _ = decode(data)
+    return text, len(data)
 
 
-def marker_applies(marker: Marker | str | None, env: Mapping[str, str], extra: str = "") -> bool:
-    """Whether a PEP 508 marker holds in ``env``; an unknown variable counts as holding.
+# ---- finding text in a document -------------------------------------------------------------
 
-    Failing open here only means *more* dependencies are audited, never fewer.
+
+class TextIndex:
+    """Line numbers and byte offsets of strings in a document, found in one forward pass.
+
+    Readers look up the entries of a parsed document (package names, requirement strings) in
+    the text, in document order: each search starts where the previous one ended, so finding
+    them all costs one pass over the text. A string that is not found after that point is
+    searched once more from the start, a bounded number of times; past that it gets no
+    position (positions are for people, never needed for a verdict).
     """
-    if marker is None or marker == "":
-        return True
-    from packaging.markers import InvalidMarker, Marker, UndefinedEnvironmentName
 
-    try:
-        m = marker if isinstance(marker, Marker) else Marker(marker)
-        return m.evaluate({**env, "extra": extra})
-    except (InvalidMarker, UndefinedEnvironmentName, ValueError, TypeError):
+    MAX_RESTARTS = 1_000
+
+    def __init__(self, text: str) -> None:
+        """Index ``text`` (nothing is computed before the first search)."""
+        self.text = text
+        self._ascii = text.isascii()
+        self._cursor = 0
+        self._restarts = 0
+        self._line_at = (0, 1)  # (index, line number there)
+        self._byte_at = (0, 0)  # (index, byte offset there)
+
+    def find(self, needle: str) -> tuple[int | None, int | None]:
+        """``(line, byte offset)`` of the next occurrence of ``needle``, or ``(None, None)``."""
+        if not needle:
+            return None, None
+        index = self.text.find(needle, self._cursor)
+        if index < 0 and self._cursor and self._restarts < self.MAX_RESTARTS:
+            self._restarts += 1
+            index = self.text.find(needle, 0, self._cursor)
+        if index < 0:
+            return None, None
+        self._cursor = index + len(needle)
+        return self.line(index), self.offset(index)
+
+    def seek(self, index: int) -> None:
+        """Search from ``index`` on (where the reader knows the next entry starts)."""
+        self._cursor = max(0, min(index, len(self.text)))
+
+    def line(self, index: int) -> int:
+        """The 1-based line number at ``index``."""
+        at, number = self._line_at
+        if index >= at:
+            number += self.text.count("\n", at, index)
+        else:
+            number = 1 + self.text.count("\n", 0, index)
+        self._line_at = (index, number)
+        return number
+
+    def offset(self, index: int) -> int:
+        """The byte offset of ``index`` in the UTF-8 encoded text."""
+        if self._ascii:
+            return index
+        at, offset = self._byte_at
+        if index >= at:
+            offset += len(self.text[at:index].encode("utf-8", "surrogatepass"))
+        else:
+            offset = len(self.text[:index].encode("utf-8", "surrogatepass"))
+        self._byte_at = (index, offset)
+        return offset
+
+
+# ---- collecting what an input declares ------------------------------------------------------
+
+
+class InputBuilder:
+    """What one input declares, collected within the limits.
+
+    Dependencies past ``limits.max_dependencies`` are not kept: the input gets a gap
+    (``AUDIT-INPUT-LIMIT``) and :attr:`full` tells the reader to stop. Error records are
+    bounded (:class:`~modelshield.audit.caps.ErrorCap`) and on one line. With a target, a
+    dependency whose marker is false for it is kept as an :class:`Exclusion`; without one, the
+    marker is kept in the dependency's evidence.
+    """
+
+    def __init__(self, shown: str, kind: InputKind, options: ParseOptions) -> None:
+        """Collect for the input ``shown`` of ``kind``."""
+        self.shown, self.kind, self.options = shown, kind, options
+        self.dependencies: list[Dependency] = []
+        self.excluded: list[Exclusion] = []
+        self.errors = ErrorCap()
+        self.metadata: dict[str, str] = {}
+        self.size = 0
+        self.full = False
+        self._skipped: dict[str, int] = {}
+        target = options.target
+        self._markers = MarkerEvaluator(target) if target is not None else None
+
+    def error(
+        self,
+        message: str,
+        *,
+        line: int | None = None,
+        offset: int | None = None,
+        path: str | None = None,
+    ) -> None:
+        """Record an error in this input (or in the included file ``path``)."""
+        where = path or self.shown
+        prefix = f"{where}:{line}" if line else where
+        self.errors.add(
+            ErrorRecord(
+                Location(where, (), offset), one_line(f"{prefix}: {message}"), "audit-parse"
+            )
+        )
+
+    def skip(self, why: str) -> None:
+        """Count an entry that is deliberately not a dependency (``skipped_<why>``)."""
+        self._skipped[why] = self._skipped.get(why, 0) + 1
+
+    def _room(self) -> bool:
+        if len(self.dependencies) + len(self.excluded) < self.options.limits.max_dependencies:
+            return True
+        self.full = True
+        return False
+
+    def add(
+        self, dep: Dependency, marker: Marker | str | None = None, extras: list[str] | None = None
+    ) -> bool:
+        """Keep a dependency declared under ``marker`` (requested with ``extras``, when known).
+
+        Returns False once the input is full (the dependency was not kept).
+        """
+        if not self._room():
+            return False
+        text = str(marker) if marker is not None else ""
+        if text and self._markers is not None and self._markers.evaluate(text, extras) is False:
+            self.exclude(dep, text)
+            return True
+        if text:
+            dep = _with_evidence(dep, marker=text)
+        self.dependencies.append(dep)
         return True
+
+    def exclude(self, dep: Dependency, marker: str) -> None:
+        """Record a dependency the target's markers leave out."""
+        self.excluded.append(
+            Exclusion(
+                dependency=dep.display(),
+                canonical=dep.canonical,
+                location=dep.location,
+                marker=marker,
+                line=dep.line,
+            )
+        )
+
+    def applies(self, marker: Marker | str | None, extras: list[str] | None = None) -> bool:
+        """Whether a marker may hold for the target (always, without a target)."""
+        if not marker or self._markers is None:
+            return True
+        return self._markers.evaluate(marker, extras) is not False
+
+    def result(self) -> ParsedInput:
+        """The parsed input: dependencies, exclusions, bounded errors, the limit's gap."""
+        metadata = {"dependencies": str(len(self.dependencies)), **self.metadata}
+        if self.excluded:
+            metadata["excluded_by_marker"] = str(len(self.excluded))
+        metadata.update({f"skipped_{k}": str(v) for k, v in sorted(self._skipped.items())})
+        gaps: tuple[Gap, ...] = ()
+        if self.full:
+            from modelshield.audit.rules import INPUT_LIMIT
+
+            limit = self.options.limits.max_dependencies
+            gaps = (
+                Gap(
+                    INPUT_LIMIT.id,
+                    Location(self.shown),
+                    f"{self.shown} declares more than {limit} dependencies "
+                    "(limits.max_dependencies); the rest was not read or audited.",
+                ),
+            )
+        return ParsedInput(
+            path=self.shown,
+            kind=self.kind,
+            dependencies=tuple(self.dependencies),
+            errors=self.errors.records(self.shown),
+            size=self.size,
+            metadata=metadata,
+            excluded=tuple(self.excluded),
+            gaps=gaps,
+        )
+
+
+def _with_evidence(dep: Dependency, **facts: str) -> Dependency:
+    return replace(dep, evidence={**dep.evidence, **facts})
+
+
+def failed(shown: str, kind: InputKind, message: str) -> ParsedInput:
+    """An input that could not be read at all: one error record naming it."""
+    return ParsedInput(
+        path=shown,
+        kind=kind,
+        errors=(ErrorRecord(Location(shown), one_line(f"{shown}: {message}"), "audit-parse"),),
+    )
+
+
+# ---- requirements ---------------------------------------------------------------------------
 
 
 def version_from_filename(url_or_path: str) -> tuple[str, str] | None:
@@ -155,10 +428,10 @@ def url_dependency(
     parsed = version_from_filename(url) if not vcs else None
     if parsed is not None:
         file_name, version = parsed
-        shown = name or file_name
+        shown_name = name or file_name
         return Dependency(
-            name=shown,
-            canonical=canonical_name(shown),
+            name=shown_name,
+            canonical=canonical_name(shown_name),
             location=location,
             version=version,
             line=line,
@@ -166,11 +439,11 @@ def url_dependency(
             evidence={"url": url},
         )
     egg = re.search(r"[#&]egg=([A-Za-z0-9._-]+)", url)
-    shown = name or (egg.group(1) if egg else url)
+    shown_name = name or (egg.group(1) if egg else url)
     kind = "a version-control URL" if vcs else "a URL or local path"
     return Dependency(
-        name=shown,
-        canonical=canonical_name(shown) if (name or egg) else shown,
+        name=shown_name,
+        canonical=canonical_name(shown_name) if (name or egg) else shown_name,
         location=location,
         unauditable=f"installed from {kind} ({url}), not a PyPI release",
         line=line,
@@ -205,16 +478,15 @@ def requirement_dependency(
 
 
 def parse_requirement(text: str, line: int | None = None) -> Requirement:
-    """Parse a PEP 508 string; raises InputError with the line on failure."""
+    """Parse a PEP 508 string; raises InputError with the line on failure (quoting at most
+    :data:`MAX_QUOTED` characters of it)."""
     from packaging.requirements import InvalidRequirement, Requirement
 
     try:
         return Requirement(text)
     except InvalidRequirement as e:
-        # Quote little: an include can name any file, and reports are often published.
-        shown = text if len(text) <= 60 else text[:57] + "..."
         reason = str(e).split("\n", 1)[0]
-        raise InputError(f"invalid requirement {shown!r}: {reason}", line) from e
+        raise InputError(f"invalid requirement {shown(text)}: {reason}", line) from e
 
 
 def pinned(
@@ -231,21 +503,110 @@ def pinned(
     )
 
 
-def locate(text: str, needle: str) -> tuple[int | None, int | None]:
-    """Line number and byte offset of the first occurrence of ``needle`` in ``text``."""
-    index = text.find(needle) if needle else -1
-    if index < 0:
-        return None, None
-    return text.count("\n", 0, index) + 1, len(text[:index].encode("utf-8"))
+_HASH = re.compile(r"^([A-Za-z0-9_-]+)[:=]([0-9A-Fa-f]{16,})$")
+
+
+def artifact(name: str, hash_text: Any, url: str = "") -> Artifact | None:
+    """An :class:`Artifact` from ``sha256:hex`` (or ``sha256=hex``); None when malformed."""
+    if not isinstance(hash_text, str):
+        return None
+    m = _HASH.match(hash_text.strip())
+    if m is None:
+        return None
+    return Artifact(name=name, algorithm=m[1].lower(), digest=m[2].lower(), url=url)
+
+
+# ---- structured documents -------------------------------------------------------------------
+
+
+@functools.cache
+def _yaml_loader() -> type:
+    """A YAML loader that builds only str/list/dict and applies merge keys (``<<``).
+
+    Every scalar stays text (``3.10`` is not the float 3.1), and no tag constructs an object.
+    Merge keys are applied as PyYAML's ``safe_load`` (MLflow) and ruamel (conda) apply them,
+    on the constructed mappings: a chain of merges costs the keys it merges, never the
+    exponential node lists that flattening nodes costs.
+    """
+    import yaml
+
+    base: Any = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
+
+    class TextLoader(base):  # type: ignore[misc]
+        def construct_mapping(self, node: Any, deep: bool = False) -> dict[Any, Any]:
+            if not isinstance(node, yaml.MappingNode):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "expected a mapping", node.start_mark
+                )
+            mapping: dict[Any, Any] = {}
+            merged: list[Any] = []
+            for key_node, value_node in node.value:
+                if (
+                    isinstance(key_node, yaml.ScalarNode)
+                    and key_node.value == "<<"
+                    and key_node.style is None
+                ):
+                    merged.append(value_node)
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    hash(key)
+                except TypeError as e:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, "a mapping key is not a scalar", key_node.start_mark
+                    ) from e
+                mapping[key] = self.construct_object(value_node, deep=deep)
+            for value_node in merged:
+                sources = (
+                    value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                )
+                for source in sources:
+                    if not isinstance(source, yaml.MappingNode):
+                        raise yaml.constructor.ConstructorError(
+                            None, None, "a merge key (<<) needs mappings", source.start_mark
+                        )
+                    for key, value in self.construct_object(source, deep=True).items():
+                        mapping.setdefault(key, value)
+            return mapping
+
+    return TextLoader
 
 
 def load_yaml_text(text: str) -> object:
     """YAML with every scalar kept as text (``3.10`` stays ``"3.10"``); raises InputError."""
     import yaml
 
-    loader = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
     try:
-        # BaseLoader builds only str/list/dict: no object construction, no float conversion.
-        return yaml.load(text, Loader=loader)
+        # The loader builds only str/list/dict: no tag constructs an object.
+        return yaml.load(text, Loader=_yaml_loader())
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise InputError(f"not valid YAML: {e.problem or e.context or 'malformed'}{where}") from e
     except (yaml.YAMLError, RecursionError) as e:
-        raise InputError(f"not valid YAML: {e}") from e
+        raise InputError(f"not valid YAML: {type(e).__name__}") from e
+
+
+def load_document(text: str, syntax: str) -> object:
+    """A TOML, JSON or YAML document; raises InputError with a one-line reason."""
+    if syntax == "yaml":
+        return load_yaml_text(text)
+    try:
+        if syntax == "toml":
+            import tomllib
+
+            return tomllib.loads(text)
+        import json
+
+        return json.loads(text)
+    except RecursionError as e:
+        raise InputError(f"not valid {syntax.upper()}: nested too deeply") from e
+    except ValueError as e:  # TOMLDecodeError and JSONDecodeError are ValueErrors
+        raise InputError(f"not valid {syntax.upper()}: {e}") from e
+
+
+def expect_mapping(value: Any, what: str) -> Mapping[str, Any]:
+    """``value`` when it is a mapping; raises InputError naming ``what`` otherwise."""
+    if not isinstance(value, Mapping):
+        raise InputError(f"{what} must be a table/mapping, not {type(value).__name__}")
+    return value

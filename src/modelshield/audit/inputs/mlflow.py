@@ -16,15 +16,18 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 
 from modelshield.audit.inputs._common import (
+    InputBuilder,
     InputError,
     ParseOptions,
+    TextIndex,
+    failed,
     load_yaml_text,
-    locate,
     read_text,
+    shown,
 )
 from modelshield.audit.inputs.dependency import Dependency, InputKind, ParsedInput
-from modelshield.audit.inputs.requirements import parse_requirement_lines
-from modelshield.core.findings import ErrorRecord, Location
+from modelshield.audit.inputs.requirements import read_requirement_lines
+from modelshield.core.findings import Location
 
 FLAVOR_VERSION_KEYS: Mapping[str, str] = {
     "sklearn": "scikit-learn",
@@ -55,100 +58,101 @@ FLAVOR_VERSION_KEYS: Mapping[str, str] = {
 """``<prefix>_version`` keys of MLmodel flavors -> the PyPI distribution they name."""
 
 
-def _fail(shown: str, kind: InputKind, message: str) -> ParsedInput:
-    return ParsedInput(
-        path=shown,
-        kind=kind,
-        errors=(ErrorRecord(Location(shown), f"{shown}: {message}", stage="audit-parse"),),
-    )
-
-
-def _implied(name: str, version: str, text: str, shown: str, key: str, why: str) -> Dependency:
-    line, offset = locate(text, f"{key}:")
+def _implied(
+    name: str, version: str, index: TextIndex, shown_path: str, key: str, why: str
+) -> Dependency:
+    line, offset = index.find(f"{key}:")
     return Dependency(
         name=name,
         canonical=canonicalize_name(name),
-        location=Location(shown, (), offset),
+        location=Location(shown_path, (), offset),
         version=version.strip(),
         line=line,
         origin="model-implied",
-        evidence={"recorded_in": f"{shown}: {why}", "version_source": key},
+        evidence={"recorded_in": f"{shown_path}: {why}", "version_source": key},
     )
 
 
-def parse_mlmodel(path: Path, shown: str, options: ParseOptions) -> ParsedInput:
-    """Read an MLflow ``MLmodel`` file's recorded library versions."""
+def _read(
+    path: Path, shown_path: str, kind: InputKind, options: ParseOptions
+) -> tuple[InputBuilder, str, Mapping[str, object]] | ParsedInput:
+    """The builder, the text and the YAML mapping of an MLflow file, or the failed input."""
     try:
         text, size = read_text(path, options.limits)
         data = load_yaml_text(text)
     except InputError as e:
-        return _fail(shown, InputKind.MLFLOW_MLMODEL, str(e))
+        return failed(shown_path, kind, str(e))
     if not isinstance(data, Mapping):
-        return _fail(shown, InputKind.MLFLOW_MLMODEL, "an MLmodel file must be a YAML mapping")
-    deps: list[Dependency] = []
+        return failed(shown_path, kind, f"{path.name} must be a YAML mapping")
+    builder = InputBuilder(shown_path, kind, options)
+    builder.size = size
+    return builder, text, data
+
+
+def parse_mlmodel(path: Path, shown_path: str, options: ParseOptions) -> ParsedInput:
+    """Read an MLflow ``MLmodel`` file's recorded library versions.
+
+    A field of the wrong type (a version that is not a string, ``flavors`` that is not a
+    mapping) is an error: MLflow would not load such a file, and a version it hides is a
+    dependency left unaudited.
+    """
+    read = _read(path, shown_path, InputKind.MLFLOW_MLMODEL, options)
+    if isinstance(read, ParsedInput):
+        return read
+    builder, text, data = read
+    index = TextIndex(text)
     version = data.get("mlflow_version")
     if isinstance(version, str) and version.strip():
-        deps.append(_implied("mlflow", version, text, shown, "mlflow_version", "mlflow_version"))
+        dep = _implied("mlflow", version, index, shown_path, "mlflow_version", "mlflow_version")
+        builder.add(dep)
+    elif version is not None:
+        builder.error(f"'mlflow_version' must be a version string, not {shown(version)}")
     flavors = data.get("flavors")
     loaders: list[str] = []
-    if isinstance(flavors, Mapping):
-        for flavor, table in flavors.items():
-            if not isinstance(table, Mapping):
-                continue
-            loader = table.get("loader_module")
-            if isinstance(loader, str):
-                loaders.append(loader)
-            for key, value in table.items():
-                if not (isinstance(key, str) and key.endswith("_version")):
-                    continue
-                prefix = key[: -len("_version")]
-                if prefix == "python" or not isinstance(value, str) or not value.strip():
-                    continue
-                dist = FLAVOR_VERSION_KEYS.get(prefix, prefix.replace("_", "-"))
-                deps.append(_implied(dist, value, text, shown, key, f"flavor {flavor}, {key}"))
-    metadata = {"dependencies": str(len(deps))}
-    if loaders:
-        metadata["loader_modules"] = ", ".join(sorted(set(loaders)))
-    return ParsedInput(
-        path=shown,
-        kind=InputKind.MLFLOW_MLMODEL,
-        dependencies=tuple(deps),
-        size=size,
-        metadata=metadata,
-    )
-
-
-def parse_python_env(path: Path, shown: str, options: ParseOptions) -> ParsedInput:
-    """Read MLflow's ``python_env.yaml`` (build and runtime requirements)."""
-    kind = InputKind.MLFLOW_PYTHON_ENV
-    try:
-        text, size = read_text(path, options.limits)
-        data = load_yaml_text(text)
-    except InputError as e:
-        return _fail(shown, kind, str(e))
-    if not isinstance(data, Mapping):
-        return _fail(shown, kind, "python_env.yaml must be a YAML mapping")
-    deps: list[Dependency] = []
-    errors: list[ErrorRecord] = []
-    for key in ("build_dependencies", "dependencies"):
-        lines = data.get(key) or []
-        if not isinstance(lines, list) or not all(isinstance(x, str) for x in lines):
-            errors.append(
-                ErrorRecord(
-                    Location(shown),
-                    f"{shown}: '{key}' must be a list of strings",
-                    stage="audit-parse",
-                )
-            )
+    if flavors is not None and not isinstance(flavors, Mapping):
+        builder.error(f"'flavors' must be a mapping, not {shown(flavors)}")
+        flavors = {}
+    for flavor, table in (flavors or {}).items():
+        if not isinstance(table, Mapping):
+            builder.error(f"flavor {shown(flavor)} must be a mapping, not {shown(table)}")
             continue
-        more, errs = parse_requirement_lines(list(lines), path, shown, options, text)
-        deps.extend(more)
-        errors.extend(errs)
-    return ParsedInput(
-        path=shown,
-        kind=kind,
-        dependencies=tuple(deps),
-        errors=tuple(errors),
-        size=size,
-        metadata={"dependencies": str(len(deps))},
-    )
+        loader = table.get("loader_module")
+        if isinstance(loader, str):
+            loaders.append(loader)
+        for key, value in table.items():
+            if not (isinstance(key, str) and key.endswith("_version")):
+                continue
+            prefix = key[: -len("_version")]
+            if not isinstance(value, str) or not value.strip():
+                builder.error(
+                    f"flavor {shown(flavor)}: {key} must be a version, not {shown(value)}"
+                )
+                continue
+            if prefix == "python":
+                continue
+            dist = FLAVOR_VERSION_KEYS.get(prefix, prefix.replace("_", "-"))
+            builder.add(_implied(dist, value, index, shown_path, key, f"flavor {flavor}, {key}"))
+    if loaders:
+        builder.metadata["loader_modules"] = ", ".join(sorted(set(loaders)))
+    return builder.result()
+
+
+def parse_python_env(path: Path, shown_path: str, options: ParseOptions) -> ParsedInput:
+    """Read MLflow's ``python_env.yaml`` (build and runtime requirements)."""
+    read = _read(path, shown_path, InputKind.MLFLOW_PYTHON_ENV, options)
+    if isinstance(read, ParsedInput):
+        return read
+    builder, text, data = read
+    python = data.get("python")
+    if python is not None and not isinstance(python, str):
+        builder.error(f"'python' must be a version string, not {shown(python)}")
+    index = TextIndex(text)
+    for key in ("build_dependencies", "dependencies"):
+        lines = data.get(key)
+        if lines is None:
+            continue
+        if not isinstance(lines, list) or not all(isinstance(x, str) for x in lines):
+            builder.error(f"'{key}' must be a list of strings, not {shown(lines)}")
+            continue
+        read_requirement_lines(builder, lines, path, index)
+    return builder.result()

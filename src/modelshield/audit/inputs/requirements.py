@@ -1,48 +1,69 @@
 """pip requirements files (``requirements*.txt``), as pip reads them.
 
-Supported: ``-r``/``--requirement`` and ``-c``/``--constraint`` includes relative to the including
-file (with cycle protection and a depth bound of ``limits.max_nested_depth``), line continuations,
-comments, ``${VAR}`` expansion, per-requirement options (``--hash``...), environment markers
-(evaluated against the running interpreter: a requirement whose marker is false is not
-installed, so it is not audited), extras, ``name @ URL`` and bare URL/path lines (auditable when
-the file name is a wheel or sdist with a version, otherwise reported as unauditable), and
-``-e``/``--editable`` lines (unauditable: a local or VCS checkout).
+Read like pip: the text is decoded as pip decodes it (a UTF-8, UTF-16 or UTF-32 byte order
+mark, what PowerShell's ``pip freeze >`` writes, or a ``coding:`` comment; else UTF-8), split
+into lines as ``str.splitlines`` splits them, continuation lines joined and comments removed
+in pip's order. Supported: ``-r``/``--requirement`` and ``-c``/``--constraint`` includes
+relative to the including file (with cycle protection and a depth bound of
+``limits.max_nested_depth``), per-requirement options (``--hash`` digests are kept),
+environment markers (kept as evidence; evaluated only for a target the user names), extras,
+``name @ URL`` and bare URL/path lines (auditable when the file name is a wheel or sdist with a
+version, otherwise reported as unauditable), and ``-e``/``--editable`` lines (unauditable: a
+local or VCS checkout).
 
-A constraint file does not add dependencies; it pins the version of those that are required.
-Remote includes (``-r https://...``) are not fetched: they are reported as errors, never skipped
-silently.
+A requirements file is untrusted input, and its report is often published, so unlike pip:
+
+- an include must stay inside the audited tree (the directory named, or the named file's
+  directory), or inside a directory the user allows (``--allow-include``); ``-r /etc/passwd``
+  or ``-r ../../secrets.txt`` is an error and the file is never read;
+- ``${VAR}`` is expanded only for the variables the user names (``--expand-env VAR``): a value
+  from the environment may be a secret, and it would appear in reports; any other ``${VAR}`` is
+  an error;
+- an error message quotes at most the requirement it failed to parse, shortened.
+
+The file is read line by line: memory stays proportional to the longest line, not the number
+of lines, and reading stops at ``limits.max_dependencies``. A constraint file does not add
+dependencies; it pins the version of those that are required. Remote includes (``-r
+https://...``) are not fetched: they are reported as errors, never skipped silently.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from msgspec.structs import replace
 
 from modelshield.audit.inputs._common import (
+    InputBuilder,
     InputError,
     ParseOptions,
+    TextIndex,
+    artifact,
     canonical_name,
-    locate,
-    marker_applies,
+    decode,
     parse_requirement,
-    read_text,
+    read_bytes,
     requirement_dependency,
+    shown,
     url_dependency,
 )
-from modelshield.audit.inputs.dependency import Dependency, InputKind, ParsedInput
-from modelshield.core.findings import ErrorRecord, Location
+from modelshield.audit.inputs.dependency import Artifact, Dependency, InputKind, ParsedInput
+from modelshield.core.findings import Location
 
 # Patterns are compiled (and cached by ``re``) on first use, and each is tried only on lines
 # that hold what it needs ("#", "${", a leading "-"...): a pinned file compiles one of them.
-_COMMENT = r"(^|\s+)#.*$"
-_ENV_VAR = r"\$\{([A-Z0-9_]+)\}"
+_COMMENT = r"(^|\s+)#.*$"  # pip's COMMENT_RE
+_ENV_VAR = r"\$\{([A-Z0-9_]+)\}"  # pip's ENV_VAR_RE
 _LINE_OPTIONS = r"\s+(?=--?[A-Za-z])"
+_HASH_OPTION = r"--hash[=\s]\s*(\S+)"
 _INCLUDE = r"^(-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+|(?<=-r)|(?<=-c))(\S.*)$"
 _EDITABLE = r"^(-e|--editable)(?:\s*=\s*|\s+)(\S.*)$"
 _URL_START = r"^([a-z][a-z0-9+.-]*://|(git|hg|svn|bzr)\+)"
+# The line boundaries of str.splitlines, which pip splits requirements files with.
+_LINE_BREAK = re.compile("\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 # ``name==version`` in the form pip-compile and `pip freeze` write: a valid PEP 508 name, and a
 # version in PEP 440's normal form (release, pre, post, dev, local label). ``packaging`` would
 # read such a line into exactly these two strings (no extras, no marker), so it is read here
@@ -52,6 +73,9 @@ _SIMPLE_PIN = (
     r"([0-9]+(?:\.[0-9]+)*(?:(?:a|b|rc)[0-9]+)?(?:\.post[0-9]+)?(?:\.dev[0-9]+)?"
     r"(?:\+[a-z0-9]+(?:\.[a-z0-9]+)*)?)"
 )
+MAX_LINE = 100_000
+"""Characters of one logical line (continuations joined) read at most; a longer line is an
+error (a requirement with a few hundred ``--hash`` options is a few tens of thousands)."""
 
 
 def _is_url(text: str) -> bool:
@@ -63,72 +87,153 @@ class _State:
     """What reading a file and its includes has gathered so far (a plain class: generating a
     dataclass costs more than reading a short requirements file)."""
 
-    __slots__ = ("constraints", "cycles", "deps", "errors", "options", "seen", "size", "skipped")
+    __slots__ = ("builder", "constrained", "constraints", "cycles", "options", "roots", "seen")
 
-    def __init__(self, options: ParseOptions) -> None:
-        self.options = options
-        self.deps: list[Dependency] = []
+    def __init__(self, builder: InputBuilder, roots: Sequence[str]) -> None:
+        self.builder = builder
+        self.options = builder.options
+        self.roots = roots
         self.constraints: dict[str, Dependency] = {}
-        self.errors: list[ErrorRecord] = []
+        self.constrained = 0
         self.seen: set[str] = set()
-        self.skipped = 0  # requirements whose marker is false here
         self.cycles = 0
-        self.size = 0
 
 
-def logical_lines(text: str) -> list[tuple[int, int, str]]:
-    """``(first line number, byte offset, text)`` per logical line, continuations joined."""
-    out: list[tuple[int, int, str]] = []
+def physical_lines(text: str, encoding: str, start: int = 0) -> Iterator[tuple[int, int, str]]:
+    """``(line number, byte offset, text)`` per line, split as ``str.splitlines`` splits, with
+    the byte offset of each line in the file encoded in ``encoding`` (after ``start`` bytes of
+    byte order mark). Lazy: one line at a time."""
+    single = encoding.replace("_", "-").lower() in ("utf-8", "utf8") and text.isascii()
+    # Offsets in a UTF-16/32 file count that encoding's bytes (its BOM is already skipped).
+    codec = {"utf-16": "utf-16-le", "utf-32": "utf-32-le"}.get(encoding, encoding)
+    offset, pos, number = start, 0, 0
+    for m in _LINE_BREAK.finditer(text):
+        number += 1
+        line = text[pos : m.start()]
+        yield number, offset, line
+        chunk = text[pos : m.end()]
+        offset += len(chunk) if single else len(chunk.encode(codec, "surrogatepass"))
+        pos = m.end()
+    if pos < len(text):
+        yield number + 1, offset, text[pos:]
+
+
+def logical_lines(
+    text: str, encoding: str = "utf-8", start: int = 0
+) -> Iterator[tuple[int, int, str]]:
+    """``(first line number, byte offset, text)`` per logical line, as pip's ``join_lines``
+    and ``ignore_comments`` make them: a line ending in a backslash continues on the next one
+    (unless it is a comment), and comments (``#`` at the start or after whitespace) go.
+
+    Raises InputError for a logical line longer than :data:`MAX_LINE` characters.
+    """
     buf: list[str] = []
-    start_line, start_off, offset = 0, 0, 0
-    for number, raw in enumerate(text.splitlines(keepends=True), start=1):
-        line = raw.rstrip("\r\n")
-        if not buf:
-            start_line, start_off = number, offset
-        offset += len(raw.encode("utf-8"))
-        # A comment needs whitespace (or the line start) before '#': '#egg=' in URLs is kept.
-        stripped = (re.sub(_COMMENT, "", line) if "#" in line else line).rstrip()
-        if stripped.endswith("\\"):
-            buf.append(stripped[:-1])
+    size = 0
+    first = (0, 0)
+    for number, offset, line in physical_lines(text, encoding, start):
+        comment = "#" in line and re.match(_COMMENT, line) is not None
+        if not line.endswith("\\") or comment:
+            if comment:
+                line = " " + line  # so that the comment is matched once joined
+            if buf:
+                buf.append(line)
+                joined, where = "".join(buf), first
+                buf, size = [], 0
+            else:
+                joined, where = line, (number, offset)
+        else:
+            if not buf:
+                first = (number, offset)
+            buf.append(line.strip("\\"))
+            size += len(line)
+            if size > MAX_LINE:
+                raise InputError(f"a line longer than {MAX_LINE} characters", first[0])
             continue
-        buf.append(stripped)
-        joined = "".join(buf).strip()
-        buf = []
-        if joined:
-            out.append((start_line, start_off, joined))
-    if buf and "".join(buf).strip():
-        out.append((start_line, start_off, "".join(buf).strip()))
-    return out
+        if len(joined) > MAX_LINE:
+            raise InputError(f"a line longer than {MAX_LINE} characters", where[0])
+        stripped = (re.sub(_COMMENT, "", joined) if "#" in joined else joined).strip()
+        if stripped:
+            yield where[0], where[1], stripped
+    if buf:
+        stripped = re.sub(_COMMENT, "", "".join(buf)).strip()
+        if stripped:
+            yield first[0], first[1], stripped
 
 
-def _expand(text: str) -> str:
+def _expand(text: str, allowed: frozenset[str]) -> str:
+    """``${NAME}`` replaced by its value for the names the user allows; any other is an error
+    (its value could be a secret, and reports quote requirements)."""
     if "${" not in text:
         return text
-    return re.sub(_ENV_VAR, lambda m: os.environ.get(m.group(1), m.group(0)), text)
+
+    def value(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in allowed:
+            raise InputError(
+                f"uses the environment variable ${{{name}}}, which is expanded only when the "
+                f"user names it (--expand-env {name}): its value would appear in reports"
+            )
+        return os.environ.get(name) or m.group(0)  # pip leaves an unset variable as written
+
+    return re.sub(_ENV_VAR, value, text)
 
 
-def _parse_file(path: Path, shown: str, state: _State, depth: int, constraint: bool) -> None:
-    key = str(path.resolve())
+def _inside(path: str, roots: Sequence[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+
+def _parse_file(path: Path, shown_path: str, state: _State, depth: int, constraint: bool) -> None:
+    key = os.path.realpath(path)
     if key in state.seen:
         state.cycles += 1  # pip would loop; an include cycle adds nothing new
         return
     state.seen.add(key)
-    text, size = read_text(path, state.options.limits)
-    state.size += size
-    for number, offset, line in logical_lines(text):
-        loc = Location(shown, (), offset)
-        try:
-            _parse_line(_expand(line), path, shown, loc, number, state, depth, constraint)
-        except InputError as e:
-            state.errors.append(
-                ErrorRecord(loc, f"{shown}:{e.line or number}: {e}", stage="audit-parse")
-            )
+    data = read_bytes(path, state.options.limits.max_document_bytes)
+    state.builder.size += len(data)
+    text, encoding, skip = decode(data, declarations=True)
+    del data  # the text is what is read from here on
+    try:
+        for number, offset, line in logical_lines(text, encoding, skip):
+            if state.builder.full:
+                return
+            loc = Location(shown_path, (), offset)
+            try:
+                expanded = _expand(line, state.options.expand_env)
+                _parse_line(expanded, path, shown_path, loc, number, state, depth, constraint)
+            except InputError as e:
+                state.builder.error(str(e), line=e.line or number, offset=offset, path=shown_path)
+    except InputError as e:
+        state.builder.error(str(e), line=e.line, path=shown_path)
+
+
+def _include(
+    target: str, path: Path, shown_path: str, state: _State, depth: int, constraint: bool
+) -> None:
+    if _is_url(target):
+        raise InputError(f"remote include {shown(target)} is not fetched; audit that file directly")
+    limit = state.options.limits.max_nested_depth
+    if depth + 1 > limit:
+        raise InputError(f"includes nested deeper than limits.max_nested_depth ({limit})")
+    child = (path.parent / target) if not Path(target).is_absolute() else Path(target)
+    # Report the include relative to how the user named the including file.
+    child_shown = os.path.normpath(str(Path(shown_path).parent / target))
+    if not _inside(os.path.realpath(child), state.roots):
+        raise InputError(
+            f"include {shown(target)} is outside the audited tree ({state.roots[0]}); not "
+            "read (allow its directory with --allow-include DIR)"
+        )
+    if not child.is_file():
+        raise InputError(f"included file {shown(target)} not found")
+    try:
+        _parse_file(child, child_shown, state, depth + 1, constraint)
+    except InputError as e:
+        raise InputError(f"in included file {child_shown}: {e}") from e
 
 
 def _parse_line(
     line: str,
     path: Path,
-    shown: str,
+    shown_path: str,
     loc: Location,
     number: int,
     state: _State,
@@ -137,24 +242,8 @@ def _parse_line(
 ) -> None:
     include = re.match(_INCLUDE, line) if line.startswith("-") else None
     if include:
-        target = include.group(2).strip()
-        if _is_url(target):
-            raise InputError(f"remote include {target!r} is not fetched; audit that file directly")
-        if depth + 1 > state.options.limits.max_nested_depth:
-            raise InputError(
-                f"includes nested deeper than limits.max_nested_depth "
-                f"({state.options.limits.max_nested_depth})"
-            )
-        child = (path.parent / target) if not Path(target).is_absolute() else Path(target)
-        # Report the include relative to how the user named the including file.
-        child_shown = os.path.normpath(str(Path(shown).parent / target))
-        if not child.is_file():
-            raise InputError(f"included file {target!r} not found")
         is_constraint = include.group(1) in ("-c", "--constraint") or constraint
-        try:
-            _parse_file(child, child_shown, state, depth + 1, is_constraint)
-        except InputError as e:
-            raise InputError(f"in included file {child_shown}: {e}") from e
+        _include(include.group(2).strip(), path, shown_path, state, depth, is_constraint)
         return
     editable = re.match(_EDITABLE, line) if line.startswith("-") else None
     if editable:
@@ -165,96 +254,95 @@ def _parse_line(
         elif not _is_url(target):
             dep = replace(dep, unauditable=f"editable install of the local project {target}")
         if not constraint:
-            state.deps.append(dep)
+            state.builder.add(dep)
         return
     if line.startswith("-"):
         return  # index, find-links, --pre, --require-hashes...: no dependency on this line
-    requirement = line
+    requirement, options = line, ""
     if len(line.split(maxsplit=1)) > 1:  # per-requirement options follow whitespace
-        requirement = re.split(_LINE_OPTIONS, line, maxsplit=1)[0].strip()
+        split = re.search(_LINE_OPTIONS, line)
+        if split is not None:
+            requirement, options = line[: split.start()].strip(), line[split.end() :]
     if (
         _is_url(requirement)
         or requirement.startswith((".", "/"))
         or (requirement.endswith((".whl", ".tar.gz", ".zip")) and "@" not in requirement)
     ):
         if not constraint:
-            state.deps.append(url_dependency(requirement, None, loc, number, "declared"))
+            state.builder.add(url_dependency(requirement, None, loc, number, "declared"))
         return
     simple = re.fullmatch(_SIMPLE_PIN, requirement, re.ASCII) if "==" in requirement else None
+    marker = None
     if simple is not None:
         name, version = simple.groups()
         dep = Dependency(name, canonical_name(name), loc, version=version, line=number)
     else:
         req = parse_requirement(requirement, number)
-        if not marker_applies(req.marker, state.options.environment):
-            state.skipped += 1
-            return
+        marker = req.marker
         dep = requirement_dependency(req, loc, number)
+    if "--hash" in options:
+        hashes = [artifact("", h) for h in re.findall(_HASH_OPTION, options)]
+        dep = replace(dep, artifacts=tuple(a for a in hashes if isinstance(a, Artifact)))
     if constraint:
-        if dep.version is not None:
+        if dep.version is not None and state.builder.applies(marker):
             state.constraints.setdefault(dep.canonical, dep)
         return
-    state.deps.append(dep)
+    state.builder.add(dep, marker)
 
 
-def _apply_constraints(state: _State) -> list[Dependency]:
-    out = []
-    for dep in state.deps:
+def _apply_constraints(state: _State, first: int = 0) -> None:
+    """Pin the ranges declared from index ``first`` on to the versions constraints give."""
+    deps = state.builder.dependencies
+    for i in range(first, len(deps)):
+        dep = deps[i]
         pin = state.constraints.get(dep.canonical)
         if dep.version is None and dep.unauditable is None and pin is not None:
             where = f"{pin.location.path}:{pin.line}"
-            dep = replace(
+            deps[i] = replace(
                 dep,
                 version=pin.version,
                 specifiers=(),
                 evidence={**dep.evidence, "constrained_by": where},
             )
-        out.append(dep)
-    return out
 
 
-def parse_requirements(path: Path, shown: str, options: ParseOptions) -> ParsedInput:
+def _roots(path: Path, options: ParseOptions) -> list[str]:
+    """The directories includes may resolve into: the audited tree first, then those the user
+    allows."""
+    tree = options.tree if options.tree is not None else str(path.parent)
+    return [os.path.realpath(tree), *(os.path.realpath(p) for p in options.allow_includes)]
+
+
+def parse_requirements(path: Path, shown_path: str, options: ParseOptions) -> ParsedInput:
     """Read a requirements file and everything it includes."""
-    state = _State(options)
+    builder = InputBuilder(shown_path, InputKind.REQUIREMENTS, options)
+    state = _State(builder, _roots(path, options))
     try:
-        _parse_file(path, shown, state, 0, False)
+        _parse_file(path, shown_path, state, 0, False)
     except InputError as e:
-        state.errors.append(ErrorRecord(Location(shown), f"{shown}: {e}", stage="audit-parse"))
-    metadata = {"dependencies": str(len(state.deps))}
-    if state.skipped:
-        metadata["skipped_by_marker"] = str(state.skipped)
+        builder.error(str(e))
+    _apply_constraints(state)
     if state.cycles:
-        metadata["include_cycles"] = str(state.cycles)
-    return ParsedInput(
-        path=shown,
-        kind=InputKind.REQUIREMENTS,
-        dependencies=tuple(_apply_constraints(state)),
-        errors=tuple(state.errors),
-        size=state.size,
-        metadata=metadata,
-    )
+        builder.metadata["include_cycles"] = str(state.cycles)
+    return builder.result()
 
 
-def parse_requirement_lines(
-    lines: list[str], base: Path, shown: str, options: ParseOptions, text: str = ""
-) -> tuple[list[Dependency], list[ErrorRecord]]:
-    """Requirement lines embedded in another file (conda's ``pip:``, MLflow's python_env).
-
-    ``text`` is the embedding file's content, to report each line where it is in that file.
-    """
-    state = _State(options)
-    state.seen.add(str(base.resolve()))
-    searched_from = 0
+def read_requirement_lines(
+    builder: InputBuilder, lines: Sequence[str], base: Path, index: TextIndex | None = None
+) -> None:
+    """Requirement lines embedded in another file (conda's ``pip:``, MLflow's python_env),
+    added to that file's ``builder``; ``index`` locates each line in the embedding file."""
+    state = _State(builder, _roots(base, builder.options))
+    state.seen.add(os.path.realpath(base))
+    first = len(builder.dependencies)
     for line in lines:
-        number, offset = locate(text[searched_from:], line) if text else (None, None)
-        if number is not None and offset is not None:
-            number += text.count("\n", 0, searched_from)
-            offset += len(text[:searched_from].encode("utf-8"))
-            searched_from = text.index(line, searched_from) + len(line)
-        loc = Location(shown, (), offset)
+        if builder.full:
+            break
+        number, offset = index.find(line) if index is not None else (None, None)
+        loc = Location(builder.shown, (), offset)
         try:
-            _parse_line(_expand(line.strip()), base, shown, loc, number or 0, state, 0, False)
+            expanded = _expand(line.strip(), builder.options.expand_env)
+            _parse_line(expanded, base, builder.shown, loc, number or 0, state, 0, False)
         except InputError as e:
-            where = f"{shown}:{number}" if number else shown
-            state.errors.append(ErrorRecord(loc, f"{where}: {e}", stage="audit-parse"))
-    return _apply_constraints(state), state.errors
+            builder.error(str(e), line=number, offset=offset)
+    _apply_constraints(state, first)
