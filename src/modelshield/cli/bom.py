@@ -8,7 +8,9 @@ import sys
 from modelshield.cli._common import resolve_policy, write_output
 from modelshield.cli._sources import (
     add_ignore_option,
+    add_input_options,
     add_source_options,
+    apply_input_options,
     requested_source,
     split_ignores,
 )
@@ -46,6 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     add_ignore_option(parser, rules="SCAN-..., AUDIT-...")
     add_source_options(parser, api_by_default=False)
+    add_input_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     policy, _ = resolve_policy(args.policy)
     rule_ids = frozenset(r.id for r in load_all_rules())
     policy, advisory_ids = split_ignores(args.ignore, policy, rule_ids)
-    source = requested_source(args)
+    policy = apply_input_options(args, policy)
+    source = requested_source(args, policy)
     outcome = create_bom(args.path, policy=policy, source=source, ignore=advisory_ids)
     write_output(bom_json(outcome.bom), args.output, sys.stdout)
     errors = [*outcome.scan.errors, *outcome.errors]

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import codecs
 import functools
-import os
 import re
 import reprlib
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -28,6 +26,7 @@ from typing import IO, TYPE_CHECKING, Any
 from msgspec import Struct, field
 from msgspec.structs import replace
 
+from modelshield.audit import safeio
 from modelshield.audit.caps import ErrorCap
 from modelshield.audit.inputs.dependency import (
     Artifact,
@@ -114,21 +113,14 @@ class ParseOptions(Struct, frozen=True):
 def open_regular(path: Path | str) -> tuple[IO[bytes], int]:
     """Open a regular file for reading, never blocking; its handle and size.
 
-    ``O_NONBLOCK`` makes opening a FIFO return at once (a plain ``open`` would wait for a
-    writer forever); anything that is not a regular file is refused. Raises InputError.
+    See :mod:`modelshield.audit.safeio`. Raises InputError.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        return safeio.open_regular(path)
+    except safeio.NotRegularFile as e:
+        raise InputError("not a regular file (a FIFO, socket or device); not read") from e
     except OSError as e:
         raise InputError(f"cannot read: {e.strerror or e}") from e
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise InputError("not a regular file (a FIFO, socket or device); not read")
-        return os.fdopen(fd, "rb"), st.st_size
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 def read_bytes(path: Path | str, cap: int, limit_name: str = "max_document_bytes") -> bytes:
