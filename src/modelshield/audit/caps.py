@@ -94,7 +94,8 @@ def _summary(example: Finding, dropped: int) -> Finding:
 
 
 class ErrorCap:
-    """Error records of one input: the first :data:`MAX_ERRORS_PER_INPUT`, then a count."""
+    """Error records of one input: the first :data:`MAX_ERRORS_PER_INPUT`; a reader stops at
+    the next one (the input already fails the run), and a last record says so."""
 
     __slots__ = ("_dropped", "_kept")
 
@@ -121,7 +122,8 @@ class ErrorCap:
         stage = self._kept[-1].stage
         more = ErrorRecord(
             Location(path),
-            f"{path}: {self._dropped} more errors (at most {MAX_ERRORS_PER_INPUT} are listed)",
+            f"{path}: more errors than the {MAX_ERRORS_PER_INPUT} listed; the rest of the input "
+            "was not read",
             stage=stage,
         )
         return (*self._kept, more)

@@ -155,11 +155,12 @@ INPUT_LIMIT = register_rule(
         pillar="audit",
         severity=Severity.MEDIUM,
         title="Dependency input not read completely: a limit was reached",
-        what="An input declares more dependencies than `limits.max_dependencies`, so the rest "
-        "was not read. The input is reported as not fully analysed.",
+        what="An input holds more entries (requirement lines, lock-file packages, installed "
+        "distributions) than `limits.max_input_entries`, or more errors than are listed, so "
+        "the rest was not read. The input is reported as not fully analysed.",
         why="Dependencies that were not read were not audited; a partial answer is never a "
         "clean one.",
-        example="requirements.txt: more than 100000 dependencies",
+        example="requirements.txt: more than 100000 entries",
         incomplete=True,
     )
 )

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from msgspec import Struct
 from msgspec.structs import replace
 
+from modelshield.audit.inputs.dependency import Artifact
 from modelshield.audit.records import CvssScore
 from modelshield.core.findings import ErrorRecord, FileResult, Finding, Report, Severity
 from modelshield.core.policy import Policy
@@ -86,6 +87,9 @@ class BomDependency(Struct, frozen=True):
     """Version ranges declared for it (``>=1.0``), when the inputs give ranges."""
     unauditable: str | None = None
     """Why no advisory can be matched (a VCS or URL dependency), or None."""
+    artifacts: tuple[Artifact, ...] = ()
+    """The release files and digests the inputs record for this version (lock files' wheel
+    and sdist hashes, ``--hash`` options)."""
 
     @property
     def recorded_version_source(self) -> str | None:
@@ -228,6 +232,9 @@ class DependencyReport(Struct, frozen=True):
     """The vulnerability source consulted (its description), or None: not checked."""
     suppressed: int = 0
     """Advisories and findings the policy or ``ignore`` dropped."""
+    excluded: tuple[str, ...] = ()
+    """Dependencies left out for the target's markers: ``name==1.0 (requirements.txt:3):
+    marker``."""
 
 
 def discover_inputs(
@@ -313,6 +320,7 @@ def _dependency(
     specifiers = tuple(dict.fromkeys(s for d in deps for s in d.specifiers if s))
     reasons = [d.unauditable for d in deps if d.unauditable is not None]
     evidence = tuple(dict.fromkeys(_evidence(d, root) for d in deps))
+    artifacts = tuple(dict.fromkeys(a for d in deps for a in d.artifacts)) if version else ()
     return BomDependency(
         name=name,
         version=version,
@@ -320,6 +328,7 @@ def _dependency(
         evidence=evidence,
         specifiers=specifiers,
         unauditable=reasons[0] if reasons else None,
+        artifacts=artifacts,
     )
 
 
@@ -358,9 +367,15 @@ def audit_dependencies(
     inputs = discover_inputs(root, policy, scanned_format=scanned_format, scanned=scanned)
     listed = tuple((relative(i.path, root), i.kind.value) for i in inputs)
     deps = tuple(bom_dependencies(inputs, root))
+    excluded = tuple(
+        f"{e.dependency} ({relative(e.location.path, root)}"
+        f"{f':{e.line}' if e.line else ''}): {e.marker}"
+        for i in inputs
+        for e in i.excluded
+    )
     if source is None:
         errors = tuple(e for i in inputs for e in i.errors if e.stage == "audit-parse")
-        return DependencyReport(listed, deps, errors=errors)
+        return DependencyReport(listed, deps, errors=errors, excluded=excluded)
     from modelshield.audit.auditor import run_audit
     from modelshield.audit.discover import audit_options
 
@@ -388,6 +403,7 @@ def audit_dependencies(
         errors=errors,
         source=source.describe(),
         suppressed=report.suppressed,
+        excluded=excluded,
     )
 
 

@@ -50,9 +50,15 @@ class Limits(Struct, frozen=True):
     max_document_bytes: int = 64 * _MIB
     """Largest text document read whole: requirement and lock files, advisories, manifests,
     API responses."""
-    max_dependencies: int = 100_000
-    """Dependencies read from one audit input (a requirements or lock file, an environment);
-    past it the rest of the input is not read, and the input is not fully analysed."""
+    max_manifest_bytes: int = 16 * _MIB
+    """Largest dependency manifest parsed as a structured document (a lock file,
+    ``pyproject.toml``, a conda or MLflow YAML file, a JSON config): parsing one takes ten to
+    twenty times its size in memory. Requirements files are read line by line instead, bounded
+    by ``max_document_bytes``."""
+    max_input_entries: int = 100_000
+    """Entries read from one audit input (requirement lines, lock-file packages, installed
+    distributions); past it the rest of the input is not read, and the input is not fully
+    analysed."""
 
     def __post_init__(self) -> None:
         """Reject non-positive values (never with ``assert``, which vanishes under ``-O``)."""

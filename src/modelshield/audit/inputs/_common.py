@@ -5,7 +5,7 @@ collecting dependencies within bounds, and turning PEP 508 requirements into
 Every file is opened without blocking and only when it is a regular file: a FIFO named
 ``requirements.txt`` in an audited folder is an error record, never a hang. Everything an
 input yields passes through an :class:`InputBuilder`, which bounds the dependencies
-(``limits.max_dependencies``: past it the input is not fully analysed), the error records and
+(``limits.max_input_entries``: past it the input is not fully analysed), the error records and
 the text they quote, and applies the target's markers the same way for every format.
 
 ``packaging``'s requirement, marker and file-name parsers are imported on first use: together
@@ -27,7 +27,7 @@ from msgspec import Struct, field
 from msgspec.structs import replace
 
 from modelshield.audit import safeio
-from modelshield.audit.caps import ErrorCap
+from modelshield.audit.caps import MAX_ERRORS_PER_INPUT, ErrorCap
 from modelshield.audit.inputs.dependency import (
     Artifact,
     Dependency,
@@ -174,12 +174,10 @@ def decode(data: bytes, *, declarations: bool = False) -> tuple[str, str, int]:
 
 
 def read_text(path: Path, limits: Limits) -> tuple[str, int]:
-    """The file's text and size; raises InputError when unreadable, too large or not text.
-
-    Structured manifests are read whole, so the bound is ``limits.max_document_bytes`` (the
-    largest document modelshield reads into memory), not the much larger model-file bound.
-    """
-    data = read_bytes(path, limits.max_document_bytes)
+    """A structured manifest's text and size; raises InputError when unreadable, too large or
+    not text. The bound is ``limits.max_manifest_bytes``: a parsed document takes many times
+    its size in memory."""
+    data = read_bytes(path, limits.max_manifest_bytes, "max_manifest_bytes")
     text, _, _ = decode(data)
     return text, len(data)
 
@@ -193,18 +191,20 @@ class TextIndex:
     Readers look up the entries of a parsed document (package names, requirement strings) in
     the text, in document order: each search starts where the previous one ended, so finding
     them all costs one pass over the text. A string that is not found after that point is
-    searched once more from the start, a bounded number of times; past that it gets no
-    position (positions are for people, never needed for a verdict).
+    searched once more from the start, while those searches have scanned less than
+    :data:`SCAN_BUDGET` times the text; past that it gets no position (positions are for
+    people, never needed for a verdict).
     """
 
-    MAX_RESTARTS = 1_000
+    SCAN_BUDGET = 4
+    """Searches from the start scan at most this many times the text's length in all."""
 
     def __init__(self, text: str) -> None:
         """Index ``text`` (nothing is computed before the first search)."""
         self.text = text
         self._ascii = text.isascii()
         self._cursor = 0
-        self._restarts = 0
+        self._budget = self.SCAN_BUDGET * len(text)
         self._line_at = (0, 1)  # (index, line number there)
         self._byte_at = (0, 0)  # (index, byte offset there)
 
@@ -213,8 +213,8 @@ class TextIndex:
         if not needle:
             return None, None
         index = self.text.find(needle, self._cursor)
-        if index < 0 and self._cursor and self._restarts < self.MAX_RESTARTS:
-            self._restarts += 1
+        if index < 0 and self._cursor and self._budget > 0:
+            self._budget -= self._cursor
             index = self.text.find(needle, 0, self._cursor)
         if index < 0:
             return None, None
@@ -254,11 +254,13 @@ class TextIndex:
 class InputBuilder:
     """What one input declares, collected within the limits.
 
-    Dependencies past ``limits.max_dependencies`` are not kept: the input gets a gap
-    (``AUDIT-INPUT-LIMIT``) and :attr:`full` tells the reader to stop. Error records are
-    bounded (:class:`~modelshield.audit.caps.ErrorCap`) and on one line. With a target, a
-    dependency whose marker is false for it is kept as an :class:`Exclusion`; without one, the
-    marker is kept in the dependency's evidence.
+    Entries past ``limits.max_input_entries`` (dependencies, or requirement lines when the
+    reader counts lines with :meth:`entry`) are not read: the input gets a gap
+    (``AUDIT-INPUT-LIMIT``) and :attr:`full` tells the reader to stop. Past
+    :data:`~modelshield.audit.caps.MAX_ERRORS_PER_INPUT` errors the reader stops too (the
+    input already fails the run). Error records are on one line. With a target, a dependency
+    whose marker is false for it is kept as an :class:`Exclusion`; without one, the marker is
+    kept in the dependency's evidence.
     """
 
     def __init__(self, shown: str, kind: InputKind, options: ParseOptions) -> None:
@@ -269,7 +271,10 @@ class InputBuilder:
         self.errors = ErrorCap()
         self.metadata: dict[str, str] = {}
         self.size = 0
-        self.full = False
+        self.per_line = False
+        """Whether the reader counts entries itself (:meth:`entry`, once per line)."""
+        self._entries = 0
+        self._over = False
         self._skipped: dict[str, int] = {}
         target = options.target
         self._markers = MarkerEvaluator(target) if target is not None else None
@@ -295,11 +300,22 @@ class InputBuilder:
         """Count an entry that is deliberately not a dependency (``skipped_<why>``)."""
         self._skipped[why] = self._skipped.get(why, 0) + 1
 
+    @property
+    def full(self) -> bool:
+        """Whether the reader must stop: too many entries, or too many errors."""
+        return self._over or len(self.errors) > MAX_ERRORS_PER_INPUT
+
+    def entry(self) -> bool:
+        """Count one entry (a line, a package); False once past ``limits.max_input_entries``
+        (the entry is then not to be read)."""
+        if self._entries >= self.options.limits.max_input_entries:
+            self._over = True
+            return False
+        self._entries += 1
+        return True
+
     def _room(self) -> bool:
-        if len(self.dependencies) + len(self.excluded) < self.options.limits.max_dependencies:
-            return True
-        self.full = True
-        return False
+        return not self._over if self.per_line else self.entry()
 
     def add(
         self, dep: Dependency, marker: Marker | str | None = None, extras: list[str] | None = None
@@ -344,16 +360,16 @@ class InputBuilder:
             metadata["excluded_by_marker"] = str(len(self.excluded))
         metadata.update({f"skipped_{k}": str(v) for k, v in sorted(self._skipped.items())})
         gaps: tuple[Gap, ...] = ()
-        if self.full:
+        if self._over:
             from modelshield.audit.rules import INPUT_LIMIT
 
-            limit = self.options.limits.max_dependencies
+            limit = self.options.limits.max_input_entries
             gaps = (
                 Gap(
                     INPUT_LIMIT.id,
                     Location(self.shown),
-                    f"{self.shown} declares more than {limit} dependencies "
-                    "(limits.max_dependencies); the rest was not read or audited.",
+                    f"{self.shown} holds more than {limit} entries "
+                    "(limits.max_input_entries); the rest was not read or audited.",
                 ),
             )
         return ParsedInput(

@@ -221,10 +221,10 @@ def keras_metadata(path: Path, limits: Limits) -> dict[str, str]:
         fh, _ = open_regular(path)
         with fh, zipfile.ZipFile(fh) as zf:
             info = zf.getinfo("metadata.json")
-            if info.file_size > limits.max_document_bytes:
+            if info.file_size > limits.max_manifest_bytes:
                 return {}
-            with zf.open(info) as fh:
-                doc = json.loads(fh.read(limits.max_document_bytes))
+            with zf.open(info) as zh:
+                doc = json.loads(zh.read(limits.max_manifest_bytes))
     except (KeyError, OSError, zipfile.BadZipFile, ValueError, EOFError, RuntimeError):
         return {}  # InputError (not a regular file) is a ValueError
     version = doc.get("keras_version") if isinstance(doc, dict) else None
@@ -280,7 +280,7 @@ def onnx_producer(path: Path, head_bytes: int = 65536) -> dict[str, str]:
 def json_version(path: Path, key: str, limits: Limits) -> str | None:
     """A string field of a small JSON object (``transformers_version`` in ``config.json``)."""
     try:
-        doc = json.loads(read_bytes(path, limits.max_document_bytes))
+        doc = json.loads(read_bytes(path, limits.max_manifest_bytes, "max_manifest_bytes"))
     except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         return None  # InputError (unreadable, too large, not a regular file) included
     value = doc.get(key) if isinstance(doc, dict) else None

@@ -61,7 +61,9 @@ class _Lock:
         """The location of package ``name`` (the ``position``-th table, when known)."""
         if position is not None and position < len(self._headers):
             self.index.seek(self._headers[position])
-        line, offset = self.index.find(f'name = "{name}"')
+            line, offset = self.index.find(f'name = "{name}"')
+        else:  # Pipfile.lock: "name": {...}
+            line, offset = None, None
         if line is None:
             line, offset = self.index.find(f'"{name}"')
         return Location(self.builder.shown, (), offset), line

@@ -22,7 +22,7 @@ A requirements file is untrusted input, and its report is often published, so un
 - an error message quotes at most the requirement it failed to parse, shortened.
 
 The file is read line by line: memory stays proportional to the longest line, not the number
-of lines, and reading stops at ``limits.max_dependencies``. A constraint file does not add
+of lines, and reading stops at ``limits.max_input_entries``. A constraint file does not add
 dependencies; it pins the version of those that are required. Remote includes (``-r
 https://...``) are not fetched: they are reported as errors, never skipped silently.
 """
@@ -58,9 +58,6 @@ from modelshield.core.findings import Location
 _COMMENT = r"(^|\s+)#.*$"  # pip's COMMENT_RE
 _ENV_VAR = r"\$\{([A-Z0-9_]+)\}"  # pip's ENV_VAR_RE
 _LINE_OPTIONS = r"\s+(?=--?[A-Za-z])"
-_HASH_OPTION = r"--hash[=\s]\s*(\S+)"
-_INCLUDE = r"^(-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+|(?<=-r)|(?<=-c))(\S.*)$"
-_EDITABLE = r"^(-e|--editable)(?:\s*=\s*|\s+)(\S.*)$"
 _URL_START = r"^([a-z][a-z0-9+.-]*://|(git|hg|svn|bzr)\+)"
 # The line boundaries of str.splitlines, which pip splits requirements files with.
 _LINE_BREAK = re.compile("\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
@@ -99,65 +96,84 @@ class _State:
         self.cycles = 0
 
 
-def physical_lines(text: str, encoding: str, start: int = 0) -> Iterator[tuple[int, int, str]]:
-    """``(line number, byte offset, text)`` per line, split as ``str.splitlines`` splits, with
-    the byte offset of each line in the file encoded in ``encoding`` (after ``start`` bytes of
-    byte order mark). Lazy: one line at a time."""
-    single = encoding.replace("_", "-").lower() in ("utf-8", "utf8") and text.isascii()
-    # Offsets in a UTF-16/32 file count that encoding's bytes (its BOM is already skipped).
-    codec = {"utf-16": "utf-16-le", "utf-32": "utf-32-le"}.get(encoding, encoding)
-    offset, pos, number = start, 0, 0
-    for m in _LINE_BREAK.finditer(text):
-        number += 1
-        line = text[pos : m.start()]
-        yield number, offset, line
-        chunk = text[pos : m.end()]
-        offset += len(chunk) if single else len(chunk.encode(codec, "surrogatepass"))
-        pos = m.end()
-    if pos < len(text):
-        yield number + 1, offset, text[pos:]
+_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_BREAK = re.compile("\r\n|[" + _BREAKS + "]")
+# What pip ignores between requirement lines: whitespace (line breaks included) and comments
+# (a "#" at the start of a line or after whitespace, to the end of the line), skipped in one
+# regex match however many lines it spans.
+_IGNORED = re.compile("(?:\\s|#[^" + _BREAKS + "]*)*+")  # possessive: no backtracking stack
+
+
+class _Position:
+    """Line number and byte offset of a character index, advanced forward only."""
+
+    __slots__ = ("codec", "index", "number", "offset", "plain", "text")
+
+    def __init__(self, text: str, encoding: str, start: int) -> None:
+        self.text, self.index, self.number, self.offset = text, 0, 1, start
+        self.plain = encoding.replace("_", "-").lower() in ("utf-8", "utf8") and text.isascii()
+        # Offsets in a UTF-16/32 file count that encoding's bytes (its BOM is already skipped).
+        self.codec = {"utf-16": "utf-16-le", "utf-32": "utf-32-le"}.get(encoding, encoding)
+
+    def advance(self, index: int) -> None:
+        """Move to ``index`` (a line start), counting the line breaks passed."""
+        text, at = self.text, self.index
+        breaks = sum(text.count(c, at, index) for c in _BREAKS) - text.count("\r\n", at, index)
+        self.number += breaks
+        piece = text[at:index]
+        self.offset += len(piece) if self.plain else len(piece.encode(self.codec, "surrogatepass"))
+        self.index = index
+
+
+def _line_at(text: str, index: int) -> tuple[str, int]:
+    """The physical line starting at ``index``, and where the next one starts."""
+    m = _BREAK.search(text, index)
+    if m is None:
+        return text[index:], len(text)
+    return text[index : m.start()], m.end()
 
 
 def logical_lines(
     text: str, encoding: str = "utf-8", start: int = 0
 ) -> Iterator[tuple[int, int, str]]:
     """``(first line number, byte offset, text)`` per logical line, as pip's ``join_lines``
-    and ``ignore_comments`` make them: a line ending in a backslash continues on the next one
-    (unless it is a comment), and comments (``#`` at the start or after whitespace) go.
+    and ``ignore_comments`` make them from ``str.splitlines``: a line ending in a backslash
+    continues on the next one (unless it is a comment), and comments (``#`` at the start or
+    after whitespace) go. Blank lines, comment lines and option lines that declare nothing are
+    skipped without a Python step per line, so a file of millions of them costs a few regex
+    passes. Byte offsets count the file's encoding, after ``start`` bytes of byte order mark.
 
     Raises InputError for a logical line longer than :data:`MAX_LINE` characters.
     """
-    buf: list[str] = []
-    size = 0
-    first = (0, 0)
-    for number, offset, line in physical_lines(text, encoding, start):
-        comment = "#" in line and re.match(_COMMENT, line) is not None
-        if not line.endswith("\\") or comment:
-            if comment:
-                line = " " + line  # so that the comment is matched once joined
-            if buf:
-                buf.append(line)
-                joined, where = "".join(buf), first
-                buf, size = [], 0
-            else:
-                joined, where = line, (number, offset)
-        else:
-            if not buf:
-                first = (number, offset)
-            buf.append(line.strip("\\"))
-            size += len(line)
-            if size > MAX_LINE:
-                raise InputError(f"a line longer than {MAX_LINE} characters", first[0])
-            continue
+    pos = _Position(text, encoding, start)
+    index, size = 0, len(text)
+    while index < size:
+        content = _IGNORED.match(text, index).end()  # type: ignore[union-attr]
+        if content >= size:
+            return
+        line_start = max(index, max(text.rfind(c, index, content) for c in _BREAKS) + 1)
+        pos.advance(line_start)
+        number, offset = pos.number, pos.offset
+        line, index = _line_at(text, line_start)
+        parts, length = [], 0
+        while line.endswith("\\") and re.match(_COMMENT, line) is None:
+            parts.append(line.strip("\\"))
+            length += len(line)
+            if length > MAX_LINE:
+                raise InputError(f"a line longer than {MAX_LINE} characters", number)
+            if index >= size:
+                line = ""
+                break
+            line, index = _line_at(text, index)
+            if re.match(_COMMENT, line) is not None:
+                line = " " + line  # pip's join_lines: the comment is matched once joined
+                break
+        joined = "".join((*parts, line)) if parts else line
         if len(joined) > MAX_LINE:
-            raise InputError(f"a line longer than {MAX_LINE} characters", where[0])
+            raise InputError(f"a line longer than {MAX_LINE} characters", number)
         stripped = (re.sub(_COMMENT, "", joined) if "#" in joined else joined).strip()
         if stripped:
-            yield where[0], where[1], stripped
-    if buf:
-        stripped = re.sub(_COMMENT, "", "".join(buf)).strip()
-        if stripped:
-            yield first[0], first[1], stripped
+            yield number, offset, stripped
 
 
 def _expand(text: str, allowed: frozenset[str]) -> str:
@@ -194,7 +210,7 @@ def _parse_file(path: Path, shown_path: str, state: _State, depth: int, constrai
     del data  # the text is what is read from here on
     try:
         for number, offset, line in logical_lines(text, encoding, skip):
-            if state.builder.full:
+            if state.builder.full or not state.builder.entry():
                 return
             loc = Location(shown_path, (), offset)
             try:
@@ -230,6 +246,81 @@ def _include(
         raise InputError(f"in included file {child_shown}: {e}") from e
 
 
+_LONG_OPTIONS = (
+    "--config-settings",
+    "--constraint",
+    "--editable",
+    "--extra-index-url",
+    "--find-links",
+    "--global-option",
+    "--hash",
+    "--index-url",
+    "--no-binary",
+    "--no-index",
+    "--only-binary",
+    "--pre",
+    "--prefer-binary",
+    "--pypi-url",
+    "--require-hashes",
+    "--requirement",
+    "--trusted-host",
+    "--use-feature",
+)
+"""The long options pip accepts in requirements files (its ``req_file`` parser)."""
+_SHORT_OPTIONS = {"-r": "--requirement", "-c": "--constraint", "-e": "--editable"}
+_SHORT_WITH_VALUE = ("-r", "-c", "-e", "-i", "-f", "-C")
+_FLAGS = ("--no-index", "--pre", "--prefer-binary", "--require-hashes")
+
+
+def _options(text: str) -> list[tuple[str, str]]:
+    """pip's reading of an option string: ``shlex`` words, long options by their unique prefix
+    (optparse accepts ``--constr`` for ``--constraint``), short ones with their value attached
+    or next. ``(option, value)`` pairs; raises InputError where pip would fail."""
+    import shlex
+
+    try:
+        words = shlex.split(text)
+    except ValueError as e:
+        raise InputError(f"cannot read the options: {e}") from e
+    out: list[tuple[str, str]] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        i += 1
+        if word.startswith("--"):
+            name, eq, value = word.partition("=")
+            found = [o for o in _LONG_OPTIONS if o == name] or [
+                o for o in _LONG_OPTIONS if o.startswith(name)
+            ]
+            if len(found) != 1:
+                what = "ambiguous" if found else "unknown"
+                raise InputError(f"{what} option {shown(name)}")
+            option = found[0]
+            if option in _FLAGS:
+                out.append((option, ""))
+                continue
+        elif word[:2] in _SHORT_WITH_VALUE:
+            option, eq, value = _SHORT_OPTIONS.get(word[:2], word[:2]), "", word[2:]
+            eq = "=" if value else ""
+        else:
+            raise InputError(f"unexpected word {shown(word)} among the options")
+        if not eq:
+            if i >= len(words):
+                raise InputError(f"option {option} needs a value")
+            value, i = words[i], i + 1
+        out.append((option, value))
+    return out
+
+
+def _editable(target: str, loc: Location, number: int) -> Dependency:
+    dep = url_dependency(target, None, loc, number, "declared")
+    if dep.unauditable is None:
+        return replace(dep, version=None, unauditable=f"editable install of {target}")
+    if not _is_url(target):
+        return replace(dep, unauditable=f"editable install of the local project {target}")
+    return dep
+
+
 def _parse_line(
     line: str,
     path: Path,
@@ -240,29 +331,22 @@ def _parse_line(
     depth: int,
     constraint: bool,
 ) -> None:
-    include = re.match(_INCLUDE, line) if line.startswith("-") else None
-    if include:
-        is_constraint = include.group(1) in ("-c", "--constraint") or constraint
-        _include(include.group(2).strip(), path, shown_path, state, depth, is_constraint)
-        return
-    editable = re.match(_EDITABLE, line) if line.startswith("-") else None
-    if editable:
-        target = editable.group(2).strip()
-        dep = url_dependency(target, None, loc, number, "declared")
-        if dep.unauditable is None:
-            dep = replace(dep, version=None, unauditable=f"editable install of {target}")
-        elif not _is_url(target):
-            dep = replace(dep, unauditable=f"editable install of the local project {target}")
-        if not constraint:
-            state.builder.add(dep)
-        return
     if line.startswith("-"):
+        options = _options(line)
+        values = dict(reversed(options))  # the first of each, as pip takes it
+        if "--requirement" in values or "--constraint" in values:
+            nested = "--requirement" not in values
+            target = values["--requirement" if not nested else "--constraint"]
+            _include(target, path, shown_path, state, depth, nested or constraint)
+        elif "--editable" in values and not constraint:
+            state.builder.add(_editable(values["--editable"], loc, number))
         return  # index, find-links, --pre, --require-hashes...: no dependency on this line
-    requirement, options = line, ""
+    requirement, options_text = line, ""
     if len(line.split(maxsplit=1)) > 1:  # per-requirement options follow whitespace
         split = re.search(_LINE_OPTIONS, line)
         if split is not None:
-            requirement, options = line[: split.start()].strip(), line[split.end() :]
+            requirement, options_text = line[: split.start()].strip(), line[split.end() :]
+    hashes = [v for o, v in _options(options_text) if o == "--hash"] if options_text else []
     if (
         _is_url(requirement)
         or requirement.startswith((".", "/"))
@@ -280,9 +364,9 @@ def _parse_line(
         req = parse_requirement(requirement, number)
         marker = req.marker
         dep = requirement_dependency(req, loc, number)
-    if "--hash" in options:
-        hashes = [artifact("", h) for h in re.findall(_HASH_OPTION, options)]
-        dep = replace(dep, artifacts=tuple(a for a in hashes if isinstance(a, Artifact)))
+    if hashes:
+        found = [artifact("", h) for h in hashes]
+        dep = replace(dep, artifacts=tuple(a for a in found if isinstance(a, Artifact)))
     if constraint:
         if dep.version is not None and state.builder.applies(marker):
             state.constraints.setdefault(dep.canonical, dep)
@@ -316,6 +400,7 @@ def _roots(path: Path, options: ParseOptions) -> list[str]:
 def parse_requirements(path: Path, shown_path: str, options: ParseOptions) -> ParsedInput:
     """Read a requirements file and everything it includes."""
     builder = InputBuilder(shown_path, InputKind.REQUIREMENTS, options)
+    builder.per_line = True  # every line counts, those that declare nothing included
     state = _State(builder, _roots(path, options))
     try:
         _parse_file(path, shown_path, state, 0, False)
@@ -335,8 +420,9 @@ def read_requirement_lines(
     state = _State(builder, _roots(base, builder.options))
     state.seen.add(os.path.realpath(base))
     first = len(builder.dependencies)
+    per_line, builder.per_line = builder.per_line, True  # every line counts, as in a file
     for line in lines:
-        if builder.full:
+        if builder.full or not builder.entry():
             break
         number, offset = index.find(line) if index is not None else (None, None)
         loc = Location(builder.shown, (), offset)
@@ -345,4 +431,5 @@ def read_requirement_lines(
             _parse_line(expanded, base, builder.shown, loc, number or 0, state, 0, False)
         except InputError as e:
             builder.error(str(e), line=number, offset=offset)
+    builder.per_line = per_line
     _apply_constraints(state, first)
