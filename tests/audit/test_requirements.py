@@ -134,3 +134,73 @@ def test_unreadable_or_oversized_files(tmp_path: Path, data: bytes) -> None:
     result = parse(req, limits=Limits(max_document_bytes=64))
     assert len(result.errors) == 1
     assert "UTF-8" in result.errors[0].message or "max_document_bytes" in result.errors[0].message
+
+
+@pytest.mark.parametrize(
+    ("encoding", "bom"),
+    [
+        ("utf-16-le", b"\xff\xfe"),  # what PowerShell's `pip freeze > requirements.txt` writes
+        ("utf-16-be", b"\xfe\xff"),
+        ("utf-32-be", b"\x00\x00\xfe\xff"),
+        ("utf-8", b"\xef\xbb\xbf"),
+    ],
+)
+def test_a_byte_order_mark_names_the_encoding_as_pip_reads_it(
+    tmp_path: Path, encoding: str, bom: bytes
+) -> None:
+    from pip._internal.utils.encoding import auto_decode  # the consumer's own decoder
+
+    text = "numpy==1.26.4\r\nscikit-learn==1.5.0 ; python_version >= '3.9'\r\ntorch>=2\r\n"
+    req = tmp_path / "requirements.txt"
+    req.write_bytes(bom + text.encode(encoding))
+    assert auto_decode(req.read_bytes()) == text  # pip reads these requirements...
+    result = parse(req)
+    assert result.errors == ()  # ...and so does the audit, line by line
+    deps = by_name(result)
+    assert list(deps) == ["numpy", "scikit-learn", "torch"]
+    assert deps["torch"].line == 3
+    # Offsets count the file's own bytes: the third line starts after the BOM and two lines.
+    second = len(bom) + len("numpy==1.26.4\r\n".encode(encoding))
+    assert deps["scikit-learn"].location.offset == second
+
+
+def test_a_coding_declaration_names_the_encoding_as_pip_reads_it(tmp_path: Path) -> None:
+    from pip._internal.utils.encoding import auto_decode
+
+    data = "# -*- coding: latin-1 -*-\nnumpy==1.26.4  # café\n".encode("latin-1")
+    req = tmp_path / "requirements.txt"
+    req.write_bytes(data)
+    assert "café" in auto_decode(data)
+    result = parse(req)
+    assert result.errors == () and [d.canonical for d in result.dependencies] == ["numpy"]
+
+
+def test_lines_split_and_join_as_pip_splits_and_joins_them(tmp_path: Path) -> None:
+    """pip splits with str.splitlines (form feeds and Unicode line separators included), joins
+    backslash continuations unless the line is a comment, and reads options by unique prefix."""
+    import warnings
+
+    with warnings.catch_warnings():  # pip's own imports warn about pkg_resources
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from pip._internal.network.session import PipSession
+        from pip._internal.req.req_file import parse_requirements as pip_parse
+
+    (tmp_path / "c.txt").write_text("numpy==1.26.4\n")
+    req = tmp_path / "requirements.txt"
+    req.write_text(
+        "torch==2.1.0\x0cjoblib==1.2.0\u2028requests \\\n  ==2.31.0\n"
+        "# a comment \\\nflask==3.0.0\n--constr c.txt\nnumpy\n"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        theirs = list(pip_parse(str(req), session=PipSession()))
+    ours = parse(req)
+    assert ours.errors == ()
+    assert [d.display() for d in ours.dependencies[:4]] == [
+        r.requirement.replace(" ", "") for r in theirs[:4]
+    ]
+    assert [(r.requirement, r.constraint) for r in theirs[4:]] == [
+        ("numpy==1.26.4", True),
+        ("numpy", False),
+    ]
+    assert ours.dependencies[4].display() == "numpy==1.26.4"  # the constraint pins it

@@ -138,12 +138,15 @@ def read_bytes(path: Path | str, cap: int, limit_name: str = "max_document_bytes
     return data
 
 
+# pip's own list, in pip's order (so a UTF-32-LE mark reads as UTF-16, as pip reads it).
 _BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32-le"),
-    (codecs.BOM_UTF32_BE, "utf-32-be"),
     (codecs.BOM_UTF8, "utf-8"),
-    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF32, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
 )
 _CODING = re.compile(rb"^#.*coding[:=]\s*([-\w.]+)")
 
@@ -552,7 +555,7 @@ def _yaml_loader() -> type:
                 if (
                     isinstance(key_node, yaml.ScalarNode)
                     and key_node.value == "<<"
-                    and key_node.style is None
+                    and not key_node.style  # plain ("<<" quoted is an ordinary key)
                 ):
                     merged.append(value_node)
                     continue
