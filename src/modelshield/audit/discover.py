@@ -249,7 +249,8 @@ def _model_input(
     if "unmapped_modules" in parsed.metadata:
         parsed = implied.parsed_model(result, fb.get())
     errors = tuple(replace(e, message=f"model scan: {e.message}") for e in result.errors)
-    if c.explicit and result.format in ("unknown", "empty") and not parsed.dependencies:
+    read = not (result.gaps or result.skipped)  # a file not read says nothing of its kind
+    if c.explicit and read and result.format in ("unknown", "empty") and not parsed.dependencies:
         errors += (
             ErrorRecord(
                 Location(c.shown),
