@@ -124,3 +124,17 @@ def test_a_cvss_rating_comes_from_the_typed_score() -> None:
     (entry,) = validated(bom_json(bom))["vulnerabilities"]
     (rating,) = entry["ratings"]
     assert (rating["score"], rating["method"], rating["severity"]) == (7.5, "CVSSv31", "high")
+
+
+def test_a_dependency_file_read_only_in_part_fails_the_bom(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from modelshield.cli import main
+
+    root = model_dir(tmp_path, "requirements.txt", "".join(f"p{i}==1.0\n" for i in range(50)))
+    (tmp_path / "modelshield.toml").write_text("[limits]\nmax_input_entries = 10\n")
+    policy = str(tmp_path / "modelshield.toml")
+    assert main(["bom", "--policy", policy, "-o", str(tmp_path / "bom.json"), str(root)]) == 2
+    assert "limits.max_input_entries" in capsys.readouterr().err
+    doc = validated((tmp_path / "bom.json").read_text())  # written, with what was read
+    assert len(doc["components"]) == 10

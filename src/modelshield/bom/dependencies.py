@@ -27,7 +27,7 @@ from msgspec.structs import replace
 
 from modelshield.audit.inputs.dependency import Artifact
 from modelshield.audit.records import CvssScore
-from modelshield.core.findings import ErrorRecord, FileResult, Finding, Report, Severity
+from modelshield.core.findings import ErrorRecord, FileResult, Finding, Gap, Report, Severity
 from modelshield.core.policy import Policy
 
 if TYPE_CHECKING:
@@ -235,6 +235,9 @@ class DependencyReport(Struct, frozen=True):
     excluded: tuple[str, ...] = ()
     """Dependencies left out for the target's markers: ``name==1.0 (requirements.txt:3):
     marker``."""
+    gaps: tuple[Gap, ...] = ()
+    """Parts of dependency inputs that were not read (a limit), which the policy does not
+    accept: the dependencies listed may be incomplete."""
 
 
 def discover_inputs(
@@ -373,9 +376,13 @@ def audit_dependencies(
         for i in inputs
         for e in i.excluded
     )
+    # The model files' own scan gaps are the BOM scan's to report; keep the inputs' own.
+    gaps = tuple(
+        g for i in inputs if i.kind.value != "model" for g in i.gaps if not policy.accepts(g)
+    )
     if source is None:
         errors = tuple(e for i in inputs for e in i.errors if e.stage == "audit-parse")
-        return DependencyReport(listed, deps, errors=errors, excluded=excluded)
+        return DependencyReport(listed, deps, errors=errors, excluded=excluded, gaps=gaps)
     from modelshield.audit.auditor import run_audit
     from modelshield.audit.discover import audit_options
 
@@ -404,6 +411,7 @@ def audit_dependencies(
         source=source.describe(),
         suppressed=report.suppressed,
         excluded=excluded,
+        gaps=gaps,
     )
 
 

@@ -32,8 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--osv-url); unlike `modelshield audit`, the default is to check none and use no "
         "network, and the BOM then says that vulnerabilities were not checked.",
         epilog="Exit codes: 0 written, 2 part of the model or a dependency file could not be "
-        "read or analysed (the BOM is still written and records why), or the vulnerability "
-        "source failed (no BOM is written).",
+        "read or analysed and the policy does not accept it (the BOM is still written and "
+        "records why), or the vulnerability source failed (no BOM is written).",
     )
     parser.add_argument("path", metavar="PATH", help="model file or directory")
     parser.add_argument(
@@ -66,4 +66,10 @@ def run(args: argparse.Namespace) -> int:
     errors = [*outcome.scan.errors, *outcome.errors]
     for e in errors:
         print(f"modelshield: error: {e.location.display()}: {e.message}", file=sys.stderr)
-    return 2 if errors else 0
+    # Parts not analysed (a limit, an unread member) that the policy does not accept: the BOM
+    # may be missing what they hold, so the run fails closed, as `scan` and `audit` do.
+    gaps = [g for r in outcome.scan.results for g in r.unaccepted_gaps]
+    gaps += outcome.dependencies.gaps
+    for g in gaps:
+        print(f"modelshield: not analysed: {g.location.display()}: {g.message}", file=sys.stderr)
+    return 2 if errors or gaps else 0
