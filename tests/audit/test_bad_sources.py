@@ -196,3 +196,15 @@ def test_a_database_older_than_the_policy_allows_is_reported(
 def test_audit_policy_keys_are_validated(table: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         Policy.from_mapping({"audit": table})
+
+
+def test_a_bad_database_is_refused_even_with_nothing_to_ask(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+
+    np.save(tmp_path / "weights.npy", np.zeros(3, dtype=np.float32))  # implies no dependency
+    db = _empty(tmp_path / "db")
+    args = ["--db", str(db), "--cache-dir", str(tmp_path / "cache"), str(tmp_path / "weights.npy")]
+    assert main(["audit", *args]) == 2
+    assert "holds no OSV record" in capsys.readouterr().err

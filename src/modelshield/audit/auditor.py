@@ -589,6 +589,7 @@ def run_audit(
     """
     options = options or AuditOptions()
     started = time.monotonic() if started is None else started
+    source.check()
     queries = queries_for(inputs)
     advisories = source.advisories(queries) if queries else {}
     problems = source.problems(sorted({q.canonical for q in queries})) if queries else ()

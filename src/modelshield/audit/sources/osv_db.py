@@ -426,6 +426,10 @@ class OfflineDatabase(VulnerabilitySource):
             self._checked = True
         return conn
 
+    def check(self) -> None:
+        """Refuse a database that is not one (see :meth:`problem`)."""
+        self._readable(lambda: self._current(()))
+
     def stats(self) -> DatabaseStats:
         """What the database's files hold, as counted when its index was compiled."""
         row = self.open().execute("SELECT value FROM meta WHERE key = 'stats'").fetchone()
