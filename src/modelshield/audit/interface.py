@@ -61,6 +61,7 @@ class VulnerabilitySource(ABC):
         """Raise :class:`AuditServiceError` when the source cannot be used at all (a database
         that holds no advisory); called before any query, so that even an audit with nothing
         to ask never reads a bad source as a clean one. Nothing to check by default."""
+        return
 
     def problems(self, packages: Sequence[str]) -> Sequence[DataProblem]:
         """Unusable advisory data that may concern ``packages`` (none by default).
