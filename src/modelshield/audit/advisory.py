@@ -129,7 +129,8 @@ def _parse_affected(raw: Any, warnings: list[str]) -> AffectedPackage | None:
     versions: list[str] = []
     for value in _list(raw.get("versions")):
         text = _text(value)
-        if text is None or not text.strip() or any(c.isspace() for c in text.strip()):
+        # One split instead of a test per character: a version holds no whitespace.
+        if text is None or len(text.split()) != 1:
             warnings.append(f"{canonical}: listed version {value!r} is not a version; skipped")
         else:
             versions.append(text.strip())
