@@ -169,3 +169,28 @@ def test_a_malformed_target_is_a_usage_error(
     req.write_text("requests==2.19.0\n")
     assert main(["audit", "--offline", "--python-version", value, str(req)]) == 2
     assert "--python-version" in capsys.readouterr().err
+
+
+def test_a_forked_uv_resolution_keeps_the_version_the_target_installs(tmp_path: Path) -> None:
+    """uv locks one numpy per fork of the resolution (``resolution-markers``): a target picks
+    one, no target audits both."""
+    lock = tmp_path / "uv.lock"
+    lock.write_text(
+        "version = 1\nresolution-markers = [\"python_full_version < '3.10'\", "
+        "\"python_full_version >= '3.10'\"]\n\n"
+        '[[package]]\nname = "project"\nversion = "0.1.0"\nsource = { virtual = "." }\n'
+        'dependencies = [\n    { name = "numpy", version = "1.26.4", source = { registry = "x" },'
+        " marker = \"python_full_version < '3.10'\" },\n"
+        '    { name = "numpy", version = "2.1.0", source = { registry = "x" },'
+        " marker = \"python_full_version >= '3.10'\" },\n]\n\n"
+        '[[package]]\nname = "numpy"\nversion = "1.26.4"\nsource = { registry = "x" }\n'
+        "resolution-markers = [\"python_full_version < '3.10'\"]\n\n"
+        '[[package]]\nname = "numpy"\nversion = "2.1.0"\nsource = { registry = "x" }\n'
+        "resolution-markers = [\"python_full_version >= '3.10'\"]\n"
+    )
+    versions = []
+    for target in (None, "3.11.4", "3.9.18"):
+        policy = Policy(audit=AuditSettings(python_version=target))
+        (parsed,) = collect_inputs([lock], parse_options(policy), policy)
+        versions.append(sorted(d.version or "" for d in parsed.dependencies))
+    assert versions == [["1.26.4", "2.1.0"], ["2.1.0"], ["1.26.4"]]
