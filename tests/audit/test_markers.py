@@ -194,3 +194,25 @@ def test_a_forked_uv_resolution_keeps_the_version_the_target_installs(tmp_path: 
         (parsed,) = collect_inputs([lock], parse_options(policy), policy)
         versions.append(sorted(d.version or "" for d in parsed.dependencies))
     assert versions == [["1.26.4", "2.1.0"], ["2.1.0"], ["1.26.4"]]
+
+
+def test_only_what_a_false_marker_cuts_off_is_left_out() -> None:
+    from modelshield.audit.inputs.markers import reachable
+
+    edges = [
+        ("root", "win", False),  # win and its cycle partner are reached through a false marker
+        ("win", "helper", True),
+        ("helper", "win", True),
+        ("root", "maybe", None),  # an open marker: kept
+        ("loose", "other", True),  # nothing the root reaches: kept, the lock does not say why
+        ("other", "loose", True),
+    ]
+    nodes = ["root", "win", "helper", "maybe", "loose", "other"]
+    assert reachable(nodes, ["root"], edges) == {
+        "root": True,
+        "win": False,
+        "helper": False,
+        "maybe": None,
+        "loose": None,
+        "other": None,
+    }

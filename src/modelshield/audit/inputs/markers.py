@@ -184,26 +184,32 @@ def reachable(
 
     ``edges`` are ``(parent, child, marker value)``. A root is installed; a node is installed
     when an installed parent requires it under a marker that is true (true), possibly when
-    under an open marker or an open parent (None), and not at all when every way to it is false
-    (False). A node that no edge reaches and that is not a root is kept (None): the lock file
-    does not say what brings it in.
+    under an open marker or an open parent (None), and not at all (False) when every way to it
+    from the roots passes a false marker. A node the roots cannot reach at all, whatever the
+    markers (nothing requires it, or only a cycle of its own does), is kept (None): the lock
+    file does not say what brings it in.
     """
     order = {False: 0, None: 1, True: 2}
     state: dict[str, bool | None] = dict.fromkeys(nodes, False)
-    incoming: dict[str, int] = dict.fromkeys(state, 0)
     children: dict[str, list[tuple[str, bool | None]]] = {}
     for parent, child, value in edges:
         children.setdefault(parent, []).append((child, value))
-        if child in incoming:
-            incoming[child] += 1
+    # What the roots reach along every edge, markers ignored.
+    root_set = {n for n in roots if n in state}
+    reached = set(root_set)
+    stack = list(reached)
+    while stack:
+        for child, _ in children.get(stack.pop(), ()):
+            if child in state and child not in reached:
+                reached.add(child)
+                stack.append(child)
     todo = []
-    root_set = set(roots)
     for node in state:
-        if node in root_set:
-            state[node] = True
+        if node not in reached:
+            state[node] = None  # an entry point of its own
             todo.append(node)
-        elif incoming[node] == 0:
-            state[node] = None
+        elif node in root_set:
+            state[node] = True
             todo.append(node)
     while todo:
         parent = todo.pop()
