@@ -204,3 +204,44 @@ def test_lines_split_and_join_as_pip_splits_and_joins_them(tmp_path: Path) -> No
         ("numpy", False),
     ]
     assert ours.dependencies[4].display() == "numpy==1.26.4"  # the constraint pins it
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "--pre numpy\n",  # a word among options: pip leaves it unused
+        "-x foo\n",  # an unknown short option: pip fails
+        "--re x.txt\n",  # an ambiguous prefix (--requirement, --require-hashes): pip fails
+        "--bogus\n",
+        "numpy --frob\n",
+        "-rreq2.txt\n",  # a short option with its value attached
+        "--requirement=req2.txt --pre\n",
+        '-r "req 3.txt"\n',  # shlex quoting
+        "--hash\n",
+    ],
+)
+def test_option_lines_are_read_as_pip_reads_them(tmp_path: Path, content: str) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from pip._internal.exceptions import RequirementsFileParseError
+        from pip._internal.network.session import PipSession
+        from pip._internal.req.req_file import parse_requirements as pip_parse
+
+    (tmp_path / "req2.txt").write_text("joblib==1.2.0\n")
+    (tmp_path / "req 3.txt").write_text("torch==2.1.0\n")
+    req = tmp_path / "requirements.txt"
+    req.write_text(content)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            theirs = [r.requirement for r in pip_parse(str(req), session=PipSession())]
+    except RequirementsFileParseError:
+        theirs = None
+    ours = parse(req)
+    if theirs is None:
+        assert ours.errors, ours
+    else:
+        assert ours.errors == ()
+        assert [d.display() for d in ours.dependencies] == theirs

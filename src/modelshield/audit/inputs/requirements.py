@@ -275,7 +275,8 @@ _FLAGS = ("--no-index", "--pre", "--prefer-binary", "--require-hashes")
 def _options(text: str) -> list[tuple[str, str]]:
     """pip's reading of an option string: ``shlex`` words, long options by their unique prefix
     (optparse accepts ``--constr`` for ``--constraint``), short ones with their value attached
-    or next. ``(option, value)`` pairs; raises InputError where pip would fail."""
+    or next, other words unused (as pip leaves them). ``(option, value)`` pairs; raises
+    InputError where pip would fail."""
     import shlex
 
     try:
@@ -302,8 +303,10 @@ def _options(text: str) -> list[tuple[str, str]]:
         elif word[:2] in _SHORT_WITH_VALUE:
             option, eq, value = _SHORT_OPTIONS.get(word[:2], word[:2]), "", word[2:]
             eq = "=" if value else ""
+        elif word.startswith("-") and word != "-":
+            raise InputError(f"unknown option {shown(word[:2])}")
         else:
-            raise InputError(f"unexpected word {shown(word)} among the options")
+            continue  # a word that is no option: pip's option parser leaves it unused too
         if not eq:
             if i >= len(words):
                 raise InputError(f"option {option} needs a value")
