@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from modelshield.audit.osv_db import OfflineDatabase
+from modelshield.audit.sources.osv_db import OfflineDatabase
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +43,11 @@ def _isolated_cache(
     monkeypatch.setenv("MODELSHIELD_OSV_URL", "http://127.0.0.1:9")
 
 
+RECENT = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+"""A modification time that no staleness check flags: records written by the tests are
+current unless a test says otherwise."""
+
+
 def osv_record(
     ident: str,
     package: str,
@@ -61,7 +67,7 @@ def osv_record(
         affected["versions"] = versions
     doc: dict[str, Any] = {
         "id": ident,
-        "modified": "2024-01-01T00:00:00Z",
+        "modified": RECENT,
         "affected": [affected],
         "aliases": aliases or [],
         "summary": summary or f"{ident} in {package}",

@@ -19,8 +19,9 @@ from modelshield.audit.advisory import (
     to_json,
 )
 from modelshield.audit.cvss import cvss2_score, cvss3_score, score_vector
-from modelshield.audit.interface import EventKind
-from modelshield.audit.match import affects, compiled, reachable_affected
+from modelshield.audit.intervals import reachable_affected
+from modelshield.audit.match import affects, compiled
+from modelshield.audit.records import EventKind
 from modelshield.core.findings import Severity
 
 from .conftest import osv_record

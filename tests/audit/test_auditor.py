@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from modelshield.audit import audit, audit_paths
 from modelshield.audit.auditor import audit_inputs
-from modelshield.audit.interface import Dependency, InputKind, ParsedInput
-from modelshield.audit.osv_db import OfflineDatabase
+from modelshield.audit.inputs.dependency import Dependency, InputKind, ParsedInput
+from modelshield.audit.sources.osv_db import OfflineDatabase
 from modelshield.core.findings import Finding, Location, Report, Severity
 from modelshield.core.policy import ExitCode, Policy
 
@@ -137,7 +139,9 @@ def test_unreadable_database_files_for_audited_packages(tmp_path: Path) -> None:
     (folder / "PYSEC-X.yaml").write_text("id: [broken\n")
     req = tmp_path / "requirements.txt"
     req.write_text("mlflow==2.0.0\nnumpy==1.0\n")
-    report = audit_paths([req], source=OfflineDatabase(tmp_path / "db", cache_dir=None))
+    (folder / "PYSEC-Y.yaml").write_text(yaml.safe_dump(osv_record("PYSEC-Y", "mlflow")))
+    db = OfflineDatabase(tmp_path / "db", cache_dir=None, max_unreadable_share=1.0)
+    report = audit_paths([req], source=db)
     (finding,) = report.findings
     assert finding.rule_id == "AUDIT-ADVISORY-DATA" and "PYSEC-X.yaml" in finding.message
 

@@ -8,8 +8,8 @@ import pytest
 
 import modelshield.audit
 from modelshield.audit import audit_paths
-from modelshield.audit.osv_db import OfflineDatabase
 from modelshield.audit.rules import AUDIT_RULE_IDS
+from modelshield.audit.sources.osv_db import OfflineDatabase
 from modelshield.core.rules import all_rules
 
 

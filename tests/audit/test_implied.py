@@ -15,17 +15,19 @@ import sklearn.base
 from sklearn.linear_model import LogisticRegression
 
 from modelshield.audit import audit_paths
-from modelshield.audit.implied import (
+from modelshield.audit.inputs.implied import (
     implied_dependencies,
     keras_metadata,
     onnx_producer,
     parsed_model,
 )
-from modelshield.audit.osv_db import OfflineDatabase
+from modelshield.audit.sources.osv_db import OfflineDatabase
 from modelshield.core.findings import FileResult
 from modelshield.core.limits import Limits
 from modelshield.core.policy import Policy
 from modelshield.scanner.engine import scan_file
+
+from .conftest import WriteDb, osv_record
 
 
 def test_imports_map_to_distributions_and_stdlib_is_skipped() -> None:
@@ -158,3 +160,58 @@ def test_model_saved_with_a_vulnerable_sklearn_is_flagged(
         f.evidence["package"] for f in result.findings if f.rule_id == "AUDIT-UNKNOWN-VERSION"
     }
     assert {"numpy", "joblib"} <= unknown
+
+
+@pytest.mark.parametrize(
+    ("compressor", "suffix"),
+    [("zlib", "z"), ("gzip", "gz"), ("bz2", "bz2"), ("lzma", "lzma"), ("xz", "xz")],
+)
+def test_compressed_joblib_files_imply_their_dependencies(
+    tmp_path: Path, write_db: WriteDb, compressor: str, suffix: str
+) -> None:
+    """``joblib.dump(..., compress=...)`` files are found under an audited directory (by the
+    scanner's extension list, through the compression suffix) and read for the dependencies
+    they imply: the scanner inflates the stream and reads the pickle inside."""
+    x = np.random.default_rng(0).random((20, 3))
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    name = f"model.joblib.{suffix}"
+    joblib.dump(
+        LogisticRegression().fit(x, (x[:, 0] > 0.5).astype(int)),
+        model_dir / name,
+        compress=(compressor, 3),
+    )
+    db = write_db(osv_record("PYSEC-1", "scikit-learn", versions=[sklearn.__version__]))
+    report = audit_paths([model_dir], source=OfflineDatabase(db, cache_dir=None))
+    (result,) = report.results
+    assert result.path.endswith(name) and result.format == "model"
+    implied = {
+        f.evidence["package"]: f for f in result.findings if "recorded_version" in f.evidence
+    }
+    assert implied["scikit-learn"].evidence["recorded_version"] == sklearn.__version__
+    vulnerable = [f for f in result.findings if f.rule_id == "AUDIT-VULNERABLE-DEPENDENCY"]
+    assert [f.evidence["ids"] for f in vulnerable] == ["PYSEC-1"]
+
+
+def test_a_model_scan_that_left_parts_unanalysed_leaves_the_audit_incomplete(
+    sklearn_model: Path, write_db: WriteDb
+) -> None:
+    """Fail closed: a model whose scan stopped early may import more than it showed, so the
+    audit cannot say every dependency is accounted for. The scan's gaps are the audit's, and
+    accepting them takes the same [[accept_incomplete]] entries as the scan."""
+    from modelshield.core.policy import ExitCode, Suppression
+
+    db = OfflineDatabase(write_db(osv_record("PYSEC-1", "other", versions=["1.0"])), cache_dir=None)
+    policy = Policy(limits=Limits(max_file_bytes=64))  # the model is larger: not read at all
+    report = policy.apply(audit_paths([sklearn_model], source=db, policy=policy))
+    (result,) = report.results
+    assert result.status == "incomplete"
+    assert [g.rule_id for g in result.gaps] == ["SCAN-FILE-TOO-LARGE"]
+    assert result.gaps[0].message.startswith("model scan: ")
+    assert policy.exit_code(report) is ExitCode.ERROR
+    accepting = Policy(
+        limits=policy.limits, accept_incomplete=(Suppression("SCAN-FILE-TOO-LARGE", ()),)
+    )
+    accepted = accepting.apply(audit_paths([sklearn_model], source=db, policy=accepting))
+    assert accepting.exit_code(accepted) is ExitCode.OK
+    assert accepted.results[0].gaps[0].accepted

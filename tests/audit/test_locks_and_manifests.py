@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from modelshield.audit.interface import Dependency, InputKind, ParsedInput
-from modelshield.audit.sources._common import ParseOptions
-from modelshield.audit.sources.conda import conda_constraint, parse_conda
-from modelshield.audit.sources.environment import parse_environment
-from modelshield.audit.sources.locks import parse_lock
-from modelshield.audit.sources.mlflow import parse_mlmodel, parse_python_env
-from modelshield.audit.sources.pyproject import parse_pyproject, poetry_constraint
+from modelshield.audit.inputs._common import ParseOptions
+from modelshield.audit.inputs.conda import conda_constraint, parse_conda
+from modelshield.audit.inputs.dependency import Dependency, InputKind, ParsedInput
+from modelshield.audit.inputs.environment import parse_environment
+from modelshield.audit.inputs.locks import parse_lock
+from modelshield.audit.inputs.mlflow import parse_mlmodel, parse_python_env
+from modelshield.audit.inputs.pyproject import parse_pyproject, poetry_constraint
 
 from .test_requirements import LINUX_PY311
 
-OPTIONS = ParseOptions(environment=LINUX_PY311)
+OPTIONS = ParseOptions(target=LINUX_PY311)
 
 
 def by_name(result: ParsedInput) -> dict[str, Dependency]:
@@ -47,6 +47,7 @@ def test_uv_lock(tmp_path: Path) -> None:
 def test_poetry_lock(tmp_path: Path) -> None:
     lock = tmp_path / "poetry.lock"
     lock.write_text(
+        '[metadata]\nlock-version = "2.1"\n\n'
         '[[package]]\nname = "jinja2"\nversion = "2.10"\n\n'
         '[[package]]\nname = "private"\nversion = "1.0"\n'
         '[package.source]\ntype = "legacy"\nurl = "https://pypi.example/simple"\n\n'
@@ -110,8 +111,13 @@ def test_pylock(tmp_path: Path) -> None:
     ("name", "kind", "content", "message"),
     [
         ("uv.lock", InputKind.UV_LOCK, "[[package]\nname=", "not valid TOML"),
-        ("uv.lock", InputKind.UV_LOCK, 'package = "nope"', "must be an array"),
-        ("poetry.lock", InputKind.POETRY_LOCK, '[[package]]\nname = "x"\n', "has no version"),
+        ("uv.lock", InputKind.UV_LOCK, 'version = 1\npackage = "nope"', "must be an array"),
+        (
+            "poetry.lock",
+            InputKind.POETRY_LOCK,
+            '[metadata]\n[[package]]\nname = "x"\n',
+            "has no version",
+        ),
         ("Pipfile.lock", InputKind.PIPFILE_LOCK, "{", "not valid JSON"),
         ("Pipfile.lock", InputKind.PIPFILE_LOCK, "[1, 2]", "must be a JSON object"),
         ("pylock.toml", InputKind.PYLOCK, '[[packages]]\nname = "x"\n', "not a valid pylock"),
@@ -280,7 +286,7 @@ def test_environment_names_and_versions_agree_with_importlib_metadata(tmp_path: 
     distribution, and for hand-made METADATA and PKG-INFO files with awkward headers."""
     import importlib.metadata
 
-    from modelshield.audit.sources.environment import name_and_version
+    from modelshield.audit.inputs.environment import name_and_version
 
     for dist in importlib.metadata.distributions():
         assert name_and_version(dist) == (dist.metadata["Name"], dist.version), dist

@@ -12,22 +12,20 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from modelshield.audit.advisory import parse_advisory
-from modelshield.audit.interface import (
+from modelshield.audit.intervals import (
+    affected_intervals,
+    reachable_affected,
+    specifier_intervals,
+)
+from modelshield.audit.match import affects
+from modelshield.audit.records import (
     Advisory,
     AffectedPackage,
     Event,
     EventKind,
     VersionRange,
 )
-from modelshield.audit.match import (
-    affected_intervals,
-    affects,
-    candidate,
-    exact_key,
-    parse_version,
-    reachable_affected,
-    specifier_intervals,
-)
+from modelshield.audit.versions import candidate, exact_key, parse_version
 
 
 def load(vulns: Path, relpath: str) -> Advisory:

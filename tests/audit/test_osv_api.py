@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from modelshield.audit import audit_paths
-from modelshield.audit.interface import AuditServiceError, PackageQuery
-from modelshield.audit.osv_api import OsvApi
-from modelshield.audit.osv_db import OfflineDatabase
+from modelshield.audit.interface import AuditServiceError
+from modelshield.audit.records import PackageQuery
+from modelshield.audit.sources.osv_api import OsvApi
+from modelshield.audit.sources.osv_db import OfflineDatabase
 from modelshield.core.findings import Report
+from modelshield.core.policy import AuditSettings, Policy
 
 from .osv_server import OsvServer, serve
 
@@ -45,8 +47,10 @@ def test_api_and_offline_database_agree(
     req = tmp_path / "requirements.txt"
     req.write_text(PINNED + "mlflow>=2.0\n")
     api = OsvApi(server.url, cache_dir=tmp_path / "cache", timeout=5)
-    online = audit_paths([req], source=api)
-    offline = audit_paths([req], source=snapshot_db)
+    # The snapshot is old by design: its age is not what is compared.
+    policy = Policy(audit=AuditSettings(max_database_age_days=0))
+    online = audit_paths([req], source=api, policy=policy)
+    offline = audit_paths([req], source=snapshot_db, policy=policy)
     assert findings_key(online) == findings_key(offline)
     ids = {f.evidence["ids"].split(", ")[0] for f in online.findings}
     assert {"PYSEC-2020-107", "PYSEC-2022-288", "PYSEC-2023-38"} <= ids

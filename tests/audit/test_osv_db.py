@@ -9,10 +9,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 
-from modelshield.audit.interface import AuditServiceError, PackageQuery
+from modelshield.audit.interface import AuditServiceError
 from modelshield.audit.match import affects
-from modelshield.audit.osv_db import OfflineDatabase
+from modelshield.audit.records import PackageQuery
+from modelshield.audit.sources.osv_db import OfflineDatabase
 
 from .conftest import WriteDb, osv_record
 
@@ -71,12 +73,15 @@ def test_osv_export_zip_and_broken_members(tmp_path: Path) -> None:
         zf.writestr(
             "GHSA-aaaa.json", json.dumps(osv_record("GHSA-aaaa", "keras", versions=["3.0.0"]))
         )
+        for i in range(150):  # one broken member in 151: under the 1% an audit tolerates
+            zf.writestr(f"PYSEC-{i}.json", json.dumps(osv_record(f"PYSEC-{i}", f"pkg{i}")))
         zf.writestr("GHSA-bbbb.json", "{not json")
         zf.writestr("README.txt", "not an advisory")
     db = OfflineDatabase(archive, cache_dir=tmp_path / "cache")
     assert [a.id for a in db.advisories([PackageQuery("keras")])["keras"]] == ["GHSA-aaaa"]
     (problem,) = db.problems()
     assert problem.file == "all.zip!GHSA-bbbb.json" and "not valid json" in problem.message
+    assert problem.package == ""  # names no package: it may concern any audited one
 
 
 def test_bad_files_are_problems_named_after_their_package(tmp_path: Path) -> None:
@@ -84,7 +89,8 @@ def test_bad_files_are_problems_named_after_their_package(tmp_path: Path) -> Non
     folder.mkdir(parents=True)
     (folder / "PYSEC-1.yaml").write_text("id: [unclosed\n")
     (folder / "PYSEC-2.yaml").write_text("affected: []\n")
-    db = OfflineDatabase(tmp_path / "db", cache_dir=None)
+    (folder / "PYSEC-3.yaml").write_text(yaml.safe_dump(osv_record("PYSEC-3", "mlflow")))
+    db = OfflineDatabase(tmp_path / "db", cache_dir=None, max_unreadable_share=1.0)
     problems = db.problems(["mlflow"])
     assert sorted(p.file for p in problems) == [
         "vulns/Mlflow/PYSEC-1.yaml",
@@ -95,6 +101,7 @@ def test_bad_files_are_problems_named_after_their_package(tmp_path: Path) -> Non
 
 def test_duplicate_ids_keep_the_latest_record(write_db: WriteDb) -> None:
     old = osv_record("D-1", "pkg", versions=["1.0"])
+    old["modified"] = "2024-01-01T00:00:00Z"
     new = osv_record("D-1", "pkg", versions=["1.0", "1.1"])
     new["modified"] = "2025-01-01T00:00:00Z"
     write_db(old, root="db")
@@ -118,7 +125,7 @@ def test_unwritable_cache_falls_back_to_memory(write_db: WriteDb, tmp_path: Path
 
 
 def test_download_keeps_the_old_database_on_failure(tmp_path: Path, snapshot_vulns: Path) -> None:
-    from modelshield.audit.osv_update import ARCHIVE_NAME, download_database
+    from modelshield.audit.sources.osv_update import ARCHIVE_NAME, ORIGIN_FILE, download_database
 
     from .osv_server import serve
     from .test_osv_api import closed_port
@@ -129,14 +136,15 @@ def test_download_keeps_the_old_database_on_failure(tmp_path: Path, snapshot_vul
         assert (stored.records, stored.path) == (1, dest / ARCHIVE_NAME)
         before = stored.path.read_bytes()
         srv.export_packages = []  # an archive without records is refused
-        with pytest.raises(AuditServiceError, match="no OSV JSON records"):
+        with pytest.raises(AuditServiceError, match="not a usable OSV export"):
             download_database(dest, f"{srv.url}/export/all.zip", timeout=5)
         with pytest.raises(AuditServiceError, match="did not send a ZIP"):
             download_database(dest, f"{srv.url}/v1/vulns/PYSEC-2022-288", timeout=5)
     with pytest.raises(AuditServiceError, match="cannot download"):
         download_database(dest, f"http://127.0.0.1:{closed_port()}/all.zip", timeout=2)
     assert stored.path.read_bytes() == before
-    assert sorted(p.name for p in dest.iterdir()) == [ARCHIVE_NAME]  # no temporary file left
+    # No temporary file left; the origin of the stored archive is recorded beside it.
+    assert sorted(p.name for p in dest.iterdir()) == [ORIGIN_FILE, ARCHIVE_NAME]
     db = OfflineDatabase(dest, cache_dir=None)
     assert [a.id for a in db.advisories([PackageQuery("joblib")])["joblib"]] == ["PYSEC-2022-288"]
 

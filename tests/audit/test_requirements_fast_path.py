@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from modelshield.audit.interface import Dependency
-from modelshield.audit.sources._common import canonical_name, requirement_dependency
-from modelshield.audit.sources.requirements import _SIMPLE_PIN
+from modelshield.audit.inputs._common import canonical_name, requirement_dependency
+from modelshield.audit.inputs.dependency import Dependency
+from modelshield.audit.inputs.requirements import _SIMPLE_PIN
 from modelshield.core.findings import Location
 
 LOC = Location("requirements.txt")

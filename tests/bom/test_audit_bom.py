@@ -19,7 +19,7 @@ import sklearn
 
 from modelshield.audit import OfflineDatabase, audit
 from modelshield.audit.discover import collect_inputs
-from modelshield.audit.sources._common import ParseOptions
+from modelshield.audit.inputs._common import ParseOptions
 from modelshield.bom.cyclonedx import bom_json, create_bom
 from modelshield.cli import main
 from modelshield.core.policy import Policy

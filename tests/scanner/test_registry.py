@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from modelshield.audit import InputKind
 from modelshield.audit.discover import kind_of
-from modelshield.audit.interface import InputKind
 from modelshield.scanner import registry
 from modelshield.scanner.registry import FORMATS, Format, handler_for, model_extension
 

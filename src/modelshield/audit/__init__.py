@@ -17,24 +17,19 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from modelshield.audit.interface import (
-    Advisory,
-    AuditServiceError,
-    Dependency,
-    InputKind,
-    ParsedInput,
-    VulnerabilitySource,
-)
+from modelshield.audit.inputs.dependency import Dependency, InputKind, ParsedInput
+from modelshield.audit.interface import AuditServiceError, VulnerabilitySource
+from modelshield.audit.records import Advisory
 from modelshield.core.findings import Report
 from modelshield.core.policy import Policy
 
 if TYPE_CHECKING:
     from modelshield.audit.auditor import AuditOptions
-    from modelshield.audit.osv_api import OsvApi
-    from modelshield.audit.osv_db import OfflineDatabase
+    from modelshield.audit.sources.osv_api import OsvApi
+    from modelshield.audit.sources.osv_db import OfflineDatabase
 
 __all__ = [
     "Advisory",
@@ -54,8 +49,8 @@ __all__ = [
 # The sources are imported on first use: an offline audit never loads the HTTP stack.
 _LAZY = {
     "AuditOptions": "modelshield.audit.auditor",
-    "OfflineDatabase": "modelshield.audit.osv_db",
-    "OsvApi": "modelshield.audit.osv_api",
+    "OfflineDatabase": "modelshield.audit.sources.osv_db",
+    "OsvApi": "modelshield.audit.sources.osv_api",
 }
 
 
@@ -75,24 +70,22 @@ def audit_paths(
     policy: Policy | None = None,
     include_environment: bool = False,
     ignore: Iterable[str] = (),
-    environment: Mapping[str, str] | None = None,
 ) -> Report:
     """Find, parse and audit the inputs; the raw report (the policy is not applied).
 
-    ``environment`` is the PEP 508 marker environment (default: the running interpreter).
-    Raises :class:`AuditServiceError` when the vulnerability source cannot answer.
+    The policy's ``[audit]`` settings say how inputs are read (the marker target, includes
+    allowed outside the audited tree, environment variables that may be expanded) and how old
+    an offline database may be. Raises :class:`AuditServiceError` when the vulnerability
+    source cannot answer.
     """
-    from modelshield.audit.auditor import AuditOptions, audit_inputs
-    from modelshield.audit.discover import collect_inputs
-    from modelshield.audit.sources._common import ParseOptions
+    from modelshield.audit.auditor import audit_inputs
+    from modelshield.audit.discover import audit_options, collect_inputs, parse_options
 
     started = time.monotonic()
     policy = policy or Policy()
-    options = ParseOptions(limits=policy.limits)
-    if environment is not None:
-        options = ParseOptions(limits=policy.limits, environment=dict(environment))
+    options = parse_options(policy)
     inputs = collect_inputs(paths, options, policy, include_environment=include_environment)
-    return audit_inputs(inputs, source, AuditOptions(ignore=frozenset(ignore)), started)
+    return audit_inputs(inputs, source, audit_options(policy, ignore), started)
 
 
 def audit(

@@ -23,15 +23,16 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from modelshield.audit.interface import (
+from modelshield.audit.match import CompiledEntry, KeyList, attach_compiled, compiled
+from modelshield.audit.records import (
     Advisory,
     AffectedPackage,
+    CvssScore,
     Deferred,
     Event,
     EventKind,
     VersionRange,
 )
-from modelshield.audit.match import CompiledEntry, KeyList, attach_compiled, compiled
 from modelshield.audit.versions import exact_key, parse_version
 from modelshield.core.findings import Severity
 
@@ -128,7 +129,8 @@ def _parse_affected(raw: Any, warnings: list[str]) -> AffectedPackage | None:
     versions: list[str] = []
     for value in _list(raw.get("versions")):
         text = _text(value)
-        if text is None or not text.strip() or any(c.isspace() for c in text.strip()):
+        # One split instead of a test per character: a version holds no whitespace.
+        if text is None or len(text.split()) != 1:
             warnings.append(f"{canonical}: listed version {value!r} is not a version; skipped")
         else:
             versions.append(text.strip())
@@ -140,15 +142,16 @@ def _parse_affected(raw: Any, warnings: list[str]) -> AffectedPackage | None:
     )
 
 
-def _severity(doc: Mapping[str, Any]) -> tuple[Severity | None, str]:
-    """The worst CVSS-derived severity, else the database's label, else unknown."""
+def _severity(doc: Mapping[str, Any]) -> tuple[Severity | None, str, CvssScore | None]:
+    """The worst CVSS-derived severity (and its score), else the database's label, else
+    unknown."""
     from modelshield.audit.cvss import label_severity, score_vector  # only when compiling
 
     entries: list[Any] = _list(doc.get("severity"))
     for affected in _list(doc.get("affected")):
         if isinstance(affected, Mapping):
             entries.extend(_list(affected.get("severity")))
-    best: tuple[Severity, str] | None = None
+    best: CvssScore | None = None
     for entry in entries:
         if not isinstance(entry, Mapping):
             continue
@@ -159,17 +162,17 @@ def _severity(doc: Mapping[str, Any]) -> tuple[Severity | None, str]:
             score = score_vector(kind, vector)
         except ValueError:
             continue
-        if score is not None and (best is None or score.severity > best[0]):
-            best = (score.severity, f"{vector} (base score {score.value})")
+        if score is not None and (best is None or score.severity > best.severity):
+            best = score
     if best is not None:
-        return best
+        return best.severity, f"{best.vector} (base score {best.value})", best
     db = doc.get("database_specific")
     label = db.get("severity") if isinstance(db, Mapping) else None
     if isinstance(label, str):
         sev = label_severity(label)
         if sev is not None:
-            return sev, f"database label {label}"
-    return None, ""
+            return sev, f"database label {label}", None
+    return None, "", None
 
 
 def parse_advisory(doc: Any) -> Advisory:
@@ -186,7 +189,7 @@ def parse_advisory(doc: Any) -> Advisory:
         if parsed is not None:
             affected.append(parsed)
     aliases = tuple(a for a in _list(doc.get("aliases")) if isinstance(a, str) and a != ident)
-    severity, source = _severity(doc)
+    severity, source, cvss = _severity(doc)
     refs_raw = [r for r in _list(doc.get("references")) if isinstance(r, Mapping)]
     refs_raw.sort(key=lambda r: 0 if r.get("type") == "ADVISORY" else 1)
     references = tuple(str(r["url"]) for r in refs_raw if isinstance(r.get("url"), str))
@@ -205,6 +208,7 @@ def parse_advisory(doc: Any) -> Advisory:
         withdrawn=str(withdrawn) if withdrawn else None,
         modified=str(modified) if modified else "",
         warnings=tuple(warnings),
+        cvss=cvss,
     )
 
 
@@ -244,7 +248,20 @@ def to_json(adv: Advisory) -> dict[str, Any]:
         "withdrawn": adv.withdrawn,
         "modified": adv.modified,
         "warnings": list(adv.warnings),
+        "cvss": (
+            None
+            if adv.cvss is None
+            else {
+                "vector": adv.cvss.vector,
+                "value": adv.cvss.value,
+                "severity": int(adv.cvss.severity),
+            }
+        ),
     }
+
+
+def _cvss_json(score: CvssScore) -> dict[str, Any]:
+    return {"vector": score.vector, "value": score.value, "severity": int(score.severity)}
 
 
 _KINDS = {k.value: k for k in EventKind}
@@ -291,6 +308,9 @@ def from_json(d: Mapping[str, Any]) -> Advisory:
         withdrawn=d["withdrawn"],
         modified=d["modified"],
         warnings=tuple(d["warnings"]),
+        cvss=None
+        if d.get("cvss") is None
+        else CvssScore(d["cvss"]["vector"], d["cvss"]["value"], Severity(d["cvss"]["severity"])),
     )
 
 

@@ -5,35 +5,39 @@ For each dependency:
 - pinned (``==``, locked, installed, recorded in a model): every advisory of the package that
   affects the version (:func:`~modelshield.audit.match.affects`), withdrawn ones skipped, those
   that alias each other merged -> ``AUDIT-VULNERABLE-DEPENDENCY``, severity from CVSS (unknown
-  -> HIGH);
+  -> HIGH); an advisory whose range has a bound that cannot be ordered against the version
+  (not PEP 440) and does not provably exclude it (:func:`~modelshield.audit.match.may_affect`)
+  -> ``AUDIT-VULNERABLE-UNORDERABLE-RANGE``, at the advisory's severity;
 - a range: the affected versions the range admits (:func:`~modelshield.audit.intervals.
   reachable_affected`) -> one ``AUDIT-UNPINNED-MAY-RESOLVE-VULNERABLE`` per dependency;
 - not a PEP 440 version, or a model-implied dependency with no version anywhere ->
   ``AUDIT-UNKNOWN-VERSION``;
 - a URL/VCS/local dependency -> ``AUDIT-UNAUDITABLE-DEPENDENCY``;
-- model-implied -> ``AUDIT-MODEL-IMPLIED-DEPENDENCY`` (info) and audited as above.
+- model-implied -> ``AUDIT-MODEL-IMPLIED-DEPENDENCY`` (info) and audited as above;
+- left out for the target's markers -> ``AUDIT-DEPENDENCY-EXCLUDED`` (info).
 
 Advisories named by ``ignore`` (by any of their ids or aliases) are dropped before matching and
-counted in ``Report.suppressed``.
+counted in ``Report.suppressed``. Findings and errors are bounded per input
+(:mod:`modelshield.audit.caps`). Besides the report, :func:`run_audit` returns each
+vulnerability typed (:class:`VulnerabilityMatch`: ids, fixed versions, the CVSS score), for
+consumers such as the BOM that must not parse the report's text back.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 
 from msgspec import Struct
 from msgspec.structs import replace
 
 from modelshield.audit import rules
-from modelshield.audit.interface import (
-    Advisory,
-    Dependency,
-    PackageQuery,
-    ParsedInput,
-    VulnerabilitySource,
-)
-from modelshield.audit.match import Probe, affects, first_unaffected, fixed_versions
+from modelshield.audit.caps import ErrorCap, FindingCap
+from modelshield.audit.inputs.dependency import Dependency, ParsedInput
+from modelshield.audit.interface import VulnerabilitySource
+from modelshield.audit.match import Probe, affects, first_unaffected, fixed_versions, may_affect
+from modelshield.audit.records import Advisory, CvssScore, DataProblem, PackageQuery
 from modelshield.core.findings import (
     ErrorRecord,
     FileResult,
@@ -48,10 +52,53 @@ _MAX_LISTED = 10
 
 
 class AuditOptions(Struct, frozen=True):
-    """What the auditor keeps and drops."""
+    """What the auditor keeps, drops and checks."""
 
     ignore: frozenset[str] = frozenset()
     """Advisory ids (or aliases: CVE, GHSA...) to drop, e.g. after a risk review."""
+    max_database_age_days: float | None = None
+    """Report ``AUDIT-DATABASE-STALE`` when the source's newest advisory is older than this;
+    None: no check (the policy's ``[audit] max_database_age_days`` sets it for the CLI)."""
+    target: str = ""
+    """The environment markers were evaluated for, for messages (``python 3.11, linux``);
+    ``""`` when no target was named and every dependency was audited."""
+    now: datetime | None = None
+    """The current time for the staleness check (None: the clock)."""
+
+
+class VulnerabilityMatch(Struct, frozen=True):
+    """A version and the advisories (aliases merged) that affect it, as typed data."""
+
+    finding: Finding
+    """How the report states it (the policy may drop or re-rank it)."""
+    package: str
+    """Normalised name of the affected distribution."""
+    version: str
+    """The version in use, as declared."""
+    ids: tuple[str, ...]
+    """The advisory's id first, then every other id of the merged advisories."""
+    fixed: tuple[str, ...] = ()
+    """Fixed versions later than ``version``, in PEP 440 order."""
+    upgrade_to: str = ""
+    """The smallest of them that leaves every merged advisory, or ``""``."""
+    references: tuple[str, ...] = ()
+    """Reference URLs, advisories first."""
+    severity_source: str = ""
+    """Where the severity comes from, for people."""
+    cvss: CvssScore | None = None
+    """The CVSS score the severity was computed from; None when it came from a label or is
+    unknown."""
+    certain: bool = True
+    """False when the version is only possibly affected (a range bound cannot be ordered)."""
+
+
+class AuditResult(Struct, frozen=True):
+    """What :func:`run_audit` produced."""
+
+    report: Report
+    """The raw report (the policy is not applied)."""
+    matches: tuple[VulnerabilityMatch, ...] = ()
+    """Every vulnerability finding of the report, typed, in report order."""
 
 
 def _id_key(ident: str, own: frozenset[str]) -> tuple[int, int, str]:
@@ -86,14 +133,15 @@ def _all_ids(group: Sequence[Advisory]) -> list[str]:
     return sorted(ids, key=lambda i: _id_key(i, own))
 
 
-def _severity(group: Sequence[Advisory]) -> tuple[Severity, str]:
-    best: tuple[Severity, str] | None = None
+def _severity(group: Sequence[Advisory]) -> tuple[Severity, str, CvssScore | None]:
+    best: Advisory | None = None
     for adv in group:
-        if adv.severity is not None and (best is None or adv.severity > best[0]):
-            best = (adv.severity, f"{adv.id}: {adv.severity_source}")
-    if best is None:
-        return Severity.HIGH, "none in the advisory: reported as HIGH (unknown is never low)"
-    return best
+        if adv.severity is not None and (best is None or adv.severity > (best.severity or 0)):
+            best = adv
+    if best is None or best.severity is None:
+        unknown = "none in the advisory: reported as HIGH (unknown is never low)"
+        return Severity.HIGH, unknown, None
+    return best.severity, f"{best.id}: {best.severity_source}", best.cvss
 
 
 def _summary(group: Sequence[Advisory]) -> str:
@@ -120,10 +168,18 @@ class _InputAuditor:
         options: AuditOptions,
     ) -> None:
         self.inp, self.advisories, self.declared, self.options = inp, advisories, declared, options
-        self.findings: list[Finding] = []
-        self.errors: list[ErrorRecord] = list(inp.errors)
+        self.cap = FindingCap()
+        self.errors = ErrorCap()
+        for error in inp.errors:
+            self.errors.add(error)
         self.suppressed = 0
         self._warned: set[str] = set()
+        self._matches: dict[int, VulnerabilityMatch] = {}
+        # A pinned version is matched once per input, however often it is declared.
+        self._hits: dict[tuple[str, str], tuple[list[list[Advisory]], list[list[Advisory]]]] = {}
+
+    def add(self, finding: Finding) -> None:
+        self.cap.keep(finding)
 
     def relevant(self, dep: Dependency) -> list[Advisory]:
         """The advisories of the package, less withdrawn and ignored ones (counted)."""
@@ -140,11 +196,13 @@ class _InputAuditor:
 
     def run(self) -> FileResult:
         """Every dependency of the input -> this input's result."""
+        for finding in self.inp.findings:
+            self.add(finding)
         for dep in self.inp.dependencies:
             if dep.origin == "model-implied":
                 self.implied(dep)
             if dep.unauditable is not None:
-                self.findings.append(
+                self.add(
                     rules.UNAUDITABLE.finding(
                         dep.location,
                         f"{dep.name} ({_where(dep)}) is {dep.unauditable}; no advisory can be "
@@ -159,21 +217,51 @@ class _InputAuditor:
                 self.unknown_implied(dep)
             else:
                 self.ranged(dep)
+        for excluded in self.inp.excluded:
+            where = f"{excluded.location.path}:{excluded.line}" if excluded.line else ""
+            self.add(
+                rules.EXCLUDED.finding(
+                    excluded.location,
+                    f"{excluded.dependency}{f' ({where})' if where else ''} was not audited: "
+                    f"its marker `{excluded.marker}` is false for the target "
+                    f"({self.options.target or 'named by the user'}). Audit without "
+                    "--python-version/--platform to include it.",
+                    title=f"{excluded.dependency} left out for the target",
+                    evidence={
+                        "package": excluded.canonical,
+                        "marker": excluded.marker,
+                        "target": self.options.target,
+                    },
+                )
+            )
+        metadata = dict(self.inp.metadata)
+        if self.options.target:
+            metadata["target"] = self.options.target
         return FileResult(
             path=self.inp.path,
             format=self.inp.kind.value,
-            findings=tuple(self.findings),
-            errors=tuple(self.errors),
+            findings=self.cap.findings(),
+            errors=self.errors.records(self.inp.path),
             size=self.inp.size,
             bytes_read=self.inp.size,
-            metadata=dict(self.inp.metadata),
+            metadata=metadata,
+            gaps=self.inp.gaps,
         )
+
+    def matches(self, findings: Iterable[Finding]) -> list[VulnerabilityMatch]:
+        """The typed form of each vulnerability finding among ``findings``."""
+        out = []
+        for f in findings:
+            match = self._matches.get(id(f))
+            if match is not None and match.finding is f:
+                out.append(match)
+        return out
 
     def data_warnings(self, dep: Dependency, advisories: Iterable[Advisory]) -> None:
         for adv in advisories:
             if adv.warnings and adv.id not in self._warned:
                 self._warned.add(adv.id)
-                self.findings.append(
+                self.add(
                     rules.ADVISORY_DATA.finding(
                         dep.location,
                         f"Advisory {adv.id} for {dep.name} was partly unusable: "
@@ -199,7 +287,7 @@ class _InputAuditor:
         if declared_in:
             evidence["declared_in"] = declared_in
             message += f"; it is declared in {declared_in}"
-        self.findings.append(
+        self.add(
             rules.MODEL_IMPLIED.finding(
                 dep.location,
                 message + ".",
@@ -213,7 +301,7 @@ class _InputAuditor:
         """A model dependency with no version anywhere: it cannot be audited."""
         if dep.canonical in self.declared:
             return  # the declaring file's own result audits its version
-        self.findings.append(
+        self.add(
             rules.UNKNOWN_VERSION.finding(
                 dep.location,
                 f"{self.inp.path} needs {dep.name}, but neither the file nor a dependency file "
@@ -224,11 +312,32 @@ class _InputAuditor:
             )
         )
 
+    def hits(
+        self, dep: Dependency, probe: Probe
+    ) -> tuple[list[list[Advisory]], list[list[Advisory]]]:
+        """The alias groups that affect the version, and those that may affect it (a range
+        bound cannot be ordered against it), computed once per version and input."""
+        key = (dep.canonical, probe.text)
+        found = self._hits.get(key)
+        if found is not None:
+            return found
+        advisories = self.relevant(dep)
+        self.data_warnings(dep, advisories)
+        sure, maybe = [], []
+        for adv in advisories:
+            entries = adv.for_package(dep.canonical)
+            if any(affects(a, probe) for a in entries):
+                sure.append(adv)
+            elif any(may_affect(a, probe) for a in entries):
+                maybe.append(adv)
+        found = self._hits[key] = (group_aliases(sure), group_aliases(maybe))
+        return found
+
     def pinned(self, dep: Dependency, version: str) -> None:
         """Match one exact version; one finding per group of aliased advisories."""
         probe = Probe.of(version)
         if not probe.parsed.is_pep440:
-            self.findings.append(
+            self.add(
                 rules.UNKNOWN_VERSION.finding(
                     dep.location,
                     f"{dep.name} {version!r} ({_where(dep)}) is not a PEP 440 version. It is "
@@ -239,20 +348,36 @@ class _InputAuditor:
                     evidence={"package": dep.canonical, "version": version},
                 )
             )
-        advisories = self.relevant(dep)
-        self.data_warnings(dep, advisories)
-        hits = [
-            adv
-            for adv in advisories
-            if any(affects(a, probe) for a in adv.for_package(dep.canonical))
-        ]
-        for group in group_aliases(hits):
-            self.findings.append(self.vulnerable(dep, probe, group))
+        sure, maybe = self.hits(dep, probe)
+        for group in sure:
+            self.vulnerable(dep, probe, group, certain=True)
+        for group in maybe:
+            self.vulnerable(dep, probe, group, certain=False)
 
-    def vulnerable(self, dep: Dependency, probe: Probe, group: Sequence[Advisory]) -> Finding:
+    def vulnerable(
+        self, dep: Dependency, probe: Probe, group: Sequence[Advisory], *, certain: bool
+    ) -> None:
+        """Count one vulnerability; its finding is built only when it is kept."""
+        severity, source, cvss = _severity(group)
+        rule = rules.VULNERABLE if certain else rules.POSSIBLY_VULNERABLE
+
+        def make() -> Finding:
+            return self.vulnerability(dep, probe, group, severity, source, cvss, certain)
+
+        self.cap.add(rule.id, severity, make)
+
+    def vulnerability(
+        self,
+        dep: Dependency,
+        probe: Probe,
+        group: Sequence[Advisory],
+        severity: Severity,
+        source: str,
+        cvss: CvssScore | None,
+        certain: bool,
+    ) -> Finding:
         version = probe.text
         ids = _all_ids(group)
-        severity, source = _severity(group)
         entries = [a for adv in group for a in adv.for_package(dep.canonical)]
         later = fixed_versions(entries, after=probe.parsed)
         upgrade = first_unaffected(entries, later)
@@ -262,6 +387,7 @@ class _InputAuditor:
             fix_text = f"Fixed versions listed: {', '.join(later)}; check each before upgrading."
         else:
             fix_text = "No fixed version is known."
+        references = tuple(r for adv in group for r in adv.references[:2])
         evidence = {
             "package": dep.canonical,
             "version": version,
@@ -269,7 +395,7 @@ class _InputAuditor:
             "fixed_versions": ", ".join(later),
             "upgrade_to": upgrade,
             "severity_source": source,
-            "references": " ".join(r for adv in group for r in adv.references[:2]),
+            "references": " ".join(references),
             "origin": dep.origin,
         }
         if dep.line:
@@ -277,14 +403,40 @@ class _InputAuditor:
         evidence.update({k: v for k, v in dep.evidence.items() if k not in evidence})
         also = f" Also known as {', '.join(ids[1:])}." if len(ids) > 1 else ""
         summary = _summary(group).rstrip(".")
-        return rules.VULNERABLE.finding(
-            dep.location,
-            f"{dep.name} {version} ({_where(dep)}, {dep.origin}) is affected by {ids[0]}: "
-            f"{summary}. {fix_text}{also}",
-            title=f"{dep.name} {version} is affected by {ids[0]}",
-            severity=severity,
-            evidence=evidence,
+        if certain:
+            finding = rules.VULNERABLE.finding(
+                dep.location,
+                f"{dep.name} {version} ({_where(dep)}, {dep.origin}) is affected by {ids[0]}: "
+                f"{summary}. {fix_text}{also}",
+                title=f"{dep.name} {version} is affected by {ids[0]}",
+                severity=severity,
+                evidence=evidence,
+            )
+        else:
+            evidence["possibly"] = "a range bound is not a PEP 440 version"
+            finding = rules.POSSIBLY_VULNERABLE.finding(
+                dep.location,
+                f"{dep.name} {version} ({_where(dep)}, {dep.origin}) may be affected by "
+                f"{ids[0]}: {summary}. A bound of the advisory's range is not a PEP 440 "
+                "version, so the version cannot be ordered against it, and it is not outside "
+                f"the range wherever that bound falls. {fix_text}{also}",
+                title=f"{dep.name} {version} may be affected by {ids[0]}",
+                severity=severity,
+                evidence=evidence,
+            )
+        self._matches[id(finding)] = VulnerabilityMatch(
+            finding=finding,
+            package=dep.canonical,
+            version=version,
+            ids=tuple(ids),
+            fixed=tuple(later),
+            upgrade_to=upgrade,
+            references=references,
+            severity_source=source,
+            cvss=cvss,
+            certain=certain,
         )
+        return finding
 
     def ranged(self, dep: Dependency) -> None:
         """A range: one finding listing the advisories whose versions it admits."""
@@ -293,7 +445,7 @@ class _InputAuditor:
         try:
             specifier_intervals(dep.specifiers)
         except ValueError as e:
-            self.errors.append(ErrorRecord(dep.location, f"{_where(dep)}: {e}", "audit-parse"))
+            self.errors.add(ErrorRecord(dep.location, f"{_where(dep)}: {e}", "audit-parse"))
             return
         advisories = self.relevant(dep)
         self.data_warnings(dep, advisories)
@@ -305,7 +457,7 @@ class _InputAuditor:
                 reached.append((group, " or ".join(iv.describe() for iv in hit[:3])))
         if not reached:
             return
-        self.findings.append(self.may_resolve(dep, reached))
+        self.add(self.may_resolve(dep, reached))
 
     def may_resolve(self, dep: Dependency, reached: list[tuple[list[Advisory], str]]) -> Finding:
         from modelshield.audit.intervals import reachable_affected
@@ -365,6 +517,105 @@ def queries_for(inputs: Sequence[ParsedInput]) -> list[PackageQuery]:
     return list(seen.values())
 
 
+def _problem_findings(
+    inp: ParsedInput, problems: Sequence[DataProblem], names: set[str]
+) -> list[Finding]:
+    """Unreadable advisory data that may concern the input's packages: each file naming one of
+    them, and one finding for the files that name no package (they may concern any)."""
+    out = [
+        rules.ADVISORY_DATA.finding(
+            Location(inp.path),
+            f"Advisory file {p.file} (for {p.package}) could not be read: {p.message}. "
+            "Advisories it holds were not matched.",
+            evidence={"package": p.package, "file": p.file},
+        )
+        for p in problems
+        if p.package and p.package in names
+    ]
+    unnamed = [p for p in problems if not p.package]
+    if unnamed and names:
+        shown = ", ".join(p.file for p in unnamed[:5])
+        more = f" and {len(unnamed) - 5} more" if len(unnamed) > 5 else ""
+        out.append(
+            rules.ADVISORY_DATA.finding(
+                Location(inp.path),
+                f"{len(unnamed)} advisory file(s) of the database could not be read and name "
+                f"no package ({shown}{more}); any of them may concern a dependency of this "
+                "input, and none was matched.",
+                title="Unreadable advisory files may concern this input",
+                evidence={"files": str(len(unnamed))},
+            )
+        )
+    return out
+
+
+def _stale(source: VulnerabilitySource, options: AuditOptions, where: str) -> Finding | None:
+    """``AUDIT-DATABASE-STALE`` when the source's newest advisory is older than allowed."""
+    limit = options.max_database_age_days
+    newest = source.newest_modified() if limit is not None else None
+    if limit is None or not newest:
+        return None
+    try:
+        stamp = datetime.fromisoformat(newest)
+    except ValueError:
+        return None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    now = options.now or datetime.now(UTC)
+    age = (now - stamp).total_seconds() / 86400
+    if age <= limit:
+        return None
+    return rules.DATABASE_STALE.finding(
+        Location(where),
+        f"The newest advisory of {source.describe()} was modified {newest} ({age:.0f} days "
+        f"ago), more than the policy's [audit] max_database_age_days ({limit:g}): advisories "
+        "published since are missing. Run `modelshield db update` (or update the --db "
+        "directory).",
+        title=f"The advisory database is {age:.0f} days old",
+        evidence={"newest_modified": newest, "age_days": f"{age:.0f}", "limit": f"{limit:g}"},
+    )
+
+
+def run_audit(
+    inputs: Sequence[ParsedInput],
+    source: VulnerabilitySource,
+    options: AuditOptions | None = None,
+    started: float | None = None,
+) -> AuditResult:
+    """Audit parsed inputs against a source: the raw report, and every vulnerability typed.
+
+    Raises :class:`~modelshield.audit.interface.AuditServiceError` when the source cannot
+    answer.
+    """
+    options = options or AuditOptions()
+    started = time.monotonic() if started is None else started
+    source.check()
+    queries = queries_for(inputs)
+    advisories = source.advisories(queries) if queries else {}
+    problems = source.problems(sorted({q.canonical for q in queries})) if queries else ()
+    declared = _declared(inputs)
+    results: list[FileResult] = []
+    matches: list[VulnerabilityMatch] = []
+    suppressed = 0
+    stale_reported = False
+    for inp in inputs:
+        auditor = _InputAuditor(inp, advisories, declared, options)
+        result = auditor.run()
+        names = {d.canonical for d in inp.dependencies}
+        extra = _problem_findings(inp, problems, names)
+        if not stale_reported and queries and any(d.unauditable is None for d in inp.dependencies):
+            stale_reported = True
+            stale = _stale(source, options, inp.path)
+            if stale is not None:
+                extra.append(stale)
+        metadata = {**result.metadata, "vulnerability_source": source.describe()}
+        results.append(replace(result, findings=result.findings + tuple(extra), metadata=metadata))
+        matches += auditor.matches(result.findings)
+        suppressed += auditor.suppressed
+    report = Report.of("audit", results, duration_s=time.monotonic() - started)
+    return AuditResult(replace(report, suppressed=suppressed), tuple(matches))
+
+
 def audit_inputs(
     inputs: Sequence[ParsedInput],
     source: VulnerabilitySource,
@@ -372,30 +623,4 @@ def audit_inputs(
     started: float | None = None,
 ) -> Report:
     """Audit parsed inputs against a source; raises AuditServiceError when it cannot answer."""
-    options = options or AuditOptions()
-    started = time.monotonic() if started is None else started
-    queries = queries_for(inputs)
-    advisories = source.advisories(queries) if queries else {}
-    problems = source.problems(sorted({q.canonical for q in queries})) if queries else ()
-    declared = _declared(inputs)
-    results: list[FileResult] = []
-    suppressed = 0
-    for inp in inputs:
-        auditor = _InputAuditor(inp, advisories, declared, options)
-        result = auditor.run()
-        names = {d.canonical for d in inp.dependencies}
-        extra = [
-            rules.ADVISORY_DATA.finding(
-                Location(inp.path),
-                f"Advisory file {p.file} (for {p.package}) could not be read: {p.message}. "
-                "Advisories it holds were not matched.",
-                evidence={"package": p.package, "file": p.file},
-            )
-            for p in problems
-            if p.package in names
-        ]
-        metadata = {**result.metadata, "vulnerability_source": source.describe()}
-        results.append(replace(result, findings=result.findings + tuple(extra), metadata=metadata))
-        suppressed += auditor.suppressed
-    report = Report.of("audit", results, duration_s=time.monotonic() - started)
-    return replace(report, suppressed=suppressed)
+    return run_audit(inputs, source, options, started).report

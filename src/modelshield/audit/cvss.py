@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import math
 
-from msgspec import Struct
-
+from modelshield.audit.records import CvssScore
 from modelshield.core.findings import Severity
 
 _V3_WEIGHTS: dict[str, dict[str, float]] = {
@@ -45,17 +44,6 @@ _LABELS = {
     "MEDIUM": Severity.MEDIUM,
     "LOW": Severity.LOW,
 }
-
-
-class Score(Struct, frozen=True):
-    """A computed base score."""
-
-    value: float
-    """Base score, 0.0 to 10.0."""
-    severity: Severity
-    """The qualitative rating of the score (v2 has no CRITICAL)."""
-    vector: str
-    """The vector it was computed from."""
 
 
 def _metrics(vector: str, prefix_parts: int) -> dict[str, str]:
@@ -89,7 +77,7 @@ def _v3_rating(score: float) -> Severity:
     return Severity.INFO
 
 
-def cvss3_score(vector: str) -> Score:
+def cvss3_score(vector: str) -> CvssScore:
     """Base score of a ``CVSS:3.x/AV:N/AC:L/...`` vector. Raises ValueError when malformed."""
     if not vector.startswith("CVSS:3."):
         raise ValueError(f"not a CVSS v3 vector: {vector!r}")
@@ -110,10 +98,10 @@ def cvss3_score(vector: str) -> Score:
         base = _roundup(min(impact + exploitability, 10.0))
     else:
         base = _roundup(min(1.08 * (impact + exploitability), 10.0))
-    return Score(base, _v3_rating(base), vector)
+    return CvssScore(vector, base, _v3_rating(base))
 
 
-def cvss2_score(vector: str) -> Score:
+def cvss2_score(vector: str) -> CvssScore:
     """Base score of a ``AV:N/AC:L/Au:N/C:P/I:P/A:P`` vector. Raises ValueError when malformed."""
     text = vector[len("CVSS:2.0/") :] if vector.startswith("CVSS:2.0/") else vector
     m = _metrics(text, 0)
@@ -133,10 +121,10 @@ def cvss2_score(vector: str) -> Score:
         rating = Severity.LOW
     else:
         rating = Severity.INFO
-    return Score(base, rating, vector)
+    return CvssScore(vector, base, rating)
 
 
-def score_vector(kind: str, vector: str) -> Score | None:
+def score_vector(kind: str, vector: str) -> CvssScore | None:
     """Score an OSV ``severity`` entry (``CVSS_V3``/``CVSS_V2``); None for kinds not computed."""
     if kind == "CVSS_V3" or vector.startswith("CVSS:3."):
         return cvss3_score(vector)

@@ -11,14 +11,18 @@ that matches nothing, or a directory with no input, is an error record.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from msgspec.structs import replace
 
-from modelshield.audit.interface import Dependency, InputKind, ParsedInput
-from modelshield.audit.sources._common import ParseOptions
+if TYPE_CHECKING:
+    from modelshield.audit.auditor import AuditOptions
+
+from modelshield.audit.inputs._common import ParseOptions
+from modelshield.audit.inputs.dependency import Dependency, InputKind, ParsedInput
 from modelshield.core.findings import ErrorRecord, FileResult, Location
 from modelshield.core.limits import Limits
 from modelshield.core.policy import Policy
@@ -83,6 +87,8 @@ class Candidate(NamedTuple):
     """Its kind."""
     explicit: bool
     """Named by the user (not found under a directory)."""
+    tree: str
+    """The audited tree it belongs to: the directory named, or the named file's directory."""
 
 
 def _is_venv(path: Path) -> bool:
@@ -103,12 +109,17 @@ def candidates(
     for raw in paths:
         shown = os.fspath(raw)
         p = Path(shown)
-        if p.is_file():
-            kind = kind_of(p.name, explicit=True)
-            yield Candidate(p, shown, kind or InputKind.MODEL, True)
+        try:
+            mode = p.stat().st_mode
+        except OSError as e:
+            yield _error(shown, "no such file or directory" if not p.exists() else str(e.strerror))
             continue
-        if not p.is_dir():
-            yield _error(shown, "no such file or directory")
+        if stat.S_ISREG(mode):
+            kind = kind_of(p.name, explicit=True)
+            yield Candidate(p, shown, kind or InputKind.MODEL, True, str(p.parent))
+            continue
+        if not stat.S_ISDIR(mode):
+            yield _error(shown, _NOT_REGULAR)
             continue
         count = 0
         for root, dirs, files in os.walk(p, followlinks=False):
@@ -120,10 +131,20 @@ def candidates(
             for name in sorted(files):
                 full = Path(root, name)
                 kind = kind_of(name, explicit=False)
-                if kind is None or full.is_symlink():
+                if kind is None:
+                    continue
+                try:
+                    mode = full.lstat().st_mode
+                except OSError:
+                    continue  # removed while listed
+                if stat.S_ISLNK(mode):
+                    continue  # links are not followed
+                if not stat.S_ISREG(mode):
+                    count += 1
+                    yield _error(str(full), _NOT_REGULAR)
                     continue
                 if kind in _JSON_KEYS:
-                    from modelshield.audit.implied import json_version
+                    from modelshield.audit.inputs.implied import json_version
 
                     if json_version(full, _JSON_KEYS[kind][0], limits) is None:
                         continue  # a config.json of something else: not an input
@@ -135,13 +156,16 @@ def candidates(
                         "name the files to audit",
                     )
                     return
-                yield Candidate(full, str(full), kind, False)
+                yield Candidate(full, str(full), kind, False, shown)
         if count == 0:
             yield _error(
                 shown,
                 "no dependency file (requirements*.txt, pyproject.toml, lock files, conda or "
                 "MLflow files) and no model file found",
             )
+
+
+_NOT_REGULAR = "not a regular file (a FIFO, socket or device); not read"
 
 
 def _error(shown: str, message: str) -> ParsedInput:
@@ -174,13 +198,13 @@ def parser_for(kind: InputKind) -> Parser | None:
     import importlib
 
     if kind in _LOCKS:
-        from modelshield.audit.sources.locks import parse_lock
+        from modelshield.audit.inputs.locks import parse_lock
 
         return lambda path, shown, options: parse_lock(path, shown, kind, options)
     entry = _PARSERS.get(kind)
     if entry is None:
         return None
-    module = importlib.import_module(f"modelshield.audit.sources.{entry[0]}")
+    module = importlib.import_module(f"modelshield.audit.inputs.{entry[0]}")
     parser: Parser = getattr(module, entry[1])
     return parser
 
@@ -206,7 +230,7 @@ def _model_input(
     fb: _Fallback,
     scanned: Mapping[str, FileResult],
 ) -> ParsedInput | None:
-    from modelshield.audit import implied
+    from modelshield.audit.inputs import implied
 
     result = scanned.get(os.path.normpath(c.path))
     if result is None:
@@ -225,7 +249,8 @@ def _model_input(
     if "unmapped_modules" in parsed.metadata:
         parsed = implied.parsed_model(result, fb.get())
     errors = tuple(replace(e, message=f"model scan: {e.message}") for e in result.errors)
-    if c.explicit and result.format in ("unknown", "empty") and not parsed.dependencies:
+    read = not (result.gaps or result.skipped)  # a file not read says nothing of its kind
+    if c.explicit and read and result.format in ("unknown", "empty") and not parsed.dependencies:
         errors += (
             ErrorRecord(
                 Location(c.shown),
@@ -238,7 +263,7 @@ def _model_input(
 
 
 def _metadata_input(c: Candidate, options: ParseOptions) -> ParsedInput | None:
-    from modelshield.audit import implied
+    from modelshield.audit.inputs import implied
 
     key, dist = _JSON_KEYS[c.kind]
     version = implied.json_version(c.path, key, options.limits)
@@ -254,6 +279,33 @@ def _metadata_input(c: Candidate, options: ParseOptions) -> ParsedInput | None:
     )
     return ParsedInput(
         path=c.shown, kind=c.kind, dependencies=(dep,), metadata={"dependencies": "1"}
+    )
+
+
+def parse_options(policy: Policy) -> ParseOptions:
+    """How the policy says inputs are read: its limits and its ``[audit]`` settings."""
+    from modelshield.audit.inputs.markers import Target
+
+    settings = policy.audit
+    return ParseOptions(
+        limits=policy.limits,
+        target=Target.named(settings, None, None),
+        allow_includes=settings.allow_includes,
+        expand_env=frozenset(settings.expand_env),
+    )
+
+
+def audit_options(policy: Policy, ignore: Iterable[str] = ()) -> AuditOptions:
+    """What the auditor checks under the policy: ``ignore`` and the database's age."""
+    from modelshield.audit.auditor import AuditOptions
+    from modelshield.audit.inputs.markers import Target
+
+    target = Target.named(policy.audit, None, None)
+    age = policy.audit.max_database_age_days
+    return AuditOptions(
+        ignore=frozenset(ignore),
+        max_database_age_days=age if age > 0 else None,
+        target=target.describe() if target is not None else "",
     )
 
 
@@ -284,11 +336,12 @@ def collect_inputs(
             parsed = _metadata_input(item, options)
         else:
             parser = parser_for(item.kind)
-            parsed = parser(item.path, item.shown, options) if parser is not None else None
+            own = options if options.tree is not None else replace(options, tree=item.tree)
+            parsed = parser(item.path, item.shown, own) if parser is not None else None
         if parsed is not None:
             out.append(parsed)
     if include_environment:
-        from modelshield.audit.sources.environment import parse_environment
+        from modelshield.audit.inputs.environment import parse_environment
 
-        out.append(parse_environment())
+        out.append(parse_environment(options=options))
     return out

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from msgspec import Struct
 
-from modelshield.audit.interface import AffectedPackage, Event, EventKind
 from modelshield.audit.match import sorted_events
+from modelshield.audit.records import AffectedPackage, Event, EventKind
 from modelshield.audit.versions import OrderedVersion, candidate, parse_version
 
 if TYPE_CHECKING:

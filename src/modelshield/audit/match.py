@@ -22,92 +22,30 @@ Decisions documented here because the data needs them:
 
 Matching compares order keys (:mod:`modelshield.audit.versions`), never parsed versions: each
 entry is compiled once (:class:`CompiledEntry`), and the offline index stores entries already
-compiled, so an audit parses only the versions it checks. Whether a specifier can reach an
-affected version is answered in :mod:`modelshield.audit.intervals` (re-exported here).
+compiled, so an audit parses only the versions it checks. The compiled forms are the
+matcher's own: they are kept here, beside the entries (:func:`compiled`), never in the records.
+Whether a specifier can reach an affected version is answered in
+:mod:`modelshield.audit.intervals`.
 """
 
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Container, Iterable, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from msgspec import Struct
 
-from modelshield.audit.interface import AffectedPackage, Event, EventKind
-from modelshield.audit.versions import MINIMUM as MINIMUM
-from modelshield.audit.versions import OrderedVersion as OrderedVersion
-from modelshield.audit.versions import candidate as candidate
-from modelshield.audit.versions import event_version as event_version
-from modelshield.audit.versions import exact_key as exact_key
-from modelshield.audit.versions import parse_version as parse_version
-from modelshield.audit.versions import public_order
-
-if TYPE_CHECKING:
-    from modelshield.audit.intervals import (
-        EVERYTHING,
-        Bound,
-        Interval,
-        affected_intervals,
-        intersect,
-        merge,
-        reachable_affected,
-        specifier_intervals,
-    )
-
-__all__ = [
-    "EVENT_CODES",
-    "EVERYTHING",
-    "MINIMUM",
-    "Bound",
-    "CompiledEntry",
-    "CompiledRange",
-    "Interval",
-    "KeyList",
-    "OrderedVersion",
-    "Probe",
-    "affected_intervals",
-    "affects",
-    "attach_compiled",
-    "candidate",
-    "compile_range",
-    "compiled",
-    "event_version",
-    "exact_key",
-    "first_unaffected",
-    "fixed_versions",
-    "intersect",
-    "merge",
-    "parse_version",
-    "range_affects",
-    "reachable_affected",
-    "sorted_events",
-    "specifier_intervals",
-]
-
-# Ranges of versions (what a specifier admits) live in modelshield.audit.intervals, imported
-# on first use: auditing pinned versions never needs them.
-_INTERVALS = frozenset(
-    {
-        "EVERYTHING",
-        "Bound",
-        "Interval",
-        "affected_intervals",
-        "intersect",
-        "merge",
-        "reachable_affected",
-        "specifier_intervals",
-    }
+from modelshield.audit.records import AffectedPackage, Event, EventKind
+from modelshield.audit.versions import (
+    OrderedVersion,
+    candidate,
+    event_version,
+    exact_key,
+    parse_version,
+    public_order,
 )
-
-
-def __getattr__(name: str) -> object:
-    if name in _INTERVALS:
-        from modelshield.audit import intervals
-
-        return getattr(intervals, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 # Closing events sort before an opening one at the same version: see the module docstring.
 # The codes are that tie order, so sorting (order key, code) pairs gives the evaluation order.
@@ -156,6 +94,41 @@ def _range_hit(compiled: CompiledRange, order: str) -> bool:
         elif code == _FIXED or (code == _LAST_AFFECTED and order > bound):
             affected = False
     return affected
+
+
+MAX_UNORDERABLE_BOUNDS = 8
+"""Bounds that cannot be ordered against a version, per range, that :func:`_range_may_hit`
+places one by one; a range with more is taken as possibly affecting every version."""
+
+
+def _range_may_hit(compiled: CompiledRange, order: str) -> bool:
+    """Whether the version may lie inside the range, wherever the bounds that cannot be ordered
+    against it fall.
+
+    A PEP 440 version (order key ``2...``) and a legacy bound (``1...``, e.g. ``fixed:
+    0.2.0-n653``) have no order: the key puts every legacy string first, which is a convention,
+    not a fact. Each such bound is tried both below and above every PEP 440 version (legacy
+    bounds keep their order among themselves); the version may be affected when any placement
+    affects it, and is provably outside only when none does.
+    """
+    codes, bounds = compiled
+    if not order.startswith("2"):
+        return _range_hit(compiled, order)
+    legacy = [i for i, bound in enumerate(bounds) if bound.startswith("1")]
+    if not legacy:
+        return _range_hit(compiled, order)
+    if len(legacy) > MAX_UNORDERABLE_BOUNDS:
+        return True
+    for mask in range(1 << len(legacy)):
+        moved = list(bounds)
+        for bit, i in enumerate(legacy):
+            if mask >> bit & 1:
+                moved[i] = "3" + bounds[i]  # above every PEP 440 key ("2...")
+        pairs = sorted(zip(moved, codes, strict=True))
+        placed = ("".join(code for _, code in pairs), tuple(bound for bound, _ in pairs))
+        if _range_hit(placed, order):
+            return True
+    return False
 
 
 def range_affects(events: Sequence[Event], version: OrderedVersion) -> bool:
@@ -226,10 +199,49 @@ class CompiledEntry(NamedTuple):
             return True
         return any(_range_hit(r, order) for r in self.ranges)
 
+    def may_affect(self, probe: Probe) -> bool:
+        """Whether the probed version is listed or may lie inside a range, wherever the range
+        bounds that cannot be ordered against it fall (see :func:`_range_may_hit`)."""
+        if probe.key in self.listed:
+            return True
+        return any(_range_may_hit(r, probe.parsed.order) for r in self.ranges)
+
+
+class _Forms:
+    """The compiled form of each live entry, by identity (entries are compared by value, and
+    two equal entries from two sources are compiled alike anyway).
+
+    An entry's form goes when the entry does: a weak reference's callback drops it before the
+    entry's memory (and so its ``id``) can be reused.
+    """
+
+    __slots__ = ("_forms",)
+
+    def __init__(self) -> None:
+        self._forms: dict[int, tuple[weakref.ref[AffectedPackage], CompiledEntry]] = {}
+
+    def get(self, entry: AffectedPackage) -> CompiledEntry | None:
+        found = self._forms.get(id(entry))
+        if found is None or found[0]() is not entry:
+            return None
+        return found[1]
+
+    def put(self, entry: AffectedPackage, form: CompiledEntry) -> None:
+        key = id(entry)
+        forms = self._forms
+
+        def forget(_: weakref.ref[AffectedPackage]) -> None:
+            forms.pop(key, None)
+
+        forms[key] = (weakref.ref(entry, forget), form)
+
+
+_FORMS = _Forms()
+
 
 def compiled(entry: AffectedPackage) -> CompiledEntry:
     """The entry's compiled form: given by the offline index, else built once and kept."""
-    found = entry._compiled
+    found = _FORMS.get(entry)
     if found is None:
         found = CompiledEntry(
             listed=entry.version_keys,
@@ -241,20 +253,26 @@ def compiled(entry: AffectedPackage) -> CompiledEntry:
                 if e.kind is EventKind.FIXED
             ),
         )
-        attach_compiled(entry, found)
+        _FORMS.put(entry, found)
     return found
 
 
 def attach_compiled(entry: AffectedPackage, form: CompiledEntry) -> None:
-    """Give an entry its compiled form (the offline index stores it precompiled)."""
-    # A cache beside the fields, in a slot of the otherwise immutable entry.
-    object.__setattr__(entry, "_compiled", form)
+    """Give an entry its compiled form (the offline index stores entries precompiled)."""
+    _FORMS.put(entry, form)
 
 
 def affects(affected: AffectedPackage, version: str | Probe) -> bool:
     """Whether the advisory entry affects ``version``: listed in ``versions`` or in a range."""
     probe = version if isinstance(version, Probe) else Probe.of(version)
     return compiled(affected).affects(probe)
+
+
+def may_affect(affected: AffectedPackage, version: str | Probe) -> bool:
+    """Whether the advisory entry may affect ``version``: :func:`affects` it, or a range with a
+    bound that cannot be ordered against it (not PEP 440) does not provably exclude it."""
+    probe = version if isinstance(version, Probe) else Probe.of(version)
+    return compiled(affected).may_affect(probe)
 
 
 def fixed_versions(

@@ -114,6 +114,72 @@ ADVISORY_DATA = register_rule(
     )
 )
 
+POSSIBLY_VULNERABLE = register_rule(
+    Rule(
+        id="AUDIT-VULNERABLE-UNORDERABLE-RANGE",
+        pillar="audit",
+        severity=Severity.HIGH,
+        title="Dependency version may be affected: the advisory's range cannot be ordered",
+        what="Reports a pinned dependency that an advisory may affect although the version "
+        "cannot be placed against the advisory's range: a bound of the range is not a PEP 440 "
+        "version (`fixed: 0.2.0-n653`), so whether the version comes before or after it is "
+        "unknown. The version is reported as possibly affected, at the advisory's severity, "
+        "unless it lies outside the range wherever the unorderable bounds fall.",
+        why="Treating an unknown order as 'not affected' would pass a gate on a version the "
+        "advisory may well cover; unknown is never safe.",
+        example="binderhub==0.1.0 and PYSEC-2021-371 (introduced 0, fixed 0.2.0-n653)",
+        references=("https://peps.python.org/pep-0440/", "https://ossf.github.io/osv-schema/"),
+    )
+)
+
+EXCLUDED = register_rule(
+    Rule(
+        id="AUDIT-DEPENDENCY-EXCLUDED",
+        pillar="audit",
+        severity=Severity.INFO,
+        title="Dependency left out for the target environment",
+        what="Lists a dependency that an input declares but that was not audited, because its "
+        "environment marker is false for the target the user named (`--python-version`, "
+        "`--platform`, or `[audit] python_version`/`platform` in the policy). Without a "
+        "target, every dependency is audited whatever its marker, in every input format.",
+        why="An audit describes where the model will run, not the machine the audit runs on: "
+        "what is left out, and why, must be visible in every report.",
+        example="requirements.txt:4: pywin32==306 ; sys_platform == 'win32'  (target: linux)",
+        references=("https://peps.python.org/pep-0508/#environment-markers",),
+    )
+)
+
+INPUT_LIMIT = register_rule(
+    Rule(
+        id="AUDIT-INPUT-LIMIT",
+        pillar="audit",
+        severity=Severity.MEDIUM,
+        title="Dependency input not read completely: a limit was reached",
+        what="An input holds more entries (requirement lines, lock-file packages, installed "
+        "distributions) than `limits.max_input_entries`, or more errors than are listed, so "
+        "the rest was not read. The input is reported as not fully analysed.",
+        why="Dependencies that were not read were not audited; a partial answer is never a "
+        "clean one.",
+        example="requirements.txt: more than 100000 entries",
+        incomplete=True,
+    )
+)
+
+DATABASE_STALE = register_rule(
+    Rule(
+        id="AUDIT-DATABASE-STALE",
+        pillar="audit",
+        severity=Severity.LOW,
+        title="The offline advisory database is older than the policy allows",
+        what="The newest advisory of the offline database (`--db`, `--offline`) was modified "
+        "longer ago than `[audit] max_database_age_days` (30 by default): advisories "
+        "published since are missing. Reported once per audit, on the first input audited.",
+        why="An offline audit is only as current as its database; OSV changes every day.",
+        example="newest advisory modified 2024-10-10, 412 days ago",
+        references=("https://osv.dev",),
+    )
+)
+
 PARSE_ERROR = register_rule(
     Rule(
         id="AUDIT-PARSE-ERROR",
@@ -131,6 +197,20 @@ PARSE_ERROR = register_rule(
 
 AUDIT_RULE_IDS: frozenset[str] = frozenset(
     r.id
-    for r in (VULNERABLE, MAY_RESOLVE, UNKNOWN_VERSION, UNAUDITABLE, MODEL_IMPLIED, ADVISORY_DATA)
+    for r in (
+        VULNERABLE,
+        POSSIBLY_VULNERABLE,
+        MAY_RESOLVE,
+        UNKNOWN_VERSION,
+        UNAUDITABLE,
+        MODEL_IMPLIED,
+        ADVISORY_DATA,
+        EXCLUDED,
+        INPUT_LIMIT,
+        DATABASE_STALE,
+    )
 ) | {PARSE_ERROR.id}
 """Every rule id the audit uses (`--ignore` tells rule ids from advisory ids with it)."""
+
+VULNERABILITY_RULE_IDS: frozenset[str] = frozenset({VULNERABLE.id, POSSIBLY_VULNERABLE.id})
+"""The rules whose findings are vulnerabilities of a version (the BOM lists them as such)."""

@@ -27,7 +27,7 @@ import re
 from msgspec import Struct
 from packaging.version import InvalidVersion, Version
 
-from modelshield.audit.interface import Event, EventKind
+from modelshield.audit.records import Event, EventKind
 
 ORDER_FORMAT = "1"
 """Version of the order-key encoding (stored in the offline index's schema)."""
@@ -176,6 +176,7 @@ def event_version(event: Event) -> OrderedVersion:
     return parse_version(event.version.strip())
 
 
+@functools.lru_cache(maxsize=65536)  # the same versions are listed by many advisories
 def exact_key(text: str) -> str:
     """A string that is equal for two versions exactly when they are the same release.
 

@@ -76,6 +76,10 @@ PROPERTY_NAMES: Mapping[str, str] = {
     "modelshield:vulnerability_source": "The vulnerability source consulted.",
     "modelshield:declared_in": "Where a vulnerable version is stated (file:line).",
     "modelshield:severity_source": "Where a vulnerability's severity comes from.",
+    "modelshield:excluded": "A dependency left out for the target's environment markers "
+    "(--python-version, --platform): declaration (file:line): marker.",
+    "modelshield:artifact_hash": "A release file's digest a lock or requirements file records "
+    "for a dependency: file name (or -) algorithm:hex.",
 }
 """The ``modelshield:`` properties a BOM may carry, and what each means."""
 
@@ -112,9 +116,6 @@ _SEVERITY_NAMES = {
     Severity.LOW: "low",
     Severity.INFO: "info",
 }
-
-# "ID: CVSS:3.1/AV:N/... (base score 9.8)", as the audit writes a CVSS-derived severity.
-_CVSS = re.compile(r"(?P<vector>\S+) \(base score (?P<score>\d+(?:\.\d+)?)\)$")
 
 
 def canonical_name(name: str) -> str:
@@ -192,6 +193,7 @@ def build_bom(
     findings: Sequence[Finding] = (),
     inputs: Sequence[tuple[str, str]] = (),
     vulnerability_source: str | None = None,
+    excluded: Sequence[str] = (),
 ) -> Bom:
     """Build the BOM of one model.
 
@@ -201,7 +203,8 @@ def build_bom(
     vulnerabilities (:meth:`BomVulnerability.from_finding`), those naming a listed package
     properties of its components, the others properties of the model. ``inputs`` are the
     dependency inputs read (name, kind); ``vulnerability_source`` describes the source
-    vulnerabilities were checked against (None: they were not checked).
+    vulnerabilities were checked against (None: they were not checked); ``excluded`` lists
+    the dependencies left out for the target's environment markers.
     """
     _lib()
     from cyclonedx.model import Property
@@ -237,6 +240,7 @@ def build_bom(
         Property(name="modelshield:dependency_input", value=f"{name} ({kind})")
         for name, kind in inputs
     )
+    model_props.extend(Property(name="modelshield:excluded", value=e) for e in excluded)
     vulns = list(vulnerabilities)
     package_findings: list[Finding] = []
     for f in findings:
@@ -312,6 +316,13 @@ def _library_components(
         props.extend(Property(name="modelshield:specifier", value=s) for s in dep.specifiers)
         if dep.unauditable is not None:
             props.append(Property(name="modelshield:unauditable", value=dep.unauditable))
+        props.extend(
+            Property(
+                name="modelshield:artifact_hash",
+                value=f"{a.name or '-'} {a.algorithm}:{a.digest}",
+            )
+            for a in dep.artifacts
+        )
         libs[key] = Component(
             type=ComponentType.LIBRARY,
             name=dep.name,
@@ -320,6 +331,7 @@ def _library_components(
             bom_ref=purl.to_string(),
             properties=props,
             evidence=_occurrences(dep),
+            external_references=_distributions(dep),
         )
     return libs
 
@@ -335,6 +347,41 @@ def _advisory_only(
         for v in vulns
         if (canonical_name(v.package), v.version) not in listed
         and not (v.version is None and canonical_name(v.package) in names)
+    ]
+
+
+_HASH_ALGORITHMS = {
+    "md5": "MD5",
+    "sha1": "SHA-1",
+    "sha256": "SHA-256",
+    "sha384": "SHA-384",
+    "sha512": "SHA-512",
+    "blake2b": "BLAKE2b-512",
+}
+"""Digest names lock files use -> CycloneDX hash algorithms."""
+
+
+def _distributions(dep: BomDependency) -> list[Any]:
+    """One ``distribution`` external reference per release file whose URL and digest the
+    inputs record (the wheels and sdist of a uv.lock or pylock.toml entry)."""
+    from cyclonedx.model import (
+        ExternalReference,
+        ExternalReferenceType,
+        HashAlgorithm,
+        HashType,
+        XsUri,
+    )
+
+    by_url: dict[str, list[Any]] = {}
+    for a in dep.artifacts:
+        algorithm = _HASH_ALGORITHMS.get(a.algorithm)
+        if a.url and algorithm is not None:
+            by_url.setdefault(a.url, []).append(
+                HashType(alg=HashAlgorithm(algorithm), content=a.digest)
+            )
+    return [
+        ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=XsUri(url), hashes=hashes)
+        for url, hashes in by_url.items()
     ]
 
 
@@ -362,9 +409,8 @@ def _rating(v: BomVulnerability) -> Any:
     if v.severity is None:
         return None
     severity = VulnerabilitySeverity(_SEVERITY_NAMES[v.severity])
-    match = _CVSS.search(v.severity_source)
-    if match is not None:
-        vector = match["vector"]
+    if v.cvss is not None:
+        vector = v.cvss.vector
         method = (
             VulnerabilityScoreSource.CVSS_V3_1
             if vector.startswith("CVSS:3.1/")
@@ -376,7 +422,7 @@ def _rating(v: BomVulnerability) -> Any:
         )
         return VulnerabilityRating(
             source=VulnerabilitySource(name="OSV"),
-            score=Decimal(match["score"]),
+            score=Decimal(str(v.cvss.value)),
             severity=severity,
             method=method,
             vector=vector,
@@ -404,11 +450,12 @@ def _vulnerability(v: BomVulnerability, libs: Mapping[tuple[str, str | None], Co
 
     osv = VulnerabilitySource(name="OSV", url=XsUri(f"https://osv.dev/vulnerability/{v.id}"))
     name = canonical_name(v.package)
-    versions = (
-        [BomTargetVersionRange(version=v.version, status=ImpactAnalysisAffectedStatus.AFFECTED)]
-        if v.version
-        else []
+    # A version the advisory only possibly affects (a range bound that cannot be ordered
+    # against it) is "unknown", not "affected".
+    status = (
+        ImpactAnalysisAffectedStatus.AFFECTED if v.certain else ImpactAnalysisAffectedStatus.UNKNOWN
     )
+    versions = [BomTargetVersionRange(version=v.version, status=status)] if v.version else []
     targets = [
         BomTarget(ref=str(lib.bom_ref.value), versions=versions)
         for (n, version), lib in libs.items()
@@ -542,6 +589,7 @@ def create_bom(
         findings=deps.findings,
         inputs=deps.inputs,
         vulnerability_source=deps.source,
+        excluded=deps.excluded,
     )
     return BomOutcome(bom, report, (*errors, *deps.errors), deps)
 

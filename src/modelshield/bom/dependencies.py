@@ -25,15 +25,20 @@ from typing import TYPE_CHECKING
 from msgspec import Struct
 from msgspec.structs import replace
 
-from modelshield.core.findings import ErrorRecord, FileResult, Finding, Report, Severity
+from modelshield.audit.inputs.dependency import Artifact
+from modelshield.audit.records import CvssScore
+from modelshield.core.findings import ErrorRecord, FileResult, Finding, Gap, Report, Severity
 from modelshield.core.policy import Policy
 
 if TYPE_CHECKING:
-    from modelshield.audit.interface import Dependency, ParsedInput, VulnerabilitySource
+    from modelshield.audit.auditor import VulnerabilityMatch
+    from modelshield.audit.inputs.dependency import Dependency, ParsedInput
+    from modelshield.audit.interface import VulnerabilitySource
 
 VULNERABLE_PREFIX = "AUDIT-VULNERABLE-"
 """Audit rules whose findings are vulnerabilities of a listed version (the others are
-properties of the component or the model)."""
+properties of the component or the model): ``AUDIT-VULNERABLE-DEPENDENCY`` and
+``AUDIT-VULNERABLE-UNORDERABLE-RANGE``."""
 
 # The audit reports every model-implied dependency as an INFO finding; the BOM already says the
 # same thing in the component's evidence, so repeating it as a property would only add noise.
@@ -82,6 +87,9 @@ class BomDependency(Struct, frozen=True):
     """Version ranges declared for it (``>=1.0``), when the inputs give ranges."""
     unauditable: str | None = None
     """Why no advisory can be matched (a VCS or URL dependency), or None."""
+    artifacts: tuple[Artifact, ...] = ()
+    """The release files and digests the inputs record for this version (lock files' wheel
+    and sdist hashes, ``--hash`` options)."""
 
     @property
     def recorded_version_source(self) -> str | None:
@@ -121,6 +129,39 @@ class BomVulnerability(Struct, frozen=True):
     """The audit's full explanation."""
     declared_in: tuple[str, ...] = ()
     """Where the affected version is stated (``requirements.txt:1``)."""
+    cvss: CvssScore | None = None
+    """The CVSS score the severity comes from, typed from the advisory (None: a database label,
+    or unknown)."""
+    certain: bool = True
+    """False when the version is only possibly affected (the advisory's range has a bound that
+    cannot be ordered against it)."""
+
+    @classmethod
+    def from_match(
+        cls, match: VulnerabilityMatch, finding: Finding, root: str | None = None
+    ) -> BomVulnerability:
+        """The vulnerability the audit matched, typed (``finding`` is the match's finding as
+        the policy reports it: its severity may be overridden)."""
+        where = relative(finding.location.path, root) if root is not None else None
+        line = finding.evidence.get("line")
+        if where is not None and line:
+            where = f"{where}:{line}"
+        return cls(
+            id=match.ids[0],
+            package=match.package,
+            version=match.version,
+            severity=finding.severity,
+            summary=finding.title,
+            aliases=match.ids[1:],
+            fixed=match.fixed,
+            references=match.references,
+            upgrade_to=match.upgrade_to,
+            severity_source=match.severity_source,
+            detail=finding.message,
+            declared_in=(where,) if where else (),
+            cvss=match.cvss,
+            certain=match.certain,
+        )
 
     @classmethod
     def from_finding(cls, finding: Finding, root: str | None = None) -> BomVulnerability | None:
@@ -128,7 +169,9 @@ class BomVulnerability(Struct, frozen=True):
 
         Reads the audit's evidence: ``ids`` (the advisory first, then its aliases),
         ``package``, ``version``, ``fixed_versions``, ``upgrade_to``, ``severity_source`` and
-        ``references``. ``root`` makes the finding's path relative to the model.
+        ``references``. ``root`` makes the finding's path relative to the model. A finding
+        carries no typed score: a BOM built from the audit's matches
+        (:func:`audit_dependencies`, :meth:`from_match`) has one.
         """
         ev = finding.evidence
         ids = _split(ev.get("ids", ""), ",")
@@ -150,6 +193,7 @@ class BomVulnerability(Struct, frozen=True):
             severity_source=ev.get("severity_source", ""),
             detail=finding.message,
             declared_in=(where,) if where else (),
+            certain=finding.rule_id != "AUDIT-VULNERABLE-UNORDERABLE-RANGE",
         )
 
 
@@ -188,6 +232,12 @@ class DependencyReport(Struct, frozen=True):
     """The vulnerability source consulted (its description), or None: not checked."""
     suppressed: int = 0
     """Advisories and findings the policy or ``ignore`` dropped."""
+    excluded: tuple[str, ...] = ()
+    """Dependencies left out for the target's markers: ``name==1.0 (requirements.txt:3):
+    marker``."""
+    gaps: tuple[Gap, ...] = ()
+    """Parts of dependency inputs that were not read (a limit), which the policy does not
+    accept: the dependencies listed may be incomplete."""
 
 
 def discover_inputs(
@@ -205,9 +255,8 @@ def discover_inputs(
     (``scanned_format`` ``unknown``/``empty``): the audit would only say that it is not a model.
     Model files among ``scanned`` (the BOM's own scan) are not scanned again.
     """
-    from modelshield.audit.discover import collect_inputs, kind_of
-    from modelshield.audit.interface import InputKind
-    from modelshield.audit.sources._common import ParseOptions
+    from modelshield.audit.discover import collect_inputs, kind_of, parse_options
+    from modelshield.audit.inputs.dependency import InputKind
 
     single = not Path(model).is_dir()
     if (
@@ -216,7 +265,7 @@ def discover_inputs(
         and kind_of(Path(model).name, explicit=False) in (None, InputKind.MODEL)
     ):
         return []
-    inputs = collect_inputs([model], ParseOptions(limits=policy.limits), policy, scanned=scanned)
+    inputs = collect_inputs([model], parse_options(policy), policy, scanned=scanned)
     if (
         not single
         and len(inputs) == 1
@@ -274,6 +323,7 @@ def _dependency(
     specifiers = tuple(dict.fromkeys(s for d in deps for s in d.specifiers if s))
     reasons = [d.unauditable for d in deps if d.unauditable is not None]
     evidence = tuple(dict.fromkeys(_evidence(d, root) for d in deps))
+    artifacts = tuple(dict.fromkeys(a for d in deps for a in d.artifacts)) if version else ()
     return BomDependency(
         name=name,
         version=version,
@@ -281,6 +331,7 @@ def _dependency(
         evidence=evidence,
         specifiers=specifiers,
         unauditable=reasons[0] if reasons else None,
+        artifacts=artifacts,
     )
 
 
@@ -319,21 +370,34 @@ def audit_dependencies(
     inputs = discover_inputs(root, policy, scanned_format=scanned_format, scanned=scanned)
     listed = tuple((relative(i.path, root), i.kind.value) for i in inputs)
     deps = tuple(bom_dependencies(inputs, root))
+    excluded = tuple(
+        f"{e.dependency} ({relative(e.location.path, root)}"
+        f"{f':{e.line}' if e.line else ''}): {e.marker}"
+        for i in inputs
+        for e in i.excluded
+    )
+    # The model files' own scan gaps are the BOM scan's to report; keep the inputs' own.
+    gaps = tuple(
+        g for i in inputs if i.kind.value != "model" for g in i.gaps if not policy.accepts(g)
+    )
     if source is None:
         errors = tuple(e for i in inputs for e in i.errors if e.stage == "audit-parse")
-        return DependencyReport(listed, deps, errors=errors)
-    from modelshield.audit.auditor import AuditOptions, audit_inputs
+        return DependencyReport(listed, deps, errors=errors, excluded=excluded, gaps=gaps)
+    from modelshield.audit.auditor import run_audit
+    from modelshield.audit.discover import audit_options
 
-    report: Report = policy.apply(
-        audit_inputs(inputs, source, AuditOptions(ignore=frozenset(ignore)))
-    )
+    result = run_audit(inputs, source, audit_options(policy, ignore))
+    report: Report = policy.apply(result.report)
     vulns: list[BomVulnerability] = []
+    for match in result.matches:
+        kept = policy.keep(match.finding)
+        if kept is not None:
+            vulns.append(BomVulnerability.from_match(match, kept, root))
     others: list[Finding] = []
     for f in report.findings:
-        v = BomVulnerability.from_finding(f, root)
-        if v is not None:
-            vulns.append(v)
-        elif f.rule_id not in _REDUNDANT_RULES:
+        if f.rule_id.startswith(VULNERABLE_PREFIX):
+            continue  # listed above, typed
+        if f.rule_id not in _REDUNDANT_RULES:
             where = replace(f.location, path=relative(f.location.path, root))
             others.append(replace(f, location=where))
     # The model files' own scan errors are the BOM scan's to report; keep the audit's.
@@ -346,6 +410,8 @@ def audit_dependencies(
         errors=errors,
         source=source.describe(),
         suppressed=report.suppressed,
+        excluded=excluded,
+        gaps=gaps,
     )
 
 

@@ -1,7 +1,9 @@
 """Options shared by the subcommands that consult a vulnerability source (``audit``, ``bom``).
 
 Both take the same ``--db``, ``--offline``, ``--osv-url``, ``--timeout``, ``--cache-dir`` and
-``--no-cache`` options and the same ``--ignore`` values. They differ in one thing: ``audit``
+``--no-cache`` options, the same ``--ignore`` values, and the same options on how inputs are
+read (``--python-version``, ``--platform``, ``--allow-include``, ``--expand-env``), which
+override the policy's ``[audit]`` table. They differ in one thing: ``audit``
 exists to check vulnerabilities, so without an option it asks the OSV API; ``bom`` describes a
 model and only checks vulnerabilities when asked, so without an option it uses no source and
 sends nothing over the network (``--osv-api`` asks for the API explicitly).
@@ -73,6 +75,59 @@ def add_source_options(parser: argparse.ArgumentParser, *, api_by_default: bool)
     group.add_argument("--no-cache", action="store_true", help="neither read nor write caches")
 
 
+def add_input_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options on how dependency inputs are read (they override ``[audit]``)."""
+    group = parser.add_argument_group(
+        "dependency inputs (default: every dependency, whatever its environment marker)"
+    )
+    group.add_argument(
+        "--python-version",
+        metavar="X.Y[.Z]",
+        help="evaluate environment markers for this Python, as where the model will run; a "
+        "dependency whose marker is false is left out and listed as excluded",
+    )
+    group.add_argument(
+        "--platform",
+        choices=["linux", "macos", "windows"],
+        help="evaluate environment markers for this platform (as --python-version)",
+    )
+    group.add_argument(
+        "--allow-include",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="let requirements files include (-r, -c) files under DIR, outside the audited "
+        "tree (refused by default); repeatable",
+    )
+    group.add_argument(
+        "--expand-env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="expand ${NAME} in requirements files from the environment (never by default: "
+        "the value would appear in reports); repeatable",
+    )
+
+
+def apply_input_options(args: argparse.Namespace, policy: Policy) -> Policy:
+    """The policy with the input options of the command line in its ``[audit]`` table."""
+    from modelshield.core.errors import ConfigError
+    from modelshield.core.policy import PYTHON_VERSION
+
+    settings = policy.audit
+    if args.python_version is not None:
+        if not PYTHON_VERSION.match(args.python_version):
+            raise ConfigError("--python-version must look like 3.11 or 3.11.4")
+        settings = replace(settings, python_version=args.python_version)
+    if args.platform is not None:
+        settings = replace(settings, platform=args.platform)
+    if args.allow_include:
+        settings = replace(settings, allow_includes=(*settings.allow_includes, *args.allow_include))
+    if args.expand_env:
+        settings = replace(settings, expand_env=(*settings.expand_env, *args.expand_env))
+    return replace(policy, audit=settings)
+
+
 def add_ignore_option(parser: argparse.ArgumentParser, rules: str = "AUDIT-...") -> None:
     """Add ``--ignore ID`` (an advisory id or a rule id, repeatable); ``rules`` shows which."""
     parser.add_argument(
@@ -106,16 +161,16 @@ def split_ignores(
     return policy, advisory_ids
 
 
-def choose_source(args: argparse.Namespace) -> VulnerabilitySource:
+def choose_source(args: argparse.Namespace, policy: Policy) -> VulnerabilitySource:
     """``audit``'s source: the one the options name, else the OSV API.
 
     Raises ConfigError for contradictory options, AuditServiceError when ``--offline`` has no
     database to use.
     """
-    return requested_source(args) or _osv_api(args)
+    return requested_source(args, policy) or _osv_api(args)
 
 
-def requested_source(args: argparse.Namespace) -> VulnerabilitySource | None:
+def requested_source(args: argparse.Namespace, policy: Policy) -> VulnerabilitySource | None:
     """The source the options name, or None when they name none (``bom``'s default).
 
     The OSV API counts as named only through ``--osv-api`` or ``--osv-url``: the
@@ -123,7 +178,7 @@ def requested_source(args: argparse.Namespace) -> VulnerabilitySource | None:
     """
     from modelshield.audit.cache import default_database_dir
     from modelshield.audit.interface import AuditServiceError
-    from modelshield.audit.osv_db import OfflineDatabase
+    from modelshield.audit.sources.osv_db import OfflineDatabase
     from modelshield.core.errors import ConfigError
 
     wants_api = args.osv_url is not None or getattr(args, "osv_api", False)
@@ -135,8 +190,11 @@ def requested_source(args: argparse.Namespace) -> VulnerabilitySource | None:
     if args.timeout <= 0:
         raise ConfigError("--timeout must be positive")
     cache = _cache_dir(args)
+    share = policy.audit.max_unreadable_share
     if args.db is not None:
-        return OfflineDatabase(args.db, cache_dir=cache)
+        return OfflineDatabase(
+            args.db, cache_dir=cache, limits=policy.limits, max_unreadable_share=share
+        )
     if args.offline:
         where = default_database_dir(Path(args.cache_dir) if args.cache_dir else None)
         if not where.is_dir() or not any(where.iterdir()):
@@ -145,7 +203,9 @@ def requested_source(args: argparse.Namespace) -> VulnerabilitySource | None:
                 "Run `modelshield db update` once while online, or pass --db PATH "
                 "(a directory of OSV files or an OSV export .zip).",
             )
-        return OfflineDatabase(where, cache_dir=cache)
+        return OfflineDatabase(
+            where, cache_dir=cache, limits=policy.limits, max_unreadable_share=share
+        )
     return _osv_api(args) if wants_api else None
 
 
@@ -158,7 +218,7 @@ def _cache_dir(args: argparse.Namespace) -> Path | None:
 
 
 def _osv_api(args: argparse.Namespace) -> VulnerabilitySource:
-    from modelshield.audit.osv_api import DEFAULT_URL, OsvApi  # only online runs need HTTP
+    from modelshield.audit.sources.osv_api import DEFAULT_URL, OsvApi  # only online runs need HTTP
 
     url = args.osv_url or os.environ.get(OSV_URL_ENV) or DEFAULT_URL
     return OsvApi(url, cache_dir=_cache_dir(args), timeout=args.timeout)

@@ -7,7 +7,9 @@ import argparse
 from modelshield.cli._common import add_report_options, emit_report, resolve_policy
 from modelshield.cli._sources import (
     add_ignore_option,
+    add_input_options,
     add_source_options,
+    apply_input_options,
     choose_source,
     split_ignores,
 )
@@ -26,7 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "environment (--env). Advisories come from the OSV API, or offline from a database "
         "directory (--db, or --offline after `modelshield db update`).",
         epilog="Exit codes: 0 no findings at or above --fail-on, 1 findings at or above it, "
-        "2 error (a file could not be read, the vulnerability source failed, or a usage error).",
+        "2 error (a file could not be read or fully read, the vulnerability source failed or "
+        "is not a usable database, or a usage error).",
     )
     parser.add_argument(
         "paths",
@@ -38,6 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--env", action="store_true", help="also audit the distributions installed here"
     )
     add_source_options(parser, api_by_default=True)
+    add_input_options(parser)
     add_report_options(parser)
     add_ignore_option(parser)
     parser.add_argument(
@@ -59,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     if args.fail_on is not None:
         policy = policy.with_fail_on(Severity.parse(args.fail_on))
     policy, advisory_ids = split_ignores(args.ignore, policy)
-    source = choose_source(args)
+    policy = apply_input_options(args, policy)
+    source = choose_source(args, policy)
     raw = audit_paths(
         args.paths,
         source=source,

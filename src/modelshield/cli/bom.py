@@ -8,7 +8,9 @@ import sys
 from modelshield.cli._common import resolve_policy, write_output
 from modelshield.cli._sources import (
     add_ignore_option,
+    add_input_options,
     add_source_options,
+    apply_input_options,
     requested_source,
     split_ignores,
 )
@@ -30,8 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--osv-url); unlike `modelshield audit`, the default is to check none and use no "
         "network, and the BOM then says that vulnerabilities were not checked.",
         epilog="Exit codes: 0 written, 2 part of the model or a dependency file could not be "
-        "read or analysed (the BOM is still written and records why), or the vulnerability "
-        "source failed (no BOM is written).",
+        "read or analysed and the policy does not accept it (the BOM is still written and "
+        "records why), or the vulnerability source failed (no BOM is written).",
     )
     parser.add_argument("path", metavar="PATH", help="model file or directory")
     parser.add_argument(
@@ -46,6 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     add_ignore_option(parser, rules="SCAN-..., AUDIT-...")
     add_source_options(parser, api_by_default=False)
+    add_input_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,10 +59,17 @@ def run(args: argparse.Namespace) -> int:
     policy, _ = resolve_policy(args.policy)
     rule_ids = frozenset(r.id for r in load_all_rules())
     policy, advisory_ids = split_ignores(args.ignore, policy, rule_ids)
-    source = requested_source(args)
+    policy = apply_input_options(args, policy)
+    source = requested_source(args, policy)
     outcome = create_bom(args.path, policy=policy, source=source, ignore=advisory_ids)
     write_output(bom_json(outcome.bom), args.output, sys.stdout)
     errors = [*outcome.scan.errors, *outcome.errors]
     for e in errors:
         print(f"modelshield: error: {e.location.display()}: {e.message}", file=sys.stderr)
-    return 2 if errors else 0
+    # Parts not analysed (a limit, an unread member) that the policy does not accept: the BOM
+    # may be missing what they hold, so the run fails closed, as `scan` and `audit` do.
+    gaps = [g for r in outcome.scan.results for g in r.unaccepted_gaps]
+    gaps += outcome.dependencies.gaps
+    for g in gaps:
+        print(f"modelshield: not analysed: {g.location.display()}: {g.message}", file=sys.stderr)
+    return 2 if errors or gaps else 0

@@ -56,6 +56,15 @@ class Limits(Struct, frozen=True):
     verify_load_memory_bytes: int = 16 * _GIB
     """``scan --verify-load``: address space (``RLIMIT_AS``) of that child process; a load that
     needs more fails with an error record, never a pass."""
+    max_manifest_bytes: int = 16 * _MIB
+    """Largest dependency manifest parsed as a structured document (a lock file,
+    ``pyproject.toml``, a conda or MLflow YAML file, a JSON config): parsing one takes ten to
+    twenty times its size in memory. Requirements files are read line by line instead, bounded
+    by ``max_document_bytes``."""
+    max_input_entries: int = 100_000
+    """Entries read from one audit input (requirement lines, lock-file packages, installed
+    distributions); past it the rest of the input is not read, and the input is not fully
+    analysed."""
 
     def __post_init__(self) -> None:
         """Reject non-positive values (never with ``assert``, which vanishes under ``-O``)."""

@@ -29,6 +29,11 @@ Example::
     [limits]
     max_nested_depth = 4
 
+    [audit]                         # the dependency audit (see AuditSettings)
+    python_version = "3.11"         # evaluate markers for this target (default: audit all)
+    platform = "linux"
+    max_database_age_days = 30      # warn when the offline database is older
+
 A file that was not analysed fully (a limit, an unrecognised or unread format: its *gaps*)
 fails the run with exit code 2 whatever ``fail_on`` says, until an ``accept_incomplete``
 entry, an ``ignore`` or a ``suppress`` of the rule that reports the gap accepts it.
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import enum
 import fnmatch
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -82,6 +88,64 @@ class Suppression(Struct, frozen=True):
         return any(fnmatch.fnmatch(location.path, p) for p in self.paths)
 
 
+PYTHON_VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?$")
+"""A target Python version: ``3.11`` or ``3.11.4``."""
+PLATFORMS: tuple[str, ...] = ("linux", "macos", "windows")
+"""The target platforms the audit evaluates markers for."""
+
+
+class AuditSettings(Struct, frozen=True):
+    """The ``[audit]`` table: how the dependency audit reads inputs and trusts its database."""
+
+    python_version: str | None = None
+    """Evaluate environment markers for this Python (``3.11`` or ``3.11.4``); with neither this
+    nor ``platform``, no marker is evaluated and every dependency is audited."""
+    platform: str | None = None
+    """Evaluate environment markers for this platform: ``linux``, ``macos`` or ``windows``."""
+    allow_includes: tuple[str, ...] = ()
+    """Directories outside the audited tree that requirements files may include (``-r``)."""
+    expand_env: tuple[str, ...] = ()
+    """Environment variables requirements files may expand with ``${NAME}``."""
+    max_database_age_days: float = 30.0
+    """Warn (``AUDIT-DATABASE-STALE``) when the offline database's newest advisory is older;
+    0 never warns."""
+    max_unreadable_share: float = 0.01
+    """The share of an offline database's files that may be unreadable before the database is
+    refused (exit 2); below it, each one is reported with the packages it concerns."""
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], source: str) -> AuditSettings:
+        """Validate an ``[audit]`` table; unknown keys and bad values raise ConfigError."""
+        unknown = sorted(set(data) - set(cls.__struct_fields__))
+        if unknown:
+            raise ConfigError(f"{source}: unknown key(s) in [audit]: {', '.join(unknown)}")
+        kwargs: dict[str, Any] = {}
+        version = data.get("python_version")
+        if version is not None:
+            version = _expect(version, str, source, "audit.python_version")
+            if not PYTHON_VERSION.match(version):
+                raise ConfigError(f"{source}: audit.python_version must look like 3.11 or 3.11.4")
+            kwargs["python_version"] = version
+        platform = data.get("platform")
+        if platform is not None:
+            platform = _expect(platform, str, source, "audit.platform").lower()
+            if platform not in PLATFORMS:
+                raise ConfigError(f"{source}: audit.platform must be one of {', '.join(PLATFORMS)}")
+            kwargs["platform"] = platform
+        for key in ("allow_includes", "expand_env"):
+            if key in data:
+                kwargs[key] = tuple(_str_list(data[key], source, f"audit.{key}"))
+        for key, top in (("max_database_age_days", None), ("max_unreadable_share", 1.0)):
+            if key in data:
+                value = data[key]
+                if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                    raise ConfigError(f"{source}: audit.{key} must be a number >= 0")
+                if top is not None and value > top:
+                    raise ConfigError(f"{source}: audit.{key} must be at most {top:g}")
+                kwargs[key] = float(value)
+        return cls(**kwargs)
+
+
 class Policy(Struct, frozen=True):
     """Frozen, validated settings shared by every pillar."""
 
@@ -101,6 +165,8 @@ class Policy(Struct, frozen=True):
     """Resource limits for every analysis."""
     accept_incomplete: tuple[Suppression, ...] = ()
     """Gaps (parts not analysed) accepted for a rule, everywhere or for some paths."""
+    audit: AuditSettings = field(default_factory=AuditSettings)
+    """Settings of the dependency audit (the ``[audit]`` table)."""
 
     # ---- loading -------------------------------------------------------------------------
     @classmethod
@@ -114,6 +180,7 @@ class Policy(Struct, frozen=True):
             "callables",
             "limits",
             "accept_incomplete",
+            "audit",
         }
         unknown = sorted(set(data) - allowed)
         if unknown:
@@ -175,6 +242,9 @@ class Policy(Struct, frozen=True):
             kwargs["limits"] = Limits.from_mapping(
                 dict(_expect(data["limits"], dict, source, "limits"))
             )
+        if "audit" in data:
+            table = _expect(data["audit"], dict, source, "audit")
+            kwargs["audit"] = AuditSettings.from_mapping(table, source)
         return cls(**kwargs)
 
     @classmethod

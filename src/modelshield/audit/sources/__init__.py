@@ -1,4 +1,9 @@
-"""Readers of the audit's inputs, one module per kind: requirements files, ``pyproject.toml``,
-lock files, conda environments, MLflow model files and the running environment. Each returns a
-:class:`~modelshield.audit.interface.ParsedInput`; a malformed file gives error records naming it,
-never an exception."""
+"""Vulnerability sources: where advisories come from.
+
+:mod:`~modelshield.audit.sources.osv_db` reads an offline OSV database (a directory of records
+or an OSV export ZIP) through a compiled index, :mod:`~modelshield.audit.sources.osv_api`
+asks the OSV API, and :mod:`~modelshield.audit.sources.osv_update` downloads the export that
+``modelshield db update`` stores. Each implements
+:class:`~modelshield.audit.interface.VulnerabilitySource`; what a project *declares* is read by
+:mod:`modelshield.audit.inputs` instead.
+"""

@@ -8,7 +8,7 @@ a folder whose modification time is unchanged holds the same names (creating, re
 renaming an entry updates it), so it is enough to ``stat`` each folder
 (:func:`folders_unchanged`) and each file whose content matters (:func:`files_unchanged`; the
 index checks the files of the packages an audit reads, see
-:mod:`modelshield.audit.osv_db`).
+:mod:`modelshield.audit.sources.osv_db`).
 
 File systems store times with a granularity (up to two seconds), so a folder changed right
 after it was listed could keep its time. Such a *racy* folder (modified less than

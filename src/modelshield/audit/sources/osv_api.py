@@ -26,12 +26,8 @@ from typing import Any
 from modelshield._version import __version__
 from modelshield.audit.advisory import AdvisoryFormatError, parse_advisory
 from modelshield.audit.cache import atomic_write
-from modelshield.audit.interface import (
-    Advisory,
-    AuditServiceError,
-    PackageQuery,
-    VulnerabilitySource,
-)
+from modelshield.audit.interface import AuditServiceError, VulnerabilitySource
+from modelshield.audit.records import Advisory, PackageQuery
 from modelshield.core.limits import Limits
 
 DEFAULT_URL = "https://api.osv.dev"

@@ -11,7 +11,8 @@ import sys
 
 from packaging.utils import canonicalize_name
 
-from modelshield.audit.interface import Dependency, InputKind, ParsedInput
+from modelshield.audit.inputs._common import InputBuilder, ParseOptions
+from modelshield.audit.inputs.dependency import Dependency, InputKind, ParsedInput
 from modelshield.core.findings import Location
 
 
@@ -42,9 +43,12 @@ def name_and_version(dist: importlib.metadata.Distribution) -> tuple[str | None,
     return (meta["Name"] if meta is not None else None), dist.version
 
 
-def parse_environment(paths: list[str] | None = None) -> ParsedInput:
+def parse_environment(
+    paths: list[str] | None = None, options: ParseOptions | None = None
+) -> ParsedInput:
     """Every distribution installed on ``paths`` (default ``sys.path``), pinned."""
     shown = environment_label()
+    builder = InputBuilder(shown, InputKind.ENVIRONMENT, options or ParseOptions())
     seen: set[str] = set()
     deps: list[Dependency] = []
     for dist in importlib.metadata.distributions(path=paths if paths is not None else sys.path):
@@ -65,9 +69,8 @@ def parse_environment(paths: list[str] | None = None) -> ParsedInput:
             )
         )
     deps.sort(key=lambda d: d.canonical)
-    return ParsedInput(
-        path=shown,
-        kind=InputKind.ENVIRONMENT,
-        dependencies=tuple(deps),
-        metadata={"dependencies": str(len(deps)), "python": sys.version.split()[0]},
-    )
+    for dep in deps:
+        if not builder.add(dep):
+            break
+    builder.metadata["python"] = sys.version.split()[0]
+    return builder.result()

@@ -24,16 +24,19 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from modelshield.audit.interface import Dependency, InputKind, ParsedInput
-from modelshield.audit.sources._common import (
+from modelshield.audit.inputs._common import (
+    InputBuilder,
     InputError,
     ParseOptions,
+    TextIndex,
+    failed,
     load_yaml_text,
-    locate,
     read_text,
+    shown,
 )
-from modelshield.audit.sources.requirements import parse_requirement_lines
-from modelshield.core.findings import ErrorRecord, Location
+from modelshield.audit.inputs.dependency import Dependency, InputKind, ParsedInput
+from modelshield.audit.inputs.requirements import read_requirement_lines
+from modelshield.core.findings import Location
 
 CONDA_TO_PYPI: Mapping[str, str] = {
     "pytorch": "torch",
@@ -107,7 +110,7 @@ def _pep440_specs(text: str) -> tuple[str, ...]:
         try:
             SpecifierSet(spec)
         except InvalidSpecifier as e:
-            raise InputError(f"unsupported conda version constraint {text!r}") from e
+            raise InputError(f"unsupported conda version constraint {shown(text)}") from e
         out.append(spec)
     return tuple(out)
 
@@ -143,61 +146,54 @@ def _fuzzy(version: str, has_build: bool) -> tuple[str | None, tuple[str, ...]]:
     return None, _pep440_specs(f"=={version}.*")
 
 
-def parse_conda(path: Path, shown: str, options: ParseOptions) -> ParsedInput:
+def parse_conda(path: Path, shown_path: str, options: ParseOptions) -> ParsedInput:
     """Read a conda environment file."""
-    errors: list[ErrorRecord] = []
-    deps: list[Dependency] = []
-    skipped = 0
     try:
         text, size = read_text(path, options.limits)
         data = load_yaml_text(text)
     except InputError as e:
-        return ParsedInput(
-            path=shown,
-            kind=InputKind.CONDA,
-            errors=(ErrorRecord(Location(shown), f"{shown}: {e}", stage="audit-parse"),),
-        )
-    items = data.get("dependencies", []) if isinstance(data, Mapping) else None
+        return failed(shown_path, InputKind.CONDA, str(e))
+    builder = InputBuilder(shown_path, InputKind.CONDA, options)
+    builder.size = size
+    if not isinstance(data, Mapping):
+        builder.error("a conda environment file must be a YAML mapping")
+        return builder.result()
+    items = data.get("dependencies", [])
     if not isinstance(items, list):
-        errors.append(
-            ErrorRecord(Location(shown), f"{shown}: 'dependencies' must be a list", "audit-parse")
-        )
+        builder.error(f"'dependencies' must be a list, not {shown(items)}")
         items = []
+    index = TextIndex(text)
     for item in items:
-        if isinstance(item, Mapping):
-            pip_lines = item.get("pip")
+        if builder.full:
+            break
+        if isinstance(item, Mapping) and set(item) == {"pip"}:
+            pip_lines = item["pip"]
             if isinstance(pip_lines, list) and all(isinstance(x, str) for x in pip_lines):
-                more, errs = parse_requirement_lines(list(pip_lines), path, shown, options, text)
-                deps.extend(more)
-                errors.extend(errs)
+                read_requirement_lines(builder, pip_lines, path, index)
             else:
-                errors.append(
-                    ErrorRecord(
-                        Location(shown),
-                        f"{shown}: unsupported entry {item!r}"[:300],
-                        stage="audit-parse",
-                    )
+                builder.error(
+                    f"'pip' must be a list of requirement strings, not {shown(pip_lines)}"
                 )
             continue
         if not isinstance(item, str):
+            builder.error(f"unsupported entry {shown(item)} in 'dependencies'")
             continue
-        line, offset = locate(text, item)
-        loc = Location(shown, (), offset)
+        line, offset = index.find(item)
+        loc = Location(shown_path, (), offset)
         m = _SPEC.match(item.strip())
         try:
             if m is None:
-                raise InputError(f"cannot read conda spec {item!r}")
+                raise InputError(f"cannot read conda spec {shown(item)}")
             conda_name = m.group("name").lower()
             if not _is_python_package(conda_name):
-                skipped += 1
+                builder.skip("non_python")
                 continue
             version, specs = conda_constraint(m.group("rest"))
         except InputError as e:
-            where = f"{shown}:{line}" if line else shown
-            errors.append(ErrorRecord(loc, f"{where}: {e}", stage="audit-parse"))
+            builder.error(str(e), line=line, offset=offset)
             continue
         pypi = CONDA_TO_PYPI.get(conda_name, conda_name)
-        deps.append(
+        builder.add(
             Dependency(
                 name=pypi,
                 canonical=canonicalize_name(pypi),
@@ -208,14 +204,4 @@ def parse_conda(path: Path, shown: str, options: ParseOptions) -> ParsedInput:
                 evidence={"conda_spec": item} if pypi != conda_name else {},
             )
         )
-    metadata = {"dependencies": str(len(deps))}
-    if skipped:
-        metadata["skipped_non_python"] = str(skipped)
-    return ParsedInput(
-        path=shown,
-        kind=InputKind.CONDA,
-        dependencies=tuple(deps),
-        errors=tuple(errors),
-        size=size,
-        metadata=metadata,
-    )
+    return builder.result()

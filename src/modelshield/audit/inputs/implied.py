@@ -23,9 +23,11 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from msgspec.structs import replace
 from packaging.utils import canonicalize_name
 
-from modelshield.audit.interface import Dependency, InputKind, ParsedInput
+from modelshield.audit.inputs._common import InputError, open_regular, read_bytes
+from modelshield.audit.inputs.dependency import Dependency, InputKind, ParsedInput
 from modelshield.core.findings import FileResult, Location
 from modelshield.core.limits import Limits
 
@@ -184,17 +186,29 @@ def implied_dependencies(
 def parsed_model(
     result: FileResult, fallback: Mapping[str, list[str]] | None = None
 ) -> ParsedInput:
-    """A scanned model file as an audit input."""
+    """A scanned model file as an audit input.
+
+    A scan that left part of the file unanalysed (its *gaps*: a limit, a member it could not
+    open, a format it does not analyse) may have missed imports the model makes, so the audit
+    cannot say every dependency is accounted for: the gaps are kept, and the audit's result
+    for the file is incomplete (exit 2) unless the policy accepts them, by the same
+    ``[[accept_incomplete]]`` entries as the scan.
+    """
     deps, unmapped = implied_dependencies(result, fallback)
     metadata = {"dependencies": str(len(deps)), "model_format": result.format}
     if unmapped:
         metadata["unmapped_modules"] = ", ".join(unmapped)
+    gaps = tuple(
+        replace(g, message=f"model scan: {g.message} Dependencies it implies may be missing.")
+        for g in result.gaps
+    )
     return ParsedInput(
         path=result.path,
         kind=InputKind.MODEL,
         dependencies=tuple(deps),
         size=result.size,
         metadata=metadata,
+        gaps=gaps,
     )
 
 
@@ -204,14 +218,15 @@ def parsed_model(
 def keras_metadata(path: Path, limits: Limits) -> dict[str, str]:
     """``keras_version`` from a ``.keras`` archive's ``metadata.json`` ({} when absent)."""
     try:
-        with zipfile.ZipFile(path) as zf:
+        fh, _ = open_regular(path)
+        with fh, zipfile.ZipFile(fh) as zf:
             info = zf.getinfo("metadata.json")
-            if info.file_size > limits.max_document_bytes:
+            if info.file_size > limits.max_manifest_bytes:
                 return {}
-            with zf.open(info) as fh:
-                doc = json.loads(fh.read(limits.max_document_bytes))
+            with zf.open(info) as zh:
+                doc = json.loads(zh.read(limits.max_manifest_bytes))
     except (KeyError, OSError, zipfile.BadZipFile, ValueError, EOFError, RuntimeError):
-        return {}
+        return {}  # InputError (not a regular file) is a ValueError
     version = doc.get("keras_version") if isinstance(doc, dict) else None
     return {"keras_version": version} if isinstance(version, str) else {}
 
@@ -234,9 +249,10 @@ def onnx_producer(path: Path, head_bytes: int = 65536) -> dict[str, str]:
     Only the file's head is read: the producer fields (2 and 3) precede the graph (7).
     """
     try:
-        with path.open("rb") as fh:
+        fh, _ = open_regular(path)
+        with fh:
             data = fh.read(head_bytes)
-    except OSError:
+    except (OSError, InputError):
         return {}
     out: dict[str, str] = {}
     pos = 0
@@ -264,10 +280,8 @@ def onnx_producer(path: Path, head_bytes: int = 65536) -> dict[str, str]:
 def json_version(path: Path, key: str, limits: Limits) -> str | None:
     """A string field of a small JSON object (``transformers_version`` in ``config.json``)."""
     try:
-        if path.stat().st_size > limits.max_document_bytes:
-            return None
-        doc = json.loads(path.read_bytes())
+        doc = json.loads(read_bytes(path, limits.max_manifest_bytes, "max_manifest_bytes"))
     except (OSError, ValueError, UnicodeDecodeError, RecursionError):
-        return None
+        return None  # InputError (unreadable, too large, not a regular file) included
     value = doc.get(key) if isinstance(doc, dict) else None
     return value.strip() if isinstance(value, str) and value.strip() else None

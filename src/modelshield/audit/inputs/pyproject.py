@@ -10,7 +10,6 @@ translated to PEP 440: ``^1.2.3`` -> ``>=1.2.3,<2.0.0``, ``^0.2.3`` -> ``>=0.2.3
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,18 +19,21 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from modelshield.audit.interface import Dependency, InputKind, ParsedInput
-from modelshield.audit.sources._common import (
+from modelshield.audit.inputs._common import (
+    InputBuilder,
     InputError,
     ParseOptions,
-    locate,
-    marker_applies,
+    TextIndex,
+    failed,
+    load_document,
     parse_requirement,
     read_text,
     requirement_dependency,
+    shown,
     url_dependency,
 )
-from modelshield.core.findings import ErrorRecord, Location
+from modelshield.audit.inputs.dependency import Dependency, InputKind, ParsedInput
+from modelshield.core.findings import Location
 
 _CLAUSE = re.compile(r"(\^|~=|~|===|==|!=|>=|<=|>|<|=)?\s*([^\s,^~=!<>][^\s,]*)")
 
@@ -77,95 +79,89 @@ def poetry_constraint(text: str) -> tuple[str, ...]:
 
 
 class _Collector:
-    def __init__(self, shown: str, text: str, options: ParseOptions) -> None:
-        self.shown, self.text, self.options = shown, text, options
-        self.deps: list[Dependency] = []
-        self.errors: list[ErrorRecord] = []
-        self.skipped_by_marker = 0
+    def __init__(self, builder: InputBuilder, text: str) -> None:
+        self.builder = builder
+        self.index = TextIndex(text)
 
     def loc(self, needle: str) -> tuple[Location, int | None]:
-        line, offset = locate(self.text, needle)
-        return Location(self.shown, (), offset), line
+        line, offset = self.index.find(needle)
+        return Location(self.builder.shown, (), offset), line
 
     def error(self, message: str, needle: str = "") -> None:
-        loc, line = self.loc(needle) if needle else (Location(self.shown), None)
-        where = f"{self.shown}:{line}" if line else self.shown
-        self.errors.append(ErrorRecord(loc, f"{where}: {message}", stage="audit-parse"))
+        line, offset = self.index.find(needle) if needle else (None, None)
+        self.builder.error(message, line=line, offset=offset)
 
-    def pep508(self, items: Any, group: str, extra: str = "") -> None:
+    def pep508(self, items: Any, group: str, extra: str | None = None) -> None:
         if not isinstance(items, list):
-            self.error(f"{group} must be a list of requirement strings")
+            self.error(f"{group or 'project.dependencies'} must be a list of requirement strings")
             return
         for item in items:
-            if isinstance(item, Mapping) and "include-group" in item:
+            if self.builder.full:
+                return
+            if isinstance(item, Mapping) and set(item) == {"include-group"}:
                 continue  # PEP 735: the included group is audited on its own
             if not isinstance(item, str):
-                self.error(f"{group}: {item!r} is not a requirement string")
+                self.error(f"{group or 'dependencies'}: {shown(item)} is not a requirement string")
                 continue
             loc, line = self.loc(item)
             try:
                 req = parse_requirement(item, line)
             except InputError as e:
-                self.error(f"{group}: {e}", item)
-                continue
-            if not marker_applies(req.marker, self.options.environment, extra):
-                self.skipped_by_marker += 1
+                self.builder.error(f"{group}: {e}" if group else str(e), line=line)
                 continue
             dep = requirement_dependency(req, loc, line)
-            self.deps.append(_grouped(dep, group))
+            self.builder.add(_grouped(dep, group), req.marker, [extra] if extra else None)
 
     def poetry(self, table: Any, group: str) -> None:
         if not isinstance(table, Mapping):
             if table is not None:
-                self.error(f"{group} must be a table")
+                self.error(f"{group or 'tool.poetry.dependencies'} must be a table")
             return
         for name, value in table.items():
+            if self.builder.full:
+                return
             if canonicalize_name(str(name)) == "python":
                 continue  # the interpreter constraint, not a distribution
             entries = value if isinstance(value, list) else [value]
             for entry in entries:
                 try:
-                    dep = self._poetry_entry(str(name), entry, group)
+                    self._poetry_entry(str(name), entry, group)
                 except InputError as e:
-                    self.error(f"{group}.{name}: {e}", str(name))
-                    continue
-                if dep is not None:
-                    self.deps.append(dep)
+                    self.error(f"{group or 'tool.poetry.dependencies'}.{name}: {e}", str(name))
 
-    def _poetry_entry(self, name: str, entry: Any, group: str) -> Dependency | None:
+    def _poetry_entry(self, name: str, entry: Any, group: str) -> None:
         loc, line = self.loc(name)
         if isinstance(entry, str):
             entry = {"version": entry}
         if not isinstance(entry, Mapping):
-            raise InputError(f"unsupported dependency value {entry!r}")
+            raise InputError(f"unsupported dependency value {shown(entry)}")
         markers = entry.get("markers")
-        if isinstance(markers, str) and not marker_applies(markers, self.options.environment):
-            self.skipped_by_marker += 1
-            return None
+        if markers is not None and not isinstance(markers, str):
+            raise InputError(f"markers {shown(markers)} is not a string")
         for key in ("git", "path", "url"):
             if isinstance(entry.get(key), str):
                 url = str(entry[key])
                 if key == "git" and not url.startswith("git+"):
                     url = "git+" + url  # Poetry writes plain URLs under `git`
-                return _grouped(url_dependency(url, name, loc, line, "declared"), group)
+                dep = url_dependency(url, name, loc, line, "declared")
+                self.builder.add(_grouped(dep, group), markers)
+                return
         version = entry.get("version", "*")
         if not isinstance(version, str):
-            raise InputError(f"version {version!r} is not a string")
+            raise InputError(f"version {shown(version)} is not a string")
         specs = poetry_constraint(version)
         pin = _single_pin(specs)
         extras = entry.get("extras") or []
-        return _grouped(
-            Dependency(
-                name=name,
-                canonical=canonicalize_name(name),
-                location=loc,
-                version=pin,
-                specifiers=() if pin is not None else specs,
-                extras=tuple(str(e) for e in extras) if isinstance(extras, list) else (),
-                line=line,
-            ),
-            group,
+        dep = Dependency(
+            name=name,
+            canonical=canonicalize_name(name),
+            location=loc,
+            version=pin,
+            specifiers=() if pin is not None else specs,
+            extras=tuple(str(e) for e in extras) if isinstance(extras, list) else (),
+            line=line,
         )
+        self.builder.add(_grouped(dep, group), markers)
 
 
 def _single_pin(specs: tuple[str, ...]) -> str | None:
@@ -183,59 +179,45 @@ def _grouped(dep: Dependency, group: str) -> Dependency:
     return replace(dep, evidence={**dep.evidence, "group": group}) if group else dep
 
 
-def _tables(data: Mapping[str, Any], *keys: str) -> Any:
-    node: Any = data
-    for key in keys:
-        if not isinstance(node, Mapping):
-            return None
-        node = node.get(key)
-    return node
+def _table(c: _Collector, node: Any, what: str) -> Mapping[str, Any] | None:
+    """``node`` when it is a table; an error (and None) when it is something else."""
+    if node is None or isinstance(node, Mapping):
+        return node
+    c.error(f"{what} must be a table, not {type(node).__name__}")
+    return None
 
 
-def _items(node: Any) -> Iterable[tuple[str, Any]]:
-    return node.items() if isinstance(node, Mapping) else ()
+def _items(c: _Collector, node: Any, what: str) -> Iterable[tuple[str, Any]]:
+    table = _table(c, node, what)
+    return table.items() if table is not None else ()
 
 
-def parse_pyproject(path: Path, shown: str, options: ParseOptions) -> ParsedInput:
+def parse_pyproject(path: Path, shown_path: str, options: ParseOptions) -> ParsedInput:
     """Read the dependency tables of a ``pyproject.toml``."""
     try:
         text, size = read_text(path, options.limits)
-        data = tomllib.loads(text)
+        data = load_document(text, "toml")
     except InputError as e:
-        return _failed(shown, str(e))
-    except tomllib.TOMLDecodeError as e:
-        return _failed(shown, f"not valid TOML: {e}")
-    c = _Collector(shown, text, options)
-    project = _tables(data, "project")
-    if isinstance(project, Mapping):
+        return failed(shown_path, InputKind.PYPROJECT, str(e))
+    builder = InputBuilder(shown_path, InputKind.PYPROJECT, options)
+    builder.size = size
+    c = _Collector(builder, text)
+    root = _table(c, data, "the document") or {}
+    project = _table(c, root.get("project"), "[project]")
+    if project is not None:
         if "dependencies" in project:
             c.pep508(project["dependencies"], "")
-        for extra, items in _items(project.get("optional-dependencies")):
+        for extra, items in _items(c, project.get("optional-dependencies"), "optional-deps"):
             c.pep508(items, f"optional:{extra}", extra)
-    for group, items in _items(_tables(data, "dependency-groups")):
+    for group, items in _items(c, root.get("dependency-groups"), "[dependency-groups]"):
         c.pep508(items, f"group:{group}")
-    poetry = _tables(data, "tool", "poetry")
-    if isinstance(poetry, Mapping):
+    tool = _table(c, root.get("tool"), "[tool]") or {}
+    poetry = _table(c, tool.get("poetry"), "[tool.poetry]")
+    if poetry is not None:
         c.poetry(poetry.get("dependencies"), "")
         c.poetry(poetry.get("dev-dependencies"), "dev")
-        for group, table in _items(poetry.get("group")):
-            c.poetry(_tables(table, "dependencies"), f"group:{group}")
-    metadata = {"dependencies": str(len(c.deps))}
-    if c.skipped_by_marker:
-        metadata["skipped_by_marker"] = str(c.skipped_by_marker)
-    return ParsedInput(
-        path=shown,
-        kind=InputKind.PYPROJECT,
-        dependencies=tuple(c.deps),
-        errors=tuple(c.errors),
-        size=size,
-        metadata=metadata,
-    )
-
-
-def _failed(shown: str, message: str) -> ParsedInput:
-    return ParsedInput(
-        path=shown,
-        kind=InputKind.PYPROJECT,
-        errors=(ErrorRecord(Location(shown), f"{shown}: {message}", stage="audit-parse"),),
-    )
+        for group, table in _items(c, poetry.get("group"), "[tool.poetry.group]"):
+            group_table = _table(c, table, f"[tool.poetry.group.{group}]")
+            if group_table is not None:
+                c.poetry(group_table.get("dependencies"), f"group:{group}")
+    return builder.result()

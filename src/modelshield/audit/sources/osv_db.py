@@ -13,7 +13,7 @@ YAML is read with a loader that keeps every scalar as text (``CBaseLoader``, els
 Parsing 2,600 YAML files takes about two seconds, so the tree is compiled once into an SQLite
 index keyed by normalised package name, stored in the cache directory with the listing of the
 tree it was compiled from (every file's path, size and modification time). The next run checks
-the tree again (:mod:`modelshield.audit.dbtree`): every folder's time (so no file was added,
+the tree again (:mod:`modelshield.audit.sources.dbtree`): every folder's time (so no file was added,
 removed or renamed anywhere), then the size and time of the files that hold the advisories of
 the packages it audits (so none of them was edited in place), and files that concern no
 package; while nothing changed it reads only the rows of those packages, already compiled for
@@ -21,7 +21,14 @@ matching (:func:`~modelshield.audit.advisory.to_json`). What this check cannot s
 about another package, edited in place (its folder keeps its time) so that it now names an
 audited package; asking for every problem (:meth:`~OfflineDatabase.problems` without
 packages) checks every file. Files that cannot be read become *problems*,
-reported when they concern an audited package; they never abort the audit.
+reported when they concern an audited package (or name no package: they may concern any).
+
+A database must be one: a path that yields no valid PyPI advisory (an empty directory, a folder
+of unrelated JSON, a file that is not an OSV export, a ZIP of random bytes), or whose share of
+unreadable records passes ``max_unreadable_share``, is refused with an
+:class:`~modelshield.audit.interface.AuditServiceError` naming the path and what was found
+(exit 2), never read as "no advisory". :meth:`OfflineDatabase.status` says what a database
+holds (``modelshield db status``).
 """
 
 from __future__ import annotations
@@ -35,24 +42,23 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-from modelshield.audit import dbtree
+import msgspec
+from msgspec import Struct
+
+from modelshield.audit import safeio
 from modelshield.audit.advisory import (
     AdvisoryFormatError,
     StoredDecoder,
     parse_advisory,
     to_json,
 )
-from modelshield.audit.interface import (
-    Advisory,
-    AuditServiceError,
-    DataProblem,
-    PackageQuery,
-    VulnerabilitySource,
-)
+from modelshield.audit.interface import AuditServiceError, VulnerabilitySource
+from modelshield.audit.records import Advisory, DataProblem, PackageQuery
+from modelshield.audit.sources import dbtree
 from modelshield.audit.versions import ORDER_FORMAT
 from modelshield.core.limits import Limits
 
-INDEX_SCHEMA = f"10.{ORDER_FORMAT}"
+INDEX_SCHEMA = f"11.{ORDER_FORMAT}"
 """Bumped whenever the index layout or the advisory reader changes, forcing a rebuild."""
 
 _SUFFIXES = (".json", ".yaml", ".yml")  # in ZIP archives
@@ -80,6 +86,40 @@ def _package_rows(
 class _Record(NamedTuple):
     advisory: Advisory
     source: str
+
+
+class DatabaseStats(Struct, frozen=True):
+    """What compiling a database found (stored in its index)."""
+
+    documents: int = 0
+    """Records (or unreadable files and members) met."""
+    records: int = 0
+    """OSV records read, one per id (all ecosystems)."""
+    pypi_records: int = 0
+    """Records that name at least one PyPI package."""
+    unreadable: int = 0
+    """Files, members or records that could not be read."""
+    newest_modified: str = ""
+    """The newest ``modified`` timestamp of any record, as written."""
+    examples: tuple[str, ...] = ()
+    """A few of the unreadable ones, with why, for messages."""
+
+
+class DatabaseStatus(Struct, frozen=True):
+    """What :meth:`OfflineDatabase.status` reports (``modelshield db status``)."""
+
+    path: str
+    """The database path."""
+    kind: str
+    """``directory`` or ``archive``."""
+    stats: DatabaseStats
+    """What its files hold."""
+    index: str
+    """Where its compiled index is (``in memory`` when the cache is not writable)."""
+    origin: Mapping[str, str]
+    """Where it came from, as ``modelshield db update`` recorded it ({} when unknown)."""
+    problem: str
+    """Why an audit would refuse it, or ``""`` when it is usable."""
 
 
 class DocumentError(ValueError):
@@ -115,11 +155,15 @@ class OfflineDatabase(VulnerabilitySource):
         path: str | os.PathLike[str],
         cache_dir: Path | None = None,
         limits: Limits | None = None,
+        max_unreadable_share: float = 0.01,
     ) -> None:
-        """Open ``path``; the index is built (or reused) on first use."""
+        """Open ``path``; the index is built (or reused) on first use. ``max_unreadable_share``
+        of its records may be unreadable before the database is refused."""
         self.path = Path(path)
         self.cache_dir = cache_dir
         self.limits = limits or Limits()
+        self.max_unreadable_share = max_unreadable_share
+        self._checked = False
         self._conn: sqlite3.Connection | None = None
         self.index_path: Path | None = None
         """Where the index lives (None when it had to stay in memory)."""
@@ -135,7 +179,7 @@ class OfflineDatabase(VulnerabilitySource):
 
     # ---- reading the tree -----------------------------------------------------------------
     def _tree(self) -> dbtree.Tree:
-        """The database's candidate files (see :mod:`modelshield.audit.dbtree`)."""
+        """The database's candidate files (see :mod:`modelshield.audit.sources.dbtree`)."""
         if self.path.is_file():
             try:
                 st = self.path.stat()
@@ -144,8 +188,9 @@ class OfflineDatabase(VulnerabilitySource):
                 entry = (self.path.name, -1, -1, str(self.path))
             return dbtree.Tree([entry], None)
         if not self.path.is_dir():
+            what = "does not exist" if not self.path.exists() else "is not a file or directory"
             raise AuditServiceError(
-                f"vulnerability database {self.path} does not exist",
+                f"vulnerability database {self.path} {what}",
                 "Download one with `modelshield db update`, or pass --db DIR with OSV files.",
             )
         return dbtree.walk(str(self.path))
@@ -187,9 +232,19 @@ class OfflineDatabase(VulnerabilitySource):
                 yield rel, hint, None, f"{size} bytes, above the read limit"
                 continue
             try:
-                yield rel, hint, Path(full).read_bytes(), ""
+                fh, _ = safeio.open_regular(full)
+                with fh:
+                    data = fh.read(cap + 1)
+            except safeio.NotRegularFile:
+                yield rel, hint, None, "not a regular file (a FIFO, socket or device); not read"
+                continue
             except OSError as e:
                 yield rel, hint, None, f"cannot read: {e.strerror or e}"
+                continue
+            if len(data) > cap:
+                yield rel, hint, None, "grew above the read limit while read"
+                continue
+            yield rel, hint, data, ""
 
     def _iter_zip(self, f: Path, rel: str) -> Iterator[tuple[str, str, bytes | None, str]]:
         import zipfile
@@ -197,7 +252,8 @@ class OfflineDatabase(VulnerabilitySource):
         cap = self.limits.max_document_bytes
         total = 0
         try:
-            with zipfile.ZipFile(f) as zf:
+            raw, _ = safeio.open_regular(f)
+            with raw, zipfile.ZipFile(raw) as zf:
                 infos = zf.infolist()
                 if len(infos) > self.limits.max_members:
                     raise AuditServiceError(
@@ -222,17 +278,19 @@ class OfflineDatabase(VulnerabilitySource):
                         yield name, "", None, "member inflates beyond the read limit"
                         continue
                     yield name, _package_hint(info.filename), data, ""
-        except (OSError, zipfile.BadZipFile, EOFError, RuntimeError) as e:
+        except (OSError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError) as e:
             yield rel, "", None, f"not a readable ZIP archive: {e}"
 
     def _read_all(
         self, files: list[tuple[str, int, int, str]]
-    ) -> tuple[dict[str, _Record], list[DataProblem], dict[str, set[str]]]:
-        """The newest record of each id, the problems, and which packages each file concerns
-        (records superseded by a newer copy and problems' package hints included)."""
+    ) -> tuple[dict[str, _Record], list[DataProblem], dict[str, set[str]], int]:
+        """The newest record of each id, the problems, which packages each file concerns
+        (records superseded by a newer copy and problems' package hints included), and how many
+        records were read (copies included)."""
         records: dict[str, _Record] = {}
         problems: list[DataProblem] = []
         concerns: dict[str, set[str]] = {}
+        read = 0
         for name, hint, data, problem in self._iter_documents(files):
             packages = concerns.setdefault(name.split("!", 1)[0], set())  # a ZIP: the archive
             if data is None:
@@ -255,11 +313,12 @@ class OfflineDatabase(VulnerabilitySource):
                     problems.append(DataProblem(name, str(e), hint))
                     packages.add(hint)
                     continue
+                read += 1
                 packages.update(a.name for a in adv.affected)
                 old = records.get(adv.id)
                 if old is None or adv.modified > old.advisory.modified:
                     records[adv.id] = _Record(adv, name)
-        return records, problems, concerns
+        return records, problems, concerns, read
 
     # ---- the index ------------------------------------------------------------------------
     def _index_file(self) -> Path | None:
@@ -348,18 +407,84 @@ class OfflineDatabase(VulnerabilitySource):
         return True
 
     def _current(self, names: Sequence[str] | None) -> sqlite3.Connection:
-        """The open index, once the files behind ``names`` (all: None) are known unchanged;
-        an edited file makes it compile the index again."""
+        """The open index, once the files behind ``names`` (all: None) are known unchanged
+        (an edited file makes it compile the index again), and the database usable."""
         conn = self.open()
-        if self._files_unchanged(conn, names):
-            return conn
-        self.close()
-        self._stale = True
-        return self.open()
+        if not self._files_unchanged(conn, names):
+            self.close()
+            self._stale = True
+            conn = self.open()
+        if not self._checked:
+            problem = self.problem()
+            if problem:
+                raise AuditServiceError(
+                    problem,
+                    "Point --db at an OSV database: the PyPA advisory database (its vulns/ "
+                    "folder), an OSV export (PyPI/all.zip), or run `modelshield db update`. "
+                    "`modelshield db status` shows what a database holds.",
+                )
+            self._checked = True
+        return conn
+
+    def check(self) -> None:
+        """Refuse a database that is not one (see :meth:`problem`)."""
+        self._readable(lambda: self._current(()))
+
+    def stats(self) -> DatabaseStats:
+        """What the database's files hold, as counted when its index was compiled."""
+        row = self.open().execute("SELECT value FROM meta WHERE key = 'stats'").fetchone()
+        try:
+            return msgspec.json.decode(row[0], type=DatabaseStats) if row else DatabaseStats()
+        except msgspec.DecodeError:
+            return DatabaseStats()
+
+    def problem(self) -> str:
+        """Why an audit refuses this database, or ``""`` when it is usable: it yields no valid
+        PyPI advisory, or too large a share of its records cannot be read."""
+        stats = self.stats()
+        found = (
+            f"{stats.documents} record(s) or file(s) found, {stats.records} readable OSV "
+            f"record(s), {stats.pypi_records} for PyPI, {stats.unreadable} unreadable"
+        )
+        if stats.unreadable:
+            found += f" (e.g. {'; '.join(stats.examples)})"
+        if stats.documents == 0:
+            return (
+                f"vulnerability database {self.path} holds no OSV record: no .json, .yaml or "
+                ".zip file was found"
+            )
+        if stats.pypi_records == 0:
+            return f"vulnerability database {self.path} holds no valid PyPI advisory: {found}"
+        share = stats.unreadable / stats.documents
+        if share > self.max_unreadable_share:
+            return (
+                f"vulnerability database {self.path} is mostly unreadable: {share:.1%} of its "
+                f"records could not be read, above the {self.max_unreadable_share:.1%} allowed "
+                f"([audit] max_unreadable_share): {found}"
+            )
+        return ""
+
+    def status(self) -> DatabaseStatus:
+        """What the database holds, where it came from, and whether an audit would use it."""
+        from modelshield.audit.sources.osv_update import read_origin
+
+        self.open()
+        return DatabaseStatus(
+            path=str(self.path),
+            kind="directory" if self.path.is_dir() else "archive",
+            stats=self.stats(),
+            index=str(self.index_path) if self.index_path is not None else "in memory",
+            origin=read_origin(self.path),
+            problem=self.problem(),
+        )
+
+    def newest_modified(self) -> str | None:
+        """The newest ``modified`` timestamp of the database's records."""
+        return self.stats().newest_modified or None
 
     def _build(self, target: sqlite3.Connection, tree: dbtree.Tree) -> None:
         listing = self._listing_of(tree.files)
-        records, problems, concerns = self._read_all(tree.files)  # the files the listing names
+        records, problems, concerns, read = self._read_all(tree.files)  # the listing's files
         by_package: dict[str, list[str]] = {}
         for ident in sorted(records):
             adv = records[ident].advisory
@@ -367,16 +492,16 @@ class OfflineDatabase(VulnerabilitySource):
             for name in sorted({a.name for a in adv.affected}):
                 by_package.setdefault(name, []).append(doc)
         # Which files each package's advisories (and problems) come from, for the quick check.
-        stats = {rel: [rel, size, mtime] for rel, size, mtime, _ in tree.files}
+        file_stats = {rel: [rel, size, mtime] for rel, size, mtime, _ in tree.files}
         sources: dict[str, list[list[Any]]] = {}
         unattributed: list[list[Any]] = []
-        for rel in sorted(stats):
+        for rel in sorted(file_stats):
             concerned = concerns.get(rel, set())
             names = concerned - {""}  # "": a problem that names no package
             if not names or "" in concerned:
-                unattributed.append(stats[rel])
+                unattributed.append(file_stats[rel])
             for name in names:
-                sources.setdefault(name, []).append(stats[rel])
+                sources.setdefault(name, []).append(file_stats[rel])
         cur = target.cursor()
         # Large pages keep a package's advisories (up to a few hundred KB) in few pages.
         cur.execute("PRAGMA page_size = 65536")
@@ -405,7 +530,20 @@ class OfflineDatabase(VulnerabilitySource):
             "INSERT INTO problems VALUES (?, ?, ?)",
             ((p.package, p.file, p.message) for p in problems),
         )
-        meta = [("listing", listing), ("records", str(len(records))), ("path", str(self.path))]
+        stats = DatabaseStats(
+            documents=read + len(problems),
+            records=len(records),
+            pypi_records=sum(1 for r in records.values() if r.advisory.affected),
+            unreadable=len(problems),
+            newest_modified=max((r.advisory.modified for r in records.values()), default=""),
+            examples=tuple(f"{p.file}: {p.message}"[:200] for p in problems[:3]),
+        )
+        meta = [
+            ("listing", listing),
+            ("records", str(len(records))),
+            ("path", str(self.path)),
+            ("stats", msgspec.json.encode(stats).decode()),
+        ]
         if tree.folders is not None:
             times = [[rel, mtime] for rel, mtime, _ in tree.folders]
             folders = json.dumps([INDEX_SCHEMA, times, unattributed], separators=compact)
@@ -511,7 +649,7 @@ class OfflineDatabase(VulnerabilitySource):
         return [
             DataProblem(file, message, package)
             for package, file, message in rows
-            if wanted is None or package in wanted
+            if wanted is None or package in wanted or not package  # "": may concern any
         ]
 
     def record_count(self) -> int:
