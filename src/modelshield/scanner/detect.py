@@ -20,6 +20,8 @@ from modelshield.scanner.memio import Buffer, MemoryviewIO
 from modelshield.scanner.pickle.sniff import looks_like_pickle
 from modelshield.scanner.registry import FORMATS, Format, formats_for_extension
 from modelshield.scanner.rules import FORMAT_EXTENSION_MISMATCH
+from modelshield.scanner.wire.msgpack import looks_like_msgpack
+from modelshield.scanner.wire.sentencepiece import looks_like_sentencepiece
 from modelshield.scanner.zipreader import find_end_record
 
 #: How much of a buffer's start the sniffers look at.
@@ -69,6 +71,10 @@ def detect(data: memoryview) -> Format:
         return Format.PICKLE
     if _is_onnx(head):
         return Format.ONNX
+    if looks_like_msgpack(data):
+        return Format.MSGPACK
+    if looks_like_sentencepiece(data):
+        return Format.SENTENCEPIECE
     kind = ordinary_kind(head, complete=size <= len(head))
     if kind is not None:
         return _ORDINARY_FORMATS[kind]
@@ -284,6 +290,11 @@ _ORDINARY_MAGIC = (
     (b"lmgg", "a GGML model"),
     (b"fmgg", "a GGML model"),
     (b"tjgg", "a GGML model"),
+    (b"ID3", "an MP3 audio file"),
+    (b"OggS", "an Ogg media file"),
+    (b"fLaC", "a FLAC audio file"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
 )
 #: The format each kind of ordinary content is reported as.
 _ORDINARY_FORMATS: dict[str, Format] = {
@@ -294,6 +305,12 @@ _ORDINARY_FORMATS: dict[str, Format] = {
     "an IDL save file": Format.DATA,
     "an SPSS data file": Format.DATA,
     "a GGML model": Format.DATA,
+    "an MP3 audio file": Format.DATA,
+    "an Ogg media file": Format.DATA,
+    "a FLAC audio file": Format.DATA,
+    "a RIFF media file": Format.DATA,
+    "an MP4 media file": Format.DATA,
+    "a TIFF image": Format.IMAGE,
     "text": Format.TEXT,
 }
 _TEXT_CONTROLS = frozenset(b"\t\n\r\f\v\x1b")
@@ -310,6 +327,10 @@ def ordinary_kind(head: bytes, *, complete: bool = False) -> str | None:
     for magic, kind in _ORDINARY_MAGIC:
         if head.startswith(magic):
             return kind
+    if head.startswith(b"RIFF") and head[8:12] in (b"WAVE", b"WEBP", b"AVI "):
+        return "a RIFF media file"
+    if head[4:8] == b"ftyp":
+        return "an MP4 media file"
     text = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
     if not text:
         return None

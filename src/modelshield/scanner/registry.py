@@ -52,6 +52,8 @@ class Format(enum.StrEnum):
     GGUF = "gguf"
     ONNX = "onnx"
     JOBLIB_ZFILE = "joblib-zfile"
+    MSGPACK = "msgpack"
+    SENTENCEPIECE = "sentencepiece"
     TEXT = "text"
     IMAGE = "image"
     PDF = "pdf"
@@ -131,6 +133,9 @@ FORMATS: tuple[FormatSpec, ...] = (
     ),
     FormatSpec(Format.ONNX, None, (), (".onnx",)),
     # Content of no known format: read as a pickle, and reported under a loader's file name.
+    # Data formats recognised by structure (detect.py asks their modules' sniffers).
+    FormatSpec(Format.MSGPACK, "msgpack:scan_msgpack"),
+    FormatSpec(Format.SENTENCEPIECE, "sentencepiece:scan_sentencepiece"),
     # Ordinary files that no model loader executes (READMEs, licences, pictures): recognised by
     # detect.ordinary_kind(); their handler reads them as a pickle from byte 0, the one way a
     # model loader would run them.
