@@ -25,8 +25,9 @@ from modelshield.core.policy import Policy
 from modelshield.scanner.callables import CallablePolicy
 from modelshield.scanner.context import LimitExceeded, ScanContext
 from modelshield.scanner.detect import detect, extension_mismatch
+from modelshield.scanner.formats.hygiene import limit_reached
 from modelshield.scanner.registry import Format
-from modelshield.scanner.rules import SCAN_LIMIT, SCAN_TOO_LARGE
+from modelshield.scanner.rules import SCAN_TOO_LARGE
 
 
 class ScanObserver(Protocol):
@@ -121,6 +122,7 @@ def scan_file(path: str, policy: Policy, callables: CallablePolicy | None = None
                     ctx.add(mismatch)
             else:
                 with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                    ctx.mapped = mm
                     view = memoryview(mm)
                     try:
                         fmt = detect(view)
@@ -130,6 +132,9 @@ def scan_file(path: str, policy: Policy, callables: CallablePolicy | None = None
                         _guarded(ctx, lambda: ctx.dispatch(view, loc, fmt), loc)
                     finally:
                         view.release()
+                        ctx.mapped = None
+                        for spill in list(ctx.spills):  # left open by an unexpected error
+                            ctx.close_spill(spill)
     except OSError as e:
         ctx.error(loc, f"cannot read file: {e.strerror or e}", stage="io")
     return FileResult(
@@ -152,14 +157,7 @@ def _guarded(ctx: ScanContext, run: Callable[[], None], loc: Location) -> None:
     try:
         run()
     except LimitExceeded as e:
-        ctx.add(
-            SCAN_LIMIT.finding(
-                e.location,
-                f"Analysis stopped: {e.detail}. The rest of this part was not analysed; raise "
-                f"limits.{e.limit} if the file is trusted to be this large.",
-                evidence={"limit": e.limit},
-            )
-        )
+        limit_reached(ctx, e)
     except MemoryError:
         ctx.error(loc, "ran out of memory while analysing this file", stage="scan")
     except RecursionError:

@@ -62,8 +62,14 @@ def test_opcode_limit_is_a_scan_limit_that_keeps_earlier_findings(tmp_path: Path
 
 def test_deep_marks_trip_the_stack_limit() -> None:
     with pytest.raises(LimitExceeded) as info:
-        analyze(hostile.deep_marks(200_000))
+        analyze(hostile.deep_marks(200_000), limits=Limits(max_stack_depth=100_000))
     assert info.value.limit == "max_stack_depth"
+
+
+def test_a_million_marks_are_within_the_default_limits() -> None:
+    data = hostile.Asm(2).raw(b"(" * 1_000_000).call("os", "system", "id").stop().bytes()
+    run = analyze(data)
+    assert run.callables("PICKLE-CALL-DANGEROUS") == {"os.system"}
 
 
 def test_deep_lists_finish_and_render_boundedly() -> None:

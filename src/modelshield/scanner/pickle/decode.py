@@ -26,6 +26,8 @@ _I4 = struct.Struct("<i").unpack_from
 INLINE_MAX = 4096
 #: LONG4 values longer than this many bytes are not converted to an int.
 _MAX_LONG_BYTES = 4096
+#: Distinct extension codes reported per stream.
+_MAX_EXT_CODES = 64
 
 
 def rare_opcode(
@@ -147,6 +149,7 @@ def rare_opcode(
         push(Unknown(f"object registered under extension code {code}"))
     elif op == 0x8F:  # EMPTY_SET
         push(set())
+        vm.session.ctx.opcodes += 2  # a set takes about three opcodes' worth of memory
     elif op == 0x97:  # NEXT_BUFFER
         push(Unknown("out-of-band buffer"))
     elif op == 0x98:  # READONLY_BUFFER
@@ -160,7 +163,7 @@ def rare_opcode(
 def _extension(vm: Interpreter, st: Stream, code: int, op: int, opos: int) -> None:
     if code <= 0:
         st.semantic(opos, f"{opname(op)} names extension code {code}, which must be positive")
-    if code in st.ext_codes:
+    if code in st.ext_codes or len(st.ext_codes) >= _MAX_EXT_CODES:
         return
     st.ext_codes.add(code)
     vm.session.emit(

@@ -7,9 +7,13 @@ imported or called: imports become :class:`~.values.Global` references classifie
 callable policy, calls become :class:`~.values.Call` records (see :mod:`.calls`).
 
 Every length is checked against the buffer before anything is sliced, so a declared 2**62-byte
-string costs nothing; opcodes, stack, mark stack, memo, stream size and wall time are bounded
-by :class:`~modelshield.core.limits.Limits`, checked every few thousand bytes of stream so
-that the loop pays one comparison per opcode.
+string costs nothing; opcodes (all streams of a file together), streams, stack, mark stack,
+memo, stream size and wall time are bounded by :class:`~modelshield.core.limits.Limits`,
+checked every few thousand bytes of stream so that the loop pays one comparison per opcode.
+When a bound stops the machine, a linear pass (:mod:`.linear`) still reports the imports of
+the rest of the stream. No value an attacker shapes is ever hashed or compared recursively:
+a tuple used as a dictionary key or set item is checked to be small first (CPython hashes
+nested tuples recursively in C, and a 2,000,000-deep one crashes the process).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 from msgspec import Struct
 
 from modelshield.scanner.context import LimitExceeded
-from modelshield.scanner.pickle import calls, rules
+from modelshield.scanner.pickle import calls, linear, rules
 from modelshield.scanner.pickle.decode import (
     INLINE_MAX,
     beyond,
@@ -45,6 +49,10 @@ _F8 = struct.Struct(">d").unpack_from
 _CHECK_BYTES = 4096
 #: "No frame is open".
 _NO_FRAME = 1 << 62
+#: Elements (nested tuples included) of a tuple that is hashed as a key or set item.
+_MAX_KEY_NODES = 256
+#: Work charged to ``ctx.opcodes`` for a set or frozenset (about three opcodes' memory).
+SET_COST = 2
 
 
 class Outcome(Struct, frozen=True):
@@ -71,8 +79,23 @@ class Interpreter:
         self.limits = session.ctx.limits
 
     def run(self, start: int, *, persistent_ids_expected: bool = False) -> Outcome:
-        """Interpret one pickle starting at ``start``; findings go to the scan context."""
-        st = Stream(self.session, start, persistent_ids_expected)
+        """Interpret one pickle starting at ``start``; findings go to the scan context.
+
+        Raises :class:`LimitExceeded` when a bound stops it, after a linear pass over the rest
+        of the buffer has reported its imports.
+        """
+        session = self.session
+        ctx = session.ctx
+        ctx.streams += 1
+        if ctx.streams > self.limits.max_pickle_streams:
+            e = LimitExceeded(
+                "max_pickle_streams",
+                f"the file holds more than {self.limits.max_pickle_streams} pickle streams",
+                session.location.at(start),
+            )
+            linear.sweep_rest(session, start, e)
+            raise e
+        st = Stream(session, start, persistent_ids_expected)
         try:
             return self._loop(st, start)
         finally:
@@ -97,6 +120,7 @@ class Interpreter:
         # _CHECK_BYTES bytes (every opcode takes at least one byte, so at most that many
         # opcodes run between two checks of the limits). One comparison per opcode.
         limit = min(size, pos + _CHECK_BYTES)
+        ops = 0
         try:
             for ops in _count(1):
                 if pos >= limit:
@@ -453,14 +477,27 @@ class Interpreter:
                 {"offset": str(opos), "opcode": opname(data[opos])},
             )
             return Outcome(start, size, False, None, tuple(st.persistent_ids))
+        except LimitExceeded as e:
+            if e.limit != "max_seconds_per_file":
+                linear.sweep_rest(session, pos, e, memo=memo, stack=stack)
+            raise
+        finally:
+            session.ctx.opcodes += ops - st.counted
 
     # ---- helpers for the loop ---------------------------------------------------------
     def _check(self, st: Stream, ops: int, pos: int, depth: int, marks: int, memo: int) -> None:
         """Enforce the limits; called every few thousand bytes of stream."""
         limits = self.limits
+        ctx = self.session.ctx
+        ctx.opcodes += ops - st.counted
+        st.counted = ops
         tripped = ""
-        if ops > limits.max_opcodes:
-            tripped, detail = "max_opcodes", f"more than {limits.max_opcodes} opcodes"
+        if ctx.opcodes > limits.max_opcodes:
+            tripped = "max_opcodes"
+            detail = (
+                f"more work than limits.max_opcodes allows for one file ({limits.max_opcodes} "
+                "opcodes, all pickle streams together)"
+            )
         elif depth > limits.max_stack_depth or marks > limits.max_stack_depth:
             tripped = "max_stack_depth"
             detail = f"more than {limits.max_stack_depth} stacked values or marks"
@@ -525,14 +562,14 @@ class Interpreter:
                 if len(items) % 2:
                     st.semantic(opos, "SETITEMS with an odd number of items")
                 try:
-                    target.update(zip(items[::2], items[1::2], strict=False))
+                    target.update(zip(_keys(items[::2]), items[1::2], strict=False))
                 except TypeError:
                     st.semantic(opos, "dictionary key is not hashable (TypeError)")
                 return
         elif op == 0x90:  # ADDITEMS
             if t is set:
                 try:
-                    target.update(items)
+                    target.update(_keys(items))
                 except TypeError:
                     st.semantic(opos, "set item is not hashable (TypeError)")
                 return
@@ -552,8 +589,9 @@ class Interpreter:
             if op == 0x64:  # DICT
                 if len(items) % 2:
                     st.semantic(opos, "DICT with an odd number of items")
-                return dict(zip(items[::2], items[1::2], strict=False))
-            return frozenset(items)
+                return dict(zip(_keys(items[::2]), items[1::2], strict=False))
+            self.session.ctx.opcodes += SET_COST
+            return frozenset(_keys(items))
         except TypeError:
             st.semantic(opos, f"{opname(op)} item is not hashable (TypeError)")
             return {} if op == 0x64 else frozenset()
@@ -579,3 +617,33 @@ class Interpreter:
         if not inner.complete:
             raise StreamError(inner.end, "joblib object array pickle is broken", reported=True)
         return inner.end
+
+
+def _keys(values: list[Any]) -> list[Any]:
+    """``values`` made safe to hash: a tuple with more than :data:`_MAX_KEY_NODES` elements
+    (nested ones included) becomes an opaque placeholder.
+
+    CPython hashes and compares tuples recursively in C, without a depth check: a deeply nested
+    tuple used as a key overflows the C stack, and a huge one used again and again costs its
+    size each time. Keys real pickles use are small; one too large to model is not analysed.
+    """
+    if tuple not in set(map(type, values)):
+        return values
+    return [
+        v if type(v) is not tuple or _small(v) else Unknown("a tuple key too large to model")
+        for v in values
+    ]
+
+
+def _small(value: tuple[Any, ...]) -> bool:
+    """Whether a tuple has at most :data:`_MAX_KEY_NODES` elements, nested tuples included."""
+    todo = [value]
+    nodes = 0
+    while todo:
+        item = todo.pop()
+        nodes += len(item) + 1
+        if nodes > _MAX_KEY_NODES:
+            return False
+        todo.extend(x for x in item if type(x) is tuple)
+    return True
+
