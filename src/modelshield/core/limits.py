@@ -22,8 +22,10 @@ class Limits(Struct, frozen=True):
 
     max_file_bytes: int = 64 * _GIB
     """Files larger than this are not opened (a finding says so)."""
-    max_pickle_bytes: int = 2 * _GIB
-    """Largest single pickle stream (a whole member or file) that is interpreted."""
+    max_pickle_bytes: int = 64 * _GIB
+    """Largest single pickle stream (a whole member or file) that is interpreted. Large byte
+    and text constants in a stream cost nothing (they are skipped, not read), so this only
+    matters when lowered."""
     max_opcodes: int = 10_000_000
     """Work the pickle interpreter may do per file, in opcodes, all pickle streams of the file
     together (concatenated, nested in archives, embedded, joblib object arrays). Steps that cost

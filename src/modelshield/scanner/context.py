@@ -137,8 +137,8 @@ class ScanContext(Struct):
     """Inflated buffers alive now (their in-memory parts share :data:`INFLATED_IN_MEMORY`)."""
     mapped: object = None
     """The memory map of the top-level file, when it is mapped (for :meth:`release_pages`)."""
-    released_at: float = 0.0
-    """When :meth:`pulse` last released touched pages."""
+    released_at: float = field(default_factory=time.monotonic)
+    """When :meth:`check_deadline` last released touched pages."""
 
     @property
     def limits(self) -> Limits:
@@ -216,15 +216,6 @@ class ScanContext(Struct):
         for spill in self.spills:
             spill.release_pages()
 
-    def pulse(self, location: Location) -> None:
-        """Called now and then by long loops (inflating, searching): enforce the deadline, and
-        release touched pages of mapped data twice a second."""
-        self.check_deadline(location)
-        now = time.monotonic()
-        if now - self.released_at > 0.5:
-            self.released_at = now
-            self.release_pages()
-
     def bomb_reason(self, reason: str, budget: int) -> str:
         """Say when a decompression cap was the file's shared budget rather than the limit."""
         limit = self.limits.max_decompressed_bytes
@@ -269,12 +260,21 @@ class ScanContext(Struct):
             self.refined_format = name
 
     def check_deadline(self, location: Location) -> None:
-        """Raise LimitExceeded when the per-file time budget is spent."""
+        """Raise LimitExceeded when the per-file time budget is spent.
+
+        Long loops call this often; twice a second it also releases the pages of mapped data
+        that were touched (:meth:`release_pages`), so that reading a large file or spilled
+        buffer once does not count towards the process's memory.
+        """
+        now = time.monotonic()
         budget = self.limits.max_seconds_per_file
-        if time.monotonic() - self.started > budget:
+        if now - self.started > budget:
             raise LimitExceeded(
                 "max_seconds_per_file", f"analysis took longer than {budget:g} s", location
             )
+        if now - self.released_at > 0.5:
+            self.released_at = now
+            self.release_pages()
 
     def scan_buffer(self, data: Buffer, location: Location, fmt: Format | None = None) -> None:
         """Analyse a nested buffer (archive member, inflated stream, embedded payload).

@@ -531,6 +531,7 @@ def read_member(
             peek=limit is not None,
             sink=sink,
             progress=progress,
+            crc=check_crc and limit is None,
         )
         if sink is not None:
             result.data = sink.view()
@@ -660,6 +661,7 @@ def inflate(
     peek: bool = False,
     sink: Spill | None = None,
     progress: Callable[[], None] | None = None,
+    crc: bool = False,
 ) -> MemberData:
     """Stream ``raw`` through ``decompressor`` with a hard output cap and a ratio check.
 
@@ -668,12 +670,12 @@ def inflate(
     ``ratio_min_bytes``). Output goes to ``sink`` (a private in-memory one when None, for
     small reads): memory stays bounded by the sink's threshold whatever the cap. With ``peek``
     the cap is the wanted prefix, not a bomb. ``consumed`` counts the input used, up to the
-    end of the stream; ``crc`` is the CRC-32 of what was written. ``progress`` is called every
+    end of the stream; with ``crc``, ``result.crc`` is the CRC-32 of what was written. ``progress`` is called every
     64 MiB of output or so (deadline checks).
     """
     out = sink if sink is not None else Spill(max_bytes + _STEP)
     produced = 0
-    crc = 0
+    checksum = 0
     pos = 0
     result = MemberData()
     stalled = 0
@@ -698,14 +700,14 @@ def inflate(
             if produced + len(piece) > max_bytes:
                 piece = piece[: max_bytes - produced]
                 out.write(piece)
-                crc = zlib.crc32(piece, crc)
                 produced += len(piece)
                 result.complete = False
                 if not peek:
                     result.bomb = f"it inflates to more than {max_bytes} bytes"
                 break
             out.write(piece)
-            crc = zlib.crc32(piece, crc)
+            if crc:
+                checksum = zlib.crc32(piece, checksum)
             produced += len(piece)
             used = pos - decompressor.pending if isinstance(decompressor, ZlibDecompressor) else pos
             if not peek and produced > ratio_min_bytes and produced > max_ratio * used:
@@ -719,7 +721,7 @@ def inflate(
         result.error = f"its compressed data is invalid ({e})"
     if sink is None:
         result.data = out.view()  # else the caller views the sink once it wrote everything
-    result.crc = crc
+    result.crc = checksum if crc and result.complete else None
     if decompressor.eof:
         pos -= len(decompressor.unused_data or b"")  # lz4 says None for "nothing"
     result.consumed = pos

@@ -234,7 +234,7 @@ def _read(
         or entry.method != METHOD_STORED
         or entry.compressed_size <= _CRC_CHECK_MAX,
         sink=spill,
-        progress=lambda: ctx.pulse(loc),
+        progress=lambda: ctx.check_deadline(loc),
     )
     ctx.inflated += member.produced
     ctx.bytes_read += member.consumed + member.produced

@@ -124,7 +124,7 @@ def _inflate_streams(
             max_ratio=limits.max_compression_ratio,
             ratio_min_bytes=limits.ratio_check_min_bytes,
             sink=out,
-            progress=lambda: ctx.pulse(location),
+            progress=lambda: ctx.check_deadline(location),
         )
         pos += result.consumed
         if result.bomb is not None:
@@ -193,7 +193,7 @@ def scan_zstd(ctx: ScanContext, data: memoryview, location: Location) -> None:
                 source, read_across_frames=True, closefd=False
             ) as reader:
                 while True:
-                    ctx.pulse(location)
+                    ctx.check_deadline(location)
                     piece = reader.read(min(_ZSTD_STEP, budget - out.size + 1))
                     if not piece:
                         break

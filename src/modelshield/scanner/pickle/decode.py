@@ -20,6 +20,10 @@ from modelshield.scanner.pickle.values import Blob, Unknown
 if TYPE_CHECKING:
     from modelshield.scanner.pickle.vm import Interpreter
 
+#: Work charged to ``ctx.opcodes`` on top of the opcode for a set or frozenset (an empty set
+#: takes 216 bytes, several opcodes' worth of memory).
+SET_COST = 5
+
 _U2 = struct.Struct("<H").unpack_from
 _I4 = struct.Struct("<i").unpack_from
 #: Byte constants up to this size are materialised; larger ones stay in the buffer.
@@ -149,7 +153,7 @@ def rare_opcode(
         push(Unknown(f"object registered under extension code {code}"))
     elif op == 0x8F:  # EMPTY_SET
         push(set())
-        vm.session.ctx.opcodes += 2  # a set takes about three opcodes' worth of memory
+        vm.session.ctx.opcodes += SET_COST
     elif op == 0x97:  # NEXT_BUFFER
         push(Unknown("out-of-band buffer"))
     elif op == 0x98:  # READONLY_BUFFER

@@ -39,7 +39,7 @@ _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 _STOP = 0x2E
 #: Work charged to ``ctx.opcodes`` per constant examined as a possible pickle beyond its first
 #: and last bytes, and per text decoded (each can cost as much as a short nested analysis).
-CANDIDATE_COST = 64
+CANDIDATE_COST = 128
 
 
 def starts_like_pickle(head: bytes) -> bool:

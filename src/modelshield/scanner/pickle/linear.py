@@ -8,7 +8,8 @@ loader reads them, without interpreting them, and reports every import it meets 
 each finding says that the linear pass found it. ``STACK_GLOBAL`` takes its names from the two
 string constants pushed right before it, directly or through the memo (the pass follows the
 memo for strings, starting from the interpreter's); one whose names cannot be read that way is
-reported as a dynamic import.
+reported as a dynamic import. A byte constant that starts with a PROTO header is walked too,
+as the embedded pickle the interpreter would have analysed.
 
 Runs of simple opcodes (no argument, or a fixed-size one) are skipped by regular expressions at
 C speed; other opcodes cost a few hundred nanoseconds each. The pass stops at the first byte
@@ -135,6 +136,7 @@ class _Walker:
         self.memo: dict[int, str] = {}
         self.memo_len: int | None = 0
         self.recent: list[_Str] = []
+        self.nested = False  # walking a byte constant that is a pickle
 
     # ---- the walk ---------------------------------------------------------------------
     def walk(self, pos: int, end: int) -> int:  # noqa: C901, PLR0912, PLR0915 - one dispatch
@@ -224,8 +226,11 @@ class _Walker:
                 if n < 0 or pos + n > end:
                     return at
                 text = None
-                if op in _TEXT_LEN and n <= _MAX_NAME:
-                    text = _text(bytes(data[pos : pos + n]))
+                if op in _TEXT_LEN:
+                    if n <= _MAX_NAME:
+                        text = _text(bytes(data[pos : pos + n]))
+                elif n >= 4 and not self.nested and data[pos] == 0x80 and 2 <= data[pos + 1] <= 5:
+                    self._embedded(pos, pos + n)
                 pos += n
                 self._push(at, pos, text)
             elif op == _STOP:
@@ -242,6 +247,18 @@ class _Walker:
         return end
 
     # ---- opcodes ----------------------------------------------------------------------
+    def _embedded(self, start: int, end: int) -> None:
+        """A byte constant that starts like a pickle: walk it too (one level deep), as the
+        interpreter would have analysed it as an embedded pickle."""
+        saved = self.memo, self.memo_len, self.recent, self.sweep.stopped
+        self.memo, self.memo_len, self.recent = {}, 0, []
+        self.nested = True
+        try:
+            self.walk(start, end)
+        finally:
+            self.nested = False
+            self.memo, self.memo_len, self.recent, self.sweep.stopped = saved
+
     def _bare(self, run: bytes) -> None:
         """A run of no-argument opcodes: count memo slots, forget the memo at each STOP."""
         stop = run.rfind(b".")

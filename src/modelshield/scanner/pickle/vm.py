@@ -24,10 +24,12 @@ from typing import Any
 
 from msgspec import Struct
 
+from modelshield.core.limits import Limits
 from modelshield.scanner.context import LimitExceeded
 from modelshield.scanner.pickle import calls, linear, rules
 from modelshield.scanner.pickle.decode import (
     INLINE_MAX,
+    SET_COST,
     beyond,
     global_name,
     line,
@@ -51,8 +53,8 @@ _CHECK_BYTES = 4096
 _NO_FRAME = 1 << 62
 #: Elements (nested tuples included) of a tuple that is hashed as a key or set item.
 _MAX_KEY_NODES = 256
-#: Work charged to ``ctx.opcodes`` for a set or frozenset (about three opcodes' memory).
-SET_COST = 2
+#: Work charged on top of the opcode for a call modelled in :mod:`.calls`.
+CALL_COST = 4
 
 
 class Outcome(Struct, frozen=True):
@@ -95,6 +97,10 @@ class Interpreter:
             )
             linear.sweep_rest(session, start, e)
             raise e
+        if ctx.opcodes > self.limits.max_opcodes:  # short streams never reach ``_check``
+            e = LimitExceeded("max_opcodes", _budget_spent(self.limits), session.location.at(start))
+            linear.sweep_rest(session, start, e)
+            raise e
         st = Stream(session, start, persistent_ids_expected)
         try:
             return self._loop(st, start)
@@ -120,7 +126,9 @@ class Interpreter:
         # _CHECK_BYTES bytes (every opcode takes at least one byte, so at most that many
         # opcodes run between two checks of the limits). One comparison per opcode.
         limit = min(size, pos + _CHECK_BYTES)
-        ops = 0
+        # Work is counted in opcodes, plus ``extra`` for the opcodes that cost more (they
+        # allocate a container or a string, or model a call): see ``limits.max_opcodes``.
+        ops = extra = 0
         try:
             for ops in _count(1):
                 if pos >= limit:
@@ -138,7 +146,7 @@ class Interpreter:
                         )
                     if pos == size:
                         raise StreamError(pos, f"stream ends at offset {pos} without STOP")
-                    self._check(st, ops, pos, len(stack), len(marks), len(memo))
+                    self._check(st, ops + extra, pos, len(stack), len(marks), len(memo))
                     limit = min(size, frame_end, pos + _CHECK_BYTES)
                 opos = pos
                 op = data[pos]
@@ -170,6 +178,7 @@ class Interpreter:
                     text = utf8(data, pos, end, opos)
                     pos = end
                     push(text)
+                    extra += 1
                     if n >= 16 and embedded is not None:
                         embedded.check_text(text, opos)
                 elif op == 0x4B:  # BININT1
@@ -194,6 +203,7 @@ class Interpreter:
                     if n <= INLINE_MAX:
                         text = utf8(data, pos, end, opos)
                         push(text)
+                        extra += 1
                         if n >= 16 and embedded is not None:
                             embedded.check_text(text, opos)
                     else:
@@ -204,6 +214,7 @@ class Interpreter:
                 elif op == 0x85:  # TUPLE1
                     if len(stack) > fence:
                         stack[-1] = (stack[-1],)
+                        extra += 1
                     else:
                         st.semantic(opos, "TUPLE1 with nothing on the stack")
                         push(())
@@ -211,6 +222,7 @@ class Interpreter:
                     if len(stack) >= fence + 2:
                         b = pop()
                         stack[-1] = (stack[-1], b)
+                        extra += 1
                     else:
                         st.semantic(opos, "TUPLE2 with fewer than two values on the stack")
                         del stack[fence:]
@@ -224,6 +236,7 @@ class Interpreter:
                             stack[-1] = Call(func, args, None, opos, called_by)
                         else:
                             stack[-1] = calls.call(st, func, args, None, called_by, opos)
+                            extra += CALL_COST
                     else:
                         st.semantic(opos, f"{opname(op)} with fewer than two values on the stack")
                         del stack[fence:]
@@ -257,8 +270,10 @@ class Interpreter:
                     push(True)
                 elif op == 0x7D:  # EMPTY_DICT
                     push({})
+                    extra += 1
                 elif op == 0x5D:  # EMPTY_LIST
                     push([])
+                    extra += 1
                 elif op == 0x29:  # EMPTY_TUPLE
                     push(())
                 elif op == 0x87:  # TUPLE3
@@ -266,6 +281,7 @@ class Interpreter:
                         c = pop()
                         b = pop()
                         stack[-1] = (stack[-1], b, c)
+                        extra += 1
                     else:
                         st.semantic(opos, "TUPLE3 with fewer than three values on the stack")
                         del stack[fence:]
@@ -313,7 +329,14 @@ class Interpreter:
                     if len(stack) >= fence + 3:
                         value = pop()
                         key = pop()
-                        self._extend(st, stack[-1], [key, value], op, opos)
+                        target = stack[-1]
+                        if type(target) is dict and type(key) is not tuple:
+                            try:
+                                target[key] = value
+                            except TypeError:
+                                st.semantic(opos, "dictionary key is not hashable (TypeError)")
+                        else:
+                            self._extend(st, target, [key, value], op, opos)
                     else:
                         st.semantic(opos, "SETITEM with fewer than three values on the stack")
                         del stack[fence:]
@@ -361,6 +384,7 @@ class Interpreter:
                             st.semantic(opos, "INST without a MARK")
                             items = []
                         push(calls.call(st, ref, tuple(items), None, "INST", opos))
+                        extra += CALL_COST
                 elif op == 0x43 or op == 0x42 or op == 0x8E or op == 0x96:
                     # SHORT_BINBYTES, BINBYTES, BINBYTES8, BYTEARRAY8
                     if op == 0x43:
@@ -450,6 +474,7 @@ class Interpreter:
                         kwargs = pop()
                         args = pop()
                         stack[-1] = calls.call(st, stack[-1], args, kwargs, "NEWOBJ_EX", opos)
+                        extra += CALL_COST
                     else:
                         st.semantic(opos, "NEWOBJ_EX with fewer than three values on the stack")
                         del stack[fence:]
@@ -482,23 +507,21 @@ class Interpreter:
                 linear.sweep_rest(session, pos, e, memo=memo, stack=stack)
             raise
         finally:
-            session.ctx.opcodes += ops - st.counted
+            session.ctx.opcodes += ops + extra - st.counted
 
     # ---- helpers for the loop ---------------------------------------------------------
     def _check(self, st: Stream, ops: int, pos: int, depth: int, marks: int, memo: int) -> None:
-        """Enforce the limits; called every few thousand bytes of stream."""
+        """Enforce the limits; called every few thousand bytes of stream (``ops`` is the
+        stream's work so far, costly opcodes counting more than one)."""
         limits = self.limits
         ctx = self.session.ctx
         ctx.opcodes += ops - st.counted
         st.counted = ops
-        tripped = ""
+        loc = self.session.location.at(pos)
         if ctx.opcodes > limits.max_opcodes:
-            tripped = "max_opcodes"
-            detail = (
-                f"more work than limits.max_opcodes allows for one file ({limits.max_opcodes} "
-                "opcodes, all pickle streams together)"
-            )
-        elif depth > limits.max_stack_depth or marks > limits.max_stack_depth:
+            raise LimitExceeded("max_opcodes", _budget_spent(limits), loc)
+        tripped = ""
+        if depth > limits.max_stack_depth or marks > limits.max_stack_depth:
             tripped = "max_stack_depth"
             detail = f"more than {limits.max_stack_depth} stacked values or marks"
         elif memo > limits.max_memo_entries:
@@ -507,7 +530,6 @@ class Interpreter:
         elif pos - st.start > limits.max_pickle_bytes:
             tripped = "max_pickle_bytes"
             detail = f"a pickle stream longer than {limits.max_pickle_bytes} bytes"
-        loc = self.session.location.at(pos)
         if tripped:
             raise LimitExceeded(tripped, f"the pickle needs {detail}", loc)
         self.session.ctx.check_deadline(loc)
@@ -584,6 +606,7 @@ class Interpreter:
             if not items:
                 st.semantic(opos, "OBJ without a class above its MARK")
                 return Unknown("result of a failed call")
+            self.session.ctx.opcodes += CALL_COST
             return calls.call(st, items[0], tuple(items[1:]), None, "OBJ", opos)
         try:
             if op == 0x64:  # DICT
@@ -617,6 +640,13 @@ class Interpreter:
         if not inner.complete:
             raise StreamError(inner.end, "joblib object array pickle is broken", reported=True)
         return inner.end
+
+
+def _budget_spent(limits: Limits) -> str:
+    return (
+        f"the pickle interpreter's work budget for one file is spent (limits.max_opcodes, "
+        f"{limits.max_opcodes} opcodes for all its pickle streams together)"
+    )
 
 
 def _keys(values: list[Any]) -> list[Any]:
