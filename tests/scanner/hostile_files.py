@@ -103,7 +103,16 @@ def huge_long(path: Path, digits: int = 10_000_000) -> Path:
 def base64_text(path: Path, size: int = 200_000_000) -> Path:
     """A 200 MB text constant that starts like a base64-encoded pickle."""
     head = b"gASV"  # base64 of b"\x80\x04\x95"
-    return _write(path, b"\x80\x04", b"\x8d" + struct.pack("<Q", size), head, b"A" * (size - 4), b"0", CALL, b"N.")
+    return _write(
+        path,
+        b"\x80\x04",
+        b"\x8d" + struct.pack("<Q", size),
+        head,
+        b"A" * (size - 4),
+        b"0",
+        CALL,
+        b"N.",
+    )
 
 
 # ---- shapes that crash or blow up naive code --------------------------------------------
@@ -187,29 +196,41 @@ def zip_many_members(path: Path, count: int = 100_000) -> Path:
     return _write(path, _zip(members))
 
 
-def _low_ratio_gzip(mebibytes: int, head: bytes, tail: bytes) -> bytes:
-    """A gzip file (concatenated members) inflating to ``mebibytes`` MiB at a ratio of about
-    600, below the bomb threshold: zeros with one random byte every 4 KiB."""
+def low_ratio_block() -> bytes:
+    """1 MiB that deflates about 600 times, below the bomb ratio: zeros with one random byte
+    every 4 KiB."""
     rnd = random.Random(1)
     block = bytearray(1 << 20)
     for i in range(0, len(block), 4096):
         block[i] = rnd.randrange(1, 256)
-    member = gzip.compress(bytes(block), 6, mtime=0)
+    return bytes(block)
+
+
+def _low_ratio_gzip(mebibytes: int, head: bytes, tail: bytes) -> bytes:
+    """A gzip file (concatenated members) inflating to ``mebibytes`` MiB of
+    :func:`low_ratio_block` between ``head`` and ``tail``."""
+    member = gzip.compress(low_ratio_block(), 6, mtime=0)
     return gzip.compress(head, mtime=0) + member * mebibytes + gzip.compress(tail, mtime=0)
+
+
+def large_pickle_gzip(mebibytes: int) -> bytes:
+    """A gzip of a pickle holding ``mebibytes`` MiB as one byte constant, then the payload."""
+    head = b"\x80\x04\x8e" + struct.pack("<Q", mebibytes << 20)
+    return _low_ratio_gzip(mebibytes, head, CALL + b"N.")
 
 
 def big_gzip(path: Path, mebibytes: int = 1536) -> Path:
     """A gzip inflating to 1.5 GiB below the ratio limit: a pickle holding it as one byte
     constant, then the payload."""
-    head = b"\x80\x04\x8e" + struct.pack("<Q", mebibytes << 20)
-    return _write(path, _low_ratio_gzip(mebibytes, head, CALL + b"N."))
+    return _write(path, large_pickle_gzip(mebibytes))
 
 
 def gzip_zip_gzip(path: Path, mebibytes: int = 768) -> Path:
     """A gzip holding a zip whose deflated member is a gzip of a large pickle (as above)."""
-    head = b"\x80\x04\x8e" + struct.pack("<Q", mebibytes << 20)
-    inner = _low_ratio_gzip(mebibytes, head, CALL + b"N.")
-    return _write(path, gzip.compress(_zip([("model.pkl.gz", inner)], zipfile.ZIP_DEFLATED), mtime=0))
+    inner = large_pickle_gzip(mebibytes)
+    return _write(
+        path, gzip.compress(_zip([("model.pkl.gz", inner)], zipfile.ZIP_DEFLATED), mtime=0)
+    )
 
 
 def bzip2_bomb(path: Path, streams: int = 64) -> Path:

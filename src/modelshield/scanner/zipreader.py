@@ -670,8 +670,8 @@ def inflate(
     ``ratio_min_bytes``). Output goes to ``sink`` (a private in-memory one when None, for
     small reads): memory stays bounded by the sink's threshold whatever the cap. With ``peek``
     the cap is the wanted prefix, not a bomb. ``consumed`` counts the input used, up to the
-    end of the stream; with ``crc``, ``result.crc`` is the CRC-32 of what was written. ``progress`` is called every
-    64 MiB of output or so (deadline checks).
+    end of the stream; with ``crc``, ``result.crc`` is the CRC-32 of what was written.
+    ``progress`` is called every 64 MiB of output or so (deadline checks).
     """
     out = sink if sink is not None else Spill(max_bytes + _STEP)
     produced = 0

@@ -21,7 +21,6 @@ from msgspec import Struct
 from modelshield.core.findings import Location
 from modelshield.scanner.context import LimitExceeded, ScanContext
 from modelshield.scanner.detect import executable_kind, sniff_strong
-from modelshield.scanner.memio import Spill
 from modelshield.scanner.formats.hygiene import (
     DuplicateNames,
     check_member_name,
@@ -30,6 +29,7 @@ from modelshield.scanner.formats.hygiene import (
     scan_member,
     unsupported,
 )
+from modelshield.scanner.memio import Spill
 from modelshield.scanner.pickle import analyze_pickles
 from modelshield.scanner.registry import Format
 from modelshield.scanner.rules import (

@@ -135,8 +135,9 @@ def _inflate_streams(
             break
         # The ratio is checked over all streams together, so that a bomb cannot hide by being
         # split into many small streams.
-        if out.size > limits.ratio_check_min_bytes and out.size > limits.max_compression_ratio * max(
-            pos, 1
+        if (
+            out.size > limits.ratio_check_min_bytes
+            and out.size > limits.max_compression_ratio * max(pos, 1)
         ):
             bomb = f"it inflates more than {limits.max_compression_ratio} times"
             break

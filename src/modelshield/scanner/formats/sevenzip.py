@@ -43,7 +43,6 @@ def scan_7z(ctx: ScanContext, data: memoryview, location: Location) -> None:
             ctx, location, "A 7z archive", "Install it with: pip install 'modelshield[archives]'"
         )
         return
-    limits = ctx.limits
     try:
         archive = _open(py7zr, data, max(1, ctx.inflate_budget()))
     except py7zr.exceptions.PasswordRequired:

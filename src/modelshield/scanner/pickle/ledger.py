@@ -91,8 +91,9 @@ class Ledger:
         self._found_by = found_by
         self._entries: dict[tuple[str, str], _Entry] = {}
 
-    def _entry(self, key: tuple[str, str], verdict: Verdict, written: str, offset: int,
-               opcode: str) -> _Entry:
+    def _entry(
+        self, key: tuple[str, str], verdict: Verdict, written: str, offset: int, opcode: str
+    ) -> _Entry:
         if len(self._entries) >= MAX_ENTRIES:
             self.flush()
         entry = self._entries[key] = _Entry(verdict, written, offset, opcode)

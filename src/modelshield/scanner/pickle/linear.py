@@ -73,9 +73,17 @@ _BARE_RUN = re.compile(rb"[" + _NOARG + rb"\x94.]+")
 # A run of no-argument opcodes (without MEMOIZE or STOP) and opcodes with a fixed-size argument
 # that touch neither the memo nor strings.
 _FIXED_RUN = re.compile(
-    rb"(?:[" + _NOARG + rb"]+|[" + _ops(Arg.U1, but=_MEMO_READS) + rb"].|["
-    + _ops(Arg.U2) + rb"].{2}|[" + _ops(Arg.I4, Arg.U4, but=_MEMO_READS) + rb"].{4}|["
-    + _ops(Arg.U8, Arg.F8) + rb"].{8})++",
+    rb"(?:["
+    + _NOARG
+    + rb"]+|["
+    + _ops(Arg.U1, but=_MEMO_READS)
+    + rb"].|["
+    + _ops(Arg.U2)
+    + rb"].{2}|["
+    + _ops(Arg.I4, Arg.U4, but=_MEMO_READS)
+    + rb"].{4}|["
+    + _ops(Arg.U8, Arg.F8)
+    + rb"].{8})++",
     re.DOTALL,
 )
 # What may come between a string and the opcode that takes it: memo writes and frames.
@@ -108,7 +116,11 @@ class Sweep(Struct):
         walked = self.end - start
         text = (
             f"a linear pass over the next {walked} bytes found {self.imports} import(s)"
-            + (f" and {self.unresolved} STACK_GLOBAL(s) it could not read" if self.unresolved else "")
+            + (
+                f" and {self.unresolved} STACK_GLOBAL(s) it could not read"
+                if self.unresolved
+                else ""
+            )
             + (", reported separately" if self.imports or self.unresolved else "")
         )
         return text + (f" (it stopped {self.stopped})" if self.stopped else "")
@@ -139,7 +151,7 @@ class _Walker:
         self.nested = False  # walking a byte constant that is a pickle
 
     # ---- the walk ---------------------------------------------------------------------
-    def walk(self, pos: int, end: int) -> int:  # noqa: C901, PLR0912, PLR0915 - one dispatch
+    def walk(self, pos: int, end: int) -> int:
         """Walk opcodes from ``pos``; return where the walk stopped."""
         data = self.data
         sweep = self.sweep

@@ -676,4 +676,3 @@ def _small(value: tuple[Any, ...]) -> bool:
             return False
         todo.extend(x for x in item if type(x) is tuple)
     return True
-
