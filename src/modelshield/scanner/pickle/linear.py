@@ -47,7 +47,7 @@ _MAX_NAME = 512
 #: Bytes matched by one regular-expression step (bounds the copies made to inspect a run).
 _WINDOW = 1 << 20
 #: Bytes walked between two releases of touched pages.
-_RELEASE_EVERY = 256 << 20
+_RELEASE_EVERY = 64 << 20
 #: Longest gap of memo writes allowed between a string and the opcode that uses it.
 _MAX_GAP = 64
 
@@ -160,7 +160,7 @@ class _Walker:
         steps = 0
         while pos < end:
             steps += 1
-            if not steps & 0x3FF:
+            if not steps & 0x3FF or pos - released > _RELEASE_EVERY:
                 if _out_of_time(ctx):
                     sweep.stopped = f"at the time limit, at offset {pos}"
                     return pos
