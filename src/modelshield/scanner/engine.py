@@ -25,7 +25,6 @@ from modelshield.core.policy import Policy
 from modelshield.scanner.callables import CallablePolicy
 from modelshield.scanner.context import LimitExceeded, ScanContext
 from modelshield.scanner.detect import detect, extension_mismatch
-from modelshield.scanner.formats.hygiene import limit_reached
 from modelshield.scanner.registry import Format
 from modelshield.scanner.rules import SCAN_TOO_LARGE
 
@@ -157,7 +156,12 @@ def _guarded(ctx: ScanContext, run: Callable[[], None], loc: Location) -> None:
     try:
         run()
     except LimitExceeded as e:
-        limit_reached(ctx, e)
+        if e.unfollowed is None:
+            ctx.add(e.finding())
+        else:  # rare: imported here so that start-up stays light for every other file
+            from modelshield.scanner.formats.hygiene import limit_reached
+
+            limit_reached(ctx, e)
     except MemoryError:
         ctx.error(loc, "ran out of memory while analysing this file", stage="scan")
     except RecursionError:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import mmap
-import tempfile
 from typing import IO
 
 #: Anything that supports the buffer protocol and slicing: ``bytes``, ``memoryview``, ``mmap``.
@@ -111,6 +110,8 @@ class Spill:
         if not n:
             return
         if self._file is None and self.size + n > self.threshold:
+            import tempfile  # only when spilling: it costs start-up time every run would pay
+
             self._file = tempfile.TemporaryFile(prefix="modelshield-")  # noqa: SIM115 - closed in close()
             self._file.write(self._memory)
             self._memory = bytearray()
