@@ -60,8 +60,7 @@ class Limits(Struct, frozen=True):
     passes ``ratio_check_min_bytes``."""
     ratio_check_min_bytes: int = 16 * _MIB
     """Output size from which the ratio check applies. Below it, highly compressible real data
-    (an all-zero array inflates about 1,000 times under deflate) is never called a bomb; memory
-    stays bounded by this size until the ratio check can trip."""
+    (an all-zero array inflates about 1,000 times under deflate) is never called a bomb."""
     max_seconds_per_file: float = 120.0
     """Wall-clock budget per top-level file; past it the analysis stops with a finding."""
     max_embedded_scan_bytes: int = 64 * _MIB

@@ -145,3 +145,15 @@ def test_embedded_pickles_count_towards_the_stream_limit() -> None:
     assert limit.evidence["limit"] == "max_pickle_streams"
     # The embedded payload past the limit is still searched for imports.
     assert any(f.evidence.get("callable") == "os.system" for f in run.findings)
+
+
+def test_an_embedded_pickle_beyond_the_nesting_limit_is_still_searched() -> None:
+    data = hostile.embedded_raw(hostile.embedded_raw(INNER_EVIL))
+    run = analyze(data, limits=Limits(max_nested_depth=1))
+    [limit] = run.of("SCAN-LIMIT")
+    assert limit.evidence["limit"] == "max_nested_depth"
+    [found] = run.of("PICKLE-IMPORT-DANGEROUS")
+    assert found.evidence["callable"] == "os.system"
+    assert found.evidence["found_by"] == "linear pass over content beyond limits.max_nested_depth"
+    # Both embeddings are unsafe: what was found beyond the limit counts.
+    assert [e.severity for e in run.of("PICKLE-EMBEDDED")] == [Severity.HIGH, Severity.HIGH]

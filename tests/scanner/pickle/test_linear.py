@@ -183,3 +183,11 @@ def test_plain_search_is_bounded_by_the_embedded_scan_limit() -> None:
     data = bytes(2_000) + pickle.dumps(1, protocol=2)[:2] + b"cos\nsystem\n."
     sweep_plain(ctx, data, Location("a.zip"), LimitExceeded("x", "y", Location("a.zip")))
     assert ctx.findings == []
+
+
+def test_a_buffer_that_is_a_pickle_is_walked_from_its_start() -> None:
+    # No PROTO and no GLOBAL: only walking it from its first opcode finds the import.
+    data = hostile.Asm().unicode("os").unicode("system").stack_global().stop().bytes()
+    ctx = make_ctx()
+    sweep_plain(ctx, data, Location("a.zip"), LimitExceeded("x", "y", Location("a.zip")))
+    assert [f.evidence["callable"] for f in ctx.findings] == ["os.system"]

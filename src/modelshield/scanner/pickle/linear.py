@@ -36,6 +36,7 @@ from modelshield.scanner.memio import Buffer
 from modelshield.scanner.pickle import rules
 from modelshield.scanner.pickle.ledger import Ledger
 from modelshield.scanner.pickle.opcodes import OPCODES, Arg
+from modelshield.scanner.pickle.sniff import looks_like_pickle
 from modelshield.scanner.pickle.state import Session
 
 #: Imports one pass reports before it stops (each costs a classification).
@@ -116,12 +117,8 @@ class Sweep(Struct):
         walked = self.end - start
         text = (
             f"a linear pass over the next {walked} bytes found {self.imports} import(s)"
-            + (
-                f" and {self.unresolved} STACK_GLOBAL(s) it could not read"
-                if self.unresolved
-                else ""
-            )
-            + (", reported separately" if self.imports or self.unresolved else "")
+            + (f" and {self.unresolved} unreadable STACK_GLOBAL(s)" if self.unresolved else "")
+            + (" (findings for what is not on the safe list)" if self.imports else "")
         )
         return text + (f" (it stopped {self.stopped})" if self.stopped else "")
 
@@ -171,7 +168,7 @@ class _Walker:
                 sweep.stopped = f"after {MAX_IMPORTS} imports, at offset {pos}"
                 return pos
             op = data[pos]
-            if op != _MEMOIZE:  # a MEMOIZE right after a string is followed below
+            if op != _MEMOIZE:  # MEMOIZE right after a string is followed below; STOP is here
                 window = min(end, pos + _WINDOW)
                 m = _BARE_RUN.match(data, pos, window)
                 if m is not None:
@@ -245,13 +242,6 @@ class _Walker:
                     self._embedded(pos, pos + n)
                 pos += n
                 self._push(at, pos, text)
-            elif op == _STOP:
-                if pos >= end:
-                    return end
-                if data[pos] not in OPCODES:
-                    sweep.stopped = f"at trailing data after a STOP, at offset {pos}"
-                    return pos
-                self.memo, self.memo_len, self.recent = {}, 0, []  # the next pickle
             else:  # an unknown opcode, or an argument cut short: a loader fails here
                 if op not in OPCODES:
                     sweep.stopped = f"at an invalid opcode at offset {at}"
@@ -454,7 +444,9 @@ def sweep_plain(ctx: ScanContext, data: Buffer, location: Location, limit: Limit
     session = Session(ctx, data, location)
     what = f"over content beyond limits.{limit.limit}"
     walker = _Walker(session, _ledger(session, what), strict=True)
-    pos = 0
+    # A buffer that is itself a pickle (the member not followed) is walked from its start,
+    # whatever its first opcode; elsewhere, from each place that starts like one.
+    pos = walker.walk(0, size) if looks_like_pickle(data, 0, size) else 0
     steps = 0
     while pos < size:
         m = _START.search(data, pos, size)
@@ -474,6 +466,6 @@ def sweep_plain(ctx: ScanContext, data: Buffer, location: Location, limit: Limit
     if walker.sweep.imports:
         limit.detail += (
             f"; {walker.sweep.imports} import(s) were found in pickle-looking parts of the "
-            "content that was not followed, reported separately"
+            "content that was not followed (findings for what is not on the safe list)"
         )
         limit.evidence["linear_pass"] = f"{walker.sweep.imports} imports in unfollowed content"
