@@ -10,17 +10,13 @@ critical severity. Timings are generous upper bounds, not benchmarks (``bench/``
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import tempfile
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.bench_scan import measure
 from msgspec import Struct
 
 from tests.scanner.hostile_files import HOSTILE
@@ -65,45 +61,29 @@ _CHILD = (
 )
 
 
-def _scan(path: Path, workdir: Path) -> Outcome:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELSHIELD")}
-    with tempfile.TemporaryFile() as out:
-        started = time.monotonic()
-        child = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, "scan", "--format", "json", str(path)],
-            stdout=out,
-            stderr=subprocess.DEVNULL,
-            cwd=workdir,  # no policy file here: the defaults are what is tested
-            env=env,
-        )
-        timer = threading.Timer(_KILL_AFTER, child.kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(child.pid, 0)
-        finally:
-            timer.cancel()
-        seconds = time.monotonic() - started
-        child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        raw = out.read()
+def _scan(path: Path, policy: Path) -> Outcome:
+    report = path.with_suffix(".json")
+    cmd = [sys.executable, "-c", _CHILD, "scan", "-f", "json", "--policy", str(policy)]
+    run = measure([*cmd, "-o", str(report), str(path)], timeout=_KILL_AFTER)
     try:
-        report = json.loads(raw)
-    except ValueError:
-        report = None
-    return Outcome(child.returncode, seconds, usage.ru_maxrss * 1024, report)
+        document = json.loads(report.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        document = None
+    return Outcome(run.code, run.wall_s, int(run.peak_mb * 2**20), document)
 
 
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     """Build every hostile file and scan it (two scans at a time, one per core)."""
     files = tmp_path_factory.mktemp("hostile")
-    workdir = tmp_path_factory.mktemp("cwd")
+    policy = files / "defaults.toml"  # the defaults are what is tested, whatever the cwd holds
+    policy.write_text("")
     paths = {
         name: build(files / f"{name}{_SUFFIX.get(name, '.pkl')}")
         for name, (build, _) in HOSTILE.items()
     }
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {name: pool.submit(_scan, path, workdir) for name, path in paths.items()}
+        futures = {name: pool.submit(_scan, path, policy) for name, path in paths.items()}
         done = {name: future.result() for name, future in futures.items()}
     for path in paths.values():
         path.unlink()

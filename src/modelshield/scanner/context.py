@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import mmap
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from msgspec import Struct, field
@@ -192,19 +194,18 @@ class ScanContext(Struct):
         """Bytes decompression may still produce for this file."""
         return max(0, self.limits.max_decompressed_bytes - self.inflated)
 
-    def spill(self) -> Spill:
-        """A buffer for inflated data, in memory while this file's inflated data in memory stays
-        under :data:`INFLATED_IN_MEMORY`, in a memory-mapped temporary file beyond. Close it
-        with :meth:`close_spill`."""
+    @contextmanager
+    def spilling(self) -> Iterator[Spill]:
+        """A buffer for inflated data, freed when the block ends: in memory while this file's
+        inflated data in memory stays under :data:`INFLATED_IN_MEMORY`, in a memory-mapped
+        temporary file beyond."""
         held = sum(s.in_memory for s in self.spills)
         spill = Spill(INFLATED_IN_MEMORY - held)
         self.spills.append(spill)
-        return spill
-
-    def close_spill(self, spill: Spill) -> None:
-        """Free a buffer from :meth:`spill`."""
-        spill.close()
-        if spill in self.spills:
+        try:
+            yield spill
+        finally:
+            spill.close()
             self.spills.remove(spill)
 
     def release_pages(self) -> None:

@@ -132,8 +132,6 @@ def scan_file(path: str, policy: Policy, callables: CallablePolicy | None = None
                     finally:
                         view.release()
                         ctx.mapped = None
-                        for spill in list(ctx.spills):  # left open by an unexpected error
-                            ctx.close_spill(spill)
     except OSError as e:
         ctx.error(loc, f"cannot read file: {e.strerror or e}", stage="io")
     return FileResult(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import tracemalloc
 import zipfile
 import zlib
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from modelshield.core.findings import Severity
 from modelshield.scanner import context
 from modelshield.scanner.memio import Spill
+from tests.conftest import traced_peak
 from tests.scanner.containers.conftest import rule_ids, scan
 from tests.scanner.containers.zipbuild import Entry, build_zip
 from tests.scanner.hostile_files import large_pickle_gzip, low_ratio_block
@@ -47,24 +47,13 @@ def test_a_slice_that_outlives_its_spill_does_not_break_closing() -> None:
     assert bytes(kept) == b"x" * 10
 
 
-def _peak(run: object) -> int:
-    tracemalloc.start()
-    try:
-        run()  # type: ignore[operator]
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 def test_a_large_gzip_is_analysed_without_holding_it_in_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(context, "INFLATED_IN_MEMORY", _MIB)
     path = tmp_path / "big.pkl.gz"
     path.write_bytes(large_pickle_gzip(96))
-    results = []
-    peak = _peak(lambda: results.append(scan(path)))
-    [result] = results
+    result, peak = traced_peak(lambda: scan(path))
     # The payload after 96 MiB of inflated data is found ...
     assert rule_ids(result) == ["PICKLE-CALL-DANGEROUS"]
     assert result.findings[0].location.members == ("<gzip>",)
@@ -82,9 +71,7 @@ def test_a_large_zip_member_is_analysed_without_holding_it_in_memory(
     path = tmp_path / "big.zip"
     path.write_bytes(build_zip([Entry(b"model.pkl", raw, plain, method=8)]))
     del plain
-    results = []
-    peak = _peak(lambda: results.append(scan(path)))
-    [result] = results
+    result, peak = traced_peak(lambda: scan(path))
     assert rule_ids(result) == ["PICKLE-CALL-DANGEROUS"]  # and no CRC mismatch
     assert peak < 16 * _MIB, peak
 

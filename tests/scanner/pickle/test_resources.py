@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pickle
 import time
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from modelshield.scanner.pickle.ledger import Ledger
 from modelshield.scanner.pickle.state import Session
 from modelshield.scanner.pickle.values import Unknown
 from modelshield.scanner.pickle.vm import Interpreter, _keys
+from tests.conftest import traced_peak
 from tests.scanner.pickle import hostile
 from tests.scanner.pickle.helpers import analyze, make_ctx
 
@@ -116,12 +116,7 @@ def test_nothing_of_a_finished_stream_is_kept() -> None:
     for i in range(2_000):
         one.binint(100_000 + i)
     data = one.appends().stop().bytes() * 300
-    tracemalloc.start()
-    try:
-        run = analyze(data)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    run, peak = traced_peak(lambda: analyze(data))
     assert run.findings == [] and run.end == len(data)
     assert peak < 8 * 2**20, peak  # all results at once would be about 40 MiB
 
@@ -203,12 +198,7 @@ def test_a_tuple_of_2_to_the_60_leaves_used_as_a_key_is_not_hashed() -> None:
 def test_a_huge_base64_looking_text_is_not_copied() -> None:
     text = "gASV" + "A" * (24 * 2**20)
     data = hostile.Asm(4).binunicode8(text).pop().none().stop().bytes()
-    tracemalloc.start()
-    try:
-        run = analyze(data, limits=Limits(max_embedded_scan_bytes=2**20))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    run, peak = traced_peak(lambda: analyze(data, limits=Limits(max_embedded_scan_bytes=2**20)))
     [limit] = run.of("SCAN-LIMIT")
     assert "base64 or hex text" in limit.message
     # The analyzer's own copy of the buffer, and no copy of the text (it used to be copied,

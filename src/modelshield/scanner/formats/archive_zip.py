@@ -206,11 +206,8 @@ def _reading(
     ctx: ScanContext, data: memoryview, entry: ZipEntry, loc: Location
 ) -> Iterator[MemberData | None]:
     """:func:`_read` a member; what was inflated is freed when the block ends."""
-    spill = ctx.spill()
-    try:
+    with ctx.spilling() as spill:
         yield _read(ctx, data, entry, loc, spill)
-    finally:
-        ctx.close_spill(spill)
 
 
 def _read(

@@ -85,66 +85,51 @@ def inflate_and_scan(
     follow_on: bytes | None,
 ) -> None:
     """Inflate ``data`` stream after stream with bounds, report trouble, analyse the result."""
-    spill = ctx.spill()
-    try:
-        _inflate_streams(ctx, data, location, codec, factory, follow_on, spill)
-    finally:
-        ctx.close_spill(spill)
-
-
-def _inflate_streams(
-    ctx: ScanContext,
-    data: memoryview,
-    location: Location,
-    codec: str,
-    factory: Callable[[], Decompressor | None],
-    follow_on: bytes | None,
-    out: Spill,
-) -> None:
-    limits = ctx.limits
-    budget = ctx.inflate_budget()
-    pos = 0
-    problem: str | None = None
-    bomb: str | None = None
-    while True:
-        ctx.check_deadline(location)
-        decompressor = factory()
-        if decompressor is None:
-            unsupported(
-                ctx,
-                location,
-                f"A {codec} stream",
-                "Install it with: pip install 'modelshield[archives]'",
+    with ctx.spilling() as out:
+        limits = ctx.limits
+        budget = ctx.inflate_budget()
+        pos = 0
+        problem: str | None = None
+        bomb: str | None = None
+        while True:
+            ctx.check_deadline(location)
+            decompressor = factory()
+            if decompressor is None:
+                unsupported(
+                    ctx,
+                    location,
+                    f"A {codec} stream",
+                    "Install it with: pip install 'modelshield[archives]'",
+                )
+                return
+            result = inflate(
+                data[pos:],
+                decompressor,
+                max_bytes=budget - out.size,
+                max_ratio=limits.max_compression_ratio,
+                ratio_min_bytes=limits.ratio_check_min_bytes,
+                sink=out,
+                progress=lambda: ctx.check_deadline(location),
             )
-            return
-        result = inflate(
-            data[pos:],
-            decompressor,
-            max_bytes=budget - out.size,
-            max_ratio=limits.max_compression_ratio,
-            ratio_min_bytes=limits.ratio_check_min_bytes,
-            sink=out,
-            progress=lambda: ctx.check_deadline(location),
-        )
-        pos += result.consumed
-        if result.bomb is not None:
-            bomb = ctx.bomb_reason(result.bomb, budget)
-            break
-        if result.error is not None:
-            problem = f"The {codec} stream is broken: {result.error}"
-            break
-        # The ratio is checked over all streams together, so that a bomb cannot hide by being
-        # split into many small streams.
-        if (
-            out.size > limits.ratio_check_min_bytes
-            and out.size > limits.max_compression_ratio * max(pos, 1)
-        ):
-            bomb = f"it inflates more than {limits.max_compression_ratio} times"
-            break
-        rest = bytes(data[pos : pos + 8])
-        if follow_on is None or not rest.startswith(follow_on):
-            break
-    _finish(ctx, location, codec, out, pos, bomb, problem)
+            pos += result.consumed
+            if result.bomb is not None:
+                bomb = ctx.bomb_reason(result.bomb, budget)
+                break
+            if result.error is not None:
+                problem = f"The {codec} stream is broken: {result.error}"
+                break
+            # The ratio is checked over all streams together, so that a bomb cannot hide by being
+            # split into many small streams.
+            if (
+                out.size > limits.ratio_check_min_bytes
+                and out.size > limits.max_compression_ratio * max(pos, 1)
+            ):
+                bomb = f"it inflates more than {limits.max_compression_ratio} times"
+                break
+            rest = bytes(data[pos : pos + 8])
+            if follow_on is None or not rest.startswith(follow_on):
+                break
+        _finish(ctx, location, codec, out, pos, bomb, problem)
 
 
 def _finish(
@@ -185,10 +170,9 @@ def scan_zstd(ctx: ScanContext, data: memoryview, location: Location) -> None:
     limits = ctx.limits
     budget = ctx.inflate_budget()
     source = MemoryviewIO(data)
-    out = ctx.spill()
     bomb: str | None = None
     problem: str | None = None
-    try:
+    with ctx.spilling() as out:
         try:
             with zstandard.ZstdDecompressor().stream_reader(
                 source, read_across_frames=True, closefd=False
@@ -213,5 +197,3 @@ def scan_zstd(ctx: ScanContext, data: memoryview, location: Location) -> None:
         except zstandard.ZstdError as e:
             problem = f"The zstd stream is broken: {e}"
         _finish(ctx, location, "zstd", out, source.tell(), bomb, problem)
-    finally:
-        ctx.close_spill(out)

@@ -11,6 +11,7 @@ analysed as soon as py7zr finishes it, then freed.
 from __future__ import annotations
 
 import io
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any, cast
 
 from modelshield.core.findings import Location
@@ -181,7 +182,8 @@ class _Member:
     def __init__(self, factory: _ScanningFactory, name: str) -> None:
         self._factory = factory
         self.name = name
-        self.buffer: Spill = factory.ctx.spill()
+        self._owner = ExitStack()  # frees the buffer once the member is analysed
+        self.buffer: Spill = self._owner.enter_context(factory.ctx.spilling())
         self.overflow = False
         self.done = False
 
@@ -208,6 +210,9 @@ class _Member:
     def close(self) -> None:
         # py7zr >= 1.0 calls this when the member is complete: analyse it and free it.
         self._factory.finish(self)
+
+    def release(self) -> None:
+        self._owner.close()
 
 
 class _ScanningFactory:
@@ -247,7 +252,7 @@ class _ScanningFactory:
         except Exception as e:  # LimitExceeded or a bug: must not pass for a py7zr error
             raise _AnalysisFailed(e) from e
         finally:
-            ctx.close_spill(member.buffer)
+            member.release()
 
     def flush(self) -> None:
         """Analyse members an older py7zr never closed."""
