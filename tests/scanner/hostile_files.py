@@ -44,6 +44,12 @@ def opcode_padding(path: Path, pairs: int = 6_000_000) -> Path:
     return _write(path, b"\x80\x04", b"N0" * pairs, CALL, b"N.")
 
 
+def string_padding(path: Path, pairs: int = 5_000_000) -> Path:
+    """One-character strings pushed and popped past the work budget, then the payload: a
+    padding that a linear pass cannot skip with a regular expression."""
+    return _write(path, b"\x80\x04", b"\x8c\x01a0" * pairs, b"K\x01\x94" * pairs, CALL, b"N.")
+
+
 def stack_padding(path: Path, pushes: int = 5_000_000) -> Path:
     """Five million values left on the stack, then the payload."""
     return _write(path, b"\x80\x04", b"N" * pushes, CALL, b"N.")
@@ -249,6 +255,7 @@ def deflate_zip_bomb(path: Path, mebibytes: int = 4096) -> Path:
 #: Every builder, by name, with whether the file carries a payload that must be named.
 HOSTILE: dict[str, tuple[Builder, bool]] = {
     "opcode-padding": (opcode_padding, True),
+    "string-padding": (string_padding, True),
     "stack-padding": (stack_padding, True),
     "mark-padding": (mark_padding, True),
     "memo-padding": (memo_padding, True),

@@ -71,6 +71,7 @@ _NOARG = _ops(Arg.NONE, but=frozenset({_MEMOIZE, _STACK_GLOBAL, _STOP}))
 # STOP can be counted in it exactly. (Single classes and possessive repeats keep the regular
 # expression engine at hundreds of MB/s; an alternation inside a plain repeat is 100x slower.)
 _BARE_RUN = re.compile(rb"[" + _NOARG + rb"\x94.]+")
+_BARE_CHARS = frozenset(c for c, i in OPCODES.items() if i.arg is Arg.NONE) - {_STACK_GLOBAL}
 # A run of no-argument opcodes (without MEMOIZE or STOP) and opcodes with a fixed-size argument
 # that touch neither the memo nor strings.
 _FIXED_RUN = re.compile(
@@ -87,6 +88,15 @@ _FIXED_RUN = re.compile(
     + rb"].{8})++",
     re.DOTALL,
 )
+#: Opcodes that may start each kind of run.
+_BARE_STARTS = frozenset(c for c, i in OPCODES.items() if i.arg is Arg.NONE) - {_MEMOIZE}
+_WIDTHS = {Arg.NONE: 0, Arg.U1: 1, Arg.U2: 2, Arg.I4: 4, Arg.U4: 4, Arg.U8: 8, Arg.F8: 8}
+_FIXED_WIDTH = {
+    c: _WIDTHS[i.arg]
+    for c, i in OPCODES.items()
+    if i.arg in _WIDTHS and c not in _MEMO_READS and c not in (_MEMOIZE, _STACK_GLOBAL, _STOP)
+}
+_FIXED_STARTS = frozenset(_FIXED_WIDTH)
 # What may come between a string and the opcode that takes it: memo writes and frames.
 _NEUTRAL = re.compile(rb"(?:\x94|q.|r.{4}|\x95.{8})*", re.DOTALL)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
@@ -123,12 +133,10 @@ class Sweep(Struct):
         return text + (f" (it stopped {self.stopped})" if self.stopped else "")
 
 
-class _Str(Struct, array_like=True, gc=False):
-    """A value pushed by the opcode at ``start``..``end``: a string's text, or None."""
-
-    start: int
-    end: int
-    text: str | None
+#: A value pushed by the opcode at ``start``..``end``: ``(start, end, text, span)``, where
+#: ``text`` is a string's text when known, else ``span`` >= 0 says that the UTF-8 bytes
+#: ``data[span:end]`` hold it (decoded only when needed), else it is no string.
+_Pushed = tuple[int, int, str | None, int]
 
 
 class _Walker:
@@ -144,7 +152,7 @@ class _Walker:
         self.first_unresolved: int | None = None
         self.memo: dict[int, str] = {}
         self.memo_len: int | None = 0
-        self.recent: list[_Str] = []
+        self.recent: list[_Pushed] = []
         self.nested = False  # walking a byte constant that is a pickle
 
     # ---- the walk ---------------------------------------------------------------------
@@ -168,9 +176,11 @@ class _Walker:
                 sweep.stopped = f"after {MAX_IMPORTS} imports, at offset {pos}"
                 return pos
             op = data[pos]
-            if op != _MEMOIZE:  # MEMOIZE right after a string is followed below; STOP is here
-                window = min(end, pos + _WINDOW)
-                m = _BARE_RUN.match(data, pos, window)
+            if op in _BARE_STARTS:  # (not MEMOIZE: one right after a string is followed below)
+                if op != _STOP and (pos + 1 >= end or data[pos + 1] not in _BARE_CHARS):
+                    pos += 1  # a lone opcode: no run to match
+                    continue
+                m = _BARE_RUN.match(data, pos, min(end, pos + _WINDOW))
                 if m is not None:
                     after = m.end()
                     run = bytes(data[pos:after])
@@ -181,7 +191,12 @@ class _Walker:
                             sweep.stopped = f"at trailing data after a STOP, at offset {pos}"
                         return pos
                     continue
-                m = _FIXED_RUN.match(data, pos, window)
+            if op in _FIXED_STARTS:
+                after = pos + 1 + _FIXED_WIDTH[op]
+                if after < end and data[after] not in _FIXED_STARTS:
+                    pos = after  # a lone opcode: no run to match
+                    continue
+                m = _FIXED_RUN.match(data, pos, min(end, pos + _WINDOW))
                 if m is not None:
                     pos = m.end()
                     continue
@@ -213,7 +228,7 @@ class _Walker:
                     return at
                 key = data[pos] if width == 1 else _U4(data, pos)[0]
                 pos += width
-                self._push(at, pos, self.memo.get(key))
+                self._push((at, pos, self.memo.get(key), -1))
             elif op in _LINE_OPS:
                 arg, pos = self._line(pos, end)
                 if arg is None:
@@ -234,14 +249,14 @@ class _Walker:
                 pos += width
                 if n < 0 or pos + n > end:
                     return at
-                text = None
+                span = -1
                 if op in _TEXT_LEN:
                     if n <= _MAX_NAME:
-                        text = _text(bytes(data[pos : pos + n]))
+                        span = pos
                 elif n >= 4 and not self.nested and data[pos] == 0x80 and 2 <= data[pos + 1] <= 5:
                     self._embedded(pos, pos + n)
                 pos += n
-                self._push(at, pos, text)
+                self._push((at, pos, None, span))
             else:  # an unknown opcode, or an argument cut short: a loader fails here
                 if op not in OPCODES:
                     sweep.stopped = f"at an invalid opcode at offset {at}"
@@ -270,21 +285,28 @@ class _Walker:
         elif self.memo_len is not None:
             self.memo_len += run.count(b"\x94")
 
-    def _push(self, start: int, end: int, text: str | None) -> None:
+    def _push(self, item: _Pushed) -> None:
         recent = self.recent
-        recent.append(_Str(start, end, text))
+        recent.append(item)
         if len(recent) > 2:
             del recent[0]
+
+    def _text(self, item: _Pushed) -> str | None:
+        """The text of a pushed value, or None when it is no string."""
+        text, span = item[2], item[3]
+        if text is None and span >= 0:
+            return _text(bytes(self.data[span : item[1]]))
+        return text
 
     def _put(self, key: int, at: int) -> None:
         """A memo write of the top of the stack: remember it when it is a string."""
         recent = self.recent
         memo = self.memo
-        if recent and recent[-1].text is not None and self._neutral(recent[-1].end, at):
-            if len(memo) < _MAX_MEMO or key in memo:
-                memo[key] = recent[-1].text
-        else:
+        text = self._text(recent[-1]) if recent and self._neutral(recent[-1][1], at) else None
+        if text is None:
             memo.pop(key, None)
+        elif len(memo) < _MAX_MEMO or key in memo:
+            memo[key] = text
 
     def _neutral(self, start: int, end: int) -> bool:
         return end - start <= _MAX_GAP and (
@@ -295,15 +317,12 @@ class _Walker:
         recent = self.recent
         if len(recent) == 2:
             module, name = recent
-            if (
-                module.text is not None
-                and name.text is not None
-                and self._neutral(module.end, name.start)
-                and self._neutral(name.end, at)
-            ):
-                self._import(module.text, name.text, "STACK_GLOBAL", at)
-                self.recent = []
-                return
+            if self._neutral(module[1], name[0]) and self._neutral(name[1], at):
+                module_text, name_text = self._text(module), self._text(name)
+                if module_text is not None and name_text is not None:
+                    self._import(module_text, name_text, "STACK_GLOBAL", at)
+                    self.recent = []
+                    return
         self.recent = []
         if not self.strict:
             self.sweep.unresolved += 1
@@ -333,7 +352,7 @@ class _Walker:
                 self._put(key, at)
                 return
             text = self.memo.get(key)
-        self._push(at, end, text)
+        self._push((at, end, text, -1))
 
     def _line(self, pos: int, end: int) -> tuple[Any, int]:
         """The text up to the next newline (as a str when it is UTF-8) and the offset after."""
@@ -421,7 +440,7 @@ def sweep_rest(
         strings = ((k, v) for k, v in memo.items() if type(v) is str and len(v) <= _MAX_NAME)
         walker.memo = dict(s for s, _ in zip(strings, range(_MAX_MEMO), strict=False))
     for value in (stack or [])[-2:]:
-        walker.recent.append(_Str(pos, pos, value if type(value) is str else None))
+        walker.recent.append((pos, pos, value if type(value) is str else None, -1))
     walker.sweep.end = walker.walk(pos, len(session.data))
     walker.finish(what)
     limit.detail += "; " + walker.sweep.summary(pos)
