@@ -44,7 +44,7 @@ def opcode_padding(path: Path, pairs: int = 6_000_000) -> Path:
     return _write(path, b"\x80\x04", b"N0" * pairs, CALL, b"N.")
 
 
-def string_padding(path: Path, pairs: int = 5_000_000) -> Path:
+def string_padding(path: Path, pairs: int = 4_000_000) -> Path:
     """One-character strings pushed and popped past the work budget, then the payload: a
     padding that a linear pass cannot skip with a regular expression."""
     return _write(path, b"\x80\x04", b"\x8c\x01a0" * pairs, b"K\x01\x94" * pairs, CALL, b"N.")
@@ -101,13 +101,13 @@ def embedded_flood(path: Path, count: int = 1_000_000) -> Path:
 
 
 def huge_long(path: Path, digits: int = 10_000_000) -> Path:
-    """A protocol-0 LONG of ten million digits, and a LONG4 of 50 MB."""
-    long4 = b"\x8b" + struct.pack("<i", 50_000_000) + bytes(50_000_000) + b"0"
+    """A protocol-0 LONG of ten million digits, and a LONG4 of 20 MB."""
+    long4 = b"\x8b" + struct.pack("<i", 20_000_000) + bytes(20_000_000) + b"0"
     return _write(path, b"\x80\x02", long4, CALL, b"L", b"9" * digits, b"L\n.")
 
 
-def base64_text(path: Path, size: int = 200_000_000) -> Path:
-    """A 200 MB text constant that starts like a base64-encoded pickle."""
+def base64_text(path: Path, size: int = 100_000_000) -> Path:
+    """A 100 MB text constant that starts like a base64-encoded pickle."""
     head = b"gASV"  # base64 of b"\x80\x04\x95"
     return _write(
         path,
@@ -225,13 +225,13 @@ def large_pickle_gzip(mebibytes: int) -> bytes:
     return _low_ratio_gzip(mebibytes, head, CALL + b"N.")
 
 
-def big_gzip(path: Path, mebibytes: int = 1536) -> Path:
-    """A gzip inflating to 1.5 GiB below the ratio limit: a pickle holding it as one byte
+def big_gzip(path: Path, mebibytes: int = 1152) -> Path:
+    """A gzip inflating to 1.1 GiB below the ratio limit: a pickle holding it as one byte
     constant, then the payload."""
     return _write(path, large_pickle_gzip(mebibytes))
 
 
-def gzip_zip_gzip(path: Path, mebibytes: int = 768) -> Path:
+def gzip_zip_gzip(path: Path, mebibytes: int = 512) -> Path:
     """A gzip holding a zip whose deflated member is a gzip of a large pickle (as above)."""
     inner = large_pickle_gzip(mebibytes)
     return _write(
