@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -12,6 +14,19 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 CORPUS = SHARED / "corpus" / "public"
 ADVISORIES = SHARED / "advisories"
+
+
+T = TypeVar("T")
+
+
+def traced_peak(run: Callable[[], T]) -> tuple[T, int]:
+    """``run()``'s result and the peak of Python memory allocated while it ran."""
+    tracemalloc.start()
+    try:
+        result = run()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
 
 
 def corpus_rows() -> list[dict[str, Any]]:

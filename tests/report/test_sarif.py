@@ -136,7 +136,7 @@ def test_fingerprints_are_stable_and_tell_findings_apart(report: Report, policy:
 
 
 def test_default_rule_lookup_uses_the_catalogue() -> None:
-    from modelshield.scanner.engine import SCAN_LIMIT
+    from modelshield.scanner.rules import SCAN_LIMIT
 
     finding = SCAN_LIMIT.finding(Location("a.pkl"), "stopped")
     report = Report("scan", "1", (FileResult("a.pkl", "pickle", findings=(finding,)),))

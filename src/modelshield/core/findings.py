@@ -153,7 +153,8 @@ class FileResult(Struct, frozen=True):
     """Every format met inside the input (members, streams), outermost first, deduplicated."""
     imports: tuple[str, ...] = ()
     """Every callable the input's pickles import, as ``module:qualname``, sorted (safe ones
-    included). The dependency audit maps these to the distributions a load needs."""
+    included; the first 10,000 met). The dependency audit maps these to the distributions a
+    load needs."""
     metadata: Mapping[str, str] = field(default_factory=dict)
     """Facts recorded in the file, e.g. ``sklearn_version``, ``torch_archive_version``."""
     gaps: tuple[Gap, ...] = ()

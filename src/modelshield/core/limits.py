@@ -22,31 +22,50 @@ class Limits(Struct, frozen=True):
 
     max_file_bytes: int = 64 * _GIB
     """Files larger than this are not opened (a finding says so)."""
-    max_pickle_bytes: int = 2 * _GIB
-    """Largest single pickle stream (a whole member or file) that is interpreted."""
-    max_opcodes: int = 20_000_000
-    """Opcodes interpreted per pickle stream before the analysis stops."""
-    max_stack_depth: int = 100_000
-    """Largest symbolic stack (and mark stack) a pickle may build."""
-    max_memo_entries: int = 1_000_000
-    """Largest memo a pickle may build."""
-    max_nested_depth: int = 8
-    """How deep archives, compressed streams and embedded pickles are followed."""
+    max_pickle_bytes: int = 64 * _GIB
+    """Largest single pickle stream (a whole member or file) that is interpreted. Large byte
+    and text constants in a stream cost nothing (they are skipped, not read), so this only
+    matters when lowered."""
+    max_opcodes: int = 10_000_000
+    """Work the pickle interpreter may do per file, in opcodes, all pickle streams of the file
+    together (concatenated, nested in archives, embedded, joblib object arrays). Steps that cost
+    more than an opcode count more: an import counts 16 more, a callable classified for the
+    first time 64 more, a constant examined as an embedded pickle 16 more. At roughly four
+    million a second and under 100 bytes of interpreter state each, the default bounds a file
+    to a few seconds and well under 1 GiB. Past it, a linear pass reports the imports of the
+    rest of the stream."""
+    max_pickle_streams: int = 100_000
+    """Pickle streams interpreted per file, all together (concatenated pickles, embedded
+    pickles, joblib object arrays). Past it, a linear pass reports the imports of the rest."""
+    max_stack_depth: int = 10_000_000
+    """Largest symbolic stack (and mark stack) a pickle may build. Each entry is one opcode's
+    work, so ``max_opcodes`` bounds it as well; past it, a linear pass reports the imports of
+    the rest of the stream."""
+    max_memo_entries: int = 10_000_000
+    """Largest memo a pickle may build (each entry takes an opcode, so ``max_opcodes`` bounds
+    it as well). Past it, a linear pass reports the imports of the rest of the stream."""
+    max_nested_depth: int = 32
+    """How deep archives, compressed streams and embedded pickles are followed. The content
+    of a buffer that is not followed is still searched for imports in pickle-looking regions
+    (up to ``max_embedded_scan_bytes`` of it)."""
     max_members: int = 100_000
     """Archive members read per archive."""
     max_decompressed_bytes: int = 4 * _GIB
-    """Total bytes one compressed stream or archive member may inflate to."""
+    """Total bytes that decompression may produce for one file, every compressed stream and
+    archive member in it together (a gzip in a zip in a gzip shares this one budget).
+    Inflated data beyond a small in-memory window goes to an anonymous temporary file that is
+    memory-mapped, so memory stays bounded whatever this is set to."""
     max_compression_ratio: int = 1_000
     """Inflated/compressed ratio above which a stream is treated as a bomb, once its output
     passes ``ratio_check_min_bytes``."""
     ratio_check_min_bytes: int = 16 * _MIB
     """Output size from which the ratio check applies. Below it, highly compressible real data
-    (an all-zero array inflates about 1,000 times under deflate) is never called a bomb; memory
-    stays bounded by this size until the ratio check can trip."""
+    (an all-zero array inflates about 1,000 times under deflate) is never called a bomb."""
     max_seconds_per_file: float = 120.0
     """Wall-clock budget per top-level file; past it the analysis stops with a finding."""
     max_embedded_scan_bytes: int = 64 * _MIB
-    """Largest byte or text constant inside a pickle that is examined as an embedded payload."""
+    """Largest byte or text constant inside a pickle that is examined as an embedded payload;
+    also how much of a buffer beyond ``max_nested_depth`` is searched for imports."""
     max_document_bytes: int = 64 * _MIB
     """Largest text document read whole: requirement and lock files, advisories, manifests,
     API responses."""

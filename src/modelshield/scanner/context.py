@@ -9,7 +9,10 @@ finding made before it.
 
 from __future__ import annotations
 
+import mmap
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from msgspec import Struct, field
@@ -19,9 +22,9 @@ from modelshield.core.limits import Limits
 from modelshield.core.policy import Policy
 from modelshield.core.rules import rule_is_incomplete
 from modelshield.scanner.detect import detect
-from modelshield.scanner.memio import Buffer
+from modelshield.scanner.memio import Buffer, Spill, release
 from modelshield.scanner.registry import Format, byte_zero_pass, handler_for
-from modelshield.scanner.rules import SCAN_FORMAT_NOT_ANALYSED
+from modelshield.scanner.rules import SCAN_FORMAT_NOT_ANALYSED, SCAN_LIMIT
 
 if TYPE_CHECKING:
     from modelshield.scanner.callables import CallablePolicy
@@ -34,6 +37,11 @@ MAX_FINDINGS_PER_RULE = 100
 MAX_FINDINGS_PER_FILE = 2_000
 #: Gaps (parts not analysed) kept per rule and file.
 MAX_GAPS_PER_RULE = 20
+#: Imported callables listed in a file's result (a hostile file can name millions).
+MAX_IMPORTS_LISTED = 10_000
+#: Inflated bytes held in memory per file, all nested streams and members together; beyond
+#: it inflated data goes to a memory-mapped temporary file (see :class:`Spill`).
+INFLATED_IN_MEMORY = 64 * 1024 * 1024
 
 
 #: Format names that make a top-level file's format more specific than its container.
@@ -43,12 +51,38 @@ _REFINEMENTS = frozenset({"pytorch-zip", "pytorch-legacy", "torchscript", "numpy
 class LimitExceeded(Exception):
     """A configured bound was reached; the analysis of this buffer stops here."""
 
-    def __init__(self, limit: str, detail: str, location: Location) -> None:
-        """Name the limit (a :class:`Limits` field), what tripped it, and where."""
+    def __init__(
+        self, limit: str, detail: str, location: Location, *, unfollowed: Buffer | None = None
+    ) -> None:
+        """Name the limit (a :class:`Limits` field), what tripped it, and where.
+
+        ``unfollowed`` is the buffer that the nesting limit kept from being analysed, for the
+        catcher to search for imports (see :func:`modelshield.scanner.pickle.linear`).
+        """
         super().__init__(f"{limit}: {detail}")
         self.limit = limit
         self.detail = detail
+        """What tripped it; a linear pass after the limit appends what it found."""
         self.location = location
+        self.evidence: dict[str, str] = {}
+        """Evidence for the ``SCAN-LIMIT`` finding besides the limit's name."""
+        self.unfollowed = unfollowed
+        self.swept: list[object] = []
+        """Buffers (pickle sessions) whose rest a linear pass already searched for imports."""
+
+    def finding(self, what: str = "Analysis stopped") -> Finding:
+        """The ``SCAN-LIMIT`` finding that reports this limit."""
+        rest = (
+            "The rest of this part was only searched for imports"
+            if "linear_pass" in self.evidence
+            else "The rest of this part was not analysed"
+        )
+        return SCAN_LIMIT.finding(
+            self.location,
+            f"{what}: {self.detail}. {rest}; raise limits.{self.limit} if the file is trusted "
+            "to be this large.",
+            evidence={"limit": self.limit, **self.evidence},
+        )
 
 
 class Overflow(Struct):
@@ -93,6 +127,20 @@ class ScanContext(Struct):
     """Findings made per rule, kept or not."""
     overflow: dict[str, Overflow] = field(default_factory=dict)
     """Findings made past the caps, per rule."""
+    opcodes: int = 0
+    """Pickle interpreter work done so far, in opcodes (``limits.max_opcodes``)."""
+    streams: int = 0
+    """Pickle streams started so far (``limits.max_pickle_streams``)."""
+    inflated: int = 0
+    """Bytes decompressed so far, all streams and members (``limits.max_decompressed_bytes``)."""
+    copied: int = 0
+    """Bytes of nested buffers currently copied into memory for speed."""
+    spills: list[Spill] = field(default_factory=list)
+    """Inflated buffers alive now (their in-memory parts share :data:`INFLATED_IN_MEMORY`)."""
+    mapped: object = None
+    """The memory map of the top-level file, when it is mapped (for :meth:`release_pages`)."""
+    released_at: float = field(default_factory=time.monotonic)
+    """When :meth:`check_deadline` last released touched pages."""
 
     @property
     def limits(self) -> Limits:
@@ -120,6 +168,65 @@ class ScanContext(Struct):
         over.count += 1
         if over.worst is None or finding.severity > over.worst.severity:
             over.worst = finding
+
+    def wants(self, rule: str, severity: Severity) -> bool:
+        """Whether :meth:`add` would keep a finding of ``rule`` at ``severity`` (or list it as
+        the worst of those dropped). When not, the finding is counted as if added: callers
+        that make many findings check first and skip building what would be dropped."""
+        total = self.rule_totals.get(rule, 0)
+        if total < MAX_FINDINGS_PER_RULE and len(self.findings) < MAX_FINDINGS_PER_FILE:
+            return True
+        if total < MAX_GAPS_PER_RULE and rule_is_incomplete(rule):
+            return True  # its gap is recorded from the finding itself
+        over = self.overflow.get(rule)
+        if over is None or over.worst is None or severity > over.worst.severity:
+            return True
+        self.rule_totals[rule] = total + 1
+        over.count += 1
+        return False
+
+    def note_import(self, dotted: str) -> None:
+        """List an imported callable in the result (the first :data:`MAX_IMPORTS_LISTED`)."""
+        if len(self.imports) < MAX_IMPORTS_LISTED:
+            self.imports.add(dotted)
+
+    def inflate_budget(self) -> int:
+        """Bytes decompression may still produce for this file."""
+        return max(0, self.limits.max_decompressed_bytes - self.inflated)
+
+    @contextmanager
+    def spilling(self) -> Iterator[Spill]:
+        """A buffer for inflated data, freed when the block ends: in memory while this file's
+        inflated data in memory stays under :data:`INFLATED_IN_MEMORY`, in a memory-mapped
+        temporary file beyond."""
+        held = sum(s.in_memory for s in self.spills)
+        spill = Spill(INFLATED_IN_MEMORY - held)
+        self.spills.append(spill)
+        try:
+            yield spill
+        finally:
+            spill.close()
+            self.spills.remove(spill)
+
+    def release_pages(self) -> None:
+        """Drop the pages of memory-mapped data (the file, spilled buffers) that analysers
+        touched. Long sequential reads call this now and then, so that what they read once
+        does not count towards the process's memory."""
+        if isinstance(self.mapped, mmap.mmap):
+            release(self.mapped)
+        for spill in self.spills:
+            spill.release_pages()
+
+    def bomb_reason(self, reason: str, budget: int) -> str:
+        """Say when a decompression cap was the file's shared budget rather than the limit."""
+        limit = self.limits.max_decompressed_bytes
+        if budget >= limit:
+            return reason
+        return (
+            f"{reason}: what was left of the file's decompression budget "
+            f"(limits.max_decompressed_bytes, {limit} bytes for every compressed stream and "
+            "member of the file together)"
+        )
 
     def finish_findings(self) -> list[Finding]:
         """The kept findings, then for each rule that overflowed: its worst dropped finding
@@ -154,12 +261,21 @@ class ScanContext(Struct):
             self.refined_format = name
 
     def check_deadline(self, location: Location) -> None:
-        """Raise LimitExceeded when the per-file time budget is spent."""
+        """Raise LimitExceeded when the per-file time budget is spent.
+
+        Long loops call this often; twice a second it also releases the pages of mapped data
+        that were touched (:meth:`release_pages`), so that reading a large file or spilled
+        buffer once does not count towards the process's memory.
+        """
+        now = time.monotonic()
         budget = self.limits.max_seconds_per_file
-        if time.monotonic() - self.started > budget:
+        if now - self.started > budget:
             raise LimitExceeded(
                 "max_seconds_per_file", f"analysis took longer than {budget:g} s", location
             )
+        if now - self.released_at > 0.5:
+            self.released_at = now
+            self.release_pages()
 
     def scan_buffer(self, data: Buffer, location: Location, fmt: Format | None = None) -> None:
         """Analyse a nested buffer (archive member, inflated stream, embedded payload).
@@ -172,6 +288,7 @@ class ScanContext(Struct):
                 "max_nested_depth",
                 f"nesting deeper than {self.limits.max_nested_depth} levels was not followed",
                 location,
+                unfollowed=data,
             )
         self.depth += 1
         try:

@@ -26,7 +26,7 @@ from modelshield.scanner.callables import CallablePolicy
 from modelshield.scanner.context import LimitExceeded, ScanContext
 from modelshield.scanner.detect import detect, extension_mismatch
 from modelshield.scanner.registry import Format
-from modelshield.scanner.rules import SCAN_LIMIT, SCAN_TOO_LARGE
+from modelshield.scanner.rules import SCAN_TOO_LARGE
 
 
 class ScanObserver(Protocol):
@@ -121,6 +121,7 @@ def scan_file(path: str, policy: Policy, callables: CallablePolicy | None = None
                     ctx.add(mismatch)
             else:
                 with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+                    ctx.mapped = mm
                     view = memoryview(mm)
                     try:
                         fmt = detect(view)
@@ -130,6 +131,7 @@ def scan_file(path: str, policy: Policy, callables: CallablePolicy | None = None
                         _guarded(ctx, lambda: ctx.dispatch(view, loc, fmt), loc)
                     finally:
                         view.release()
+                        ctx.mapped = None
     except OSError as e:
         ctx.error(loc, f"cannot read file: {e.strerror or e}", stage="io")
     return FileResult(
@@ -152,14 +154,12 @@ def _guarded(ctx: ScanContext, run: Callable[[], None], loc: Location) -> None:
     try:
         run()
     except LimitExceeded as e:
-        ctx.add(
-            SCAN_LIMIT.finding(
-                e.location,
-                f"Analysis stopped: {e.detail}. The rest of this part was not analysed; raise "
-                f"limits.{e.limit} if the file is trusted to be this large.",
-                evidence={"limit": e.limit},
-            )
-        )
+        if e.unfollowed is None:
+            ctx.add(e.finding())
+        else:  # rare: imported here so that start-up stays light for every other file
+            from modelshield.scanner.formats.hygiene import limit_reached
+
+            limit_reached(ctx, e)
     except MemoryError:
         ctx.error(loc, "ran out of memory while analysing this file", stage="scan")
     except RecursionError:

@@ -31,7 +31,11 @@ SCAN_LIMIT = register_rule(
         severity=Severity.MEDIUM,
         title="Analysis stopped at a configured limit",
         what="Reports that a size, depth, count or time limit stopped the analysis of part of a "
-        "file. Findings made before the limit are kept.",
+        "file. Findings made before the limit are kept. When the limit stopped the pickle "
+        "interpreter, a linear pass then walks the rest of the stream and reports every import "
+        "it meets (its findings say `found_by`); content beyond `limits.max_nested_depth` is "
+        "searched the same way for pickles in plain sight. The message says what that pass "
+        "found.",
         why="What was not analysed may hold a payload: hostile files are built to exhaust "
         "scanners so that they give up and call the file clean. A tripped limit is never a "
         "clean verdict.",
@@ -174,11 +178,11 @@ ARCHIVE_BOMB = register_rule(
         pillar="scan",
         severity=Severity.HIGH,
         title="Compressed data inflates past the configured bounds",
-        what="Reports a compressed stream or archive member that inflates past "
-        "`limits.max_decompressed_bytes`, or past `limits.max_compression_ratio` times its "
+        what="Reports a compressed stream or archive member that inflates past what is left of "
+        "`limits.max_decompressed_bytes` (one budget for every compressed stream and member of "
+        "a file, however they nest), or past `limits.max_compression_ratio` times its "
         "compressed size once above `limits.ratio_check_min_bytes` (16 MiB). Inflation stops "
-        "there; what was inflated so far is "
-        "still analysed.",
+        "there; what was inflated so far is still analysed.",
         why="Decompression bombs exhaust memory and disk of whatever opens them, and are used "
         "to make scanners give up; a payload can also hide after a gigabyte of padding.",
         example="A 1 MiB gzip stream that inflates to 1 GiB of zeros followed by a pickle.",

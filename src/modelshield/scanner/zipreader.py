@@ -25,6 +25,8 @@ from typing import Protocol
 from msgspec import Struct, field
 from msgspec.structs import replace
 
+from modelshield.scanner.memio import Spill
+
 SIG_LOCAL = b"PK\x03\x04"
 SIG_CENTRAL = b"PK\x01\x02"
 SIG_END = b"PK\x05\x06"
@@ -173,7 +175,8 @@ class MemberData(Struct):
     """The result of reading one member (bounded)."""
 
     data: bytes | bytearray | memoryview = b""
-    """What was read or inflated (possibly partial)."""
+    """What was read or inflated (possibly partial); inflated data is a view of the
+    :class:`Spill` the caller passed, valid until the caller closes it."""
     complete: bool = True
     """False when reading stopped early (limit, ratio, error, truncation)."""
     error: str | None = None
@@ -184,6 +187,10 @@ class MemberData(Struct):
     """CRC-32 check of the complete data, or None when not checked."""
     consumed: int = 0
     """Compressed bytes consumed."""
+    crc: int | None = None
+    """CRC-32 of inflated data, computed while inflating."""
+    produced: int = 0
+    """Bytes inflated by this read."""
     notes: list[str] = field(default_factory=list)
     """Anything else worth reporting."""
 
@@ -483,12 +490,15 @@ def read_member(
     ratio_min_bytes: int = 16 * _MIB,
     limit: int | None = None,
     check_crc: bool = True,
+    sink: Spill | None = None,
+    progress: Callable[[], None] | None = None,
 ) -> MemberData:
     """Read (inflating when needed) one member's data, bounded by size and ratio.
 
     ``limit`` reads only the first bytes (a peek). Flags are ignored for reading, as PyTorch's
     reader does; the CRC is checked (unless ``check_crc`` is False) when the whole member was
-    read.
+    read. Inflated data goes to ``sink`` (kept in memory up to its threshold, in a temporary
+    file beyond); ``progress`` is called now and then while inflating.
     """
     if entry.data_offset is None:
         return MemberData(complete=False, error="its local header is missing")
@@ -519,12 +529,18 @@ def read_member(
             max_ratio=max_ratio,
             ratio_min_bytes=ratio_min_bytes,
             peek=limit is not None,
+            sink=sink,
+            progress=progress,
+            crc=check_crc and limit is None,
         )
+        if sink is not None:
+            result.data = sink.view()
     result.notes.extend(note)
     if note:
         result.complete = False
     if result.complete and limit is None and check_crc:
-        result.crc_ok = (zlib.crc32(result.data) & 0xFFFFFFFF) == entry.crc
+        crc = result.crc if result.crc is not None else zlib.crc32(result.data)
+        result.crc_ok = (crc & 0xFFFFFFFF) == entry.crc
     return result
 
 
@@ -643,18 +659,27 @@ def inflate(
     max_ratio: int,
     ratio_min_bytes: int = 16 * _MIB,
     peek: bool = False,
+    sink: Spill | None = None,
+    progress: Callable[[], None] | None = None,
+    crc: bool = False,
 ) -> MemberData:
     """Stream ``raw`` through ``decompressor`` with a hard output cap and a ratio check.
 
-    Never inflates in one shot: input goes in 64 KiB chunks and output comes out at most 1 MiB
+    Never inflates in one shot: input goes in 16 KiB chunks and output comes out at most 1 MiB
     at a time, so a bomb stops at the cap (or as soon as the ratio trips, past
-    ``ratio_min_bytes``) with memory bounded by what was kept. With ``peek`` the cap is the
-    wanted prefix, not a bomb. ``consumed`` counts the input used, up to the end of the stream.
+    ``ratio_min_bytes``). Output goes to ``sink`` (a private in-memory one when None, for
+    small reads): memory stays bounded by the sink's threshold whatever the cap. With ``peek``
+    the cap is the wanted prefix, not a bomb. ``consumed`` counts the input used, up to the
+    end of the stream; with ``crc``, ``result.crc`` is the CRC-32 of what was written.
+    ``progress`` is called every 64 MiB of output or so (deadline checks).
     """
-    out = bytearray()
+    out = sink if sink is not None else Spill(max_bytes + _STEP)
+    produced = 0
+    checksum = 0
     pos = 0
     result = MemberData()
     stalled = 0
+    steps = 0
     try:
         while not decompressor.eof:
             chunk = b""
@@ -665,31 +690,42 @@ def inflate(
                     break
                 chunk = bytes(raw[pos : pos + _CHUNK])
                 pos += len(chunk)
-            piece = decompressor.decompress(chunk, min(_STEP, max_bytes - len(out) + 1))
+            piece = decompressor.decompress(chunk, min(_STEP, max_bytes - produced + 1))
             stalled = 0 if piece or chunk else stalled + 1
             if stalled > 2:  # no input taken and no output made: a decoder that cannot progress
                 raise ValueError("the decoder made no progress")
-            out += piece
-            if len(out) > max_bytes:
-                del out[max_bytes:]
+            steps += 1
+            if progress is not None and not steps & 0x3F:
+                progress()
+            if produced + len(piece) > max_bytes:
+                piece = piece[: max_bytes - produced]
+                out.write(piece)
+                produced += len(piece)
                 result.complete = False
                 if not peek:
                     result.bomb = f"it inflates to more than {max_bytes} bytes"
                 break
+            out.write(piece)
+            if crc:
+                checksum = zlib.crc32(piece, checksum)
+            produced += len(piece)
             used = pos - decompressor.pending if isinstance(decompressor, ZlibDecompressor) else pos
-            if not peek and len(out) > ratio_min_bytes and len(out) > max_ratio * used:
+            if not peek and produced > ratio_min_bytes and produced > max_ratio * used:
                 result.complete = False
                 result.bomb = (
-                    f"it inflates more than {max_ratio} times ({len(out)} bytes from {used})"
+                    f"it inflates more than {max_ratio} times ({produced} bytes from {used})"
                 )
                 break
     except (zlib.error, OSError, EOFError, ValueError, lzma.LZMAError, RuntimeError) as e:
         result.complete = False
         result.error = f"its compressed data is invalid ({e})"
-    result.data = out
+    if sink is None:
+        result.data = out.view()  # else the caller views the sink once it wrote everything
+    result.crc = checksum if crc and result.complete else None
     if decompressor.eof:
         pos -= len(decompressor.unused_data or b"")  # lz4 says None for "nothing"
     result.consumed = pos
+    result.produced = produced
     return result
 
 

@@ -271,18 +271,35 @@ def test_executable_member_is_reported(tmp_path: Path) -> None:
     assert result.findings[0].location.members == ("model/extra/run",)
 
 
-def test_twenty_deep_nesting_trips_the_depth_limit(
-    tmp_path: Path, pickle_calls: list[PickleCall]
-) -> None:
+def test_twenty_deep_nesting_is_followed(tmp_path: Path, pickle_calls: list[PickleCall]) -> None:
     data = PAYLOAD
     for level in range(20):
         data = build_zip([Entry.stored(f"level{level}.zip", data)])
     result = scan(_write(tmp_path, "deep.zip", data))
-    assert rule_ids(result) == ["SCAN-LIMIT"]
-    assert result.findings[0].evidence == {"limit": "max_nested_depth"}
-    # The limit trips when the ninth archive is about to be opened.
-    assert len(result.findings[0].location.members) == 9
+    assert rule_ids(result) == []
+    [call] = pickle_calls
+    assert call.data == PAYLOAD and len(call.location.members) == 20
+
+
+def test_deeper_nesting_trips_the_depth_limit_and_still_names_the_stored_payload(
+    tmp_path: Path, pickle_calls: list[PickleCall]
+) -> None:
+    data = PAYLOAD
+    for level in range(40):
+        data = build_zip([Entry.stored(f"level{level}.zip", data)])
+    result = scan(_write(tmp_path, "deep.zip", data))
+    assert rule_ids(result) == ["PICKLE-IMPORT-DANGEROUS", "SCAN-LIMIT"]
+    found, limit = sorted(result.findings, key=lambda f: f.rule_id)
+    assert limit.evidence["limit"] == "max_nested_depth"
+    # The limit trips when the 33rd archive is about to be opened ...
+    assert len(limit.location.members) == 33
     assert pickle_calls == []
+    # ... and the stored bytes it was not followed into are searched for imports in place.
+    assert found.severity is Severity.CRITICAL
+    assert found.evidence["callable"] == "os.system"
+    assert found.evidence["found_by"] == "linear pass over content beyond limits.max_nested_depth"
+    assert found.location.members == limit.location.members
+    assert "1 import(s) were found" in limit.message
 
 
 def test_too_many_members_trips_the_member_limit(

@@ -11,6 +11,7 @@ import pytest
 
 from modelshield.core.findings import Severity
 from modelshield.core.limits import Limits
+from modelshield.scanner.context import MAX_FINDINGS_PER_RULE
 from tests.scanner.pickle import hostile
 from tests.scanner.pickle.helpers import analyze
 
@@ -118,3 +119,41 @@ def test_nesting_depth_limit_keeps_the_outer_analysis_going() -> None:
     run = analyze(outer.bytes(), limits=Limits(max_nested_depth=2))
     assert any(f.evidence.get("limit") == "max_nested_depth" for f in run.of("SCAN-LIMIT"))
     assert "subprocess.Popen" in run.callables("PICKLE-CALL-DANGEROUS")
+
+
+def test_an_embedded_pickle_whose_findings_overflowed_is_still_unsafe() -> None:
+    # The file has already used up its listed PICKLE-IMPORT-UNKNOWN findings when the embedded
+    # pickle imports an unlisted callable: its finding is counted, not listed, and the
+    # embedding must still be judged by it.
+    flood = b"".join(b"cmod%d\nf\n." % i for i in range(MAX_FINDINGS_PER_RULE + 20))
+    inner = hostile.reduce_call("acme.tools", "run", "x", proto=4)
+    run = analyze(flood + hostile.embedded_raw(inner))
+    [embedded] = run.of("PICKLE-EMBEDDED")
+    assert embedded.severity is Severity.HIGH
+    assert "not listed" in embedded.evidence["imports"]
+    assert not any(f.evidence.get("callable") == "acme.tools.run" for f in run.findings)
+
+
+def test_embedded_pickles_count_towards_the_stream_limit() -> None:
+    many = hostile.Asm(4)
+    for _ in range(50):
+        many.short_binbytes(INNER_BENIGN[:2] + b"N.").pop()
+    data = many.raw(hostile.embedded_raw(INNER_EVIL)[2:]).bytes()
+    run = analyze(data, limits=Limits(max_pickle_streams=20))
+    assert run.ctx.rule_totals["SCAN-LIMIT"] >= 1
+    [limit, *_] = run.of("SCAN-LIMIT")
+    assert limit.evidence["limit"] == "max_pickle_streams"
+    # The embedded payload past the limit is still searched for imports.
+    assert any(f.evidence.get("callable") == "os.system" for f in run.findings)
+
+
+def test_an_embedded_pickle_beyond_the_nesting_limit_is_still_searched() -> None:
+    data = hostile.embedded_raw(hostile.embedded_raw(INNER_EVIL))
+    run = analyze(data, limits=Limits(max_nested_depth=1))
+    [limit] = run.of("SCAN-LIMIT")
+    assert limit.evidence["limit"] == "max_nested_depth"
+    [found] = run.of("PICKLE-IMPORT-DANGEROUS")
+    assert found.evidence["callable"] == "os.system"
+    assert found.evidence["found_by"] == "linear pass over content beyond limits.max_nested_depth"
+    # Both embeddings are unsafe: what was found beyond the limit counts.
+    assert [e.severity for e in run.of("PICKLE-EMBEDDED")] == [Severity.HIGH, Severity.HIGH]

@@ -13,6 +13,8 @@ not read: only their first bytes are sniffed, which keeps a multi-gigabyte check
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from msgspec import Struct
 
@@ -27,6 +29,7 @@ from modelshield.scanner.formats.hygiene import (
     scan_member,
     unsupported,
 )
+from modelshield.scanner.memio import Spill
 from modelshield.scanner.pickle.analyzer import analyze_pickles
 from modelshield.scanner.registry import Format
 from modelshield.scanner.rules import (
@@ -179,42 +182,60 @@ def _scan_entry(
     if role == "storage":
         _peek_storage(ctx, data, entry, loc)
         return
-    member = _read(ctx, data, entry, loc)
-    if member is None:
-        return
-    torchscript = torch is not None and torch.torchscript
-    if role == "pickle" or (role == "debug_pickle" and torchscript):
-        scan_member(
-            ctx,
-            member.data,
-            loc,
-            run=lambda: _torch_pickle(ctx, member, loc, torchscript=torchscript),
-        )
-        return
-    if role == "code":
-        _check_code(ctx, member.data, loc)
-    elif role in ("torch_archive_version", "torch_byteorder"):
-        text = bytes(memoryview(member.data)[:_META_MAX]).decode("ascii", "replace").strip()
-        ctx.metadata[role] = text
-    scan_member(ctx, member.data, loc)
+    with _reading(ctx, data, entry, loc) as member:
+        if member is None:
+            return
+        torchscript = torch is not None and torch.torchscript
+        if role == "pickle" or (role == "debug_pickle" and torchscript):
+            scan_member(
+                ctx,
+                member.data,
+                loc,
+                run=lambda: _torch_pickle(ctx, member, loc, torchscript=torchscript),
+            )
+            return
+        if role == "code":
+            _check_code(ctx, member.data, loc)
+        elif role in ("torch_archive_version", "torch_byteorder"):
+            text = bytes(memoryview(member.data)[:_META_MAX]).decode("ascii", "replace").strip()
+            ctx.metadata[role] = text
+        scan_member(ctx, member.data, loc)
 
 
-def _read(ctx: ScanContext, data: memoryview, entry: ZipEntry, loc: Location) -> MemberData | None:
-    """Read a member like PyTorch does, reporting encryption, flags, CRC and bombs."""
+@contextmanager
+def _reading(
+    ctx: ScanContext, data: memoryview, entry: ZipEntry, loc: Location
+) -> Iterator[MemberData | None]:
+    """:func:`_read` a member; what was inflated is freed when the block ends."""
+    with ctx.spilling() as spill:
+        yield _read(ctx, data, entry, loc, spill)
+
+
+def _read(
+    ctx: ScanContext, data: memoryview, entry: ZipEntry, loc: Location, spill: Spill
+) -> MemberData | None:
+    """Read a member like PyTorch does, reporting encryption, flags, CRC and bombs.
+
+    Inflated data goes to ``spill`` and counts against the file's decompression budget.
+    """
     limits = ctx.limits
     flagged = entry.flags & (FLAG_ENCRYPTED | FLAG_STRONG_ENCRYPTION | FLAG_PATCHED)
+    budget = ctx.inflate_budget()
     member = read_member(
         data,
         entry,
-        max_bytes=limits.max_decompressed_bytes,
+        max_bytes=budget,
         max_ratio=limits.max_compression_ratio,
         ratio_min_bytes=limits.ratio_check_min_bytes,
         # Stored data is analysed in place; a huge stored blob is not read only for its CRC.
         check_crc=bool(flagged)
         or entry.method != METHOD_STORED
         or entry.compressed_size <= _CRC_CHECK_MAX,
+        sink=spill,
+        progress=lambda: ctx.check_deadline(loc),
     )
-    ctx.bytes_read += member.consumed + (len(member.data) if entry.method != METHOD_STORED else 0)
+    ctx.inflated += member.produced
+    ctx.bytes_read += member.consumed + member.produced
     crc_ok = member.crc_ok
     if flagged:
         zipcrypto_header = (
@@ -249,7 +270,8 @@ def _read(ctx: ScanContext, data: memoryview, entry: ZipEntry, loc: Location) ->
         ctx.add(
             ARCHIVE_BOMB.finding(
                 loc,
-                f"The member was not inflated fully: {member.bomb}. The first "
+                f"The member was not inflated fully: {ctx.bomb_reason(member.bomb, budget)}. "
+                "The first "
                 f"{len(member.data)} bytes were analysed, the rest was not.",
                 evidence={
                     "compressed": str(entry.compressed_size),
@@ -341,9 +363,9 @@ def _peek_storage(ctx: ScanContext, data: memoryview, entry: ZipEntry, loc: Loca
     ctx.bytes_read += len(head)
     if sniff_strong(head) is None and executable_kind(head) is None:
         return
-    member = _read(ctx, data, entry, loc)
-    if member is not None:
-        scan_member(ctx, member.data, loc)
+    with _reading(ctx, data, entry, loc) as member:
+        if member is not None:
+            scan_member(ctx, member.data, loc)
 
 
 def _torch_pickle(
@@ -358,6 +380,7 @@ def _torch_pickle(
             "max_nested_depth",
             f"nesting deeper than {ctx.limits.max_nested_depth} levels was not followed",
             loc,
+            unfollowed=member.data,
         )
     ctx.saw_format(Format.PICKLE.value)
     ctx.depth += 1

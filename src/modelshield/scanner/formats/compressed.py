@@ -2,11 +2,14 @@
 old ``ZF`` files.
 
 joblib's compressed pickles are exactly such streams around a pickle, and ``.tar.gz`` is one around
-a tar. Each stream is inflated incrementally with a hard cap (``limits.max_decompressed_bytes``) and
+a tar. Each stream is inflated incrementally with a hard cap (what is left of the file's
+``limits.max_decompressed_bytes``, which every stream and archive member of the file shares) and
 a ratio check (``limits.max_compression_ratio`` once above ``limits.ratio_check_min_bytes``), so a
-bomb stops early with bounded memory; the inflated bytes are then analysed by content as a member
-named after the codec (``<gzip>``). Concatenated streams (several gzip members, xz streams, lz4
-frames) are read on as the standard readers do, so a payload in a second stream is not missed.
+bomb stops early. Inflated bytes go to a :class:`~modelshield.scanner.memio.Spill`: in memory up
+to a small window per file, in a memory-mapped temporary file beyond, so gigabytes of output
+never sit in memory. They are then analysed by content as a member named after the codec
+(``<gzip>``). Concatenated streams (several gzip members, xz streams, lz4 frames) are read on as
+the standard readers do, so a payload in a second stream is not missed.
 """
 
 from __future__ import annotations
@@ -19,12 +22,11 @@ from collections.abc import Callable
 from modelshield.core.findings import Location
 from modelshield.scanner.context import ScanContext
 from modelshield.scanner.formats.hygiene import malformed, scan_member, unsupported
-from modelshield.scanner.memio import MemoryviewIO
+from modelshield.scanner.memio import MemoryviewIO, Spill
 from modelshield.scanner.registry import Format, Handler
 from modelshield.scanner.rules import ARCHIVE_BOMB
 from modelshield.scanner.zipreader import Decompressor, ZlibDecompressor, inflate
 
-_MIB = 1 << 20
 _ZSTD_STEP = 1 << 20
 
 
@@ -83,62 +85,79 @@ def inflate_and_scan(
     follow_on: bytes | None,
 ) -> None:
     """Inflate ``data`` stream after stream with bounds, report trouble, analyse the result."""
-    limits = ctx.limits
-    inner = location.child(f"<{codec}>")
-    out = bytearray()
-    pos = 0
-    problem: str | None = None
-    bomb: str | None = None
-    while True:
-        ctx.check_deadline(location)
-        decompressor = factory()
-        if decompressor is None:
-            unsupported(
-                ctx,
-                location,
-                f"A {codec} stream",
-                "Install it with: pip install 'modelshield[archives]'",
+    with ctx.spilling() as out:
+        limits = ctx.limits
+        budget = ctx.inflate_budget()
+        pos = 0
+        problem: str | None = None
+        bomb: str | None = None
+        while True:
+            ctx.check_deadline(location)
+            decompressor = factory()
+            if decompressor is None:
+                unsupported(
+                    ctx,
+                    location,
+                    f"A {codec} stream",
+                    "Install it with: pip install 'modelshield[archives]'",
+                )
+                return
+            result = inflate(
+                data[pos:],
+                decompressor,
+                max_bytes=budget - out.size,
+                max_ratio=limits.max_compression_ratio,
+                ratio_min_bytes=limits.ratio_check_min_bytes,
+                sink=out,
+                progress=lambda: ctx.check_deadline(location),
             )
-            return
-        result = inflate(
-            data[pos:],
-            decompressor,
-            max_bytes=limits.max_decompressed_bytes - len(out),
-            max_ratio=limits.max_compression_ratio,
-            ratio_min_bytes=limits.ratio_check_min_bytes,
-        )
-        out += result.data
-        pos += result.consumed
-        if result.bomb is not None:
-            bomb = result.bomb
-            break
-        if result.error is not None:
-            problem = f"The {codec} stream is broken: {result.error}"
-            break
-        # The ratio is checked over all streams together, so that a bomb cannot hide by being
-        # split into many small streams.
-        if len(out) > limits.ratio_check_min_bytes and len(
-            out
-        ) > limits.max_compression_ratio * max(pos, 1):
-            bomb = f"it inflates more than {limits.max_compression_ratio} times"
-            break
-        rest = bytes(data[pos : pos + 8])
-        if follow_on is None or not rest.startswith(follow_on):
-            break
-    ctx.bytes_read += pos + len(out)
+            pos += result.consumed
+            if result.bomb is not None:
+                bomb = ctx.bomb_reason(result.bomb, budget)
+                break
+            if result.error is not None:
+                problem = f"The {codec} stream is broken: {result.error}"
+                break
+            # The ratio is checked over all streams together, so that a bomb cannot hide by being
+            # split into many small streams.
+            if (
+                out.size > limits.ratio_check_min_bytes
+                and out.size > limits.max_compression_ratio * max(pos, 1)
+            ):
+                bomb = f"it inflates more than {limits.max_compression_ratio} times"
+                break
+            rest = bytes(data[pos : pos + 8])
+            if follow_on is None or not rest.startswith(follow_on):
+                break
+        _finish(ctx, location, codec, out, pos, bomb, problem)
+
+
+def _finish(
+    ctx: ScanContext,
+    location: Location,
+    codec: str,
+    out: Spill,
+    consumed: int,
+    bomb: str | None,
+    problem: str | None,
+) -> None:
+    """Count what was inflated, report bombs and breakage, analyse the output."""
+    inflated = out.size
+    ctx.inflated += inflated
+    ctx.bytes_read += consumed + inflated
     if bomb is not None:
         ctx.add(
             ARCHIVE_BOMB.finding(
                 location,
                 f"The {codec} stream was not inflated fully: {bomb}. Inflation stopped after "
-                f"{len(out)} bytes; those were analysed, the rest was not.",
-                evidence={"codec": codec, "inflated": str(len(out)), "compressed": str(pos)},
+                f"{inflated} bytes; those were analysed, the rest was not.",
+                evidence={"codec": codec, "inflated": str(inflated), "compressed": str(consumed)},
             )
         )
     if problem is not None:
         malformed(ctx, location, problem)
-    if out:
-        scan_member(ctx, out, inner)
+    if inflated:
+        scan_member(ctx, out.view(), location.child(f"<{codec}>"))
 
 
 def scan_zstd(ctx: ScanContext, data: memoryview, location: Location) -> None:
@@ -149,44 +168,32 @@ def scan_zstd(ctx: ScanContext, data: memoryview, location: Location) -> None:
         unsupported(ctx, location, "A zstd stream", "Install it with: pip install zstandard")
         return
     limits = ctx.limits
+    budget = ctx.inflate_budget()
     source = MemoryviewIO(data)
-    out = bytearray()
     bomb: str | None = None
     problem: str | None = None
-    try:
-        with zstandard.ZstdDecompressor().stream_reader(
-            source, read_across_frames=True, closefd=False
-        ) as reader:
-            while True:
-                ctx.check_deadline(location)
-                piece = reader.read(min(_ZSTD_STEP, limits.max_decompressed_bytes - len(out) + 1))
-                if not piece:
-                    break
-                out += piece
-                if len(out) > limits.max_decompressed_bytes:
-                    del out[limits.max_decompressed_bytes :]
-                    bomb = f"it inflates to more than {limits.max_decompressed_bytes} bytes"
-                    break
-                used = max(source.tell(), 1)
-                if (
-                    len(out) > limits.ratio_check_min_bytes
-                    and len(out) > limits.max_compression_ratio * used
-                ):
-                    bomb = f"it inflates more than {limits.max_compression_ratio} times"
-                    break
-    except zstandard.ZstdError as e:
-        problem = f"The zstd stream is broken: {e}"
-    ctx.bytes_read += source.tell() + len(out)
-    if bomb is not None:
-        ctx.add(
-            ARCHIVE_BOMB.finding(
-                location,
-                f"The zstd stream was not inflated fully: {bomb}. Inflation stopped after "
-                f"{len(out)} bytes; those were analysed, the rest was not.",
-                evidence={"codec": "zstd", "inflated": str(len(out))},
-            )
-        )
-    if problem is not None:
-        malformed(ctx, location, problem)
-    if out:
-        scan_member(ctx, out, location.child("<zstd>"))
+    with ctx.spilling() as out:
+        try:
+            with zstandard.ZstdDecompressor().stream_reader(
+                source, read_across_frames=True, closefd=False
+            ) as reader:
+                while True:
+                    ctx.check_deadline(location)
+                    piece = reader.read(min(_ZSTD_STEP, budget - out.size + 1))
+                    if not piece:
+                        break
+                    if out.size + len(piece) > budget:
+                        out.write(piece[: budget - out.size])
+                        bomb = ctx.bomb_reason(f"it inflates to more than {budget} bytes", budget)
+                        break
+                    out.write(piece)
+                    used = max(source.tell(), 1)
+                    if (
+                        out.size > limits.ratio_check_min_bytes
+                        and out.size > limits.max_compression_ratio * used
+                    ):
+                        bomb = f"it inflates more than {limits.max_compression_ratio} times"
+                        break
+        except zstandard.ZstdError as e:
+            problem = f"The zstd stream is broken: {e}"
+        _finish(ctx, location, "zstd", out, source.tell(), bomb, problem)

@@ -16,6 +16,7 @@ from modelshield.core.findings import Location, Severity
 from modelshield.scanner.context import LimitExceeded, ScanContext
 from modelshield.scanner.detect import executable_kind
 from modelshield.scanner.memio import Buffer
+from modelshield.scanner.pickle.linear import sweep_plain
 from modelshield.scanner.registry import Format
 from modelshield.scanner.rules import (
     ARCHIVE_DUPLICATE_NAME,
@@ -24,7 +25,6 @@ from modelshield.scanner.rules import (
     ARCHIVE_PATH_TRAVERSAL,
     ARCHIVE_SYMLINK,
     ARCHIVE_UNSUPPORTED,
-    SCAN_LIMIT,
 )
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -140,14 +140,16 @@ def scan_member(
     except LimitExceeded as e:
         if e.limit == "max_seconds_per_file":
             raise
-        ctx.add(
-            SCAN_LIMIT.finding(
-                e.location,
-                f"Analysis stopped: {e.detail}. The rest of this part was not analysed; raise "
-                f"limits.{e.limit} if the file is trusted to be this large.",
-                evidence={"limit": e.limit},
-            )
-        )
+        limit_reached(ctx, e)
+
+
+def limit_reached(ctx: ScanContext, e: LimitExceeded) -> None:
+    """Report a tripped limit; a buffer the nesting limit kept from being analysed is first
+    searched for pickles in plain sight (a stored pickle in an archive nested too deep)."""
+    if e.unfollowed is not None:
+        unfollowed, e.unfollowed = e.unfollowed, None
+        sweep_plain(ctx, unfollowed, e.location, e)
+    ctx.add(e.finding())
 
 
 def unsupported(ctx: ScanContext, location: Location, what: str, hint: str) -> None:

@@ -1,14 +1,17 @@
 """7z archives, through the optional ``py7zr`` package (``pip install 'modelshield[archives]'``).
 
 The listing is checked first: member count against ``limits.max_members``, declared sizes
-against ``limits.max_decompressed_bytes`` and the compression ratio; names and links against
-the hygiene rules. Members are then inflated in memory (never to disk) through a bounded
-writer, and each one is analysed as soon as py7zr finishes it, then dropped.
+against what is left of the file's ``limits.max_decompressed_bytes`` and the compression ratio;
+names and links against the hygiene rules. Members are then inflated through a bounded writer
+into :class:`~modelshield.scanner.memio.Spill` buffers (in memory up to a small window, in an
+anonymous memory-mapped temporary file beyond, never under the member's name), and each one is
+analysed as soon as py7zr finishes it, then freed.
 """
 
 from __future__ import annotations
 
 import io
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any, cast
 
 from modelshield.core.findings import Location
@@ -22,7 +25,7 @@ from modelshield.scanner.formats.hygiene import (
     unsafe_path,
     unsupported,
 )
-from modelshield.scanner.memio import MemoryviewIO
+from modelshield.scanner.memio import MemoryviewIO, Spill
 from modelshield.scanner.rules import ARCHIVE_BOMB, ARCHIVE_ENCRYPTED_MEMBER
 
 if TYPE_CHECKING:
@@ -41,9 +44,8 @@ def scan_7z(ctx: ScanContext, data: memoryview, location: Location) -> None:
             ctx, location, "A 7z archive", "Install it with: pip install 'modelshield[archives]'"
         )
         return
-    limits = ctx.limits
     try:
-        archive = _open(py7zr, data, limits.max_decompressed_bytes)
+        archive = _open(py7zr, data, max(1, ctx.inflate_budget()))
     except py7zr.exceptions.PasswordRequired:
         _encrypted(ctx, location, "its header is encrypted")
         return
@@ -57,7 +59,7 @@ def scan_7z(ctx: ScanContext, data: memoryview, location: Location) -> None:
             return
         if not targets:
             return
-        factory = _ScanningFactory(ctx, location, limits.max_decompressed_bytes)
+        factory = _ScanningFactory(ctx, location)
         try:
             _extract(ctx, archive, targets, factory, location)
             factory.flush()  # members an older py7zr never closed
@@ -128,8 +130,13 @@ def _check_listing(
         if unsafe_path(name) is not None:
             continue  # py7zr refuses to extract it at all; the finding above stands
         size = int(info.uncompressed or 0)
-        if size > limits.max_decompressed_bytes:
-            _bomb(ctx, loc, f"it declares {size} bytes, above limits.max_decompressed_bytes")
+        if size > ctx.inflate_budget():
+            _bomb(
+                ctx,
+                loc,
+                f"it declares {size} bytes, above what is left of limits.max_decompressed_bytes "
+                "(shared by every compressed stream and member of the file)",
+            )
             continue
         declared += size
         targets.append(name)
@@ -170,21 +177,22 @@ class _AnalysisFailed(Exception):
 
 
 class _Member:
-    """An in-memory member py7zr writes into; analysed when py7zr closes it."""
+    """A member py7zr writes into (a spill buffer); analysed when py7zr closes it."""
 
     def __init__(self, factory: _ScanningFactory, name: str) -> None:
         self._factory = factory
         self.name = name
-        self.buffer = bytearray()
+        self._owner = ExitStack()  # frees the buffer once the member is analysed
+        self.buffer: Spill = self._owner.enter_context(factory.ctx.spilling())
         self.overflow = False
         self.done = False
 
     def write(self, s: bytes | bytearray) -> int:
-        room = self._factory.limit - len(self.buffer)
+        room = self._factory.ctx.inflate_budget() - self.buffer.size
         if len(s) > room:
             self.overflow = True
             s = s[: max(room, 0)]
-        self.buffer += s
+        self.buffer.write(s)
         return len(s)
 
     def read(self, size: int | None = None) -> bytes:
@@ -197,20 +205,22 @@ class _Member:
         return None
 
     def size(self) -> int:
-        return len(self.buffer)
+        return self.buffer.size
 
     def close(self) -> None:
         # py7zr >= 1.0 calls this when the member is complete: analyse it and free it.
         self._factory.finish(self)
 
+    def release(self) -> None:
+        self._owner.close()
+
 
 class _ScanningFactory:
     """A py7zr ``WriterFactory`` whose products are bounded and analysed on completion."""
 
-    def __init__(self, ctx: ScanContext, location: Location, limit: int) -> None:
+    def __init__(self, ctx: ScanContext, location: Location) -> None:
         self.ctx = ctx
         self.location = location
-        self.limit = limit
         self.pending: list[_Member] = []
 
     def create(self, filename: str) -> _Member:
@@ -222,18 +232,27 @@ class _ScanningFactory:
         if member.done:
             return
         member.done = True
+        ctx = self.ctx
         loc = self.location.child(member.name)
-        self.ctx.bytes_read += len(member.buffer)
+        size = member.buffer.size
+        ctx.bytes_read += size
+        ctx.inflated += size
         if member.overflow:
-            _bomb(self.ctx, loc, f"it inflates to more than {self.limit} bytes")
+            limit = ctx.limits.max_decompressed_bytes
+            _bomb(
+                ctx,
+                loc,
+                f"it inflates beyond the file's decompression budget (limits."
+                f"max_decompressed_bytes, {limit} bytes for every stream and member together)",
+            )
         try:
-            self.ctx.check_deadline(loc)
-            if member.buffer:
-                scan_member(self.ctx, member.buffer, loc)
+            ctx.check_deadline(loc)
+            if size:
+                scan_member(ctx, member.buffer.view(), loc)
         except Exception as e:  # LimitExceeded or a bug: must not pass for a py7zr error
             raise _AnalysisFailed(e) from e
         finally:
-            member.buffer = bytearray()
+            member.release()
 
     def flush(self) -> None:
         """Analyse members an older py7zr never closed."""

@@ -31,6 +31,9 @@ from modelshield.scanner.pickle.vm import Interpreter, Outcome
 #: Buffers up to this size are copied to ``bytes`` (faster opcode reads, and no view of the
 #: caller's memory map outlives the analysis); larger ones are read through the view.
 COPY_BELOW = 64 * 1024 * 1024
+#: Bytes copied that way at any one time per file (nested pickles are analysed while the
+#: pickles around them are; past this, they are read through views).
+COPY_BUDGET = 128 * 1024 * 1024
 
 TORCH_MAGIC = 0x1950A86A20F9469CFC6C
 """The first pickle of a legacy PyTorch file."""
@@ -84,38 +87,58 @@ def analyze_pickles(
     if size == 0:
         ctx.add(rules.MALFORMED.finding(location.at(0), "The pickle is empty (0 bytes)."))
         return 0
-    buf: Buffer = bytes(data) if size <= COPY_BELOW else memoryview(data)
+    copied = 0
+    buf: Buffer
+    if type(data) is bytes:
+        buf = data
+    elif size <= COPY_BELOW and ctx.copied + size <= COPY_BUDGET:
+        buf = bytes(data)
+        copied = size
+    else:
+        buf = memoryview(data)
+    ctx.copied += copied
     session = Session(ctx, buf, location, torchscript=torchscript)
     session.embedded = EmbeddedScanner(ctx, buf, location)
     vm = Interpreter(session)
+    # Only what legacy-checkpoint detection needs is kept: the first five outcomes, while the
+    # buffer may still be one. Nothing of a stream outlives it otherwise.
     outcomes: list[Outcome] = []
+    count = 0
     legacy = torch_legacy
     storages_done = False
     pos = 0
     try:
         while pos < size:
-            if max_streams is not None and len(outcomes) >= max_streams:
+            if max_streams is not None and count >= max_streams:
                 break
-            if legacy and not storages_done and len(outcomes) == 5:
+            if legacy and not storages_done and count == 5:
                 storages_done = True
                 pos = _skip_storages(session, outcomes, pos)
+                outcomes = []
                 if pos < 0:
                     return size
                 continue
-            if outcomes and not looks_like_pickle(buf, pos):
+            if count and not looks_like_pickle(buf, pos):
                 _trailing(session, pos)
                 break
-            expected = persistent_ids_expected or (legacy and len(outcomes) == 3)
+            ctx.check_deadline(location)
+            expected = persistent_ids_expected or (legacy and count == 3)
             outcome = vm.run(pos, persistent_ids_expected=expected)
             ctx.bytes_read += outcome.end - pos
-            outcomes.append(outcome)
+            count += 1
+            if count <= 5 and (legacy or count <= 3):
+                outcomes.append(outcome)
             pos = outcome.end
             if not outcome.complete:
                 break
-            if not legacy and len(outcomes) == 3 and _is_torch_legacy(outcomes):
-                legacy = True
-                ctx.saw_format("pytorch-legacy")
+            if not legacy and count == 3:
+                if _is_torch_legacy(outcomes):
+                    legacy = True
+                    ctx.saw_format("pytorch-legacy")
+                else:
+                    outcomes = []
     finally:
+        ctx.copied -= copied
         session.embedded = None
         if buf is not data and isinstance(buf, memoryview):
             buf.release()  # nothing of the caller's memory map may outlive the analysis

@@ -21,12 +21,18 @@ from modelshield.scanner.pickle.values import Blob, Unknown
 if TYPE_CHECKING:
     from modelshield.scanner.pickle.vm import Interpreter
 
+#: Work charged to ``ctx.opcodes`` on top of the opcode for a set or frozenset (an empty set
+#: takes 216 bytes, several opcodes' worth of memory).
+SET_COST = 5
+
 _U2 = struct.Struct("<H").unpack_from
 _I4 = struct.Struct("<i").unpack_from
 #: Byte constants up to this size are materialised; larger ones stay in the buffer.
 INLINE_MAX = 4096
 #: LONG4 values longer than this many bytes are not converted to an int.
 _MAX_LONG_BYTES = 4096
+#: Distinct extension codes reported per stream.
+_MAX_EXT_CODES = 64
 
 
 def rare_opcode(
@@ -148,6 +154,7 @@ def rare_opcode(
         push(Unknown(f"object registered under extension code {code}"))
     elif op == 0x8F:  # EMPTY_SET
         push(set())
+        vm.session.ctx.opcodes += SET_COST
     elif op == 0x97:  # NEXT_BUFFER
         push(Unknown("out-of-band buffer"))
     elif op == 0x98:  # READONLY_BUFFER
@@ -161,7 +168,7 @@ def rare_opcode(
 def _extension(vm: Interpreter, st: Stream, code: int, op: int, opos: int) -> None:
     if code <= 0:
         st.semantic(opos, f"{opname(op)} names extension code {code}, which must be positive")
-    if code in st.ext_codes:
+    if code in st.ext_codes or len(st.ext_codes) >= _MAX_EXT_CODES:
         return
     st.ext_codes.add(code)
     vm.session.emit(

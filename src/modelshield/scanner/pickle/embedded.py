@@ -6,7 +6,9 @@ next to nothing: raw bytes must start with a PROTO header (or be one complete pr
 pickle), and text is only decoded when its first characters decode to such a start and the
 whole of it matches a strict base64 or hex alphabet. A candidate is analysed as a nested
 pickle (``ctx.scan_buffer``), bounded by ``limits.max_embedded_scan_bytes`` and
-``limits.max_nested_depth``; its findings keep their own location.
+``limits.max_nested_depth`` (beyond which its imports are still searched for by the linear
+pass), and counted against ``limits.max_opcodes`` and ``limits.max_pickle_streams``; its
+findings keep their own location.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import re
 from modelshield.core.findings import Location, Severity
 from modelshield.scanner.context import LimitExceeded, ScanContext
 from modelshield.scanner.memio import Buffer
-from modelshield.scanner.pickle import rules
+from modelshield.scanner.pickle import linear, rules
 from modelshield.scanner.pickle.opcodes import HIGHEST_PROTOCOL
 from modelshield.scanner.pickle.sniff import FIRST_OPCODES, looks_like_pickle
 from modelshield.scanner.registry import Format
@@ -29,10 +31,15 @@ MIN_TEXT = 16
 MIN_BYTES = 4
 
 _BASE64 = re.compile(rb"[A-Za-z0-9+/]+={0,2}")
+_ENCODED_SAMPLE = re.compile(rb"[A-Za-z0-9+/\r\n]+")
+_SAMPLE = 1 << 16
 _HEX = re.compile(rb"(?:[0-9a-fA-F]{2})+")
 _B64_FIRST = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 _STOP = 0x2E
+#: Work charged to ``ctx.opcodes`` per constant examined as a possible pickle beyond its first
+#: and last bytes, and per text decoded (each can cost as much as a short nested analysis).
+CANDIDATE_COST = 128
 
 
 def starts_like_pickle(head: bytes) -> bool:
@@ -57,17 +64,30 @@ class EmbeddedScanner:
     # ---- raw bytes --------------------------------------------------------------------
     def check_span(self, start: int, end: int, offset: int) -> None:
         """A byte constant stored at ``data[start:end]`` (pushed by the opcode at ``offset``)."""
-        if _is_pickle(self._data, start, end) and not self._too_large(
+        if self._candidate(self._data, start, end) and not self._too_large(
             end - start, offset, "byte constant"
         ):
-            self._scan(bytes(self._data[start:end]), offset, "")
+            self._scan(memoryview(self._data)[start:end], offset, "")
 
     def check_bytes(self, value: bytes, offset: int) -> None:
         """A byte constant that was decoded or folded (``_codecs.encode(..., 'latin1')``)."""
-        if _is_pickle(value, 0, len(value)) and not self._too_large(
+        if self._candidate(value, 0, len(value)) and not self._too_large(
             len(value), offset, "byte constant"
         ):
             self._scan(value, offset, "")
+
+    def _candidate(self, data: Buffer, start: int, end: int) -> bool:
+        """Whether ``data[start:end]`` is a pickle (examining it is charged as work)."""
+        if end - start < MIN_BYTES:
+            return False
+        first = data[start]
+        if first == 0x80:
+            if data[start + 1] > HIGHEST_PROTOCOL:
+                return False
+        elif first not in FIRST_OPCODES or data[end - 1] != _STOP:
+            return False
+        self._ctx.opcodes += CANDIDATE_COST
+        return _is_pickle(data, start, end)
 
     # ---- encoded text -----------------------------------------------------------------
     def check_text_span(self, start: int, end: int, offset: int) -> None:
@@ -80,6 +100,14 @@ class EmbeddedScanner:
             head = _b64_head(bytes(data[start : start + 8]))
             hexed = first in _HEX_DIGITS and data[start + 1] in _HEX_DIGITS
             if head or hexed:
+                # Sized before it is copied: a text of gigabytes is never read whole. One whose
+                # first 64 KiB are not base64 or hex is no encoded pickle whatever its size.
+                decoded = (end - start) // 2 if hexed and not head else (end - start) // 4 * 3
+                if decoded > self._limit:
+                    sample = bytes(data[start : start + _SAMPLE])
+                    if _ENCODED_SAMPLE.fullmatch(sample):
+                        self._too_large(decoded, offset, "base64 or hex text")
+                    return
                 self._check_encoded(bytes(data[start:end]), offset, head, hexed)
 
     def check_text(self, text: str, offset: int) -> None:
@@ -93,6 +121,7 @@ class EmbeddedScanner:
             self._check_encoded(raw, offset, head, hexed)
 
     def _check_encoded(self, raw: bytes, offset: int, b64: bool, hexed: bool) -> None:
+        self._ctx.opcodes += CANDIDATE_COST
         if hexed and _hex_head(raw[:4]) and _HEX.fullmatch(raw):
             if not self._too_large(len(raw) // 2, offset, "hex text"):
                 self._decoded(binascii.unhexlify(raw), offset, "hex")
@@ -117,6 +146,8 @@ class EmbeddedScanner:
     def _too_large(self, size: int, offset: int, what: str) -> bool:
         if size <= self._limit:
             return False
+        if not self._ctx.wants(SCAN_LIMIT.id, SCAN_LIMIT.severity):
+            return True
         self._ctx.add(
             SCAN_LIMIT.finding(
                 self._location.at(offset),
@@ -127,7 +158,7 @@ class EmbeddedScanner:
         )
         return True
 
-    def _scan(self, payload: bytes, offset: int, encoding: str) -> None:
+    def _scan(self, payload: Buffer, offset: int, encoding: str) -> None:
         ctx = self._ctx
         label = (
             f"<embedded pickle ({encoding}) @{offset}>"
@@ -136,29 +167,32 @@ class EmbeddedScanner:
         )
         inner = self._location.child(label)
         before = len(ctx.findings)
+        unsafe_before = _unsafe_total(ctx)
         try:
             ctx.scan_buffer(payload, inner, Format.PICKLE)
         except LimitExceeded as e:
             if e.limit == "max_seconds_per_file":
                 raise
-            ctx.add(
-                SCAN_LIMIT.finding(
-                    e.location,
-                    f"Analysis of an embedded pickle stopped: {e.detail}.",
-                    evidence={"limit": e.limit},
-                )
-            )
+            if e.unfollowed is not None:
+                unfollowed, e.unfollowed = e.unfollowed, None
+                linear.sweep_plain(ctx, unfollowed, e.location, e)
+            if ctx.wants(SCAN_LIMIT.id, SCAN_LIMIT.severity):
+                ctx.add(e.finding("Analysis of an embedded pickle stopped"))
+        # Judged by how many unsafe findings the nested analysis made, kept or not: past the
+        # caps on findings per rule, the ones it made may not be listed.
+        unsafe_count = _unsafe_total(ctx) - unsafe_before
         unsafe = sorted(
             {
                 f.evidence.get("callable", f.rule_id)
                 for f in ctx.findings[before:]
                 if f.rule_id in rules.UNSAFE_RULES
-                or (f.rule_id == rules.EMBEDDED.id and f.severity >= Severity.HIGH)
             }
         )
+        if unsafe_count and not unsafe:
+            unsafe = [f"{unsafe_count} finding(s) not listed here"]
         how = f"{encoding}-encoded " if encoding else ""
         evidence = {"size": str(len(payload)), "encoding": encoding or "raw"}
-        if unsafe:
+        if unsafe_count:
             evidence["imports"] = ", ".join(unsafe[:10])
             self._emit(
                 offset,
@@ -178,11 +212,19 @@ class EmbeddedScanner:
             )
 
     def _emit(self, offset: int, message: str, severity: Severity, ev: dict[str, str]) -> None:
+        if not self._ctx.wants(rules.EMBEDDED.id, severity):
+            return
         self._ctx.add(
             rules.EMBEDDED.finding(
                 self._location.at(offset), message, severity=severity, evidence=ev
             )
         )
+
+
+def _unsafe_total(ctx: ScanContext) -> int:
+    """Findings of the rules that make a pickle unsafe made so far, kept or not."""
+    totals = ctx.rule_totals
+    return sum(totals.get(rule, 0) for rule in rules.UNSAFE_RULES)
 
 
 def is_embedded_pickle(data: Buffer) -> bool:

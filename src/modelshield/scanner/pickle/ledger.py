@@ -14,8 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from msgspec import Struct
+from msgspec.structs import replace
 
 from modelshield.core.findings import Finding, Location, Severity
+from modelshield.core.rules import Rule
 from modelshield.scanner.callables import Tier, Verdict
 from modelshield.scanner.context import ScanContext
 from modelshield.scanner.pickle import rules
@@ -34,6 +36,13 @@ _CODE_CHECKS = 64
 
 #: Opcodes that import by name; anything else is a resolver gadget (evidence "via").
 _IMPORT_OPCODES = frozenset({"GLOBAL", "STACK_GLOBAL", "INST"})
+
+#: Distinct callables held per stream; past it the ledger reports what it holds and starts
+#: again (a stream can name millions of callables, each a finding).
+MAX_ENTRIES = 4096
+
+#: Work charged to ``ctx.opcodes`` per import (an import costs about that many opcodes).
+IMPORT_COST = 16
 
 
 def code_like(value: Any) -> str | None:
@@ -67,20 +76,37 @@ class Ledger:
         ctx: ScanContext,
         location: Location,
         classify: Callable[[str, str], Verdict],
+        *,
+        found_by: tuple[str, str] | None = None,
     ) -> None:
-        """``classify`` is the session's cached classifier (it also records ``ctx.imports``)."""
+        """``classify`` is the session's cached classifier (it also records ``ctx.imports``).
+
+        ``found_by`` is ``(evidence, sentence)`` for findings made by something other than the
+        interpreter (the linear pass): the evidence goes under ``found_by``, the sentence is
+        added to each message.
+        """
         self._ctx = ctx
         self._location = location
         self._classify = classify
+        self._found_by = found_by
         self._entries: dict[tuple[str, str], _Entry] = {}
+
+    def _entry(
+        self, key: tuple[str, str], verdict: Verdict, written: str, offset: int, opcode: str
+    ) -> _Entry:
+        if len(self._entries) >= MAX_ENTRIES:
+            self.flush()
+        entry = self._entries[key] = _Entry(verdict, written, offset, opcode)
+        return entry
 
     def imported(self, module: str, name: str, opcode: str, offset: int) -> Verdict:
         """Record an import and return its verdict."""
+        self._ctx.opcodes += IMPORT_COST
         verdict = self._classify(module, name)
         if verdict.tier is not Tier.SAFE:
             key = (verdict.module, verdict.name)
             if key not in self._entries:
-                self._entries[key] = _Entry(verdict, f"{module}.{name}", offset, opcode)
+                self._entry(key, verdict, f"{module}.{name}", offset, opcode)
         return verdict
 
     def called(
@@ -93,7 +119,7 @@ class Ledger:
         key = (verdict.module, verdict.name)
         entry = self._entries.get(key)
         if entry is None:
-            entry = self._entries[key] = _Entry(verdict, f"{module}.{name}", offset, opcode)
+            entry = self._entry(key, verdict, f"{module}.{name}", offset, opcode)
         entry.calls += 1
         if entry.call_offset is None:
             entry.call_offset = offset
@@ -115,10 +141,34 @@ class Ledger:
     def flush(self) -> None:
         """Emit one finding per recorded callable (in order of first appearance)."""
         entries, self._entries = self._entries, {}
+        ctx = self._ctx
         for entry in entries.values():
             if entry.vouched and not entry.calls:
                 continue
-            self._ctx.add(self._finding(entry))
+            rule, severity = self._rule(entry)
+            if not ctx.wants(rule.id, severity):
+                continue  # counted, not built: it would be dropped
+            finding = self._finding(entry)
+            if self._found_by is not None:
+                evidence, sentence = self._found_by
+                finding = replace(
+                    finding,
+                    message=f"{finding.message} {sentence}",
+                    evidence={**finding.evidence, "found_by": evidence},
+                )
+            ctx.add(finding)
+
+    @staticmethod
+    def _rule(e: _Entry) -> tuple[Rule, Severity]:
+        """The rule and severity :meth:`_finding` gives an entry (cheaply, before building)."""
+        v = e.verdict
+        if v.tier is Tier.DANGEROUS:
+            rule = rules.CALL_DANGEROUS if e.calls else rules.IMPORT_DANGEROUS
+            return rule, v.severity or rule.severity
+        if e.code is not None:
+            rule = rules.CALL_CODE_ARGUMENT
+            return rule, max(rule.severity, v.severity or Severity.INFO)
+        return rules.IMPORT_UNKNOWN, v.severity or rules.IMPORT_UNKNOWN.severity
 
     def _finding(self, e: _Entry) -> Finding:
         v = e.verdict

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 
 #: Semantic errors (underflow, missing memo key...) reported per stream; later ones are counted.
 _MAX_SEMANTIC_REPORTS = 3
+#: Verdicts cached per buffer (a hostile stream can name millions of distinct callables).
+_MAX_VERDICTS = 65_536
+#: Work charged to ``ctx.opcodes`` for classifying a callable not seen before in the buffer.
+CLASSIFY_COST = 64
 
 
 #: Globals that torch.jit's C++ unpickler resolves itself in TorchScript archives (it refuses
@@ -85,8 +89,11 @@ class Session:
                 verdict = Verdict(module, name, Tier.SAFE, None, "safe", _TORCHSCRIPT_REASON)
             else:
                 verdict = self.ctx.callables.classify(module, name)
+            if len(self._verdicts) >= _MAX_VERDICTS:
+                self._verdicts.clear()
             self._verdicts[key] = verdict
-            self.ctx.imports.add(f"{verdict.module}:{verdict.name}")
+            self.ctx.note_import(f"{verdict.module}:{verdict.name}")
+            self.ctx.opcodes += CLASSIFY_COST
         return verdict
 
     def emit(
@@ -100,6 +107,8 @@ class Session:
         title: str | None = None,
     ) -> None:
         """Add a finding of ``rule`` at ``offset`` in this buffer."""
+        if not self.ctx.wants(rule.id, rule.severity if severity is None else severity):
+            return  # counted, not built: it would be dropped
         self.ctx.add(
             rule.finding(
                 self.location.at(offset),
@@ -135,6 +144,8 @@ class Stream:
         self.ext_codes: set[int] = set()
         """Extension codes reported."""
         self.first_persid: int | None = None
+        self.counted = 0
+        """Opcodes of this stream already added to ``ctx.opcodes``."""
 
     def semantic(self, offset: int, message: str) -> None:
         """A real loader would raise here; report the first few, count the rest."""

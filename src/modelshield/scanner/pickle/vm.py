@@ -7,9 +7,13 @@ imported or called: imports become :class:`~.values.Global` references classifie
 callable policy, calls become :class:`~.values.Call` records (see :mod:`.calls`).
 
 Every length is checked against the buffer before anything is sliced, so a declared 2**62-byte
-string costs nothing; opcodes, stack, mark stack, memo, stream size and wall time are bounded
-by :class:`~modelshield.core.limits.Limits`, checked every few thousand bytes of stream so
-that the loop pays one comparison per opcode.
+string costs nothing; opcodes (all streams of a file together), streams, stack, mark stack,
+memo, stream size and wall time are bounded by :class:`~modelshield.core.limits.Limits`,
+checked every few thousand bytes of stream so that the loop pays one comparison per opcode.
+When a bound stops the machine, a linear pass (:mod:`.linear`) still reports the imports of
+the rest of the stream. No value an attacker shapes is ever hashed or compared recursively:
+a tuple used as a dictionary key or set item is checked to be small first (CPython hashes
+nested tuples recursively in C, and a 2,000,000-deep one crashes the process).
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from typing import Any
 
 from msgspec import Struct
 
+from modelshield.core.limits import Limits
 from modelshield.scanner.context import LimitExceeded
-from modelshield.scanner.pickle import calls, rules
+from modelshield.scanner.pickle import calls, linear, rules
 from modelshield.scanner.pickle.decode import (
     INLINE_MAX,
+    SET_COST,
     beyond,
     global_name,
     line,
@@ -45,6 +51,10 @@ _F8 = struct.Struct(">d").unpack_from
 _CHECK_BYTES = 4096
 #: "No frame is open".
 _NO_FRAME = 1 << 62
+#: Elements (nested tuples included) of a tuple that is hashed as a key or set item.
+_MAX_KEY_NODES = 256
+#: Work charged on top of the opcode for a call modelled in :mod:`.calls`.
+CALL_COST = 4
 
 
 class Outcome(Struct, frozen=True):
@@ -71,8 +81,27 @@ class Interpreter:
         self.limits = session.ctx.limits
 
     def run(self, start: int, *, persistent_ids_expected: bool = False) -> Outcome:
-        """Interpret one pickle starting at ``start``; findings go to the scan context."""
-        st = Stream(self.session, start, persistent_ids_expected)
+        """Interpret one pickle starting at ``start``; findings go to the scan context.
+
+        Raises :class:`LimitExceeded` when a bound stops it, after a linear pass over the rest
+        of the buffer has reported its imports.
+        """
+        session = self.session
+        ctx = session.ctx
+        ctx.streams += 1
+        if ctx.streams > self.limits.max_pickle_streams:
+            e = LimitExceeded(
+                "max_pickle_streams",
+                f"the file holds more than {self.limits.max_pickle_streams} pickle streams",
+                session.location.at(start),
+            )
+            linear.sweep_rest(session, start, e)
+            raise e
+        if ctx.opcodes > self.limits.max_opcodes:  # short streams never reach ``_check``
+            e = LimitExceeded("max_opcodes", _budget_spent(self.limits), session.location.at(start))
+            linear.sweep_rest(session, start, e)
+            raise e
+        st = Stream(session, start, persistent_ids_expected)
         try:
             return self._loop(st, start)
         finally:
@@ -97,6 +126,9 @@ class Interpreter:
         # _CHECK_BYTES bytes (every opcode takes at least one byte, so at most that many
         # opcodes run between two checks of the limits). One comparison per opcode.
         limit = min(size, pos + _CHECK_BYTES)
+        # Work is counted in opcodes, plus ``extra`` for the opcodes that cost more (they
+        # allocate a container or a string, or model a call): see ``limits.max_opcodes``.
+        ops = extra = 0
         try:
             for ops in _count(1):
                 if pos >= limit:
@@ -114,7 +146,7 @@ class Interpreter:
                         )
                     if pos == size:
                         raise StreamError(pos, f"stream ends at offset {pos} without STOP")
-                    self._check(st, ops, pos, len(stack), len(marks), len(memo))
+                    self._check(st, ops + extra, pos, len(stack), len(marks), len(memo))
                     limit = min(size, frame_end, pos + _CHECK_BYTES)
                 opos = pos
                 op = data[pos]
@@ -146,6 +178,7 @@ class Interpreter:
                     text = utf8(data, pos, end, opos)
                     pos = end
                     push(text)
+                    extra += 1
                     if n >= 16 and embedded is not None:
                         embedded.check_text(text, opos)
                 elif op == 0x4B:  # BININT1
@@ -170,6 +203,7 @@ class Interpreter:
                     if n <= INLINE_MAX:
                         text = utf8(data, pos, end, opos)
                         push(text)
+                        extra += 1
                         if n >= 16 and embedded is not None:
                             embedded.check_text(text, opos)
                     else:
@@ -180,6 +214,7 @@ class Interpreter:
                 elif op == 0x85:  # TUPLE1
                     if len(stack) > fence:
                         stack[-1] = (stack[-1],)
+                        extra += 1
                     else:
                         st.semantic(opos, "TUPLE1 with nothing on the stack")
                         push(())
@@ -187,6 +222,7 @@ class Interpreter:
                     if len(stack) >= fence + 2:
                         b = pop()
                         stack[-1] = (stack[-1], b)
+                        extra += 1
                     else:
                         st.semantic(opos, "TUPLE2 with fewer than two values on the stack")
                         del stack[fence:]
@@ -200,6 +236,7 @@ class Interpreter:
                             stack[-1] = Call(func, args, None, opos, called_by)
                         else:
                             stack[-1] = calls.call(st, func, args, None, called_by, opos)
+                            extra += CALL_COST
                     else:
                         st.semantic(opos, f"{opname(op)} with fewer than two values on the stack")
                         del stack[fence:]
@@ -233,8 +270,10 @@ class Interpreter:
                     push(True)
                 elif op == 0x7D:  # EMPTY_DICT
                     push({})
+                    extra += 1
                 elif op == 0x5D:  # EMPTY_LIST
                     push([])
+                    extra += 1
                 elif op == 0x29:  # EMPTY_TUPLE
                     push(())
                 elif op == 0x87:  # TUPLE3
@@ -242,6 +281,7 @@ class Interpreter:
                         c = pop()
                         b = pop()
                         stack[-1] = (stack[-1], b, c)
+                        extra += 1
                     else:
                         st.semantic(opos, "TUPLE3 with fewer than three values on the stack")
                         del stack[fence:]
@@ -289,7 +329,14 @@ class Interpreter:
                     if len(stack) >= fence + 3:
                         value = pop()
                         key = pop()
-                        self._extend(st, stack[-1], [key, value], op, opos)
+                        target = stack[-1]
+                        if type(target) is dict and type(key) is not tuple:
+                            try:
+                                target[key] = value
+                            except TypeError:
+                                st.semantic(opos, "dictionary key is not hashable (TypeError)")
+                        else:
+                            self._extend(st, target, [key, value], op, opos)
                     else:
                         st.semantic(opos, "SETITEM with fewer than three values on the stack")
                         del stack[fence:]
@@ -337,6 +384,7 @@ class Interpreter:
                             st.semantic(opos, "INST without a MARK")
                             items = []
                         push(calls.call(st, ref, tuple(items), None, "INST", opos))
+                        extra += CALL_COST
                 elif op == 0x43 or op == 0x42 or op == 0x8E or op == 0x96:
                     # SHORT_BINBYTES, BINBYTES, BINBYTES8, BYTEARRAY8
                     if op == 0x43:
@@ -426,6 +474,7 @@ class Interpreter:
                         kwargs = pop()
                         args = pop()
                         stack[-1] = calls.call(st, stack[-1], args, kwargs, "NEWOBJ_EX", opos)
+                        extra += CALL_COST
                     else:
                         st.semantic(opos, "NEWOBJ_EX with fewer than three values on the stack")
                         del stack[fence:]
@@ -453,15 +502,26 @@ class Interpreter:
                 {"offset": str(opos), "opcode": opname(data[opos])},
             )
             return Outcome(start, size, False, None, tuple(st.persistent_ids))
+        except LimitExceeded as e:
+            if e.limit != "max_seconds_per_file":
+                linear.sweep_rest(session, pos, e, memo=memo, stack=stack)
+            raise
+        finally:
+            session.ctx.opcodes += ops + extra - st.counted
 
     # ---- helpers for the loop ---------------------------------------------------------
     def _check(self, st: Stream, ops: int, pos: int, depth: int, marks: int, memo: int) -> None:
-        """Enforce the limits; called every few thousand bytes of stream."""
+        """Enforce the limits; called every few thousand bytes of stream (``ops`` is the
+        stream's work so far, costly opcodes counting more than one)."""
         limits = self.limits
+        ctx = self.session.ctx
+        ctx.opcodes += ops - st.counted
+        st.counted = ops
+        loc = self.session.location.at(pos)
+        if ctx.opcodes > limits.max_opcodes:
+            raise LimitExceeded("max_opcodes", _budget_spent(limits), loc)
         tripped = ""
-        if ops > limits.max_opcodes:
-            tripped, detail = "max_opcodes", f"more than {limits.max_opcodes} opcodes"
-        elif depth > limits.max_stack_depth or marks > limits.max_stack_depth:
+        if depth > limits.max_stack_depth or marks > limits.max_stack_depth:
             tripped = "max_stack_depth"
             detail = f"more than {limits.max_stack_depth} stacked values or marks"
         elif memo > limits.max_memo_entries:
@@ -470,7 +530,6 @@ class Interpreter:
         elif pos - st.start > limits.max_pickle_bytes:
             tripped = "max_pickle_bytes"
             detail = f"a pickle stream longer than {limits.max_pickle_bytes} bytes"
-        loc = self.session.location.at(pos)
         if tripped:
             raise LimitExceeded(tripped, f"the pickle needs {detail}", loc)
         self.session.ctx.check_deadline(loc)
@@ -525,14 +584,14 @@ class Interpreter:
                 if len(items) % 2:
                     st.semantic(opos, "SETITEMS with an odd number of items")
                 try:
-                    target.update(zip(items[::2], items[1::2], strict=False))
+                    target.update(zip(_keys(items[::2]), items[1::2], strict=False))
                 except TypeError:
                     st.semantic(opos, "dictionary key is not hashable (TypeError)")
                 return
         elif op == 0x90:  # ADDITEMS
             if t is set:
                 try:
-                    target.update(items)
+                    target.update(_keys(items))
                 except TypeError:
                     st.semantic(opos, "set item is not hashable (TypeError)")
                 return
@@ -547,13 +606,15 @@ class Interpreter:
             if not items:
                 st.semantic(opos, "OBJ without a class above its MARK")
                 return Unknown("result of a failed call")
+            self.session.ctx.opcodes += CALL_COST
             return calls.call(st, items[0], tuple(items[1:]), None, "OBJ", opos)
         try:
             if op == 0x64:  # DICT
                 if len(items) % 2:
                     st.semantic(opos, "DICT with an odd number of items")
-                return dict(zip(items[::2], items[1::2], strict=False))
-            return frozenset(items)
+                return dict(zip(_keys(items[::2]), items[1::2], strict=False))
+            self.session.ctx.opcodes += SET_COST
+            return frozenset(_keys(items))
         except TypeError:
             st.semantic(opos, f"{opname(op)} item is not hashable (TypeError)")
             return {} if op == 0x64 else frozenset()
@@ -579,3 +640,39 @@ class Interpreter:
         if not inner.complete:
             raise StreamError(inner.end, "joblib object array pickle is broken", reported=True)
         return inner.end
+
+
+def _budget_spent(limits: Limits) -> str:
+    return (
+        f"the pickle interpreter's work budget for one file is spent (limits.max_opcodes, "
+        f"{limits.max_opcodes} opcodes for all its pickle streams together)"
+    )
+
+
+def _keys(values: list[Any]) -> list[Any]:
+    """``values`` made safe to hash: a tuple with more than :data:`_MAX_KEY_NODES` elements
+    (nested ones included) becomes an opaque placeholder.
+
+    CPython hashes and compares tuples recursively in C, without a depth check: a deeply nested
+    tuple used as a key overflows the C stack, and a huge one used again and again costs its
+    size each time. Keys real pickles use are small; one too large to model is not analysed.
+    """
+    if tuple not in set(map(type, values)):
+        return values
+    return [
+        v if type(v) is not tuple or _small(v) else Unknown("a tuple key too large to model")
+        for v in values
+    ]
+
+
+def _small(value: tuple[Any, ...]) -> bool:
+    """Whether a tuple has at most :data:`_MAX_KEY_NODES` elements, nested tuples included."""
+    todo = [value]
+    nodes = 0
+    while todo:
+        item = todo.pop()
+        nodes += len(item) + 1
+        if nodes > _MAX_KEY_NODES:
+            return False
+        todo.extend(x for x in item if type(x) is tuple)
+    return True
