@@ -157,7 +157,7 @@ def _guarded(ctx: ScanContext, run: Callable[[], None], loc: Location) -> None:
         if e.unfollowed is None:
             ctx.add(e.finding())
         else:  # rare: imported here so that start-up stays light for every other file
-            from modelshield.scanner.formats.hygiene import limit_reached
+            from modelshield.scanner.pickle.linear import limit_reached
 
             limit_reached(ctx, e)
     except MemoryError:

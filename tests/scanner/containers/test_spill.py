@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from modelshield.core.findings import Severity
+from modelshield.core.findings import FileResult, Finding, Severity
 from modelshield.scanner import context
 from modelshield.scanner.memio import Spill
 from tests.conftest import traced_peak
@@ -97,17 +97,27 @@ def _zip(members: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
+def _budget_findings(result: FileResult) -> list[Finding]:
+    """The findings about inflation (the members hold data of no known format, which is
+    reported as not analysed: SCAN-UNRECOGNISED is beside the point here)."""
+    return [f for f in result.findings if f.rule_id != "SCAN-UNRECOGNISED"]
+
+
+def _budget_rules(result: FileResult) -> list[str]:
+    return [f.rule_id for f in _budget_findings(result)]
+
+
 def test_members_of_an_archive_share_one_decompression_budget(tmp_path: Path) -> None:
     block = low_ratio_block()
     members = {f"m{i}.bin": block * 8 for i in range(3)}  # 8 MiB each
     path = _write(tmp_path / "three.zip", _zip(members))
-    assert rule_ids(scan(path, max_decompressed_bytes=30 * _MIB)) == []
+    assert _budget_rules(scan(path, max_decompressed_bytes=30 * _MIB)) == []
     result = scan(path, max_decompressed_bytes=20 * _MIB)
-    [bomb] = result.findings
+    [bomb] = _budget_findings(result)
     assert bomb.rule_id == "ARCHIVE-BOMB" and bomb.severity is Severity.HIGH
     assert bomb.location.members == ("m2.bin",)
     assert "decompression budget" in bomb.message
-    assert [g.rule_id for g in result.gaps] == ["ARCHIVE-BOMB"]
+    assert [g.rule_id for g in result.gaps if g.rule_id != "SCAN-UNRECOGNISED"] == ["ARCHIVE-BOMB"]
 
 
 def test_nested_streams_share_one_decompression_budget(tmp_path: Path) -> None:
@@ -115,9 +125,9 @@ def test_nested_streams_share_one_decompression_budget(tmp_path: Path) -> None:
     inner = gzip.compress(low_ratio_block() * 4, mtime=0)
     middle = _zip({"pad.bin": low_ratio_block() * 8, "inner.gz": inner})
     path = _write(tmp_path / "nested.gz", gzip.compress(middle, mtime=0))
-    assert rule_ids(scan(path, max_decompressed_bytes=13 * _MIB)) == []
+    assert _budget_rules(scan(path, max_decompressed_bytes=13 * _MIB)) == []
     result = scan(path, max_decompressed_bytes=11 * _MIB)
-    [bomb] = result.findings
+    [bomb] = _budget_findings(result)
     assert bomb.rule_id == "ARCHIVE-BOMB"
     assert bomb.location.members == ("<gzip>", "inner.gz")
     assert "decompression budget" in bomb.message

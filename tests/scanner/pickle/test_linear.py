@@ -21,7 +21,7 @@ _SMALL = Limits(max_opcodes=2_000)
 def _stopped(data: bytes, limits: Limits = _SMALL, **kwargs: object) -> tuple[Run, LimitExceeded]:
     """Analyse ``data`` expecting a limit; the findings made and the limit."""
     ctx = make_ctx(limits)
-    from modelshield.scanner.pickle import analyze_pickles
+    from modelshield.scanner.pickle.analyzer import analyze_pickles
 
     with pytest.raises(LimitExceeded) as info:
         analyze_pickles(ctx, memoryview(data), Location("sample.pkl"), **kwargs)  # type: ignore[arg-type]

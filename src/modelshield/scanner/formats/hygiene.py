@@ -16,7 +16,7 @@ from modelshield.core.findings import Location, Severity
 from modelshield.scanner.context import LimitExceeded, ScanContext
 from modelshield.scanner.detect import executable_kind
 from modelshield.scanner.memio import Buffer
-from modelshield.scanner.pickle.linear import sweep_plain
+from modelshield.scanner.pickle.linear import limit_reached
 from modelshield.scanner.registry import Format
 from modelshield.scanner.rules import (
     ARCHIVE_DUPLICATE_NAME,
@@ -141,15 +141,6 @@ def scan_member(
         if e.limit == "max_seconds_per_file":
             raise
         limit_reached(ctx, e)
-
-
-def limit_reached(ctx: ScanContext, e: LimitExceeded) -> None:
-    """Report a tripped limit; a buffer the nesting limit kept from being analysed is first
-    searched for pickles in plain sight (a stored pickle in an archive nested too deep)."""
-    if e.unfollowed is not None:
-        unfollowed, e.unfollowed = e.unfollowed, None
-        sweep_plain(ctx, unfollowed, e.location, e)
-    ctx.add(e.finding())
 
 
 def unsupported(ctx: ScanContext, location: Location, what: str, hint: str) -> None:

@@ -488,3 +488,12 @@ def sweep_plain(ctx: ScanContext, data: Buffer, location: Location, limit: Limit
             "content that was not followed (findings for what is not on the safe list)"
         )
         limit.evidence["linear_pass"] = f"{walker.sweep.imports} imports in unfollowed content"
+
+
+def limit_reached(ctx: ScanContext, e: LimitExceeded) -> None:
+    """Report a tripped limit; a buffer the nesting limit kept from being analysed is first
+    searched for pickles in plain sight (a stored pickle in an archive nested too deep)."""
+    if e.unfollowed is not None:
+        unfollowed, e.unfollowed = e.unfollowed, None
+        sweep_plain(ctx, unfollowed, e.location, e)
+    ctx.add(e.finding())
