@@ -28,8 +28,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,35 +63,52 @@ class Measured:
     """stdout and stderr together."""
 
 
+#: Runs a command and prints its exit code, wall seconds and peak RSS (KiB). A small process of
+#: its own between the caller and the command: on Linux a child's ru_maxrss counts the memory of
+#: the process it was forked from (a benchmark or pytest with numpy and torch loaded), which
+#: would swamp the measure.
+_MEASURE = """
+import resource, subprocess, sys, time
+timeout, output, cmd = float(sys.argv[1]), sys.argv[2], sys.argv[3:]
+started = time.perf_counter()
+with open(output, "wb") as out:
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        code = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        code = 124
+wall = time.perf_counter() - started
+print(code, wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
 def measure(
     cmd: Sequence[str], timeout: float = 600.0, extra_env: Mapping[str, str] | None = None
 ) -> Measured:
-    """Run ``cmd`` and measure its wall time and its own peak RSS (``wait4``).
+    """Run ``cmd`` and measure its wall time and its own peak RSS.
 
-    Bytecode caching is left on for the child, as in a normal installation: with
-    ``PYTHONDONTWRITEBYTECODE`` set, a source checkout would recompile on every run.
-    ``extra_env`` is added to the child's environment.
+    The command runs under a small measuring process (see ``_MEASURE``), so that the peak is the
+    command's, not that of the process that started it. Bytecode caching is left on for the
+    child, as in a normal installation: with ``PYTHONDONTWRITEBYTECODE`` set, a source checkout
+    would recompile on every run. ``extra_env`` is added to the child's environment.
     """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env.update(extra_env or {})
-    with tempfile.TemporaryFile() as out:
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+    with tempfile.NamedTemporaryFile(suffix=".out") as out:
+        proc = subprocess.run(
+            [sys.executable, "-c", _MEASURE, str(timeout), out.name, *cmd],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            check=False,
         )
-        timer = threading.Timer(timeout, proc.kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped by wait4
-        out.seek(0)
-        text = out.read().decode("utf-8", "replace")
-    code = 124 if proc.returncode == -9 and wall >= timeout else proc.returncode
+        text = Path(out.name).read_bytes().decode("utf-8", "replace")
+    code, wall, peak_kib = proc.stdout.split()
     # ru_maxrss is in KiB on Linux.
-    return Measured(code, wall, usage.ru_maxrss / 1024, text)
+    return Measured(int(code), float(wall), int(peak_kib) / 1024, text)
 
 
 @dataclass(frozen=True)

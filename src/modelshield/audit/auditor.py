@@ -33,7 +33,7 @@ from msgspec import Struct
 from msgspec.structs import replace
 
 from modelshield.audit import rules
-from modelshield.audit.caps import ErrorCap, FindingCap
+from modelshield.audit.caps import ErrorCap, finding_cap
 from modelshield.audit.inputs.dependency import Dependency, ParsedInput
 from modelshield.audit.interface import VulnerabilitySource
 from modelshield.audit.match import Probe, affects, first_unaffected, fixed_versions, may_affect
@@ -168,7 +168,7 @@ class _InputAuditor:
         options: AuditOptions,
     ) -> None:
         self.inp, self.advisories, self.declared, self.options = inp, advisories, declared, options
-        self.cap = FindingCap()
+        self.cap = finding_cap()
         self.errors = ErrorCap()
         for error in inp.errors:
             self.errors.add(error)
@@ -179,7 +179,7 @@ class _InputAuditor:
         self._hits: dict[tuple[str, str], tuple[list[list[Advisory]], list[list[Advisory]]]] = {}
 
     def add(self, finding: Finding) -> None:
-        self.cap.keep(finding)
+        self.cap.add(finding)
 
     def relevant(self, dep: Dependency) -> list[Advisory]:
         """The advisories of the package, less withdrawn and ignored ones (counted)."""
@@ -240,7 +240,7 @@ class _InputAuditor:
         return FileResult(
             path=self.inp.path,
             format=self.inp.kind.value,
-            findings=self.cap.findings(),
+            findings=tuple(self.cap.findings()),
             errors=self.errors.records(self.inp.path),
             size=self.inp.size,
             bytes_read=self.inp.size,
@@ -364,7 +364,7 @@ class _InputAuditor:
         def make() -> Finding:
             return self.vulnerability(dep, probe, group, severity, source, cvss, certain)
 
-        self.cap.add(rule.id, severity, make)
+        self.cap.add_lazy(rule.id, severity, make)
 
     def vulnerability(
         self,

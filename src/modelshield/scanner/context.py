@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from msgspec import Struct, field
 
+from modelshield.core.caps import FindingCap
 from modelshield.core.findings import ErrorRecord, Finding, Gap, Location, Severity
 from modelshield.core.limits import Limits
 from modelshield.core.policy import Policy
@@ -85,15 +86,6 @@ class LimitExceeded(Exception):
         )
 
 
-class Overflow(Struct):
-    """Findings of one rule that were counted but not kept."""
-
-    count: int = 0
-    """How many were dropped."""
-    worst: Finding | None = None
-    """The first dropped finding of the highest severity dropped."""
-
-
 class ScanContext(Struct):
     """Mutable accumulator for one top-level input. Not shared between files or threads."""
 
@@ -105,8 +97,10 @@ class ScanContext(Struct):
     """Classifier for callables a pickle imports."""
     started: float = field(default_factory=time.monotonic)
     """When the analysis of this input started (monotonic clock)."""
-    findings: list[Finding] = field(default_factory=list)
-    """Findings so far."""
+    cap: FindingCap = field(
+        default_factory=lambda: FindingCap(MAX_FINDINGS_PER_RULE, MAX_FINDINGS_PER_FILE, "file")
+    )
+    """Findings so far: the first of each rule kept, the rest counted (see :meth:`add`)."""
     errors: list[ErrorRecord] = field(default_factory=list)
     """Errors so far."""
     formats_seen: list[str] = field(default_factory=list)
@@ -123,10 +117,6 @@ class ScanContext(Struct):
     """Current nesting depth (archives, streams, embedded payloads)."""
     gaps: list[Gap] = field(default_factory=list)
     """Parts of the input that were not analysed, from findings of incomplete rules."""
-    rule_totals: dict[str, int] = field(default_factory=dict)
-    """Findings made per rule, kept or not."""
-    overflow: dict[str, Overflow] = field(default_factory=dict)
-    """Findings made past the caps, per rule."""
     opcodes: int = 0
     """Pickle interpreter work done so far, in opcodes (``limits.max_opcodes``)."""
     streams: int = 0
@@ -147,6 +137,16 @@ class ScanContext(Struct):
         """The limits in force."""
         return self.policy.limits
 
+    @property
+    def findings(self) -> list[Finding]:
+        """The findings kept so far, in the order they were made."""
+        return self.cap.kept
+
+    @property
+    def rule_totals(self) -> dict[str, int]:
+        """Findings made per rule, kept or not."""
+        return self.cap.totals
+
     def add(self, finding: Finding) -> None:
         """Record a finding (and the gap it reports, for a rule of unanalysed content).
 
@@ -155,35 +155,17 @@ class ScanContext(Struct):
         kept as an example (see :meth:`finish_findings`).
         """
         rule = finding.rule_id
-        total = self.rule_totals.get(rule, 0) + 1
-        self.rule_totals[rule] = total
-        if rule_is_incomplete(rule) and total <= MAX_GAPS_PER_RULE:
+        if rule_is_incomplete(rule) and self.cap.totals.get(rule, 0) < MAX_GAPS_PER_RULE:
             self.gaps.append(Gap(rule, finding.location, finding.message))
-        if total <= MAX_FINDINGS_PER_RULE and len(self.findings) < MAX_FINDINGS_PER_FILE:
-            self.findings.append(finding)
-            return
-        over = self.overflow.get(rule)
-        if over is None:
-            over = self.overflow[rule] = Overflow()
-        over.count += 1
-        if over.worst is None or finding.severity > over.worst.severity:
-            over.worst = finding
+        self.cap.add(finding)
 
     def wants(self, rule: str, severity: Severity) -> bool:
         """Whether :meth:`add` would keep a finding of ``rule`` at ``severity`` (or list it as
         the worst of those dropped). When not, the finding is counted as if added: callers
         that make many findings check first and skip building what would be dropped."""
-        total = self.rule_totals.get(rule, 0)
-        if total < MAX_FINDINGS_PER_RULE and len(self.findings) < MAX_FINDINGS_PER_FILE:
-            return True
-        if total < MAX_GAPS_PER_RULE and rule_is_incomplete(rule):
+        if rule_is_incomplete(rule) and self.cap.totals.get(rule, 0) < MAX_GAPS_PER_RULE:
             return True  # its gap is recorded from the finding itself
-        over = self.overflow.get(rule)
-        if over is None or over.worst is None or severity > over.worst.severity:
-            return True
-        self.rule_totals[rule] = total + 1
-        over.count += 1
-        return False
+        return self.cap.wants(rule, severity)
 
     def note_import(self, dotted: str) -> None:
         """List an imported callable in the result (the first :data:`MAX_IMPORTS_LISTED`)."""
@@ -231,19 +213,7 @@ class ScanContext(Struct):
     def finish_findings(self) -> list[Finding]:
         """The kept findings, then for each rule that overflowed: its worst dropped finding
         (when worse than every kept one of that rule) and a summary saying how many more."""
-        out = list(self.findings)
-        for rule, over in self.overflow.items():
-            worst = over.worst
-            if worst is None:
-                continue
-            kept = [f.severity for f in self.findings if f.rule_id == rule]
-            dropped = over.count
-            if not kept or worst.severity > max(kept):
-                out.append(worst)
-                dropped -= 1
-            if dropped:
-                out.append(_summary(worst, dropped))
-        return out
+        return self.cap.findings()
 
     def error(self, location: Location, message: str, stage: str = "scan") -> None:
         """Record an error that stopped part of the analysis."""
@@ -319,17 +289,3 @@ class ScanContext(Struct):
                     evidence={"format": fmt.value},
                 )
             )
-
-
-def _summary(example: Finding, dropped: int) -> Finding:
-    """One finding that stands for ``dropped`` more findings of ``example``'s rule."""
-    return Finding(
-        rule_id=example.rule_id,
-        severity=Severity.INFO,  # the worst of them is listed at its own severity
-        title=f"... and {dropped} more {example.rule_id} finding{'s' if dropped != 1 else ''}",
-        message=f"This file has {dropped} more findings of rule {example.rule_id} than the "
-        f"{MAX_FINDINGS_PER_RULE} listed (at most {MAX_FINDINGS_PER_FILE} are listed per file); "
-        "they are counted here, not listed. The worst of them is listed at its own severity.",
-        location=Location(example.location.path),
-        evidence={"more": str(dropped), "rule": example.rule_id},
-    )
