@@ -37,7 +37,9 @@ MAX_GAPS_PER_RULE = 20
 
 
 #: Format names that make a top-level file's format more specific than its container.
-_REFINEMENTS = frozenset({"pytorch-zip", "pytorch-legacy", "torchscript", "numpy-object"})
+_REFINEMENTS = frozenset(
+    {"pytorch-zip", "pytorch-legacy", "torchscript", "numpy-object", "keras-v3", "keras-h5"}
+)
 
 
 class LimitExceeded(Exception):
