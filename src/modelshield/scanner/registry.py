@@ -91,7 +91,9 @@ FORMATS: tuple[FormatSpec, ...] = (
     FormatSpec(Format.SEVENZIP, "sevenzip:scan_7z", (b"7z\xbc\xaf\x27\x1c",)),
     FormatSpec(Format.RAR, "rar:scan_rar", (b"Rar!\x1a\x07",)),
     FormatSpec(Format.NUMPY, "numpy_format:scan_numpy", (b"\x93NUMPY",), (".npy",), True),
-    FormatSpec(Format.HDF5, None, (b"\x89HDF\r\n\x1a\n",), (".h5", ".hdf5", ".keras"), True),
+    FormatSpec(
+        Format.HDF5, "hdf5:scan_hdf5", (b"\x89HDF\r\n\x1a\n",), (".h5", ".hdf5", ".keras"), True
+    ),
     FormatSpec(Format.XZ, "compressed:scan_xz", (b"\xfd7zXZ\x00",), _COMPRESSED_MODEL_EXTENSIONS),
     FormatSpec(
         Format.ZSTD, "compressed:scan_zstd", (b"\x28\xb5\x2f\xfd",), _COMPRESSED_MODEL_EXTENSIONS

@@ -78,7 +78,9 @@ _LAYOUTS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
         ),
     ),
 )
-_TUPLE_FIELDS = frozenset({"consts", "names", "localsplusnames", "varnames", "freevars", "cellvars"})
+_TUPLE_FIELDS = frozenset(
+    {"consts", "names", "localsplusnames", "varnames", "freevars", "cellvars"}
+)
 _BYTES_FIELDS = frozenset({"code", "localspluskinds", "linetable", "exceptiontable", "lnotab"})
 _STR_FIELDS = frozenset({"filename", "name", "qualname"})
 _PRINTABLE = re.compile(rb"[\x20-\x7e]{3,}")
@@ -157,7 +159,7 @@ class _Reader:
             self.refs[index] = value
         return value
 
-    def _read_typed(self, code: str, depth: int) -> object:  # noqa: PLR0911, PLR0912
+    def _read_typed(self, code: str, depth: int) -> object:
         simple = {"N": None, "F": False, "T": True, "S": "StopIteration", ".": "Ellipsis"}
         if code in simple:
             return simple[code]
@@ -261,7 +263,9 @@ def summarize(data: bytes) -> CodeSummary:
             continue
         return _summary(reader.codes, layout[0])
     strings = tuple(dict.fromkeys(m.decode("ascii") for m in _PRINTABLE.findall(data[:65536])))
-    return CodeSummary(names=(), constants=strings[:200], functions=(), layout=None, problem=problem)
+    return CodeSummary(
+        names=(), constants=strings[:200], functions=(), layout=None, problem=problem
+    )
 
 
 def _summary(codes: list[_Code], layout: str) -> CodeSummary:

@@ -30,6 +30,7 @@ import binascii
 import functools
 import json
 import re
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -126,6 +127,8 @@ _SOURCE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_EVIDENCE = 300
 _MAX_JUDGED = 48
 _MIN_EMBEDDED_B64 = 64
+_MAX_SOURCE = 65_536
+_STDLIB = frozenset(sys.stdlib_module_names) | {"posix", "nt", "__builtins__"}
 
 
 @functools.cache
@@ -147,7 +150,7 @@ def _allowed() -> tuple[frozenset[str], frozenset[str]]:
 
 def is_keras_archive(names: Iterable[str]) -> bool:
     """Whether zip member names are those of a Keras 3 ``.keras`` file."""
-    return KERAS_ARCHIVE_FILES <= set(names)
+    return set(names) >= KERAS_ARCHIVE_FILES
 
 
 def scan_keras_member(ctx: ScanContext, name: str, data: bytes, location: Location) -> None:
@@ -382,8 +385,7 @@ class _Walker:
             if summary.problem:
                 evidence["decode_problem"] = summary.problem
         else:
-            names = tuple(dict.fromkeys(_SOURCE_NAME.findall(code[:65536])))
-            constants = ()
+            names, constants = _source_names(code[:_MAX_SOURCE])
             form = "Python source" if code else "a function that could not be read"
         dangerous = self._dangerous(names, constants)
         evidence["names"] = ", ".join(names)[:_MAX_EVIDENCE]
@@ -403,16 +405,27 @@ class _Walker:
         )
 
     def _dangerous(self, names: tuple[str, ...], constants: tuple[str, ...]) -> list[str]:
-        """Callables the code can reach by the names and constants it uses."""
-        judged: list[tuple[str, str]] = [("builtins", n) for n in names[:_MAX_JUDGED]]
-        modules = [s for s in (*names, *constants) if _IDENT.match(s)][:_MAX_JUDGED]
-        judged += [(m, n) for m in modules for n in names[:_MAX_JUDGED] if m != n]
-        judged += [
-            (c.rpartition(".")[0], c.rpartition(".")[2]) for c in constants if "." in c
+        """Callables the code can reach by the names and constants it uses: builtins it names,
+        and names it takes from standard-library modules it names (``os`` and ``system``,
+        ``__import__('subprocess')`` and ``call``, a constant ``'os.system'``)."""
+        import builtins
+
+        names = names[:_MAX_JUDGED]
+        judged = [("builtins", n) for n in names if hasattr(builtins, n)]
+        modules = [
+            s
+            for s in dict.fromkeys((*names, *constants))
+            if _IDENT.match(s) and s.split(".")[0] in _STDLIB
         ][:_MAX_JUDGED]
+        judged += [(m, n) for m in modules for n in names if m != n]
+        judged += [
+            (c.rpartition(".")[0], c.rpartition(".")[2])
+            for c in constants[:_MAX_JUDGED]
+            if "." in c and _IDENT.match(c) and c.split(".")[0] in _STDLIB
+        ]
         found: dict[str, None] = {}
         for module, name in judged:
-            if not module or not _IDENT.match(module) or not _IDENT.match(name):
+            if not _IDENT.match(name):
                 continue
             verdict = self.ctx.callables.classify(module, name)
             if verdict.tier is Tier.DANGEROUS:
@@ -444,6 +457,27 @@ class _Walker:
         if raw is None or not (always or sniff_strong(raw[:64]) is not None):
             return
         scan_member(self.ctx, raw, self.location.child(f"<base64 at {path[:200]}>"))
+
+
+def _source_names(code: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Names (variables and attributes) and string constants of Python source, parsed with
+    :mod:`ast` (which never runs it); words of unparsable source count as names."""
+    import ast
+
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return tuple(dict.fromkeys(_SOURCE_NAME.findall(code))), ()
+    names: dict[str, None] = {}
+    constants: dict[str, None] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            names[node.id] = None
+        elif isinstance(node, ast.Attribute):
+            names[node.attr] = None
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            constants[node.value] = None
+    return tuple(names), tuple(constants)
 
 
 def _b64(text: str) -> bytes | None:
