@@ -50,6 +50,9 @@ class Format(enum.StrEnum):
     SAFETENSORS = "safetensors"
     GGUF = "gguf"
     ONNX = "onnx"
+    TF_SAVEDMODEL = "tf-savedmodel"
+    TF_GRAPHDEF = "tf-graphdef"
+    KERAS_METADATA = "keras-metadata"
     JOBLIB_ZFILE = "joblib-zfile"
     UNKNOWN = "unknown"
     EMPTY = "empty"
@@ -126,6 +129,11 @@ FORMATS: tuple[FormatSpec, ...] = (
         Format.JOBLIB_ZFILE, "compressed:scan_joblib_zfile", (), _COMPRESSED_MODEL_EXTENSIONS
     ),
     FormatSpec(Format.ONNX, None, (), (".onnx",)),
+    # TensorFlow protobufs, recognised by structure. No extension: ".pb" also names protobufs
+    # that hold no graph (a SavedModel's fingerprint.pb).
+    FormatSpec(Format.TF_SAVEDMODEL, "tf_savedmodel:scan_savedmodel"),
+    FormatSpec(Format.TF_GRAPHDEF, "tf_savedmodel:scan_graphdef"),
+    FormatSpec(Format.KERAS_METADATA, "tf_savedmodel:scan_keras_metadata"),
     FormatSpec(Format.UNKNOWN),
     FormatSpec(Format.EMPTY),
 )
