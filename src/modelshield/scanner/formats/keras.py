@@ -274,10 +274,13 @@ class _Walker:
             self._custom(name, registered, path)
             return
         if module == "builtins" and function:
+            # Keras looks these up among its built-in functions, then (before 3.9) imports
+            # them from the builtins module itself.
             if any(f"keras.{m}:{name}" in exact for m in _BUILTIN_FUNCTION_MODULES):
                 return
-            self._custom(name, registered, path)
-            return
+            if self.ctx.callables.classify(module, name).tier is not Tier.DANGEROUS:
+                self._custom(name, registered, path)
+                return
         if f"{module}:{name}" in exact:
             return
         in_keras = module.split(".", 1)[0] in _KERAS_PACKAGES
