@@ -134,6 +134,8 @@ def _attributes(
         except (OSError, TypeError, ValueError):
             continue
         raw = value.encode("utf-8", "replace") if isinstance(value, str) else value
+        if not isinstance(raw, bytes) and hasattr(raw, "tobytes"):  # opaque: numpy.void
+            raw = raw.tobytes()
         if not isinstance(raw, bytes) or len(raw) < 2:
             continue
         head = raw[:1024]
