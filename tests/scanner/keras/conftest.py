@@ -82,9 +82,7 @@ def real_models(keras: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[st
         [keras.Input((4,)), layers.Dense(8, activation="relu"), layers.Dense(1)]
     )
     inp = keras.Input((8, 8, 3))
-    x = layers.Conv2D(4, 3, activation="relu", kernel_regularizer=keras.regularizers.L2(1e-4))(
-        inp
-    )
+    x = layers.Conv2D(4, 3, activation="relu", kernel_regularizer=keras.regularizers.L2(1e-4))(inp)
     x = layers.BatchNormalization()(x)
     x = layers.MaxPooling2D()(x)
     x = layers.Flatten()(x)

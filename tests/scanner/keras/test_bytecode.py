@@ -1,4 +1,4 @@
-"""Marshalled code read without marshal: real code objects, other versions' layouts, hostile bytes."""
+"""Marshalled code read without marshal: real code objects, other layouts, hostile bytes."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from modelshield.scanner.formats.bytecode import summarize
 def _outer() -> object:
     import os
 
-    return lambda x: os.system("id") or [getattr(y, "mro") for y in x]
+    return lambda x: os.system("id") or [y.mro for y in x]
 
 
 def test_real_code_objects_give_names_constants_and_nested_code() -> None:

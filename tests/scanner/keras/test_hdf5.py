@@ -172,9 +172,7 @@ def test_a_reader_killed_by_a_signal_is_a_finding(
     assert "signal 11" in result.findings[0].message
 
 
-def test_a_reader_out_of_time_is_a_finding(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_reader_out_of_time_is_a_finding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def run(*args: Any, **kwargs: Any) -> Any:
         raise subprocess.TimeoutExpired(args[0], kwargs["timeout"])
 

@@ -273,7 +273,11 @@ def test_base64_pickle_anywhere_in_a_config_is_analysed(tmp_path: Path) -> None:
     ],
 )
 def test_paths_and_urls_are_reported(tmp_path: Path, value: str) -> None:
-    layer = {"module": "keras.layers", "class_name": "StringLookup", "config": {"vocabulary": value}}
+    layer = {
+        "module": "keras.layers",
+        "class_name": "StringLookup",
+        "config": {"vocabulary": value},
+    }
     result = scan(keras_zip(tmp_path / "m.keras", _model(layer)))
     assert rule_ids(result) == ["KERAS-FILE-REFERENCE"]
     assert result.findings[0].evidence["reference"] == value

@@ -288,8 +288,8 @@ def _node_def(ctx: ScanContext, data: memoryview, location: Location) -> _Node:
                     value = payload(entry, item)
             if value is not None:
                 attrs.append((key, value))
-    if node.op not in _CATEGORY and node.op != "Const":
-        return node
+    # Every node's attributes are walked (bounded), so that nesting beyond what the scanner
+    # follows is reported wherever it is; only strings of reported ops and Const nodes count.
     for key, attr in attrs:
         if node.op == "PrintV2" and key == "output_stream":
             node.output_stream = _attr_text(attr)
