@@ -60,12 +60,12 @@ SCAN_FORMAT_NOT_ANALYSED = register_rule(
         severity=Severity.LOW,
         title="Format recognised but not analysed",
         what="Reports content of a format that modelshield recognises but does not analyse yet "
-        "(HDF5/Keras, GGUF, safetensors, ONNX). The file is marked as not fully analysed.",
+        "(GGUF, safetensors, ONNX). The file is marked as not fully analysed.",
         why="A scanner that passes what it did not read gives a clean verdict on something it "
-        "never checked. Keras H5 files carry Lambda-layer bytecode and GGUF files carry chat "
-        "templates that servers render; until a reader for the format lands, the run fails "
-        "closed (exit code 2) unless the policy accepts the gap.",
-        example="`model.h5` (HDF5) inside a scanned folder.",
+        "never checked. GGUF files carry chat templates that servers render; until a reader "
+        "for the format lands, the run fails closed (exit code 2) unless the policy accepts "
+        "the gap.",
+        example="`model.gguf` inside a scanned folder.",
         references=("CWE-693",),
         incomplete=True,
     )
@@ -168,9 +168,9 @@ ARCHIVE_UNSUPPORTED = register_rule(
         severity=Severity.MEDIUM,
         title="Container recognised but not opened",
         what="Reports a container or compressed stream whose format was recognised but that "
-        "could not be opened: RAR, zstd or 7z without their optional packages, or a zip "
-        "member with a compression method this scanner does not implement. The message names "
-        "what to install.",
+        "could not be opened: RAR, zstd or 7z without their optional packages, an HDF5 file "
+        "(Keras `.h5`) without h5py (the `hdf5` extra), or a zip member with a compression "
+        "method this scanner does not implement. The message names what to install.",
         why="What was not opened was not analysed, so it cannot be called safe; loaders with "
         "more codecs installed may read it just fine.",
         example="A `.7z` checkpoint scanned where `py7zr` is not installed.",
