@@ -239,11 +239,13 @@ def _meta_graph(ctx: ScanContext, data: memoryview, location: Location, out: lis
 def _graph_def(ctx: ScanContext, data: memoryview, location: Location, out: list[_Graph]) -> None:
     graph = _Graph("the graph")
     out.append(graph)
-    for f in fields(data):
+    for index, f in enumerate(fields(data)):
+        if not index % 4096:
+            ctx.check_deadline(location)
         if f.wire_type != LEN:
             continue
         if f.number == 1:
-            graph.nodes.append(_node_def(ctx, payload(data, f), location))
+            _add_node(graph, _node_def(ctx, payload(data, f), location))
         elif f.number == 2:
             library = payload(data, f)
             out.extend(
@@ -255,7 +257,9 @@ def _graph_def(ctx: ScanContext, data: memoryview, location: Location, out: list
 
 def _function_def(ctx: ScanContext, data: memoryview, location: Location) -> _Graph:
     graph = _Graph("a library function")
-    for f in fields(data):
+    for index, f in enumerate(fields(data)):
+        if not index % 4096:
+            ctx.check_deadline(location)
         if f.wire_type != LEN:
             continue
         if f.number == 1:
@@ -263,8 +267,14 @@ def _function_def(ctx: ScanContext, data: memoryview, location: Location) -> _Gr
                 if sig.number == 1 and sig.wire_type == LEN:
                     graph.where = f"function {text(payload(data, f), sig, 256)!r}"
         elif f.number == 3:
-            graph.nodes.append(_node_def(ctx, payload(data, f), location))
+            _add_node(graph, _node_def(ctx, payload(data, f), location))
     return graph
+
+
+def _add_node(graph: _Graph, node: _Node) -> None:
+    """Keep the nodes the report needs: reported ops, and Const nodes holding strings."""
+    if node.op in _CATEGORY or node.consts:
+        graph.nodes.append(node)
 
 
 def _node_def(ctx: ScanContext, data: memoryview, location: Location) -> _Node:
@@ -423,7 +433,7 @@ def _saved_object_metadata(ctx: ScanContext, data: memoryview, location: Locatio
 def _report_graph(ctx: ScanContext, graph: _Graph, location: Location) -> None:
     consts = {n.name: n.consts for n in graph.nodes if n.op == "Const" and n.consts}
     for index, node in enumerate(graph.nodes):
-        if not index % 10_000:
+        if not index % 1_000:
             ctx.check_deadline(location)
         category = _CATEGORY.get(node.op)
         if category is None:
