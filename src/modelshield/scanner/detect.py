@@ -19,7 +19,7 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING
 
 from modelshield.core.findings import Finding, Location
-from modelshield.scanner.protobuf import LEN, VARINT, Field, ProtobufError, fields
+from modelshield.scanner.protobuf import LEN, VARINT, leading_fields
 from modelshield.scanner.registry import FORMATS, Format, formats_for_extension
 from modelshield.scanner.rules import FORMAT_EXTENSION_MISMATCH
 from modelshield.scanner.zipreader import find_end_record
@@ -213,21 +213,16 @@ def _tensorflow_protobuf(data: memoryview) -> Format | None:
     the shape of its top-level fields and of its first nested message (protobuf has no magic
     number): ``SavedModel {1: version, 2: MetaGraphDef {1..7: messages}}``,
     ``GraphDef {1: NodeDef {1: name, 2: op, ...}, 2: library, 3: version, 4: versions}``,
-    ``SavedMetadata {1: SavedObject {2: node_id, 3: path, 4: identifier, 5: metadata}}``."""
+    ``SavedMetadata {1: SavedObject {2: node_id, 3: path, 4: identifier, 5: metadata}}``.
+    Fields are read up to the first error, so that a truncated file is still recognised (and
+    reported as broken by its handler)."""
     if len(data) < 2 or data[0] not in (0x08, 0x0A, 0x12):
         return None
-    top: list[Field] = []
-    try:
-        for f in fields(data):
-            top.append(f)
-            if len(top) >= _TF_SNIFF_FIELDS:
-                break
-        first = next((f for f in top if f.wire_type == LEN), None)
-        if first is None or first.value == 0:
-            return None
-        inner = list(fields(data, first.start, first.start + first.value))
-    except ProtobufError:
+    top = leading_fields(data, limit=_TF_SNIFF_FIELDS)
+    first = next((f for f in top if f.wire_type == LEN), None)
+    if first is None or first.value == 0:
         return None
+    inner = leading_fields(data, first.start, first.start + first.value, _TF_SNIFF_FIELDS)
     kinds = {(f.number, f.wire_type) for f in top}
     if not inner:
         return None

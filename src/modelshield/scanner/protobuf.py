@@ -113,3 +113,31 @@ def text(data: memoryview, field: Field, limit: int) -> str:
     return bytes(data[field.start : field.start + min(field.value, limit)]).decode(
         "utf-8", "replace"
     )
+
+
+def leading_fields(
+    data: memoryview, start: int = 0, end: int | None = None, limit: int = 4096
+) -> list[Field]:
+    """The fields of ``data[start:end]`` read before the first error (at most ``limit``).
+
+    A length-delimited field that claims more bytes than remain is kept, cut to what remains,
+    as the last field: format sniffing must recognise a truncated file as what it was meant
+    to be, so that it is reported as broken rather than passed as unknown data.
+    """
+    end = len(data) if end is None else end
+    out: list[Field] = []
+    try:
+        for field in fields(data, start, end):
+            out.append(field)
+            if len(out) >= limit:
+                break
+    except ProtobufError as e:
+        pos = e.offset
+        try:
+            key, after = read_varint(data, pos, end)
+            if key & 7 == LEN and key >> 3:
+                length, body = read_varint(data, after, end)
+                out.append(Field(key >> 3, LEN, min(length, end - body), body))
+        except ProtobufError:
+            pass
+    return out

@@ -32,12 +32,13 @@ def worst(result: FileResult, rule: str) -> Severity:
     return max(severities)
 
 
-def keras_zip(path: Path, config: Any, *, metadata: dict[str, str] | None = None) -> Path:
-    """A ``.keras`` archive with ``config`` (a dict, or raw text) and Keras' other members."""
+def keras_zip(path: Path, config: Any, *, metadata: dict[str, str] | str | None = None) -> Path:
+    """A ``.keras`` archive with ``config`` and ``metadata`` (dicts, or raw text) and Keras'
+    other members."""
     meta = metadata if metadata is not None else {"keras_version": "3.9.0"}
     text = config if isinstance(config, str) else json.dumps(config)
     with zipfile.ZipFile(path, "w") as z:
-        z.writestr("metadata.json", json.dumps(meta))
+        z.writestr("metadata.json", meta if isinstance(meta, str) else json.dumps(meta))
         z.writestr("config.json", text)
         z.writestr("model.weights.h5", _empty_h5())
     return path

@@ -184,3 +184,75 @@ def test_a_reader_out_of_time_is_a_finding(tmp_path: Path, monkeypatch: pytest.M
 def test_a_reader_out_of_memory_is_a_finding(tmp_path: Path) -> None:
     result = scan(write_h5(tmp_path / "m.h5", {}), reader_memory_bytes=20 << 20)
     assert rule_ids(result) == ["HDF5-NOT-ANALYSED"]
+
+
+# ---- the reader itself, in this process (the scans above run it in a child) -------------------
+
+PROBE_LIMITS = {"max_members": 100, "max_attributes": 100, "max_document_bytes": 1 << 20}
+
+
+def test_the_probe_reports_structure(tmp_path: Path) -> None:
+    from modelshield.scanner.formats import hdf5_probe
+
+    path = tmp_path / "m.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = json.dumps(LAMBDA_CONFIG)
+        f.attrs["keras_version"] = b"2.15.0"
+        f.attrs["training_config"] = np.arange(3)  # not text: ignored
+        group = f.create_group("layer")
+        group.attrs["state"] = np.void(OS_SYSTEM)
+        group.attrs["empty"] = h5py.Empty("f4")
+        group.create_dataset("kernel", data=np.ones((2, 3), dtype="f4"))
+        group["loop"] = group  # a hard link back: visited once
+        f["ext"] = h5py.ExternalLink("/etc/passwd", "/x")
+        f["soft"] = h5py.SoftLink("/layer")
+    out = hdf5_probe.probe(str(path), PROBE_LIMITS)
+    assert json.loads(out["root"]["model_config"]) == LAMBDA_CONFIG
+    assert out["root"]["keras_version"] == "2.15.0"
+    assert "training_config" not in out["root"]
+    assert [b["attribute"] for b in out["blobs"]] == ["state"]
+    assert out["datasets"] == [
+        {"object": "/layer/kernel", "shape": [2, 3], "declared": 24, "stored": 24}
+    ]
+    assert out["external"] == [{"kind": "external link", "object": "/ext", "file": "/etc/passwd"}]
+    assert out["objects"] == 3
+    assert out["limit"] is None
+
+
+def test_the_probe_stops_at_its_limits(tmp_path: Path) -> None:
+    from modelshield.scanner.formats import hdf5_probe
+
+    path = tmp_path / "m.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = np.bytes_(b"x" * 2000)  # fixed length: its size is known
+        f.attrs["training_config"] = "y" * 2000  # variable length: read, then cut
+        for i in range(5):
+            f.create_group(f"g{i}").attrs["a"] = 1
+    limits = {"max_members": 3, "max_attributes": 100, "max_document_bytes": 1000}
+    out = hdf5_probe.probe(str(path), limits)
+    assert out["root"]["model_config"] == {"too_large": 2000}
+    assert out["root"]["training_config"] == "y" * 1001
+    assert out["limit"][0] == "max_members"
+    out = hdf5_probe.probe(str(path), {**limits, "max_members": 100, "max_attributes": 3})
+    assert out["limit"][0] == "max_attributes"
+
+
+def test_the_probe_prints_json_and_reports_unreadable_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from modelshield.scanner.formats import hdf5_probe
+
+    good = write_h5(tmp_path / "m.h5", {"keras_version": "3.9.0"})
+    assert hdf5_probe.main(["probe", str(good), json.dumps(PROBE_LIMITS)]) == 0
+    assert json.loads(capsys.readouterr().out)["root"] == {"keras_version": "3.9.0"}
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    assert hdf5_probe.main(["probe", str(bad), json.dumps(PROBE_LIMITS)]) == 0
+    assert "error" in json.loads(capsys.readouterr().out)
+
+
+def test_an_oversized_model_config_is_reported(tmp_path: Path) -> None:
+    path = write_h5(tmp_path / "m.h5", {"model_config": "x" * 5000})
+    result = scan(path, max_document_bytes=4096)
+    assert rule_ids(result) == ["KERAS-CONFIG-INVALID"]
+    assert result.gaps

@@ -329,3 +329,49 @@ def test_config_json_outside_the_keras_layout_is_not_a_keras_config(tmp_path: Pa
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("config.json", json.dumps(_model(_dense(activation="/etc/passwd"))))
     assert rule_ids(scan(path)) == []
+
+
+def test_odd_but_harmless_shapes_are_walked(tmp_path: Path) -> None:
+    """A type spec names a class too; a function reference without a name names nothing;
+    a broken metadata.json changes nothing Keras loads."""
+    spec = {
+        "class_name": "__typespec__",
+        "spec_name": "RaggedTensorSpec",
+        "module": "tensorflow.python.ops.ragged.ragged_tensor",
+        "registered_name": None,
+        "config": [[None, 3], "float32"],
+    }
+    nameless = {"module": "os", "class_name": "function", "config": None}
+    config = _model(_dense(kernel_spec=spec, activation=nameless))
+    result = scan(keras_zip(tmp_path / "m.keras", config, metadata="{broken"))
+    assert rule_ids(result) == ["KERAS-UNSAFE-IMPORT"]
+    assert "keras_version" not in result.metadata
+    found = next(f for f in result.findings if f.rule_id == "KERAS-UNSAFE-IMPORT")
+    assert (
+        found.evidence["callable"] == "tensorflow.python.ops.ragged.ragged_tensor.RaggedTensorSpec"
+    )
+
+
+@pytest.mark.parametrize(
+    ("function", "form"),
+    [
+        (None, "a function that could not be read"),
+        ("lambda x: (os.system('id'", "Python source"),
+    ],
+    ids=["missing", "unparsable-source"],
+)
+def test_lambda_layers_whose_code_cannot_be_read_are_high(
+    tmp_path: Path, function: str | None, form: str
+) -> None:
+    layer = {"class_name": "Lambda", "config": {"function": function}}
+    result = scan(write_h5(tmp_path / "m.h5", {"model_config": _model(layer)}))
+    finding = next(f for f in result.findings if f.rule_id == "KERAS-LAMBDA")
+    assert finding.evidence["form"] == form
+    assert finding.severity >= Severity.HIGH
+
+
+def test_recorded_keras_version_feeds_the_dependency_audit(tmp_path: Path) -> None:
+    from modelshield.audit.implied import recorded_versions
+
+    path = keras_zip(tmp_path / "m.keras", _model(), metadata={"keras_version": "3.8.0"})
+    assert recorded_versions(scan(path).metadata)["keras"] == ("3.8.0", "keras_version")

