@@ -26,7 +26,19 @@ MAX_DEPTH = 100
 """Containers and code objects nested deeper than this are not followed."""
 _MAX_LONG_DIGITS = 4096
 
-# Layouts: (number of leading int32 fields, object fields in order; "I" is a raw int32).
+_BEFORE_3_11 = (
+    "code",
+    "consts",
+    "names",
+    "varnames",
+    "freevars",
+    "cellvars",
+    "filename",
+    "name",
+    "I",
+    "lnotab",
+)
+# Layouts: (name, number of leading int32 fields, object fields in order; "I" is a raw int32).
 _LAYOUTS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
     (
         "3.11+",
@@ -45,38 +57,8 @@ _LAYOUTS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
             "exceptiontable",
         ),
     ),
-    (
-        "3.8-3.10",
-        6,
-        (
-            "code",
-            "consts",
-            "names",
-            "varnames",
-            "freevars",
-            "cellvars",
-            "filename",
-            "name",
-            "I",
-            "lnotab",
-        ),
-    ),
-    (
-        "3.0-3.7",
-        5,
-        (
-            "code",
-            "consts",
-            "names",
-            "varnames",
-            "freevars",
-            "cellvars",
-            "filename",
-            "name",
-            "I",
-            "lnotab",
-        ),
-    ),
+    ("3.8-3.10", 6, _BEFORE_3_11),  # posonlyargcount added
+    ("3.0-3.7", 5, _BEFORE_3_11),
 )
 _TUPLE_FIELDS = frozenset(
     {"consts", "names", "localsplusnames", "varnames", "freevars", "cellvars"}

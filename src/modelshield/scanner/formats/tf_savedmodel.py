@@ -26,7 +26,7 @@ it (``TF-PROTOBUF-MALFORMED``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from msgspec import Struct, field
 
@@ -179,45 +179,52 @@ class _Graph(Struct):
 
 def scan_savedmodel(ctx: ScanContext, data: memoryview, location: Location) -> None:
     """Analyse a SavedModel's meta graphs, function library, assets and Keras metadata."""
-    ctx.bytes_read += len(data)
-    graphs: list[_Graph] = []
-    try:
-        for f in fields(data):
-            if f.number == 2 and f.wire_type == LEN:
-                _meta_graph(ctx, payload(data, f), location, graphs)
-            elif f.number == 1 and f.wire_type == VARINT:
-                ctx.metadata["saved_model_schema_version"] = str(f.value)
-    except ProtobufError as e:
-        _malformed(ctx, location, str(e))
-    for graph in graphs:
-        _report_graph(ctx, graph, location)
+    _scan(ctx, data, location, _saved_model)
 
 
 def scan_graphdef(ctx: ScanContext, data: memoryview, location: Location) -> None:
     """Analyse a frozen GraphDef (the graph and its function library)."""
+    _scan(ctx, data, location, _graph_def)
+
+
+def scan_keras_metadata(ctx: ScanContext, data: memoryview, location: Location) -> None:
+    """Analyse ``keras_metadata.pb``: the Keras config of every layer of a SavedModel."""
+    ctx.saw_format("keras-metadata")
+    _scan(ctx, data, location, _saved_metadata)
+
+
+_Walk = Callable[[ScanContext, memoryview, Location, list["_Graph"]], None]
+
+
+def _scan(ctx: ScanContext, data: memoryview, location: Location, walk: _Walk) -> None:
+    """Walk a message, report a wire-format error, then report the graphs read before it."""
     ctx.bytes_read += len(data)
     graphs: list[_Graph] = []
     try:
-        _graph_def(ctx, data, location, graphs)
+        walk(ctx, data, location, graphs)
     except ProtobufError as e:
         _malformed(ctx, location, str(e))
     for graph in graphs:
         _report_graph(ctx, graph, location)
 
 
-def scan_keras_metadata(ctx: ScanContext, data: memoryview, location: Location) -> None:
-    """Analyse ``keras_metadata.pb``: the Keras config of every layer of a SavedModel."""
-    ctx.bytes_read += len(data)
-    ctx.saw_format("keras-metadata")
-    try:
-        for f in fields(data):
-            if f.number == 1 and f.wire_type == LEN:
-                _saved_object_metadata(ctx, payload(data, f), location)
-    except ProtobufError as e:
-        _malformed(ctx, location, str(e))
-
-
 # ---- walking the schema -----------------------------------------------------------------------
+
+
+def _saved_model(ctx: ScanContext, data: memoryview, location: Location, out: list[_Graph]) -> None:
+    for f in fields(data):
+        if f.number == 2 and f.wire_type == LEN:
+            _meta_graph(ctx, payload(data, f), location, out)
+        elif f.number == 1 and f.wire_type == VARINT:
+            ctx.metadata["saved_model_schema_version"] = str(f.value)
+
+
+def _saved_metadata(
+    ctx: ScanContext, data: memoryview, location: Location, out: list[_Graph]
+) -> None:
+    for f in fields(data):
+        if f.number == 1 and f.wire_type == LEN:
+            _saved_object_metadata(ctx, payload(data, f), location)
 
 
 def _meta_graph(ctx: ScanContext, data: memoryview, location: Location, out: list[_Graph]) -> None:
