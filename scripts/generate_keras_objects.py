@@ -159,10 +159,8 @@ def _walk_modules() -> None:
                 continue
 
 
-def main() -> int:
-    if os.environ.get("KERAS_BACKEND") != "torch":
-        print("set KERAS_BACKEND=torch", file=sys.stderr)
-        return 2
+def render() -> str:
+    """The text of ``keras_objects.toml`` for the installed Keras (torch backend)."""
     warnings.simplefilter("ignore")
     import keras
     from keras.src import api_export
@@ -232,8 +230,17 @@ def main() -> int:
         for key, why in sorted(entries[group].items()):
             lines.append(f'"{key}" = "{why}"')
         lines.append("")
-    OUT.write_text("\n".join(lines), encoding="utf-8")
-    print(f"{sum(map(len, entries.values()))} entries -> {OUT}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    """Write the file."""
+    if os.environ.get("KERAS_BACKEND") != "torch":
+        print("set KERAS_BACKEND=torch", file=sys.stderr)
+        return 2
+    text = render()
+    OUT.write_text(text, encoding="utf-8")
+    print(f"{text.count(chr(10))} lines -> {OUT}")
     return 0
 
 

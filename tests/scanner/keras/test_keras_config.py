@@ -375,3 +375,35 @@ def test_recorded_keras_version_feeds_the_dependency_audit(tmp_path: Path) -> No
 
     path = keras_zip(tmp_path / "m.keras", _model(), metadata={"keras_version": "3.8.0"})
     assert recorded_versions(scan(path).metadata)["keras"] == ("3.8.0", "keras_version")
+
+
+@pytest.mark.slow
+def test_the_keras_objects_list_is_current(keras: Any) -> None:
+    """scripts/generate_keras_objects.py run against the installed Keras writes the same list
+    (skipped when another Keras release is installed than the one the list names)."""
+    import importlib.util
+
+    from modelshield.scanner.callables import _data_bytes
+
+    current = _data_bytes("keras_objects.toml").decode()
+    if f"from Keras {keras.__version__};" not in current.splitlines()[0]:
+        pytest.skip(f"the list was generated from another Keras release than {keras.__version__}")
+    script = Path(__file__).resolve().parents[3] / "scripts" / "generate_keras_objects.py"
+    spec = importlib.util.spec_from_file_location("generate_keras_objects", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.render() == current
+
+
+def test_a_utf16_config_is_read_as_keras_reads_it(tmp_path: Path) -> None:
+    """Keras passes config.json's bytes to json.loads, which accepts UTF-16."""
+    ref = {"module": "os", "class_name": "function", "config": "system"}
+    text = json.dumps(_model(_dense(activation=ref))).encode("utf-16")
+    path = tmp_path / "m.keras"
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("metadata.json", "{}")
+        z.writestr("config.json", text)
+    assert rule_ids(scan(path)) == ["KERAS-UNSAFE-IMPORT"]

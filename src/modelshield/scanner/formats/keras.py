@@ -178,7 +178,8 @@ def analyse_config_text(
     if size > ctx.limits.max_document_bytes:
         _invalid(ctx, location, source, f"it has {size} bytes, above limits.max_document_bytes")
         return
-    text = raw if isinstance(raw, str) else bytes(raw).decode("utf-8", "replace")
+    # Keras hands the member's bytes to json.loads, which detects UTF-8, -16 and -32: so do we.
+    text = raw if isinstance(raw, str) else bytes(raw)
     try:
         config = json.loads(text)
     except RecursionError:
