@@ -19,9 +19,6 @@ from tests.conftest import CORPUS, corpus_rows
 
 # Formats (manifest "format" or "category") without a scanner yet, with what is missing.
 NOT_COVERED: dict[str, str] = {
-    "keras_h5": "Keras HDF5 (Lambda layers in model_config) is not scanned yet",
-    "keras_v3": "Keras v3 .keras (Lambda layers in config.json) is not scanned yet",
-    "tf_savedmodel": "TensorFlow SavedModel (PyFunc and file ops) is not scanned yet",
     "onnx": "ONNX (custom domains, external data paths) is not scanned yet",
     "gguf": "GGUF (chat-template injection) is not scanned yet",
     "template_injection": "Jinja2 chat templates (GGUF / tokenizer_config.json SSTI) are not "

@@ -74,7 +74,13 @@ def test_accept_incomplete_accepts_a_rule_for_some_paths_only(tmp_path: Path) ->
     assert everywhere.exit_code(scan(tmp_path, everywhere)) is ExitCode.OK
 
 
-def test_a_recognised_format_without_a_reader_is_not_a_pass(tmp_path: Path) -> None:
+def test_a_recognised_format_without_a_reader_is_not_a_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelshield.scanner import registry
+    from modelshield.scanner.registry import Format
+
+    monkeypatch.setitem(registry._HANDLERS, Format.HDF5, None)  # a format without a reader
     target = tmp_path / "model.h5"
     target.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
     policy = Policy.from_mapping({"fail_on": "critical"})

@@ -63,6 +63,13 @@ class Limits(Struct, frozen=True):
     (an all-zero array inflates about 1,000 times under deflate) is never called a bomb."""
     max_seconds_per_file: float = 120.0
     """Wall-clock budget per top-level file; past it the analysis stops with a finding."""
+    max_attributes: int = 10_000
+    """HDF5 attributes read per file (Keras writes a few per layer); past it the file is
+    reported as not fully analysed. Objects (groups, datasets, links) count against
+    ``max_members``."""
+    reader_memory_bytes: int = 1 * _GIB
+    """Address space (``RLIMIT_AS``) of the child process in which the HDF5 library reads a
+    file's structure; a file that needs more is reported as not analysed."""
     max_embedded_scan_bytes: int = 64 * _MIB
     """Largest byte or text constant inside a pickle that is examined as an embedded payload;
     also how much of a buffer beyond ``max_nested_depth`` is searched for imports."""

@@ -46,7 +46,9 @@ INFLATED_IN_MEMORY = 64 * 1024 * 1024
 
 
 #: Format names that make a top-level file's format more specific than its container.
-_REFINEMENTS = frozenset({"pytorch-zip", "pytorch-legacy", "torchscript", "numpy-object"})
+_REFINEMENTS = frozenset(
+    {"pytorch-zip", "pytorch-legacy", "torchscript", "numpy-object", "keras-v3", "keras-h5"}
+)
 
 
 class LimitExceeded(Exception):

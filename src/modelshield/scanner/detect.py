@@ -18,6 +18,7 @@ from pathlib import PurePath
 from modelshield.core.findings import Finding, Location
 from modelshield.scanner.memio import Buffer, MemoryviewIO
 from modelshield.scanner.pickle.sniff import looks_like_pickle
+from modelshield.scanner.protobuf import LEN, VARINT, leading_fields
 from modelshield.scanner.registry import FORMATS, Format, formats_for_extension
 from modelshield.scanner.rules import FORMAT_EXTENSION_MISMATCH
 from modelshield.scanner.wire.msgpack import looks_like_msgpack
@@ -69,6 +70,8 @@ def detect(data: memoryview) -> Format:
         return Format.JOBLIB_ZFILE
     if _is_pickle(data):
         return Format.PICKLE
+    if (tensorflow := _tensorflow_protobuf(data)) is not None:
+        return tensorflow
     if _is_onnx(head):
         return Format.ONNX
     if looks_like_msgpack(data):
@@ -271,6 +274,43 @@ def _is_onnx(head: bytes) -> bool:
         text = head[4 : 4 + length]
         return length < 0x80 and len(text) == length and all(0x20 <= c < 0x7F for c in text)
     return head[2] in b"\x3a\x42"
+
+
+_TF_SNIFF_FIELDS = 4096
+_TF_OP = re.compile(rb"^_?[A-Z][A-Za-z0-9_]*$")
+_SAVED_OBJECT_FIELDS = {2: VARINT, 3: LEN, 4: LEN, 5: LEN, 6: LEN}
+
+
+def _tensorflow_protobuf(data: memoryview) -> Format | None:
+    """A TensorFlow SavedModel, frozen GraphDef or Keras ``keras_metadata.pb``, recognised by
+    the shape of its top-level fields and of its first nested message (protobuf has no magic
+    number): ``SavedModel {1: version, 2: MetaGraphDef {1..7: messages}}``,
+    ``GraphDef {1: NodeDef {1: name, 2: op, ...}, 2: library, 3: version, 4: versions}``,
+    ``SavedMetadata {1: SavedObject {2: node_id, 3: path, 4: identifier, 5: metadata}}``.
+    Fields are read up to the first error, so that a truncated file is still recognised (and
+    reported as broken by its handler)."""
+    if len(data) < 2 or data[0] not in (0x08, 0x0A, 0x12):
+        return None
+    top = leading_fields(data, limit=_TF_SNIFF_FIELDS)
+    first = next((f for f in top if f.wire_type == LEN), None)
+    if first is None or first.value == 0:
+        return None
+    inner = leading_fields(data, first.start, first.start + first.value, _TF_SNIFF_FIELDS)
+    kinds = {(f.number, f.wire_type) for f in top}
+    if not inner:
+        return None
+    if kinds <= {(1, VARINT), (2, LEN)} and first.number == 2:
+        if all(f.wire_type == LEN and 1 <= f.number <= 7 for f in inner):
+            return Format.TF_SAVEDMODEL
+    elif kinds <= {(1, LEN), (2, LEN), (3, VARINT), (4, LEN), (5, LEN)} and first.number == 1:
+        op = next((f for f in inner if f.number == 2), None)
+        nodedef = all(f.wire_type == LEN and 1 <= f.number <= 7 for f in inner)
+        if nodedef and op is not None and _TF_OP.match(bytes(data[op.start : op.start + op.value])):
+            return Format.TF_GRAPHDEF
+        saved_object = all(_SAVED_OBJECT_FIELDS.get(f.number) == f.wire_type for f in inner)
+        if kinds == {(1, LEN)} and saved_object and any(f.number == 4 for f in inner):
+            return Format.KERAS_METADATA
+    return None
 
 
 # ---- ordinary files ------------------------------------------------------------------------

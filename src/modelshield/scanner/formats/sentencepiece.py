@@ -6,14 +6,15 @@ from __future__ import annotations
 from modelshield.core.findings import Location
 from modelshield.scanner.context import ScanContext
 from modelshield.scanner.formats.hygiene import malformed
-from modelshield.scanner.wire.sentencepiece import WireError, check_model
+from modelshield.scanner.protobuf import ProtobufError
+from modelshield.scanner.wire.sentencepiece import check_model
 
 
 def scan_sentencepiece(ctx: ScanContext, data: memoryview, location: Location) -> None:
     """Check the whole model's structure; a broken one is reported as not fully analysed."""
     try:
         pieces = check_model(data)
-    except WireError as e:
+    except ProtobufError as e:
         malformed(ctx, location.at(e.offset), f"The SentencePiece model is broken: {e}")
         return
     ctx.bytes_read += len(data)
