@@ -105,6 +105,11 @@ def test_unnamed_padding_fields_are_dropped_like_numpy_drops_them() -> None:
 
 
 def test_type_names_are_numpys() -> None:
-    names = {k for k in np.sctypeDict if isinstance(k, str)}
+    # Only numpy's own: packages such as ml_dtypes (keras) add theirs to sctypeDict on import.
+    names = {
+        k
+        for k, v in np.sctypeDict.items()
+        if isinstance(k, str) and getattr(v, "__module__", "numpy") == "numpy"
+    }
     assert names == numpy_dtype.NUMPY_TYPE_NAMES
     assert {n for n in names if np.sctypeDict[n] is np.object_} == numpy_dtype.OBJECT_TYPE_NAMES

@@ -371,16 +371,19 @@ def ordinary_kind(head: bytes, *, complete: bool = False) -> str | None:
         return "a RIFF media file"
     if head[4:8] == b"ftyp":
         return "an MP4 media file"
+    codec = "utf-8"
     text = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with its byte-order mark
+        codec, text = ("utf-16-le" if head[0] == 0xFF else "utf-16-be"), head[2:]
     if not text:
         return None
     try:
-        decoded = text.decode("utf-8")
+        decoded = text.decode(codec)
     except UnicodeDecodeError as e:
         # Only a character cut by the end of the window is allowed, never in a whole buffer.
-        if complete or e.start < len(text) - 3 or e.start == 0:
+        if complete or e.start < len(text) - 4 or e.start == 0:
             return None
-        decoded = text[: e.start].decode("utf-8")
+        decoded = text[: e.start].decode(codec)
     if any((ord(c) < 0x20 and ord(c) not in _TEXT_CONTROLS) or ord(c) == 0x7F for c in decoded):
         return None
     return "text"

@@ -371,7 +371,7 @@ def test_lambda_layers_whose_code_cannot_be_read_are_high(
 
 
 def test_recorded_keras_version_feeds_the_dependency_audit(tmp_path: Path) -> None:
-    from modelshield.audit.implied import recorded_versions
+    from modelshield.audit.inputs.implied import recorded_versions
 
     path = keras_zip(tmp_path / "m.keras", _model(), metadata={"keras_version": "3.8.0"})
     assert recorded_versions(scan(path).metadata)["keras"] == ("3.8.0", "keras_version")
