@@ -50,6 +50,13 @@ class Limits(Struct, frozen=True):
     max_document_bytes: int = 64 * _MIB
     """Largest text document read whole: requirement and lock files, advisories, manifests,
     API responses."""
+    max_template_bytes: int = 1 * _MIB
+    """Largest Jinja template parsed into a syntax tree (published chat templates are under 64
+    KiB); a larger one is searched as text for sandbox-escape names and reported as not fully
+    analysed."""
+    max_structure_depth: int = 100
+    """Deepest nesting followed inside one document: JSON objects and lists, ONNX subgraphs,
+    GGUF arrays of arrays. ONNX Runtime's protobuf parser itself stops at 100 levels."""
     verify_load_seconds: float = 300.0
     """``scan --verify-load``: wall-clock budget of the child process that loads one file
     through the restricted loader; past it the child is killed and the file gets an error."""

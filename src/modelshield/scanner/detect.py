@@ -89,7 +89,7 @@ def detect(data: memoryview) -> Format:
         return Format.PICKLE
     if _is_onnx(head):
         return Format.ONNX
-    return Format.UNKNOWN
+    return _text_document(data, head) or Format.UNKNOWN
 
 
 def _by_magic(head: bytes, size: int) -> Format | None:
@@ -117,10 +117,13 @@ def _zip_at_end(data: memoryview, *, exact: bool) -> bool:
 
 
 def _is_safetensors(head: bytes, size: int) -> bool:
-    if len(head) < 10 or head[8:9] != b"{":
+    """An 8-byte header length, then a JSON object. A length past the end of the file is still
+    safetensors (a broken or hostile header, which the handler reports), unless the length
+    bytes are text: then it is a text file that happens to have ``{`` at offset 8."""
+    if len(head) < 10 or head[8:9] != b"{" or head[9:10] not in b'"} \t\r\n':
         return False
     (n,) = struct.unpack_from("<Q", head, 0)
-    return 2 <= n <= size - 8 and head[9:10] in b'"} \t\r\n'
+    return 2 <= n <= size - 8 or (n >= 2 and not head[:8].isascii())
 
 
 def _hdf5_superblock(data: memoryview) -> bool:
@@ -198,6 +201,46 @@ def _is_onnx(head: bytes) -> bool:
         text = head[4 : 4 + length]
         return length < 0x80 and len(text) == length and all(0x20 <= c < 0x7F for c in text)
     return head[2] in b"\x3a\x42"
+
+
+#: Text documents are searched this far for Jinja delimiters.
+_TEMPLATE_SEARCH = 64 << 20
+_CHUNK = 1 << 20
+_TEMPLATE_OPEN = re.compile(rb"\{[{%]")
+_TEMPLATE_CLOSE = re.compile(rb"[}%]\}")
+
+
+def _text_document(data: memoryview, head: bytes) -> Format | None:
+    """A JSON document, or text holding Jinja template syntax (``{{ }}`` or ``{% %}``).
+
+    Only UTF-8 text without NUL bytes counts. JSON starts with ``{`` or ``[`` (a ``{{``,
+    ``{%`` or ``{#`` start is a template); other text must hold an opening and a closing
+    Jinja delimiter in its first 64 MiB.
+    """
+    if b"\x00" in head:
+        return None
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        # Only a character cut by the end of the window is allowed.
+        if e.start < len(head) - 3 or len(head) == len(data):
+            return None
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if start[:1] == b"{" and start[1:2] not in (b"{", b"%", b"#"):
+        return Format.JSON
+    if start[:1] == b"[" and start[1:2] in b' \t\r\n{["-0123456789tfn]':
+        return Format.JSON
+    pattern = _TEMPLATE_OPEN
+    for offset in range(0, min(len(data), _TEMPLATE_SEARCH), _CHUNK):
+        window = bytes(data[offset : offset + _CHUNK + 1])  # one byte of overlap
+        found = pattern.search(window)
+        if found is not None:
+            if pattern is _TEMPLATE_CLOSE:
+                return Format.JINJA
+            if _TEMPLATE_CLOSE.search(window, found.end()):
+                return Format.JINJA
+            pattern = _TEMPLATE_CLOSE
+    return None
 
 
 def looks_like_pickle(head: bytes, *, complete: bool, strict: bool = False) -> bool:

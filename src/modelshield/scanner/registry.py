@@ -51,6 +51,8 @@ class Format(enum.StrEnum):
     GGUF = "gguf"
     ONNX = "onnx"
     JOBLIB_ZFILE = "joblib-zfile"
+    JSON = "json"
+    JINJA = "jinja-template"
     UNKNOWN = "unknown"
     EMPTY = "empty"
 
@@ -111,8 +113,8 @@ FORMATS: tuple[FormatSpec, ...] = (
     ),
     # Recognised by structure (detect.py): no magic here.
     FormatSpec(Format.BZIP2, "compressed:scan_bzip2", (), _COMPRESSED_MODEL_EXTENSIONS),
-    FormatSpec(Format.GGUF, None, (), (".gguf",)),
-    FormatSpec(Format.SAFETENSORS, None, (), (".safetensors",)),
+    FormatSpec(Format.GGUF, "gguf:scan_gguf", (), (".gguf",)),
+    FormatSpec(Format.SAFETENSORS, "safetensors:scan_safetensors", (), (".safetensors",)),
     FormatSpec(Format.PICKLE, "pickle:scan_pickle", (), _PICKLE_EXTENSIONS, True),
     FormatSpec(
         Format.ZIP, "archive_zip:scan_zip", (), (*_TORCH_EXTENSIONS, ".npz", ".keras"), True
@@ -123,7 +125,11 @@ FORMATS: tuple[FormatSpec, ...] = (
     FormatSpec(
         Format.JOBLIB_ZFILE, "compressed:scan_joblib_zfile", (), _COMPRESSED_MODEL_EXTENSIONS
     ),
-    FormatSpec(Format.ONNX, None, (), (".onnx",)),
+    FormatSpec(Format.ONNX, "onnx:scan_onnx", (), (".onnx",)),
+    # Text documents (configs, tokenizer files, chat templates): no model extension, so that
+    # a .json holding something else is not reported as a misnamed model.
+    FormatSpec(Format.JSON, "document:scan_json"),
+    FormatSpec(Format.JINJA, "document:scan_template"),
     FormatSpec(Format.UNKNOWN),
     FormatSpec(Format.EMPTY),
 )
