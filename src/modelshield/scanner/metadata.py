@@ -157,7 +157,7 @@ def _credential(ctx: ScanContext, key: str, value: str, location: Location, wher
     kind = None
     for name, pattern in _CREDENTIAL_RE:
         match = pattern.search(value)
-        if match is not None and _random_looking(match.group(0)):
+        if match is not None and (not name.startswith("OpenAI") or _random_looking(match[0])):
             kind = name
             break
     if kind is None and _SECRET_KEY.search(key) and _secret_value(value):
@@ -175,8 +175,8 @@ def _credential(ctx: ScanContext, key: str, value: str, location: Location, wher
 
 
 def _random_looking(token: str) -> bool:
-    """Provider prefixes also start ordinary words (``sk-learn-estimator``): a key mixes digits
-    and letters."""
+    """``sk-`` also starts ordinary words (``sk-learn-estimator``): a key mixes digits and
+    letters."""
     digits = sum(c.isdigit() for c in token)
     return digits >= 2 and sum(c.isalpha() for c in token) >= 4
 

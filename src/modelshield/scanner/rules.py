@@ -628,7 +628,9 @@ ONNX_EXTERNAL_DATA_PATH = register_rule(
         title="ONNX external data location escapes the model folder",
         what="Reports a tensor whose external data `location` is absolute, starts with a "
         "drive letter or a UNC prefix, holds a NUL byte or a URL scheme, starts with `~`, or "
-        "climbs out of the model folder with `..`.",
+        "climbs out of the model folder with `..`; and, for a model file on disk, a location "
+        "that is a symbolic link resolving outside the model's folder (the link is looked up, "
+        "never followed for reading).",
         why="ONNX runtimes read external tensor data from the path the model names: a model "
         "that points at `/etc/passwd` or `../../.ssh/id_rsa` reads that file into a tensor, "
         "where a served model's outputs can leak it (path traversal in external data: "

@@ -326,7 +326,10 @@ class _Analyser:
         if verdict is None:
             return
         severity, rule, why = verdict
-        self._add(rule, severity, root, name, f"{why} ({how})")
+        built = "built from pieces" in how
+        self._add(
+            rule, severity, root, name, f"{why} through a name built from pieces" if built else why
+        )
 
     def _subscript(self, node: nodes.Getitem, root: nodes.Node) -> None:
         n = self._nodes
@@ -351,7 +354,7 @@ class _Analyser:
             verdict = _attribute_verdict(target.attr, called=True)
             if verdict is not None and target.attr in CALLED_METHODS:
                 severity, rule, why = verdict
-                self._add(rule, severity, root, target.attr, f"{why} (called)")
+                self._add(rule, severity, root, target.attr, why)
 
     def _filter(self, node: nodes.Filter, root: nodes.Node) -> None:
         n = self._nodes
@@ -385,14 +388,14 @@ class _Analyser:
             return
         pieces = [p for p in self._pieces(arg) if _SUSPICIOUS_PIECES.search(p)]
         if always or pieces:
-            shown = ", ".join(repr(p) for p in pieces[:_MAX_NAMES]) or "a computed name"
-            self._add(
-                TEMPLATE_OBFUSCATED_ACCESS,
-                Severity.HIGH,
-                root,
-                shown,
-                f"reads an attribute whose name is computed when the template renders ({how})",
-            )
+            for shown in [repr(p) for p in pieces[:_MAX_NAMES]] or ["a computed name"]:
+                self._add(
+                    TEMPLATE_OBFUSCATED_ACCESS,
+                    Severity.HIGH,
+                    root,
+                    shown,
+                    f"reads an attribute whose name is computed when the template renders ({how})",
+                )
 
     def _constant(self, value: str, root: nodes.Node) -> None:
         if _FORMAT_FIELD_ACCESS.search(value) and _DUNDER.search(value):

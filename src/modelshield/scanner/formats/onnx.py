@@ -16,11 +16,13 @@ string-tensor values searched for hidden pickles. Tensor data is never read beyo
 
 from __future__ import annotations
 
+import posixpath
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 from modelshield.core.findings import Location
 from modelshield.scanner.context import ScanContext
-from modelshield.scanner.formats.hygiene import unsafe_path
 from modelshield.scanner.metadata import check_bytes, check_hidden_pickle
 from modelshield.scanner.rules import (
     ONNX_CUSTOM_OPERATOR,
@@ -68,6 +70,8 @@ _MAX_DIMS = 1024
 #: Values of a repeated string field examined per tensor or attribute.
 _MAX_STRINGS = 100_000
 
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
 _MODEL, _GRAPH, _NODE, _TENSOR, _SPARSE, _FUNCTION, _TRAINING = range(7)
 
 
@@ -94,6 +98,9 @@ class _Walk:
         self.reported_ops: set[tuple[str, str]] = set()
         self.too_deep = False
         self.stack: list[_Task] = []
+        self.pending: list[_Task] = []
+        # The model's own folder, when the model is a file on disk (not an archive member).
+        self.folder = Path(ctx.path).parent if not location.members and ctx.depth == 0 else None
 
     # ---- driving -----------------------------------------------------------------------
     def run(self) -> None:
@@ -114,6 +121,7 @@ class _Walk:
             done += 1
             if done % 4096 == 0:
                 self.ctx.check_deadline(self.location)
+            self.pending = []
             try:
                 handlers[task.kind](task)
             except WireError as e:
@@ -125,6 +133,8 @@ class _Walk:
                         evidence={"problem": str(e)},
                     )
                 )
+            # Children are analysed in the order they are stored.
+            self.stack.extend(reversed(self.pending))
         self.ctx.bytes_read += len(self.data)
 
     def _push(self, kind: int, field: Field, depth: int) -> None:
@@ -144,7 +154,7 @@ class _Walk:
                     )
                 )
             return
-        self.stack.append(_Task(kind, field.start, field.end, depth))
+        self.pending.append(_Task(kind, field.start, field.end, depth))
 
     def _fields(self, task: _Task) -> Iterator[Field]:
         return fields(self.data, task.start, task.end)
@@ -354,7 +364,7 @@ class _Walk:
         for key, value in tensor.external:
             if key != "location":
                 continue
-            reason = _escapes(value)
+            reason = _escapes(value, self.folder)
             if reason is None:
                 continue
             self.ctx.add(
@@ -470,16 +480,35 @@ def _count(data: memoryview, f: Field, size: int) -> int:
     return 1 if f.wire_type in (VARINT, FIXED32, FIXED64) else 0
 
 
-def _escapes(location: str) -> str | None:
-    """Why an external data location leaves the model folder, or None."""
+def _escapes(location: str, folder: Path | None) -> str | None:
+    """Why an external data location leaves the model folder, or None.
+
+    ``folder`` is the folder of the model file when it is a file on disk (not an archive
+    member): a location that is a symbolic link out of it escapes too (CVE-2024-27318).
+    """
     text = location.strip()
-    reason = unsafe_path(text)
-    if reason is not None:
-        return reason
+    unified = text.replace("\\", "/")
+    if "\x00" in text:
+        return "holds a NUL byte"
+    if unified.startswith("//"):
+        return "is a UNC network path"
+    if unified.startswith("/") or _DRIVE.match(unified):
+        return "is an absolute path"
     if "://" in text or text.lower().startswith("file:"):
         return "is a URL"
     if text.startswith("~"):
         return "starts in a home folder ('~')"
+    normal = posixpath.normpath(unified)
+    if normal == ".." or normal.startswith("../"):
+        return "climbs out of the model folder with '..'"
+    if folder is not None:
+        target = folder / normal
+        try:
+            inside = target.resolve().is_relative_to(folder.resolve())
+        except (OSError, RuntimeError):
+            return None
+        if not inside:
+            return "is a symbolic link that resolves outside the model folder"
     return None
 
 

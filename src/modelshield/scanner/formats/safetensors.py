@@ -240,12 +240,20 @@ def _check_metadata(ctx: ScanContext, location: Location, metadata: dict[str, st
             )
         )
     for key, value in metadata.items():
-        where = f"safetensors metadata key {key!r}"
-        check_string(ctx, value, location, key=key, where=where)
         stripped = value.strip()
-        if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]"):
+        if stripped[:1] in ("{", "[") and stripped[-1:] in ("}", "]") and _is_json(stripped):
             # Configuration stored as JSON text (trainers and some Hub libraries do this) is
             # analysed as a JSON document.
             scan_member(
                 ctx, stripped.encode("utf-8"), location.child(f"<metadata {key}>"), Format.JSON
             )
+        else:
+            check_string(ctx, value, location, key=key, where=f"safetensors metadata key {key!r}")
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return True
