@@ -350,6 +350,21 @@ class _Analyser:
     def _call(self, node: nodes.Call, root: nodes.Node) -> None:
         n = self._nodes
         target = node.node
+        if (
+            isinstance(target, n.Getattr)
+            and target.attr in ("format", "format_map")
+            and self._fold(target.node, set()) is None
+        ):
+            # str.format reads the attributes its fields name ('{0.__class__}'): a format
+            # string computed at render time (message content, a variable) can reach them.
+            self._add(
+                TEMPLATE_OBFUSCATED_ACCESS,
+                Severity.HIGH,
+                root,
+                f".{target.attr}()",
+                "calls str.format on a string computed when the template renders, whose fields "
+                "can read any attribute",
+            )
         if isinstance(target, n.Getattr):
             verdict = _attribute_verdict(target.attr, called=True)
             if verdict is not None and target.attr in CALLED_METHODS:
@@ -421,17 +436,26 @@ class _Analyser:
     def _built_name(self, node: nodes.Node, root: nodes.Node) -> None:
         """A string built from pieces (``'__cla' ~ 'ss__'``) that names an internal."""
         folded = self._fold(node, set())
-        if folded is None:
+        if folded is None or isinstance(node, self._nodes.Const):
             return
-        for part in folded.split("."):
-            if part in PAYLOAD_DUNDERS or part in INTERNAL_ATTRIBUTES:
-                self._add(
-                    TEMPLATE_OBFUSCATED_ACCESS,
-                    Severity.HIGH,
-                    root,
-                    part,
-                    "builds the name of a Python internal from pieces",
-                )
+        names = {m.group(0) for m in _DUNDER.finditer(folded) if m.group(0) in PAYLOAD_DUNDERS}
+        names |= {p for p in re.split(r"[^\w]+", folded) if p in INTERNAL_ATTRIBUTES}
+        for name in sorted(names):
+            self._add(
+                TEMPLATE_OBFUSCATED_ACCESS,
+                Severity.HIGH,
+                root,
+                name,
+                "builds the name of a Python internal from pieces",
+            )
+        if names and _FORMAT_FIELD_ACCESS.search(folded):
+            self._add(
+                TEMPLATE_SANDBOX_ESCAPE,
+                Severity.CRITICAL,
+                root,
+                sorted(names)[0],
+                "builds a str.format field that reads Python internals",
+            )
 
     # ---- constant folding --------------------------------------------------------------
     def _fold(self, node: nodes.Node, seen: set[str]) -> str | None:

@@ -7,6 +7,9 @@ are rendered here, in Jinja's sandbox, only to show that they are working templa
 from __future__ import annotations
 
 import json
+import pickle
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -137,6 +140,8 @@ HOSTILE = [
     ("attr-computed", "{{ x|attr(messages[0].content) }}", OBFUSCATED, "a computed name"),
     ("subscript-pieces", "{{ x['__' ~ message.content ~ '__'] }}", OBFUSCATED, "'__'"),
     ("built-name", "{% set n = '__glo' ~ 'bals__' %}", OBFUSCATED, "__globals__"),
+    ("built-format-field", "{{ ('{0._' ~ '_class__}').format(x) }}", CRITICAL, "__class__"),
+    ("computed-format", "{{ message.content.format(x) }}", OBFUSCATED, ".format()"),
 ]  # fmt: skip
 
 
@@ -266,3 +271,22 @@ def test_template_above_the_size_limit_is_searched_and_incomplete(tmp_path: Path
     full = scan_bytes(tmp_path, _tokenizer_config(template), max_template_bytes=8 << 20)
     assert "SCAN-LIMIT" not in rules(full)
     assert of(full, CRITICAL)[0].severity is Severity.CRITICAL
+
+
+def test_jinja2_is_imported_only_when_a_template_is_met(tmp_path: Path) -> None:
+    plain = tmp_path / "m.pkl"
+    plain.write_bytes(pickle.dumps({"a": 1}))
+    config = tmp_path / "tokenizer_config.json"
+    config.write_bytes(_tokenizer_config("{{ m }}"))
+    code = (
+        "import sys; from modelshield.scanner.engine import scan_file; "
+        "from modelshield.core.policy import Policy; "
+        "scan_file(sys.argv[1], Policy()); print('jinja2' in sys.modules)"
+    )
+    seen = [
+        subprocess.run(
+            [sys.executable, "-c", code, str(p)], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for p in (plain, config)
+    ]
+    assert seen == ["False", "True"]
