@@ -284,6 +284,9 @@ class _Analyser:
                     "reads an attribute of one of Jinja's own globals, whose functions lead to "
                     "module globals",
                 )
+        elif isinstance(node, n.NSRef):
+            # {% set ns.attr = ... %} writes an attribute.
+            self._attribute(node.attr, node, root, how="assignment", called=False)
         elif isinstance(node, n.Getitem):
             self._subscript(node, root)
         elif isinstance(node, n.Call):
@@ -385,6 +388,10 @@ class _Analyser:
             candidates = [kw.value for kw in node.kwargs if kw.key == "attribute"]
             if node.name in _POSITIONAL_ATTRIBUTE and node.args:
                 candidates.append(node.args[0])
+            first = node.args[0] if node.args else None
+            if node.name == "map" and isinstance(first, n.Const) and first.value == "attr":
+                # map('attr', name) applies the attr filter to every item.
+                candidates += node.args[1:2]
             for arg in candidates:
                 if isinstance(arg, n.Const) and isinstance(arg.value, str):
                     for part in arg.value.split("."):

@@ -255,7 +255,7 @@ def test_extension_mismatch_names_png_as_pt() -> None:
         ("arr.npy", Format.PICKLE, True),
         ("arr.npz", Format.ZIP, False),
         ("w.safetensors", Format.PICKLE, True),
-        ("m.onnx", Format.UNKNOWN, False),
+        ("m.onnx", Format.UNKNOWN, True),  # ONNX is recognised by its fields in any order
         ("m.onnx", Format.ZIP, True),
         ("m.gguf", Format.EMPTY, True),
         ("notes.txt", Format.PICKLE, False),  # not a model name: nothing to say

@@ -100,6 +100,20 @@ def test_files_written_by_gguf_are_clean(tmp_path: Path) -> None:
     assert result.metadata["gguf_version"] == "3"
 
 
+def test_big_endian_files_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "be.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama", endianess=gguf.GGUFEndian.BIG)
+    writer.add_chat_template(PAYLOAD)
+    writer.add_tensor("t", np.zeros((2, 32), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    result = scan(path)
+    assert result.metadata["gguf_byte_order"] == "big-endian"
+    assert rules(result) == {"TEMPLATE-SANDBOX-ESCAPE"}
+
+
 def test_the_ggml_type_table_matches_the_gguf_package() -> None:
     expected = {t.value: size for t, size in gguf.constants.GGML_QUANT_SIZES.items()}
     assert {k: v for k, v in GGML_TYPES.items() if k in expected} == expected

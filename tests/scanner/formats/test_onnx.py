@@ -332,3 +332,20 @@ def test_wire_reader_bounds() -> None:
         list(fields(b"\x0b\x08\x01", 0, 3))
     with pytest.raises(WireError, match="field number 0"):
         list(fields(b"\x00\x01", 0, 2))
+
+
+def test_detection_does_not_depend_on_field_order(tmp_path: Path) -> None:
+    node = helper.make_node("Exec", ["X"], ["Y"], domain="com.evil")
+    serialized = model([node]).SerializeToString()
+    fields_in_order = onnx.ModelProto.FromString(serialized)
+    # The graph first, then model_version and ir_version: runtimes parse any order.
+    reordered = (
+        _ld(7, fields_in_order.graph.SerializeToString())
+        + b"\x28\x05"
+        + b"\x08"
+        + _varint(fields_in_order.ir_version)
+    )
+    assert onnx.ModelProto.FromString(reordered).graph.node[0].op_type == "Exec"
+    result = scan_bytes(tmp_path, reordered)
+    assert result.format == "onnx"
+    assert of(result, "ONNX-CUSTOM-OPERATOR")

@@ -193,3 +193,18 @@ def test_large_metadata_is_reported(tmp_path: Path) -> None:
     save_file({"a": np.zeros(2, np.float32)}, str(path), metadata={"blob": "x" * (2 << 20)})
     assert loads(path)
     assert rules(scan(path)) == {"SAFETENSORS-LARGE-METADATA"}
+
+
+def test_detection_follows_the_loader(tmp_path: Path) -> None:
+    # The loader accepts whitespace before the JSON object: so does detection.
+    spaced = tmp_path / "spaced"
+    spaced.write_bytes(build(None, raw=b"  \n" + json.dumps({"a": F32x2}).encode()))
+    assert loads(spaced)
+    assert scan(spaced).format == "safetensors"
+    # A header length of 2**40 (no text bytes) is safetensors with an impossible header.
+    huge = scan_bytes(tmp_path, struct.pack("<Q", 2**40) + b'{"a": 1}')
+    assert huge.format == "safetensors"
+    assert rules(huge) == {"SAFETENSORS-HEADER-INVALID"}
+    # Eight characters of text and then a JSON object is a text file.
+    text = scan_bytes(tmp_path, b'version {"a": 1}')
+    assert text.format != "safetensors"

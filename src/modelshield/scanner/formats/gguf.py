@@ -63,11 +63,13 @@ class _Malformed(Exception):
 class _Reader:
     """Little-endian reads from a buffer, each checked against its end."""
 
-    def __init__(self, data: memoryview, pos: int, version: int) -> None:
+    def __init__(self, data: memoryview, pos: int, version: int, order: str) -> None:
         self.data = data
         self.pos = pos
         self.end = len(data)
         self.wide = version >= 2  # counts and lengths are 64-bit from version 2 on
+        self.u32_format = order + "I"
+        self.u64_format = order + "Q"
 
     @property
     def left(self) -> int:
@@ -81,13 +83,13 @@ class _Reader:
 
     def u32(self, what: str) -> int:
         self.need(4, what)
-        (value,) = struct.unpack_from("<I", self.data, self.pos)
+        (value,) = struct.unpack_from(self.u32_format, self.data, self.pos)
         self.pos += 4
         return int(value)
 
     def u64(self, what: str) -> int:
         self.need(8, what)
-        (value,) = struct.unpack_from("<Q", self.data, self.pos)
+        (value,) = struct.unpack_from(self.u64_format, self.data, self.pos)
         self.pos += 8
         return int(value)
 
@@ -122,8 +124,13 @@ class _Tensor:
 def scan_gguf(ctx: ScanContext, data: memoryview, location: Location) -> None:
     """Parse the header, key/values and tensor table; analyse templates and metadata."""
     (version,) = struct.unpack_from("<I", data, 4)
+    order = "<"
+    if not 1 <= version <= 64:  # a big-endian file (detection accepted one of the two)
+        (version,) = struct.unpack_from(">I", data, 4)
+        order = ">"
+        ctx.metadata["gguf_byte_order"] = "big-endian"
     ctx.metadata["gguf_version"] = str(version)
-    reader = _Reader(data, 8, version)
+    reader = _Reader(data, 8, version, order)
     try:
         n_tensors = reader.count("the tensor count")
         n_kv = reader.count("the key/value count")

@@ -224,6 +224,9 @@ class _Walk:
             elif f.number in (2, 3, 4, 6):
                 what = {2: "producer_name", 3: "producer_version", 4: "domain", 6: "doc_string"}
                 self._metadata(f, f"model {what[f.number]}")
+                if f.number in (2, 3):  # the dependency audit maps these to a package version
+                    text = self._text(f)[:200].decode("utf-8", "replace")
+                    self.ctx.metadata[f"onnx_{what[f.number]}"] = text
             elif f.number == 1 and f.wire_type == VARINT:
                 self.ctx.metadata["onnx_ir_version"] = str(f.value)
 

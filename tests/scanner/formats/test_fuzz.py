@@ -1,0 +1,94 @@
+"""Corrupted safetensors, GGUF, ONNX, JSON and template files never crash the scanner."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import gguf
+import numpy as np
+import onnx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+from safetensors.numpy import save
+
+from tests.scanner.formats.conftest import published_templates, scan
+
+
+def _safetensors() -> bytes:
+    return save({"a": np.zeros((2, 3), np.float32), "b": np.arange(4)}, metadata={"k": "v"})
+
+
+def _gguf() -> bytes:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "m.gguf"
+        writer = gguf.GGUFWriter(str(path), "llama")
+        writer.add_chat_template(published_templates()["chatml.jinja"])
+        writer.add_token_list([b"a", b"b"])
+        writer.add_tensor("t", np.zeros((2, 32), np.float32))
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        return path.read_bytes()
+
+
+def _onnx() -> bytes:
+    y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1])
+    branch = helper.make_graph([helper.make_node("Identity", ["X"], ["Y"])], "b", [], [y])
+    node = helper.make_node("If", ["c"], ["Y"], then_branch=branch, else_branch=branch)
+    graph = helper.make_graph(
+        [node], "g", [], [y], initializer=[numpy_helper.from_array(np.array(True), "c")]
+    )
+    buf = io.BytesIO()
+    onnx.save_model(helper.make_model(graph), buf)
+    return buf.getvalue()
+
+
+SEEDS: dict[str, Callable[[], bytes]] = {
+    "safetensors": _safetensors,
+    "gguf": _gguf,
+    "onnx": _onnx,
+    "tokenizer-config": lambda: json.dumps(
+        {"chat_template": published_templates()["qwen2.5-instruct.jinja"], "x": [1, "y"]}
+    ).encode(),
+    "template": lambda: published_templates()["llama-3.1-instruct.jinja"].encode(),
+}
+
+
+def _scan_bytes(data: bytes) -> None:
+    fd, name = tempfile.mkstemp()
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        scan(name)  # asserts that no internal error was recorded
+    finally:
+        Path(name).unlink()
+
+
+@pytest.mark.parametrize("seed", list(SEEDS))
+def test_byte_flips_never_crash(seed: str) -> None:
+    original = SEEDS[seed]()
+
+    @settings(
+        max_examples=int(os.environ.get("FUZZ_EXAMPLES", "60")),
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(
+        st.lists(st.tuples(st.integers(0, len(original) - 1), st.integers(0, 255)), max_size=6),
+        st.integers(0, len(original)),
+    )
+    def flip(changes: list[tuple[int, int]], cut: int) -> None:
+        data = bytearray(original)
+        for at, value in changes:
+            data[at] = value
+        _scan_bytes(bytes(data[: max(cut, 1)]))
+
+    flip()
