@@ -13,10 +13,8 @@ import binascii
 import re
 
 from modelshield.core.findings import Location, Severity
-from modelshield.scanner.context import LimitExceeded, ScanContext
-from modelshield.scanner.pickle.embedded import is_embedded_pickle, starts_like_pickle
-from modelshield.scanner.pickle.rules import EMBEDDED, UNSAFE_RULES
-from modelshield.scanner.registry import Format
+from modelshield.scanner.context import ScanContext
+from modelshield.scanner.pickle.embedded import is_embedded_pickle, scan_nested, starts_like_pickle
 from modelshield.scanner.rules import (
     METADATA_CODE,
     METADATA_CREDENTIAL,
@@ -243,30 +241,7 @@ def _nested(
     ctx: ScanContext, payload: bytes, location: Location, where: str, encoding: str
 ) -> None:
     inner = location.child(f"<{encoding + ' ' if encoding else ''}pickle>")
-    before = len(ctx.findings)
-    try:
-        ctx.scan_buffer(payload, inner, Format.PICKLE)
-    except LimitExceeded as e:
-        if e.limit == "max_seconds_per_file":
-            raise
-        ctx.add(
-            SCAN_LIMIT.finding(
-                e.location,
-                f"Analysis of a pickle hidden in {where} stopped: {e.detail}.",
-                evidence={"limit": e.limit},
-            )
-        )
-    unsafe = sorted(
-        {
-            f.evidence.get("callable", f.rule_id)
-            for f in ctx.findings[before:]
-            if f.rule_id in UNSAFE_RULES
-            or (
-                f.rule_id in (EMBEDDED.id, METADATA_EMBEDDED_PICKLE.id)
-                and f.severity >= Severity.HIGH
-            )
-        }
-    )
+    unsafe = scan_nested(ctx, payload, inner, f"a pickle hidden in {where}")
     how = f"{encoding}-encoded " if encoding else ""
     evidence = {"size": str(len(payload)), "encoding": encoding or "raw", "where": where}
     if unsafe:

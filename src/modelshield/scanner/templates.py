@@ -561,13 +561,18 @@ class _Analyser:
             args = self._fold_args(n.Tuple(list(node.args), "load"), seen)
             return _printf(text, args) if args is not None else None
         if name == "replace" and len(node.args) >= 2:
-            old, new = self._fold(node.args[0], seen), self._fold(node.args[1], seen)
-            if old is None or new is None or not old:
-                return None
-            if text.count(old) * max(len(new), 1) > _MAX_FOLD:
-                return None
-            return text.replace(old, new)
+            return self._fold_replace(text, node.args[0], node.args[1], seen)
         return None
+
+    def _fold_replace(
+        self, text: str, old_node: nodes.Node, new_node: nodes.Node, seen: set[str]
+    ) -> str | None:
+        old, new = self._fold(old_node, seen), self._fold(new_node, seen)
+        if old is None or new is None or not old:
+            return None
+        if text.count(old) * max(len(new), 1) > _MAX_FOLD:
+            return None
+        return text.replace(old, new)
 
     def _fold_call(self, node: nodes.Call, seen: set[str]) -> str | None:
         n = self._nodes
@@ -597,12 +602,7 @@ class _Analyser:
         if target.attr in ("lower", "upper", "strip") and not node.args:
             return {"lower": base.lower, "upper": base.upper, "strip": base.strip}[target.attr]()
         if target.attr == "replace" and len(node.args) == 2:
-            old, new = self._fold(node.args[0], seen), self._fold(node.args[1], seen)
-            if old is None or new is None or not old:
-                return None
-            if base.count(old) * max(len(new), 1) > _MAX_FOLD:
-                return None
-            return base.replace(old, new)
+            return self._fold_replace(base, node.args[0], node.args[1], seen)
         return None
 
     def _fold_slice(self, node: nodes.Getitem, seen: set[str]) -> str | None:

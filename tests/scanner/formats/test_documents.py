@@ -172,3 +172,13 @@ def test_broken_json_with_a_template_is_still_analysed(tmp_path: Path) -> None:
     result = scan_bytes(tmp_path, data)
     assert result.format == "json"
     assert "TEMPLATE-SANDBOX-ESCAPE" in rules(result)
+
+
+@pytest.mark.parametrize("encoding", ["base64", "hex"])
+def test_encoded_pickle_above_the_limit_is_not_decoded(tmp_path: Path, encoding: str) -> None:
+    blob = EVIL_PICKLE + b"\0" * 200
+    text = base64.b64encode(blob).decode() if encoding == "base64" else blob.hex()
+    result = scan_bytes(tmp_path, _doc(state=text), max_embedded_scan_bytes=64)
+    [limit] = of(result, "SCAN-LIMIT")
+    assert limit.evidence["limit"] == "max_embedded_scan_bytes"
+    assert "PICKLE-CALL-DANGEROUS" not in rules(result)

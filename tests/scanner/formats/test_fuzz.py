@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -13,12 +12,11 @@ import gguf
 import numpy as np
 import onnx
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 from safetensors.numpy import save
 
-from tests.scanner.formats.conftest import published_templates, scan
+from tests.scanner.containers.test_fuzz import check_byte_flips
+from tests.scanner.formats.conftest import published_templates
 
 
 def _safetensors() -> bytes:
@@ -62,33 +60,6 @@ SEEDS: dict[str, Callable[[], bytes]] = {
 }
 
 
-def _scan_bytes(data: bytes) -> None:
-    fd, name = tempfile.mkstemp()
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        scan(name)  # asserts that no internal error was recorded
-    finally:
-        Path(name).unlink()
-
-
 @pytest.mark.parametrize("seed", list(SEEDS))
 def test_byte_flips_never_crash(seed: str) -> None:
-    original = SEEDS[seed]()
-
-    @settings(
-        max_examples=int(os.environ.get("FUZZ_EXAMPLES", "60")),
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-    )
-    @given(
-        st.lists(st.tuples(st.integers(0, len(original) - 1), st.integers(0, 255)), max_size=6),
-        st.integers(0, len(original)),
-    )
-    def flip(changes: list[tuple[int, int]], cut: int) -> None:
-        data = bytearray(original)
-        for at, value in changes:
-            data[at] = value
-        _scan_bytes(bytes(data[: max(cut, 1)]))
-
-    flip()
+    check_byte_flips(SEEDS[seed]())

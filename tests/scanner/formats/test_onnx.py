@@ -349,3 +349,25 @@ def test_detection_does_not_depend_on_field_order(tmp_path: Path) -> None:
     result = scan_bytes(tmp_path, reordered)
     assert result.format == "onnx"
     assert of(result, "ONNX-CUSTOM-OPERATOR")
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (b"\x0b" + b"\x09" + b"\0" * 8 + b"\x0d" + b"\0" * 4 + b"\x12\x01x" + b"\x0c", None),
+        (b"\x0b\x13\x0c", "mismatched end of group"),
+        (b"\x0b" * 150, "nested deeper than 100"),
+        (b"\x0b\x12\x05x", "inside the group"),
+        (b"\x0b\x09\x00", "inside the group"),
+        (b"\x0b\x0f", "invalid wire type 7 inside the group"),
+        (b"\x0d\x00\x00", "is truncated"),
+    ],
+    ids=["skipped", "mismatched", "too-deep", "truncated-length", "truncated-fixed", "bad-type",
+         "truncated-fixed32"],
+)  # fmt: skip
+def test_wire_reader_groups_and_fixed_fields(data: bytes, problem: str | None) -> None:
+    if problem is None:
+        assert list(fields(data, 0, len(data))) == []
+        return
+    with pytest.raises(WireError, match=problem):
+        list(fields(data, 0, len(data)))

@@ -134,28 +134,7 @@ class EmbeddedScanner:
             if encoding
             else (f"<embedded pickle @{offset}>")
         )
-        inner = self._location.child(label)
-        before = len(ctx.findings)
-        try:
-            ctx.scan_buffer(payload, inner, Format.PICKLE)
-        except LimitExceeded as e:
-            if e.limit == "max_seconds_per_file":
-                raise
-            ctx.add(
-                SCAN_LIMIT.finding(
-                    e.location,
-                    f"Analysis of an embedded pickle stopped: {e.detail}.",
-                    evidence={"limit": e.limit},
-                )
-            )
-        unsafe = sorted(
-            {
-                f.evidence.get("callable", f.rule_id)
-                for f in ctx.findings[before:]
-                if f.rule_id in rules.UNSAFE_RULES
-                or (f.rule_id == rules.EMBEDDED.id and f.severity >= Severity.HIGH)
-            }
-        )
+        unsafe = scan_nested(ctx, payload, self._location.child(label), "an embedded pickle")
         how = f"{encoding}-encoded " if encoding else ""
         evidence = {"size": str(len(payload)), "encoding": encoding or "raw"}
         if unsafe:
@@ -183,6 +162,34 @@ class EmbeddedScanner:
                 self._location.at(offset), message, severity=severity, evidence=ev
             )
         )
+
+
+def scan_nested(ctx: ScanContext, payload: bytes, inner: Location, what: str) -> list[str]:
+    """Analyse ``payload`` as a pickle at ``inner``; return what it imports or calls that is not
+    on the safe list (sorted). A limit tripped inside it becomes a ``SCAN-LIMIT`` finding here
+    (``what`` names the payload in its message); only the time budget stops the caller too."""
+    before = len(ctx.findings)
+    try:
+        ctx.scan_buffer(payload, inner, Format.PICKLE)
+    except LimitExceeded as e:
+        if e.limit == "max_seconds_per_file":
+            raise
+        ctx.add(
+            SCAN_LIMIT.finding(
+                e.location,
+                f"Analysis of {what} stopped: {e.detail}.",
+                evidence={"limit": e.limit},
+            )
+        )
+    return sorted(
+        {
+            f.evidence.get("callable", f.rule_id)
+            for f in ctx.findings[before:]
+            if f.rule_id in rules.UNSAFE_RULES
+            # A pickle nested deeper that was judged unsafe lists what it imports.
+            or (f.severity >= Severity.HIGH and "imports" in f.evidence)
+        }
+    )
 
 
 def is_embedded_pickle(data: Buffer) -> bool:
