@@ -73,7 +73,7 @@ DANGEROUS_VARIABLES = frozenset(
     {
         "os", "sys", "subprocess", "builtins", "importlib", "eval", "exec", "compile", "open",
         "getattr", "setattr", "delattr", "globals", "locals", "vars", "breakpoint", "input",
-        "pty", "socket", "shutil", "ctypes", "pickle", "marshal", "posix", "nt",
+        "pty", "socket", "shutil", "ctypes", "pickle", "marshal", "posix", "nt", "chr", "ord",
     }
 )  # fmt: skip
 
@@ -105,6 +105,10 @@ _FORMAT_FIELD_ACCESS = re.compile(r"\{[^{}]*?(?:\.|\[)\s*_[^{}]*\}")
 _SUSPICIOUS_PIECES = re.compile(
     r"__|class|glob|subcl|builtin|import|mro|bases?\b|init|popen|system|eval|exec", re.I
 )
+#: Pieces that, put together in a variable used as a key, give a hidden name away.
+_HIDDEN_NAME = re.compile(r"__|class|glob|subcl|builtin|mro\b|import")
+#: String pieces and variables followed when looking for a hidden name.
+_MAX_PIECES = 64
 #: Text search used when the template cannot be parsed (or is too large to be).
 _TEXT_DANGER = re.compile(
     r"__(?:class|mro|bases?|subclasses|globals|builtins|import|init|getattribute|dict|code|"
@@ -237,6 +241,10 @@ class _Analyser:
         # Issues per expression root: (rule id, root id) -> [issue pieces].
         self._found: dict[tuple[str, int], _Pending] = {}
         self._fold_depth = 0
+        # Expressions assigned to each variable ("name") and namespace attribute (".attr").
+        self._sources: dict[str, list[nodes.Node]] = {}
+        # Names that are called (``namespace(...)``), by node identity.
+        self._called: set[int] = set()
 
     def run(self) -> Iterator[TemplateIssue]:
         """Walk the tree; yield one issue per rule and root expression."""
@@ -252,7 +260,14 @@ class _Analyser:
         for node, _ in _walk(self._tree, n):
             if isinstance(node, n.Name) and node.ctx in ("store", "param"):
                 self._stored.add(node.name)
+            elif isinstance(node, n.Call) and isinstance(node.node, n.Name):
+                self._called.add(id(node.node))
+            elif isinstance(node, n.For) and isinstance(node.target, n.Name):
+                self._sources.setdefault(node.target.name, []).append(node.iter)
+            elif isinstance(node, n.Assign) and isinstance(node.target, n.NSRef):
+                self._sources.setdefault("." + node.target.attr, []).append(node.node)
             elif isinstance(node, n.Assign) and isinstance(node.target, n.Name):
+                self._sources.setdefault(node.target.name, []).append(node.node)
                 value = self._fold(node.node, set())
                 name = node.target.name
                 # A name assigned twice with different values is not a constant.
@@ -294,6 +309,20 @@ class _Analyser:
         elif isinstance(node, n.Filter):
             self._filter(node, root)
         elif isinstance(node, n.Name):
+            if (
+                node.ctx == "load"
+                and node.name in JINJA_GLOBALS
+                and node.name not in self._stored
+                and id(node) not in self._called
+            ):
+                self._add(
+                    TEMPLATE_DANGEROUS_NAME,
+                    Severity.HIGH,
+                    root,
+                    node.name,
+                    "uses one of Jinja's own globals as a value (its text or attributes lead "
+                    "to module globals)",
+                )
             if (
                 node.ctx == "load"
                 and node.name not in self._stored
@@ -347,7 +376,19 @@ class _Analyser:
         if isinstance(arg, n.Name | n.Getattr | n.Slice) or (
             isinstance(arg, n.Getitem) and isinstance(arg.arg, n.Const)
         ):
-            return  # messages[i], message[key], tool['function'][name]: plain indexing
+            # messages[i], message[key], tool['function'][name]: plain indexing, unless the
+            # variable was assembled from pieces of an internal name (in a loop, in a
+            # namespace attribute).
+            joined = "".join(self._pieces(arg))
+            if _HIDDEN_NAME.search(joined):
+                self._add(
+                    TEMPLATE_OBFUSCATED_ACCESS,
+                    Severity.HIGH,
+                    root,
+                    repr(joined[:64]),
+                    "indexes with a variable assembled from pieces of an internal name",
+                )
+            return
         self._computed_name(arg, node, root, "subscript")
 
     def _call(self, node: nodes.Call, root: nodes.Node) -> None:
@@ -376,6 +417,17 @@ class _Analyser:
 
     def _filter(self, node: nodes.Filter, root: nodes.Node) -> None:
         n = self._nodes
+        if node.name == "format" and node.node is not None:
+            text = self._fold(node.node, set())
+            if text is not None and "%c" in text and self._fold(node, set()) is None:
+                self._add(
+                    TEMPLATE_OBFUSCATED_ACCESS,
+                    Severity.HIGH,
+                    root,
+                    repr(text[:64]),
+                    "turns computed character codes into text ('%c'), the way hidden names "
+                    "are spelled",
+                )
         if node.name == "attr":
             if not node.args:
                 return
@@ -627,16 +679,26 @@ class _Analyser:
         return text[values[0] : values[1] : values[2]]
 
     def _pieces(self, node: nodes.Node) -> list[str]:
-        """The string constants inside an expression (bounded)."""
+        """The string constants an expression may be built from: its own, and those of the
+        expressions assigned to the variables and namespace attributes it reads (bounded)."""
         n = self._nodes
         found: list[str] = []
-        for child, _ in _walk(node, n):
-            if isinstance(child, n.Const) and isinstance(child.value, str):
-                found.append(child.value[:64])
-            elif isinstance(child, n.Name) and self._constants.get(child.name):
-                found.append((self._constants[child.name] or "")[:64])
-            if len(found) >= _MAX_NAMES * 4:
-                break
+        pending: list[nodes.Node] = [node]
+        followed: set[str] = set()
+        while pending and len(found) < _MAX_PIECES:
+            for child, _ in _walk(pending.pop(), n):
+                key = None
+                if isinstance(child, n.Const) and isinstance(child.value, str):
+                    found.append(child.value[:64])
+                elif isinstance(child, n.Name) and child.ctx == "load":
+                    key = child.name
+                elif isinstance(child, n.Getattr) and isinstance(child.node, n.Name):
+                    key = "." + child.attr
+                if key is not None and key not in followed and len(followed) < _MAX_PIECES:
+                    followed.add(key)
+                    pending.extend(self._sources.get(key, ()))
+                if len(found) >= _MAX_PIECES:
+                    break
         return found
 
     # ---- recording ---------------------------------------------------------------------

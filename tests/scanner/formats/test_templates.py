@@ -136,6 +136,9 @@ HOSTILE = [
     ("joiner-attribute", "{{ joiner.x }}", NAME, "joiner"),
     ("lipsum-attribute", "{{ lipsum.y }}", NAME, "lipsum"),
     ("namespace-attribute", "{{ namespace.z }}", NAME, "namespace"),
+    ("global-as-text", "{{ (lipsum|string)[18] }}", NAME, "lipsum"),
+    ("chr-variable", "{{ chr(x) }}", NAME, "chr"),
+    ("char-codes", "{% for c in codes %}{{ '%c'|format(c) }}{% endfor %}", OBFUSCATED, "'%c'"),
     ("string-naming-internal", "{{ something('__subclasses__') }}", NAME, "__subclasses__"),
     ("include", "{% include '/etc/passwd' %}", NAME, "include"),
     ("import", "{% import 'macros.j2' as m %}", NAME, "import"),
@@ -145,6 +148,12 @@ HOSTILE = [
     ("built-name", "{% set n = '__glo' ~ 'bals__' %}", OBFUSCATED, "__globals__"),
     ("built-format-field", "{{ ('{0._' ~ '_class__}').format(x) }}", CRITICAL, "__class__"),
     ("computed-format", "{{ message.content.format(x) }}", OBFUSCATED, ".format()"),
+    ("loop-built-key",
+     "{% set ns = namespace(s='') %}{% for c in ['_', '_', 'cl', 'ass', '_', '_'] %}"
+     "{% set ns.s = ns.s ~ c %}{% endfor %}{{ x[ns.s] }}", OBFUSCATED, "'__class__'"),
+    ("variable-built-key",
+     "{% set k = '' %}{% for p in ['__glo', 'bals__'] %}{% set k = k ~ p %}{% endfor %}"
+     "{{ x[k] }}", OBFUSCATED, "'__globals__'"),
 ]  # fmt: skip
 
 
