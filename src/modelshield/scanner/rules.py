@@ -425,10 +425,10 @@ TEMPLATE_DANGEROUS_NAME = register_rule(
         what="Reports a Jinja template that uses names no prompt needs: `os`, `subprocess`, "
         "`sys`, `__import__`, `eval`, `exec`, `getattr`, `open` and the like as variables, "
         "attributes such as `popen`, `system`, `check_output`, `environ` or `import_module`, "
-        "attributes of Jinja's own globals (`cycler.x`, `joiner.x`, `lipsum.x`, "
-        "`namespace.x`), string constants naming Python internals, or `{% include %}`, "
-        "`{% import %}` and `{% extends %}`, which make the renderer load other files."
-        + _NOT_RENDERED,
+        "`chr` and `ord`, Jinja's own globals used other than by calling them (`cycler.x`, "
+        "`joiner.x`, `lipsum|string`, `namespace.x`), string constants naming Python "
+        "internals, or `{% include %}`, `{% import %}` and `{% extends %}`, which make the "
+        "renderer load other files." + _NOT_RENDERED,
         why="These names are the second half of a template-injection payload (the object "
         "reached through internals is then used to run a command), or a probe for what the "
         "renderer exposes. Chat templates only format messages.",
@@ -444,10 +444,12 @@ TEMPLATE_OBFUSCATED_ACCESS = register_rule(
         severity=Severity.HIGH,
         title="Jinja template computes the names of the attributes it reads",
         what="Reports attribute reads whose name is computed at render time (`x|attr(name)` "
-        "with a non-constant name, `map(attribute=expr)`), and subscripts whose key is built "
-        "from pieces (`~`, `+`, `|join`, `|format`, `|replace`, `|reverse`, `chr(...)`) that "
-        "hold underscores or fragments of internal names but could not be resolved to a "
-        "constant." + _NOT_RENDERED,
+        "with a non-constant name, `map(attribute=expr)`); subscripts whose key is built from "
+        "pieces (`~`, `+`, `|join`, `|format`, `|replace`, `|reverse`, `chr(...)`) that hold "
+        "underscores or fragments of internal names, or is a variable or namespace attribute "
+        "assembled from such pieces (in a loop too); strings built from pieces that spell an "
+        "internal name; `'%c'|format` of computed character codes; and `str.format` called on "
+        "a string computed at render time (its fields read attributes)." + _NOT_RENDERED,
         why="Building a name from pieces is how payloads hide `__globals__` from text "
         "searches; chat templates index messages with plain keys.",
         example="{{ ''|attr('_' ~ '_cla' ~ 'ss_' ~ '_') }}",
