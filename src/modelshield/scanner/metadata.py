@@ -10,7 +10,9 @@ lines, credentials, and pickles (raw, base64 or hex), which are analysed as nest
 from __future__ import annotations
 
 import binascii
+import functools
 import re
+from collections.abc import Callable
 
 from modelshield.core.findings import Location, Severity
 from modelshield.scanner.context import ScanContext
@@ -48,6 +50,11 @@ _CODE = (
     ("HTML script", r"<\s*script\b|\bjavascript:"),
 )
 _CODE_RE = [(name, re.compile(pattern)) for name, pattern in _CODE]
+#: Words one of them needs, as literals (a fast first pass: most strings have none).
+_CODE_HINT = re.compile(
+    r"import|os\.|subprocess|pty\.|socket\.|shutil\.|exec|eval|compile|rm|curl|wget|\||"
+    r"chmod|nc|netcat|/bin/|powershell|script"
+)
 
 #: Credential shapes of common providers.
 _CREDENTIALS = (
@@ -60,6 +67,7 @@ _CREDENTIALS = (
     ("private key", r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----"),
 )
 _CREDENTIAL_RE = [(name, re.compile(pattern)) for name, pattern in _CREDENTIALS]
+_ANY_CREDENTIAL = re.compile("|".join(f"(?:{pattern})" for _, pattern in _CREDENTIALS))
 #: Keys whose value is a secret.
 _SECRET_KEY = re.compile(
     r"(?:^|[_\-.])(?:api[_-]?key|apikey|secret(?:[_-]?key)?|access[_-]?key(?:[_-]?id)?|"
@@ -76,6 +84,18 @@ _HEX_DIGEST = re.compile(r"^(?:sha\d+:)?[0-9a-fA-F]{32,128}$")
 
 _BASE64 = re.compile(rb"[A-Za-z0-9+/]+={0,2}")
 _HEX = re.compile(rb"(?:[0-9a-fA-F]{2})+")
+#: Strings shorter than this hold no template, command, credential or pickle.
+_MIN_CHECKED = 5
+
+Where = str | Callable[[], str]
+"""Where a string was found, for messages; a callable is only called when a finding is made
+(documents name a key path for each of their strings, and most strings make none)."""
+
+
+def _say(where: Where) -> str:
+    return where if isinstance(where, str) else where()
+
+
 #: Shortest text examined as encoded pickle (12 decoded bytes: nothing shorter imports).
 _MIN_ENCODED = 16
 
@@ -86,7 +106,7 @@ def check_string(
     location: Location,
     *,
     key: str,
-    where: str,
+    where: Where,
     rendered_template: bool = False,
 ) -> None:
     """Analyse one metadata string stored under ``key``.
@@ -95,8 +115,10 @@ def check_string(
     (see :func:`modelshield.scanner.templates.check_template`); ``where`` names where the
     string is, for messages ("safetensors metadata key 'x'").
     """
+    if len(value) < _MIN_CHECKED and not rendered_template:
+        return
     if looks_like_template(value) or rendered_template:
-        check_template(ctx, value, location, rendered=rendered_template, where=where)
+        check_template(ctx, value, location, rendered=rendered_template, where=_say(where))
     else:
         _code(ctx, value, location, where)
     _credential(ctx, key, value, location, where)
@@ -109,7 +131,7 @@ def check_bytes(
     location: Location,
     *,
     key: str,
-    where: str,
+    where: Where,
     rendered_template: bool = False,
 ) -> None:
     """Analyse one metadata byte string: a raw pickle, else its text as :func:`check_string`."""
@@ -126,7 +148,9 @@ def check_bytes(
     )
 
 
-def check_hidden_pickle(ctx: ScanContext, value: bytes, location: Location, *, where: str) -> None:
+def check_hidden_pickle(
+    ctx: ScanContext, value: bytes, location: Location, *, where: Where
+) -> None:
     """Look for a pickle (raw, base64 or hex) in bytes that are data, not text for people
     (attribute values, string tensors): no code or credential search there."""
     if is_embedded_pickle(value):
@@ -135,11 +159,14 @@ def check_hidden_pickle(ctx: ScanContext, value: bytes, location: Location, *, w
         _encoded_pickle(ctx, value.decode("latin-1"), location, where)
 
 
-def _code(ctx: ScanContext, value: str, location: Location, where: str) -> None:
+def _code(ctx: ScanContext, value: str, location: Location, lazy_where: Where) -> None:
+    if not _CODE_HINT.search(value):
+        return
     kinds = [name for name, pattern in _CODE_RE if pattern.search(value)]
     if not kinds:
         return
     kinds = list(dict.fromkeys(kinds))
+    where = _say(lazy_where)
     ctx.add(
         METADATA_CODE.finding(
             location,
@@ -151,17 +178,20 @@ def _code(ctx: ScanContext, value: str, location: Location, where: str) -> None:
     )
 
 
-def _credential(ctx: ScanContext, key: str, value: str, location: Location, where: str) -> None:
+def _credential(
+    ctx: ScanContext, key: str, value: str, location: Location, lazy_where: Where
+) -> None:
     kind = None
-    for name, pattern in _CREDENTIAL_RE:
+    for name, pattern in _CREDENTIAL_RE if _ANY_CREDENTIAL.search(value) else ():
         match = pattern.search(value)
         if match is not None and (not name.startswith("OpenAI") or _random_looking(match[0])):
             kind = name
             break
-    if kind is None and _SECRET_KEY.search(key) and _secret_value(value):
+    if kind is None and _secret_key(key) and _secret_value(value):
         kind = f"value of the secret-named key {key!r}"
     if kind is None:
         return
+    where = _say(lazy_where)
     ctx.add(
         METADATA_CREDENTIAL.finding(
             location,
@@ -170,6 +200,11 @@ def _credential(ctx: ScanContext, key: str, value: str, location: Location, wher
             evidence={"kind": kind, "value": value[:4] + "…", "where": where},
         )
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_key(key: str) -> bool:
+    return _SECRET_KEY.search(key) is not None
 
 
 def _random_looking(token: str) -> bool:
@@ -188,7 +223,7 @@ def _secret_value(value: str) -> bool:
     return any(c.isdigit() for c in text) and any(c.isalpha() for c in text)
 
 
-def _encoded_pickle(ctx: ScanContext, value: str, location: Location, where: str) -> None:
+def _encoded_pickle(ctx: ScanContext, value: str, location: Location, where: Where) -> None:
     if len(value) < _MIN_ENCODED or not value.isascii():
         return
     raw = value.strip().encode("ascii")
@@ -225,11 +260,11 @@ def _base64_head(raw: bytes) -> bool:
     return starts_like_pickle(head)
 
 
-def _too_large(ctx: ScanContext, location: Location, size: int, where: str) -> None:
+def _too_large(ctx: ScanContext, location: Location, size: int, where: Where) -> None:
     ctx.add(
         SCAN_LIMIT.finding(
             location,
-            f"The string in {where} encodes what looks like a pickle of {size} bytes, above "
+            f"The string in {_say(where)} encodes what looks like a pickle of {size} bytes, above "
             f"limits.max_embedded_scan_bytes ({ctx.limits.max_embedded_scan_bytes}); it was not "
             "analysed.",
             evidence={"limit": "max_embedded_scan_bytes", "size": str(size)},
@@ -238,8 +273,9 @@ def _too_large(ctx: ScanContext, location: Location, size: int, where: str) -> N
 
 
 def _nested(
-    ctx: ScanContext, payload: bytes, location: Location, where: str, encoding: str
+    ctx: ScanContext, payload: bytes, location: Location, lazy_where: Where, encoding: str
 ) -> None:
+    where = _say(lazy_where)
     inner = location.child(f"<{encoding + ' ' if encoding else ''}pickle>")
     unsafe = scan_nested(ctx, payload, inner, f"a pickle hidden in {where}")
     how = f"{encoding}-encoded " if encoding else ""

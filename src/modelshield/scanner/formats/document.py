@@ -125,7 +125,7 @@ def _string(ctx: ScanContext, value: str, path: tuple[str | int, ...], location:
         value,
         location,
         key=key,
-        where=f"JSON key {_path(path)}" if path else "this JSON document",
+        where=(lambda: f"JSON key {_path(path)}") if path else "this JSON document",
         rendered_template=rendered,
     )
 
