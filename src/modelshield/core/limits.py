@@ -33,7 +33,8 @@ class Limits(Struct, frozen=True):
     max_nested_depth: int = 8
     """How deep archives, compressed streams and embedded pickles are followed."""
     max_members: int = 100_000
-    """Archive members read per archive."""
+    """Archive members read per archive (and tensors listed per safetensors header or GGUF
+    tensor table)."""
     max_decompressed_bytes: int = 4 * _GIB
     """Total bytes one compressed stream or archive member may inflate to."""
     max_compression_ratio: int = 1_000

@@ -282,3 +282,12 @@ def test_a_pickle_after_the_tensors_is_analysed(tmp_path: Path) -> None:
     result = scan_bytes(tmp_path, builder.bytes())
     assert "GGUF-TENSOR-INVALID" in rules(result)
     assert of(result, "PICKLE-CALL-DANGEROUS")
+
+
+def test_tensor_tables_above_the_member_limit_are_not_read(tmp_path: Path) -> None:
+    builder = Builder().text("tokenizer.chat_template", PAYLOAD)
+    for i in range(20):
+        builder.tensor(f"t{i}", [8], 0, 32 * i)
+    result = scan_bytes(tmp_path, builder.bytes(), max_members=10)
+    assert {"SCAN-LIMIT", "TEMPLATE-SANDBOX-ESCAPE"} <= rules(result)
+    assert result.status == "incomplete"

@@ -208,3 +208,10 @@ def test_detection_follows_the_loader(tmp_path: Path) -> None:
     # Eight characters of text and then a JSON object is a text file.
     text = scan_bytes(tmp_path, b'version {"a": 1}')
     assert text.format != "safetensors"
+
+
+def test_headers_above_the_member_limit_are_not_parsed(tmp_path: Path) -> None:
+    header = {f"t{i}": {"dtype": "U8", "shape": [1], "data_offsets": [i, i + 1]} for i in range(20)}
+    result = scan_bytes(tmp_path, build(header, b"\0" * 20), max_members=10)
+    assert rules(result) == {"SCAN-LIMIT"}
+    assert result.status == "incomplete"

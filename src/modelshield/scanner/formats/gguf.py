@@ -141,6 +141,13 @@ def scan_gguf(ctx: ScanContext, data: memoryview, location: Location) -> None:
                 8,
             )
         alignment = _read_kvs(ctx, reader, n_kv, location)
+        if n_tensors > ctx.limits.max_members:
+            raise LimitExceeded(
+                "max_members",
+                f"the tensor table lists {n_tensors} tensors, more than limits.max_members "
+                f"({ctx.limits.max_members}); the key/values were analysed, the tensors not",
+                location.at(reader.pos),
+            )
         tensors = [_read_tensor(reader, i) for i in range(n_tensors)]
     except _Malformed as e:
         ctx.bytes_read += reader.pos

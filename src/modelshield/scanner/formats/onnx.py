@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from modelshield.core.findings import Location
@@ -97,16 +97,16 @@ class _Walk:
         self.functions: set[tuple[str, str]] = set()
         self.reported_ops: set[tuple[str, str]] = set()
         self.too_deep = False
-        self.stack: list[_Task] = []
-        self.pending: list[_Task] = []
         # The model's own folder, when the model is a file on disk (not an archive member).
         self.folder = Path(ctx.path).parent if not location.members and ctx.depth == 0 else None
 
     # ---- driving -----------------------------------------------------------------------
     def run(self) -> None:
+        """Walk the messages depth first. Each message is a generator that yields its child
+        messages one at a time, so memory holds one frame per level of nesting, never a list
+        of a graph's nodes."""
         self._collect_functions()
-        self.stack.append(_Task(_MODEL, 0, len(self.data), 0))
-        handlers = {
+        handlers: dict[int, Callable[[_Task], Iterator[_Task]]] = {
             _MODEL: self._model,
             _GRAPH: self._graph,
             _NODE: self._node,
@@ -115,16 +115,18 @@ class _Walk:
             _FUNCTION: self._function,
             _TRAINING: self._training,
         }
+        root = _Task(_MODEL, 0, len(self.data), 0)
+        frames: list[tuple[_Task, Iterator[_Task]]] = [(root, self._model(root))]
         done = 0
-        while self.stack:
-            task = self.stack.pop()
-            done += 1
-            if done % 4096 == 0:
-                self.ctx.check_deadline(self.location)
-            self.pending = []
+        while frames:
+            task, frame = frames[-1]
             try:
-                handlers[task.kind](task)
+                child = next(frame)
+            except StopIteration:
+                frames.pop()
+                continue
             except WireError as e:
+                frames.pop()
                 self.ctx.add(
                     ONNX_MALFORMED.finding(
                         self.location.at(task.start),
@@ -133,11 +135,15 @@ class _Walk:
                         evidence={"problem": str(e)},
                     )
                 )
-            # Children are analysed in the order they are stored.
-            self.stack.extend(reversed(self.pending))
+                continue
+            done += 1
+            if done % 4096 == 0:
+                self.ctx.check_deadline(self.location)
+            frames.append((child, handlers[child.kind](child)))
         self.ctx.bytes_read += len(self.data)
 
-    def _push(self, kind: int, field: Field, depth: int) -> None:
+    def _child(self, kind: int, field: Field, depth: int) -> Iterator[_Task]:
+        """The child message stored in ``field``, unless it is nested too deep."""
         if field.wire_type != LENGTH:
             return
         if depth > self.ctx.limits.max_structure_depth:
@@ -154,7 +160,7 @@ class _Walk:
                     )
                 )
             return
-        self.pending.append(_Task(kind, field.start, field.end, depth))
+        yield _Task(kind, field.start, field.end, depth)
 
     def _fields(self, task: _Task) -> Iterator[Field]:
         return fields(self.data, task.start, task.end)
@@ -211,14 +217,14 @@ class _Walk:
         except WireError:
             return  # reported when the model itself is walked
 
-    def _model(self, task: _Task) -> None:
+    def _model(self, task: _Task) -> Iterator[_Task]:
         for f in self._fields(task):
             if f.number == 7:
-                self._push(_GRAPH, f, task.depth + 1)
+                yield from self._child(_GRAPH, f, task.depth + 1)
             elif f.number == 20:
-                self._push(_TRAINING, f, task.depth + 1)
+                yield from self._child(_TRAINING, f, task.depth + 1)
             elif f.number == 25:
-                self._push(_FUNCTION, f, task.depth + 1)
+                yield from self._child(_FUNCTION, f, task.depth + 1)
             elif f.number == 14:
                 self._entries(f, "metadata_props")
             elif f.number in (2, 3, 4, 6):
@@ -230,41 +236,41 @@ class _Walk:
             elif f.number == 1 and f.wire_type == VARINT:
                 self.ctx.metadata["onnx_ir_version"] = str(f.value)
 
-    def _training(self, task: _Task) -> None:
+    def _training(self, task: _Task) -> Iterator[_Task]:
         for f in self._fields(task):
             if f.number in (1, 2):
-                self._push(_GRAPH, f, task.depth + 1)
+                yield from self._child(_GRAPH, f, task.depth + 1)
 
-    def _graph(self, task: _Task) -> None:
+    def _graph(self, task: _Task) -> Iterator[_Task]:
         for f in self._fields(task):
             if f.number == 1:
-                self._push(_NODE, f, task.depth + 1)
+                yield from self._child(_NODE, f, task.depth + 1)
             elif f.number == 5:
-                self._push(_TENSOR, f, task.depth + 1)
+                yield from self._child(_TENSOR, f, task.depth + 1)
             elif f.number == 15:
-                self._push(_SPARSE, f, task.depth + 1)
+                yield from self._child(_SPARSE, f, task.depth + 1)
             elif f.number == 10:
                 self._metadata(f, "graph doc_string")
             elif f.number == 16:
                 self._entries(f, "graph metadata_props")
 
-    def _function(self, task: _Task) -> None:
+    def _function(self, task: _Task) -> Iterator[_Task]:
         for f in self._fields(task):
             if f.number == 7:
-                self._push(_NODE, f, task.depth + 1)
+                yield from self._child(_NODE, f, task.depth + 1)
             elif f.number == 11:
-                self._attribute(f, task.depth + 1, {})
+                yield from self._attribute(f, task.depth + 1, {})
             elif f.number == 8:
                 self._metadata(f, "function doc_string")
             elif f.number == 14:
                 self._entries(f, "function metadata_props")
 
-    def _sparse(self, task: _Task) -> None:
+    def _sparse(self, task: _Task) -> Iterator[_Task]:
         for f in self._fields(task):
             if f.number in (1, 2):
-                self._push(_TENSOR, f, task.depth + 1)
+                yield from self._child(_TENSOR, f, task.depth + 1)
 
-    def _node(self, task: _Task) -> None:
+    def _node(self, task: _Task) -> Iterator[_Task]:
         op_type = domain = name = ""
         named: dict[str, str] = {}
         for f in self._fields(task):
@@ -275,14 +281,14 @@ class _Walk:
             elif f.number == 3:
                 name = self._text(f).decode("utf-8", "replace")
             elif f.number == 5:
-                self._attribute(f, task.depth + 1, named)
+                yield from self._attribute(f, task.depth + 1, named)
             elif f.number == 6:
                 self._metadata(f, "node doc_string")
             elif f.number == 9:
                 self._entries(f, "node metadata_props")
         self._judge_operator(task, op_type, domain, name, named)
 
-    def _attribute(self, field: Field, depth: int, named: dict[str, str]) -> None:
+    def _attribute(self, field: Field, depth: int, named: dict[str, str]) -> Iterator[_Task]:
         """An AttributeProto: subgraphs and tensors go on the stack, strings are searched."""
         if field.wire_type != LENGTH:
             return
@@ -308,11 +314,11 @@ class _Walk:
                     where=f"ONNX attribute {attr_name!r}",
                 )
             elif f.number in (5, 10):
-                self._push(_TENSOR, f, depth + 1)
+                yield from self._child(_TENSOR, f, depth + 1)
             elif f.number in (6, 11):
-                self._push(_GRAPH, f, depth + 1)
+                yield from self._child(_GRAPH, f, depth + 1)
             elif f.number in (22, 23):
-                self._push(_SPARSE, f, depth + 1)
+                yield from self._child(_SPARSE, f, depth + 1)
 
     def _judge_operator(
         self, task: _Task, op_type: str, domain: str, name: str, named: dict[str, str]
@@ -348,7 +354,7 @@ class _Walk:
                 )
             )
 
-    def _tensor(self, task: _Task) -> None:
+    def _tensor(self, task: _Task) -> Iterator[_Task]:
         tensor = _TensorInfo()
         for f in self._fields(task):
             tensor.read(self, f)
@@ -362,6 +368,7 @@ class _Walk:
                 )
             )
         self._external(task, tensor)
+        yield from ()
 
     def _external(self, task: _Task, tensor: _TensorInfo) -> None:
         for key, value in tensor.external:

@@ -19,7 +19,7 @@ import struct
 from typing import Any
 
 from modelshield.core.findings import Location
-from modelshield.scanner.context import ScanContext
+from modelshield.scanner.context import LimitExceeded, ScanContext
 from modelshield.scanner.formats.hygiene import scan_member
 from modelshield.scanner.metadata import check_string
 from modelshield.scanner.registry import Format
@@ -64,6 +64,15 @@ def scan_safetensors(ctx: ScanContext, data: memoryview, location: Location) -> 
             )
         raw = bytes(data[8 : 8 + length])
         ctx.bytes_read += length
+        entries = raw.count(b'"data_offsets"')
+        if entries > ctx.limits.max_members:
+            # Parsing builds Python objects for every entry: bound them before parsing.
+            raise LimitExceeded(
+                "max_members",
+                f"the header lists about {entries} tensors, more than limits.max_members "
+                f"({ctx.limits.max_members}); it was not parsed",
+                location,
+            )
         header = _parse(raw)
         metadata = _metadata(header.pop("__metadata__", None))
         tensors = {name: _entry(name, value) for name, value in header.items()}
