@@ -55,6 +55,10 @@ class Limits(Struct, frozen=True):
     """Largest Jinja template parsed into a syntax tree (published chat templates are under 64
     KiB); a larger one is searched as text for sandbox-escape names and reported as not fully
     analysed."""
+    max_document_values: int = 4_000_000
+    """Values (strings, numbers, objects, lists) parsed from one JSON document or safetensors
+    header, estimated from its commas before parsing: Python objects cost far more memory than
+    their text (a 256k-token ``tokenizer.json`` holds about 1 million)."""
     max_structure_depth: int = 100
     """Deepest nesting followed inside one document: JSON objects and lists, ONNX subgraphs,
     GGUF arrays of arrays. ONNX Runtime's protobuf parser itself stops at 100 levels."""

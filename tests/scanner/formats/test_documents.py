@@ -182,3 +182,9 @@ def test_encoded_pickle_above_the_limit_is_not_decoded(tmp_path: Path, encoding:
     [limit] = of(result, "SCAN-LIMIT")
     assert limit.evidence["limit"] == "max_embedded_scan_bytes"
     assert "PICKLE-CALL-DANGEROUS" not in rules(result)
+
+
+def test_documents_with_too_many_values_are_not_parsed(tmp_path: Path) -> None:
+    result = scan_bytes(tmp_path, json.dumps(["a"] * 100).encode(), max_document_values=50)
+    assert rules(result) == {"SCAN-LIMIT"}
+    assert of(result, "SCAN-LIMIT")[0].evidence["limit"] == "max_document_values"

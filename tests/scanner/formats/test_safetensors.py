@@ -215,3 +215,9 @@ def test_headers_above_the_member_limit_are_not_parsed(tmp_path: Path) -> None:
     result = scan_bytes(tmp_path, build(header, b"\0" * 20), max_members=10)
     assert rules(result) == {"SCAN-LIMIT"}
     assert result.status == "incomplete"
+
+
+def test_headers_with_too_many_values_are_not_parsed(tmp_path: Path) -> None:
+    header = {"__metadata__": {f"k{i}": "v" for i in range(100)}, "a": F32x2}
+    result = scan_bytes(tmp_path, build(header), max_document_values=50)
+    assert rules(result) == {"SCAN-LIMIT"}

@@ -38,6 +38,14 @@ def scan_json(ctx: ScanContext, data: memoryview, location: Location) -> None:
     text = _text(ctx, data, location)
     if text is None:
         return
+    values = text.count(",") + 1
+    if values > ctx.limits.max_document_values:
+        raise LimitExceeded(
+            "max_document_values",
+            f"the JSON document holds about {values} values, more than "
+            f"limits.max_document_values ({ctx.limits.max_document_values}); it was not parsed",
+            location,
+        )
     try:
         document = json.loads(text)
     except RecursionError:

@@ -64,13 +64,22 @@ def scan_safetensors(ctx: ScanContext, data: memoryview, location: Location) -> 
             )
         raw = bytes(data[8 : 8 + length])
         ctx.bytes_read += length
+        # Parsing builds Python objects for every entry and value: bound them first.
         entries = raw.count(b'"data_offsets"')
         if entries > ctx.limits.max_members:
-            # Parsing builds Python objects for every entry: bound them before parsing.
             raise LimitExceeded(
                 "max_members",
                 f"the header lists about {entries} tensors, more than limits.max_members "
                 f"({ctx.limits.max_members}); it was not parsed",
+                location,
+            )
+        values = raw.count(b",") + 1
+        if values > ctx.limits.max_document_values:
+            raise LimitExceeded(
+                "max_document_values",
+                f"the header holds about {values} values, more than "
+                f"limits.max_document_values ({ctx.limits.max_document_values}); it was not "
+                "parsed",
                 location,
             )
         header = _parse(raw)
