@@ -4,6 +4,11 @@ Every malicious file must be flagged at high or critical; no benign file may be 
 or critical, and no file may produce an internal error. Files of formats that no scanner in
 modelshield covers yet are strict expected failures that name the format, so that the day
 support lands the xfail turns into a failure and must be removed.
+
+``metadata_policy`` samples hold strings that no loader executes (commands, script tags and
+credentials in safetensors metadata or JSON configs): they must fail the default policy
+(``fail_on``, medium), not reach high. One of them holds nothing but URLs, which are data and
+are not reported; it stays a strict expected failure with that reason.
 """
 
 from __future__ import annotations
@@ -18,13 +23,16 @@ from modelshield.scanner.engine import scan_file
 from tests.conftest import CORPUS, corpus_rows
 
 # Formats (manifest "format" or "category") without a scanner yet, with what is missing.
-NOT_COVERED: dict[str, str] = {
-    "onnx": "ONNX (custom domains, external data paths) is not scanned yet",
-    "gguf": "GGUF (chat-template injection) is not scanned yet",
-    "template_injection": "Jinja2 chat templates (GGUF / tokenizer_config.json SSTI) are not "
-    "scanned yet",
-    "metadata_policy": "safetensors / JSON config metadata strings are not checked yet",
+NOT_COVERED: dict[str, str] = {}
+
+# Files whose label the scanner disagrees with on purpose, with the reason.
+DISAGREE: dict[str, str] = {
+    "files/modelaudit/samples/safetensors/suspicious_url.safetensors": "URLs in metadata are "
+    "data (model cards and LoRA metadata are full of them); nothing in the file runs or leaks",
 }
+
+# Categories whose malicious files need only fail the default policy (see the docstring).
+POLICY_ONLY = frozenset({"metadata_policy"})
 
 
 def _params() -> list[Any]:
@@ -33,6 +41,7 @@ def _params() -> list[Any]:
         marks = []
         if row["label"] == "malicious":
             gap = NOT_COVERED.get(row["category"]) or NOT_COVERED.get(row["format"])
+            gap = gap or DISAGREE.get(row["file"])
             if gap:
                 marks.append(pytest.mark.xfail(strict=True, reason=f"{row['format']}: {gap}"))
         params.append(pytest.param(row, id=row["file"].removeprefix("files/"), marks=marks))
@@ -54,8 +63,9 @@ def test_corpus_file(row: dict[str, Any]) -> None:
     worst = result.max_severity
     summary = [(f.rule_id, f.severity.label, f.title) for f in result.findings]
     if row["label"] == "malicious":
-        assert worst is not None and worst >= Severity.HIGH, (
-            f"malicious ({row['technique']}) not flagged at high+: {summary}"
+        needed = Policy().fail_on if row["category"] in POLICY_ONLY else Severity.HIGH
+        assert worst is not None and worst >= needed, (
+            f"malicious ({row['technique']}) not flagged at {needed.label}+: {summary}"
         )
     else:
         assert worst is None or worst < Severity.HIGH, (

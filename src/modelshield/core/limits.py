@@ -49,7 +49,8 @@ class Limits(Struct, frozen=True):
     of a buffer that is not followed is still searched for imports in pickle-looking regions
     (up to ``max_embedded_scan_bytes`` of it)."""
     max_members: int = 100_000
-    """Archive members read per archive."""
+    """Archive members read per archive (and tensors listed per safetensors header or GGUF
+    tensor table)."""
     max_decompressed_bytes: int = 4 * _GIB
     """Total bytes that decompression may produce for one file, every compressed stream and
     archive member in it together (a gzip in a zip in a gzip shares this one budget).
@@ -76,6 +77,17 @@ class Limits(Struct, frozen=True):
     max_document_bytes: int = 64 * _MIB
     """Largest text document read whole: requirement and lock files, advisories, manifests,
     API responses."""
+    max_template_bytes: int = 1 * _MIB
+    """Largest Jinja template parsed into a syntax tree (published chat templates are under 64
+    KiB); a larger one is searched as text for sandbox-escape names and reported as not fully
+    analysed."""
+    max_document_values: int = 4_000_000
+    """Values (strings, numbers, objects, lists) parsed from one JSON document or safetensors
+    header, estimated from its commas before parsing: Python objects cost far more memory than
+    their text (a 256k-token ``tokenizer.json`` holds about 1 million)."""
+    max_structure_depth: int = 100
+    """Deepest nesting followed inside one document: JSON objects and lists, ONNX subgraphs,
+    GGUF arrays of arrays. ONNX Runtime's protobuf parser itself stops at 100 levels."""
     verify_load_seconds: float = 300.0
     """``scan --verify-load``: wall-clock budget of the child process that loads one file
     through the restricted loader; past it the child is killed and the file gets an error."""

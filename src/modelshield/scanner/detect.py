@@ -22,6 +22,7 @@ from modelshield.scanner.protobuf import LEN, VARINT, leading_fields
 from modelshield.scanner.registry import FORMATS, Format, formats_for_extension
 from modelshield.scanner.rules import FORMAT_EXTENSION_MISMATCH
 from modelshield.scanner.wire.msgpack import looks_like_msgpack
+from modelshield.scanner.wire.protobuf import WireError, fields
 from modelshield.scanner.wire.sentencepiece import looks_like_sentencepiece
 from modelshield.scanner.zipreader import find_end_record
 
@@ -72,12 +73,15 @@ def detect(data: memoryview) -> Format:
         return Format.PICKLE
     if (tensorflow := _tensorflow_protobuf(data)) is not None:
         return tensorflow
-    if _is_onnx(head):
+    if _is_onnx(data):
         return Format.ONNX
     if looks_like_msgpack(data):
         return Format.MSGPACK
     if looks_like_sentencepiece(data):
         return Format.SENTENCEPIECE
+    document = _text_document(data, head)
+    if document is not None:
+        return document
     kind = ordinary_kind(head, complete=size <= len(head))
     if kind is not None:
         return _ORDINARY_FORMATS[kind]
@@ -104,8 +108,9 @@ def _by_magic(head: bytes, size: int) -> Format | None:
     if head[:3] == b"BZh" and head[3:4] in b"123456789" and head[4:10] in _BZIP2_BLOCK:
         return Format.BZIP2
     if head.startswith(b"GGUF") and len(head) >= 8:
-        (version,) = struct.unpack_from("<I", head, 4)
-        if 1 <= version <= 64:
+        # Little-endian, or big-endian (GGUF files converted for s390x).
+        versions = struct.unpack_from("<I", head, 4) + struct.unpack_from(">I", head, 4)
+        if any(1 <= version <= 64 for version in versions):
             return Format.GGUF
     if _is_safetensors(head, size):
         return Format.SAFETENSORS
@@ -117,11 +122,20 @@ def _zip_at_end(data: memoryview, *, exact: bool) -> bool:
     return end is not None and (end.exact or not exact)
 
 
+_JSON_SPACE = b" \t\r\n"
+_TEXT_BYTES = frozenset(range(0x20, 0x7F)) | frozenset(b"\t\r\n")
+
+
 def _is_safetensors(head: bytes, size: int) -> bool:
-    if len(head) < 10 or head[8:9] != b"{":
+    """An 8-byte header length, then a JSON object (the reference loader allows whitespace
+    before it). A length past the end of the file is still safetensors (a broken or hostile
+    header, which the handler reports), unless the length bytes are text: then it is a text
+    file that happens to hold ``{`` after eight characters."""
+    body = head[8:].lstrip(_JSON_SPACE)
+    if len(head) < 10 or body[:1] != b"{" or body[1:2] not in b'"}' + _JSON_SPACE:
         return False
     (n,) = struct.unpack_from("<Q", head, 0)
-    return 2 <= n <= size - 8 and head[9:10] in b'"} \t\r\n'
+    return 2 <= n <= size - 8 or (n >= 2 and not set(head[:8]) <= _TEXT_BYTES)
 
 
 def _hdf5_superblock(data: memoryview) -> bool:
@@ -261,19 +275,77 @@ def _is_joblib_zfile(head: bytes) -> bool:
     return True
 
 
-def _is_onnx(head: bytes) -> bool:
-    """An ONNX ModelProto as ``onnx.save`` writes it: ``ir_version`` (field 1, at least 3)
-    first, then a short text field (producer, version, domain, doc) or the graph.
+#: ModelProto fields and their wire types (0 varint, 2 length-delimited): ir_version,
+#: producer_name, producer_version, domain, model_version, doc_string, graph, opset_import,
+#: metadata_props, training_info, functions, configuration.
+_ONNX_SNIFF_FIELDS = 16
+_ONNX_MODEL_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2, 26: 2}
 
-    TensorFlow's SavedModel also starts with field 1, but with version 1 and a message next.
+
+def _is_onnx(data: memoryview) -> bool:
+    """An ONNX ModelProto: the buffer starts with at least two ModelProto fields with their
+    wire types, in any order, ``ir_version`` (3 to 15) among them (its first 16 fields are
+    looked at; a large graph before ``ir_version`` is skipped, not read). What follows may be
+    broken: the handler reports it.
+
+    TensorFlow's SavedModel also starts with field 1, but with version 1 and then a message.
     """
-    if len(head) < 4 or head[0] != 0x08 or not 3 <= head[1] <= 15:
+    if not data or data[0] & 7 not in (0, 2):
         return False
-    if head[2] in b"\x12\x1a\x22\x32":
-        length = head[3]
-        text = head[4 : 4 + length]
-        return length < 0x80 and len(text) == length and all(0x20 <= c < 0x7F for c in text)
-    return head[2] in b"\x3a\x42"
+    seen = 0
+    ir_version = 0
+    try:
+        for field in fields(data, 0, len(data)):
+            if seen >= _ONNX_SNIFF_FIELDS:
+                break
+            if _ONNX_MODEL_FIELDS.get(field.number) != field.wire_type:
+                break
+            if field.number == 1:
+                ir_version = field.value
+            seen += 1
+    except WireError:
+        pass
+    return seen >= 2 and 3 <= ir_version <= 15
+
+
+#: Text documents are searched this far for Jinja delimiters.
+_TEMPLATE_SEARCH = 64 << 20
+_CHUNK = 1 << 20
+_TEMPLATE_OPEN = re.compile(rb"\{[{%]")
+_TEMPLATE_CLOSE = re.compile(rb"[}%]\}")
+
+
+def _text_document(data: memoryview, head: bytes) -> Format | None:
+    """A JSON document, or text holding Jinja template syntax (``{{ }}`` or ``{% %}``).
+
+    Only UTF-8 text without NUL bytes counts. JSON starts with ``{`` or ``[`` (a ``{{``,
+    ``{%`` or ``{#`` start is a template); other text must hold an opening and a closing
+    Jinja delimiter in its first 64 MiB.
+    """
+    if b"\x00" in head:
+        return None
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        # Only a character cut by the end of the window is allowed.
+        if e.start < len(head) - 3 or len(head) == len(data):
+            return None
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if start[:1] == b"{" and start[1:2] not in (b"{", b"%", b"#"):
+        return Format.JSON
+    if start[:1] == b"[" and start[1:2] in b' \t\r\n{["-0123456789tfn]':
+        return Format.JSON
+    pattern = _TEMPLATE_OPEN
+    for offset in range(0, min(len(data), _TEMPLATE_SEARCH), _CHUNK):
+        window = bytes(data[offset : offset + _CHUNK + 1])  # one byte of overlap
+        found = pattern.search(window)
+        if found is not None:
+            if pattern is _TEMPLATE_CLOSE:
+                return Format.JINJA
+            if _TEMPLATE_CLOSE.search(window, found.end()):
+                return Format.JINJA
+            pattern = _TEMPLATE_CLOSE
+    return None
 
 
 _TF_SNIFF_FIELDS = 4096
@@ -435,9 +507,7 @@ def extension_mismatch(path: str, fmt: Format) -> Finding | None:
     """A low finding when ``path``'s model extension disagrees with its detected content."""
     ext = PurePath(path).suffix.lower()
     expected = formats_for_extension(ext)
-    if not expected or fmt in expected or (fmt is Format.UNKNOWN and ext == ".onnx"):
-        # ONNX is protobuf, which cannot be sniffed reliably: an unrecognised .onnx is not
-        # reported; one holding a pickle or an archive is.
+    if not expected or fmt in expected:
         return None
     content = "no bytes at all" if fmt is Format.EMPTY else f"content of kind '{fmt.value}'"
     if fmt is Format.UNKNOWN:

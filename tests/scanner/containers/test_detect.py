@@ -99,11 +99,12 @@ def test_hand_written_protocol_0_pickles_are_detected(stream: bytes) -> None:
     ],
 )
 def test_text_and_lookalikes_are_not_pickles(text: bytes) -> None:
-    # Printable UTF-8 is ordinary text (read as a pickle from byte 0 by its handler too);
-    # anything else that is no pickle stays unknown.
+    # A JSON document is recognised as JSON (its strings are analysed), other printable UTF-8
+    # as ordinary text (read as a pickle from byte 0 by its handler too); anything else that
+    # is no pickle stays unknown.
     try:
         text.decode("utf-8")
-        expected = Format.TEXT
+        expected = Format.JSON if text.startswith(b"{") else Format.TEXT
     except UnicodeDecodeError:
         expected = Format.UNKNOWN
     assert fmt(text) is expected
@@ -263,7 +264,7 @@ def test_extension_mismatch_names_png_as_pt() -> None:
         ("arr.npy", Format.PICKLE, True),
         ("arr.npz", Format.ZIP, False),
         ("w.safetensors", Format.PICKLE, True),
-        ("m.onnx", Format.UNKNOWN, False),
+        ("m.onnx", Format.UNKNOWN, True),  # ONNX is recognised by its fields in any order
         ("m.onnx", Format.ZIP, True),
         ("m.gguf", Format.EMPTY, True),
         ("notes.txt", Format.PICKLE, False),  # not a model name: nothing to say

@@ -165,34 +165,10 @@ class EmbeddedScanner:
             if encoding
             else (f"<embedded pickle @{offset}>")
         )
-        inner = self._location.child(label)
-        before = len(ctx.findings)
-        unsafe_before = _unsafe_total(ctx)
-        try:
-            ctx.scan_buffer(payload, inner, Format.PICKLE)
-        except LimitExceeded as e:
-            if e.limit == "max_seconds_per_file":
-                raise
-            if e.unfollowed is not None:
-                unfollowed, e.unfollowed = e.unfollowed, None
-                linear.sweep_plain(ctx, unfollowed, e.location, e)
-            if ctx.wants(SCAN_LIMIT.id, SCAN_LIMIT.severity):
-                ctx.add(e.finding("Analysis of an embedded pickle stopped"))
-        # Judged by how many unsafe findings the nested analysis made, kept or not: past the
-        # caps on findings per rule, the ones it made may not be listed.
-        unsafe_count = _unsafe_total(ctx) - unsafe_before
-        unsafe = sorted(
-            {
-                f.evidence.get("callable", f.rule_id)
-                for f in ctx.findings[before:]
-                if f.rule_id in rules.UNSAFE_RULES
-            }
-        )
-        if unsafe_count and not unsafe:
-            unsafe = [f"{unsafe_count} finding(s) not listed here"]
+        unsafe = scan_nested(ctx, payload, self._location.child(label), "an embedded pickle")
         how = f"{encoding}-encoded " if encoding else ""
         evidence = {"size": str(len(payload)), "encoding": encoding or "raw"}
-        if unsafe_count:
+        if unsafe:
             evidence["imports"] = ", ".join(unsafe[:10])
             self._emit(
                 offset,
@@ -225,6 +201,40 @@ def _unsafe_total(ctx: ScanContext) -> int:
     """Findings of the rules that make a pickle unsafe made so far, kept or not."""
     totals = ctx.rule_totals
     return sum(totals.get(rule, 0) for rule in rules.UNSAFE_RULES)
+
+
+def scan_nested(ctx: ScanContext, payload: Buffer, inner: Location, what: str) -> list[str]:
+    """Analyse ``payload`` as a pickle at ``inner``; return what it imports or calls that is not
+    on the safe list (sorted). A limit tripped inside it becomes a ``SCAN-LIMIT`` finding here
+    (``what`` names the payload in its message); only the time budget stops the caller too.
+
+    The verdict counts the unsafe findings the nested analysis made, kept or not: past the caps
+    on findings per rule, the ones it made may not be listed."""
+    before = len(ctx.findings)
+    unsafe_before = _unsafe_total(ctx)
+    try:
+        ctx.scan_buffer(payload, inner, Format.PICKLE)
+    except LimitExceeded as e:
+        if e.limit == "max_seconds_per_file":
+            raise
+        if e.unfollowed is not None:
+            unfollowed, e.unfollowed = e.unfollowed, None
+            linear.sweep_plain(ctx, unfollowed, e.location, e)
+        if ctx.wants(SCAN_LIMIT.id, SCAN_LIMIT.severity):
+            ctx.add(e.finding(f"Analysis of {what} stopped"))
+    unsafe_count = _unsafe_total(ctx) - unsafe_before
+    unsafe = sorted(
+        {
+            f.evidence.get("callable", f.rule_id)
+            for f in ctx.findings[before:]
+            if f.rule_id in rules.UNSAFE_RULES
+            # A pickle nested deeper that was judged unsafe lists what it imports.
+            or (f.severity >= Severity.HIGH and "imports" in f.evidence)
+        }
+    )
+    if unsafe_count and not unsafe:
+        unsafe = [f"{unsafe_count} finding(s) not listed here"]
+    return unsafe
 
 
 def is_embedded_pickle(data: Buffer) -> bool:
