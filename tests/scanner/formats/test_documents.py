@@ -32,9 +32,9 @@ def _doc(**values: object) -> bytes:
         (b"{{ messages }}", Format.JINJA),
         (b"{% for m in messages %}{{ m }}{% endfor %}", Format.JINJA),
         (b"chat_template: '{{ x }}'\n", Format.JINJA),
-        (b"[section]\nkey = value\n", Format.UNKNOWN),
-        (b"plain notes with {braces}\n", Format.UNKNOWN),
-        (b"{{ opened but never closed", Format.UNKNOWN),
+        (b"[section]\nkey = value\n", Format.TEXT),
+        (b"plain notes with {braces}\n", Format.TEXT),
+        (b"{{ opened but never closed", Format.TEXT),
         (b'{"a": "\x00"}', Format.UNKNOWN),
     ],
 )

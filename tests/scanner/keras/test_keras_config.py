@@ -305,14 +305,15 @@ def test_relative_names_are_not_paths(tmp_path: Path) -> None:
 )
 def test_unparsable_configs_are_incomplete(tmp_path: Path, config: str) -> None:
     result = scan(keras_zip(tmp_path / "m.keras", config))
-    assert rule_ids(result) == ["KERAS-CONFIG-INVALID"]
+    # The member is also read as a JSON document, whose reader stops at its own limits.
+    assert set(rule_ids(result)) - {"SCAN-LIMIT"} == {"KERAS-CONFIG-INVALID"}
     assert result.gaps
 
 
 def test_an_oversized_config_is_not_parsed(tmp_path: Path) -> None:
     config = _model(_dense(note="x" * 5000))
     result = scan(keras_zip(tmp_path / "m.keras", config), max_document_bytes=4096)
-    assert rule_ids(result) == ["KERAS-CONFIG-INVALID"]
+    assert set(rule_ids(result)) - {"SCAN-LIMIT"} == {"KERAS-CONFIG-INVALID"}
 
 
 def test_metadata_versions_are_recorded(tmp_path: Path) -> None:
