@@ -362,9 +362,10 @@ def _text_document(data: memoryview, head: bytes) -> Format | None:
 _YAML_DECLARED = re.compile(
     r"^%(?:YAML|TAG)\s|!!python/|!<tag:yaml\.org,2002:|tag:yaml\.org,2002:python/", re.M
 )
-#: A block mapping key (``key:``, ``"quoted key":``, ``? key``) or a block sequence item.
+#: A block mapping key (``key:``, ``two words:``, ``"quoted key":``, ``? key``; plain keys of
+#: more than three words are prose) or a block sequence item.
 _YAML_KEY = re.compile(
-    r"""^(?:[A-Za-z_$][\w.$/-]*(?:[ ][\w.$/-]+)*|"[^"\n]*"|'[^'\n]*')[ \t]*:(?:[ \t]|$)"""
+    r"""^(?:[A-Za-z_$][\w.$/-]*(?:[ ][\w.$/-]+){0,2}|"[^"\n]*"|'[^'\n]*')[ \t]*:(?:[ \t]|$)"""
     r"|^\?[ \t]|^-(?:[ \t]|$)"
 )
 #: First words of program lines that also end in a colon (``def f():``, ``if x:``).

@@ -100,7 +100,7 @@ def scan_yaml(ctx: ScanContext, data: memoryview, location: Location) -> None:
             _unparseable(ctx, composition, text, location, source)
         elif composition.limit is not None:
             _limit(ctx, composition, location)
-        elif composition.error is None and ctx.depth == 0:
+        elif ctx.depth == 0:
             ctx.refined_format = "text"  # prose that looked like YAML
         if looks_like_template(text):
             check_template(ctx, text, location, rendered=True, where="this file", quiet=True)
