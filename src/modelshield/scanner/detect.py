@@ -357,10 +357,12 @@ def _text_document(data: memoryview, head: bytes) -> Format | None:
     return None
 
 
-#: What text says when it declares itself YAML: directives, explicit Python tags (short,
-#: verbatim or URI), anywhere in the first 4 KiB.
+#: What text says when it declares itself YAML, anywhere in its first 4 KiB: a directive, a
+#: verbatim tag (``!<...>``), a short standard tag (``!!python/...``, ``!!str``), a Python tag
+#: URI.
 _YAML_DECLARED = re.compile(
-    r"^%(?:YAML|TAG)\s|!!python/|!<tag:yaml\.org,2002:|tag:yaml\.org,2002:python/", re.M
+    r"^%(?:YAML|TAG)\s|!<[^\s>]+>|(?:^|[\s\[{,:?-])!![A-Za-z]|tag:yaml\.org,2002:python/",
+    re.M,
 )
 #: A block mapping key (``key:``, ``two words:``, ``"quoted key":``, ``? key``; plain keys of
 #: more than three words are prose) or a block sequence item.
@@ -404,7 +406,9 @@ def yaml_candidate(head: str) -> bool:
         if line[0] in " \t":
             continue  # indented: the value of a key above, or a continuation
         if stripped.startswith("--- "):
-            stripped = stripped[4:]
+            stripped = stripped[4:].lstrip()
+        if first and stripped[:1] in ("!", "&"):
+            return True  # a tagged or anchored root node
         program = _PROGRAM_WORD.match(stripped) and (stripped.endswith(":") or "(" in stripped)
         is_key = bool(_YAML_KEY.match(stripped)) and not program
         if first:

@@ -244,3 +244,30 @@ def test_trust_remote_code_beside_a_target(tmp_path: Path) -> None:
 
 def test_trust_remote_code_without_a_target_is_data(tmp_path: Path) -> None:
     assert "CONFIG-TRUST-REMOTE-CODE" not in rules(_yaml(tmp_path, {"trust_remote_code": True}))
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["${oc.select:nowhere,textwrap.dedent}", "${oc.select:real}", "${oc.decode:'textwrap.dedent'}"],
+)
+def test_builtin_resolvers_with_values_in_the_file_are_resolved(
+    tmp_path: Path, target: str
+) -> None:
+    config = {"real": "textwrap.dedent", "m": {"_target_": target, "_args_": ["  x"]}}
+    assert hydra.utils.instantiate(OmegaConf.create(config)).m == "x"
+    found = of(_yaml(tmp_path, config), "CONFIG-TARGET")
+    assert [f.evidence["callable"] for f in found] == ["textwrap.dedent"]
+
+
+def test_logging_ext_references_are_imported(tmp_path: Path) -> None:
+    config = {
+        "version": 1,
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout"},
+            "evil": {"class": "logging.StreamHandler", "stream": "ext://os.system"},
+        },
+    }
+    found = of(_yaml(tmp_path, config), "CONFIG-TARGET")
+    assert [(f.evidence["path"], f.evidence["via"]) for f in found] == [
+        ("handlers.evil.stream", "ext://")
+    ]

@@ -322,3 +322,29 @@ def test_yaml_is_imported_only_for_a_yaml_candidate(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[False, False, True]"
+
+
+def test_a_yaml_flow_mapping_that_looks_like_json(tmp_path: Path) -> None:
+    data = b'{a: !!python/object/apply:os.system [id], "b": 1}'
+    assert detect(memoryview(data)) is Format.JSON
+    found = of(scan_bytes(tmp_path, data), "YAML-PYTHON-OBJECT")
+    assert [f.evidence["callable"] for f in found] == ["os.system"]
+
+
+def test_a_truncated_json_file_is_not_a_yaml_gap(tmp_path: Path) -> None:
+    result = scan_bytes(tmp_path, b'{"a": [1, 2', name="config.json")
+    assert result.findings == () and result.gaps == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "--- !<tag%3Ayaml.org,2002:python/object/apply:textwrap.dedent> [' x']\n",
+        "!!python/object/apply:textwrap.dedent [' x']\n",
+        "&a !<tag:yaml.org,2002:python/object/apply:textwrap.dedent> [' x']\n",
+    ],
+)
+def test_a_tagged_root_node_is_yaml(tmp_path: Path, text: str) -> None:
+    assert yaml.unsafe_load(text) == "x"
+    found = of(scan_bytes(tmp_path, text.encode()), "YAML-PYTHON-OBJECT")
+    assert [f.evidence["callable"] for f in found] == ["textwrap.dedent"]

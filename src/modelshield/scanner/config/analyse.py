@@ -3,8 +3,10 @@
 Handlers call :func:`analyse_document` on every JSON document and every YAML document they
 parse, and :func:`analyse_yaml` on a YAML text already read into nodes; metadata strings
 (safetensors ``__metadata__``, GGUF values, JSON string values) that hold a configuration go
-through :func:`analyse_embedded`. The analyses are skipped when the document's text shows none
-of their markers, so that a 100 MB ``tokenizer.json`` costs a few substring searches.
+through :func:`analyse_embedded`. An analysis is skipped when the document's text shows none of
+its markers and holds no backslash (an escape such as ``\\u005f`` or ``\\/`` could spell a
+marker that the text does not show), so that most large tokenizer files cost a few substring
+searches.
 """
 
 from __future__ import annotations
@@ -70,9 +72,10 @@ def analyse_document(
     if json_document and is_skops_schema(root):
         check_skops(ctx, root, location, source=source)
         return
-    if text is None or _wants_targets(ctx, text):
+    escaped = text is None or "\\" in text
+    if escaped or _wants_targets(ctx, text or ""):
         check_targets(ctx, root, location, source=source, positions=positions)
-    if json_document and (text is None or looks_like_jsonpickle(text)):
+    if json_document and (escaped or looks_like_jsonpickle(text or "")):
         check_jsonpickle(ctx, root, location, source=source)
 
 

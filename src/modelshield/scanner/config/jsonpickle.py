@@ -22,12 +22,12 @@ callable (:mod:`.judge`); callables on the allow lists are not reported.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 from modelshield.core.findings import Location, Severity
 from modelshield.scanner.callables import Tier
 from modelshield.scanner.config.judge import Judgement, is_dotted, judge_dotted, judge_module
+from modelshield.scanner.config.walk import containers, shown
 from modelshield.scanner.context import ScanContext
 from modelshield.scanner.rules import JSONPICKLE_OBJECT
 
@@ -92,8 +92,9 @@ class _JsonPickle:
         """Mappings that are the callable of a ``py/reduce`` (reported as called)."""
 
     def run(self, root: object) -> None:
-        for mapping, path in _mappings(root):
-            self._mapping(mapping, path)
+        for value, path in containers(root):
+            if isinstance(value, dict):
+                self._mapping(value, shown(path) if path else "")
 
     def _mapping(self, mapping: dict[str, Any], path: str) -> None:
         reduce = mapping.get("py/reduce")
@@ -191,18 +192,3 @@ class _JsonPickle:
             return
         where = f"{self.source}, the json:// key at {path or 'the root'}"
         check_jsonpickle(self.ctx, inner, self.location, source=where, nested=self.nested + 1)
-
-
-def _mappings(root: object) -> Iterator[tuple[dict[str, Any], str]]:
-    seen: set[int] = set()
-    stack: list[tuple[Any, str]] = [(root, "")]
-    while stack:
-        value, path = stack.pop()
-        if not isinstance(value, dict | list) or id(value) in seen:
-            continue
-        seen.add(id(value))
-        if isinstance(value, dict):
-            yield value, path
-            stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in value.items())
-        else:
-            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(value))

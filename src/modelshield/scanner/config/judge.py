@@ -5,8 +5,10 @@ Configuration names callables as one dotted string (``torch.nn.Linear``,
 Hydra's ``_locate``, jsonargparse and jsonpickle import the longest prefix that is a module and
 walk the rest as attributes; PyYAML's ``find_python_name`` splits at the last dot. The callable
 policy judges ``module:qualname`` pairs, so :func:`judge_dotted` tries every split the loader
-could take: any split the policy denies makes the name dangerous (the worst severity wins);
-otherwise any split on an allow list makes it safe; otherwise it is unknown.
+could take: an exact configuration allow entry for a split makes that split safe (as an exact
+allow entry in a policy does), any other split the policy denies makes the name dangerous (the
+worst severity wins); otherwise any split on an allow list makes it safe; otherwise it is
+unknown.
 
 Allow entries for configuration live apart from the pickle lists: ``data/config_targets.toml``
 (hand-written, one table per framework, a reason beside each exact entry) and
@@ -106,13 +108,10 @@ def judge_dotted(ctx: ScanContext, path: str, *, last_dot_only: bool = False) ->
     for module, name in _splits(path, last_dot_only=last_dot_only):
         module, name = normalize(module, name)
         reason = tables.get(f"{module}:{name}")
-        verdict = ctx.callables.classify(module, name)
-        if verdict.tier is Tier.DANGEROUS:
-            verdicts.append(verdict)
-        elif reason is not None:
+        if reason is not None:  # an exact entry for this very split, like a policy's allow
             verdicts.append(Verdict(module, name, Tier.SAFE, None, "safe", reason))
         else:
-            verdicts.append(verdict)
+            verdicts.append(ctx.callables.classify(module, name))
     dangerous = [v for v in verdicts if v.tier is Tier.DANGEROUS]
     if dangerous:
         worst = max(dangerous, key=lambda v: v.severity or Severity.HIGH)

@@ -31,6 +31,7 @@ from msgspec import Struct
 from modelshield.core.findings import Location, Severity
 from modelshield.scanner.callables import Tier, Verdict
 from modelshield.scanner.config.judge import is_dotted
+from modelshield.scanner.config.walk import containers, shown
 from modelshield.scanner.context import ScanContext
 from modelshield.scanner.rules import SKOPS_TAMPERED_NODE, SKOPS_UNTRUSTED_TYPE
 
@@ -124,19 +125,9 @@ def check_skops(ctx: ScanContext, root: object, location: Location, *, source: s
 
 
 def _nodes(root: object) -> Iterator[tuple[dict[str, Any], str]]:
-    seen: set[int] = set()
-    stack: list[tuple[Any, str]] = [(root, "")]
-    while stack:
-        value, path = stack.pop()
-        if not isinstance(value, dict | list) or id(value) in seen:
-            continue
-        seen.add(id(value))
-        if isinstance(value, dict):
-            if isinstance(value.get("__loader__"), str):
-                yield value, path or "the root"
-            stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in value.items())
-        else:
-            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(value))
+    for value, path in containers(root):
+        if isinstance(value, dict) and isinstance(value.get("__loader__"), str):
+            yield value, shown(path) if path else "the root"
 
 
 def _untrusted(

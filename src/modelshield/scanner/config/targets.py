@@ -15,7 +15,8 @@ that such a library treats as an import path, with its schema:
     ``class_path`` (LightningCLI, jsonargparse), with ``init_args``.
 ``logging``
     ``class`` and ``()`` of the handlers, formatters and filters of a ``logging.config``
-    dictConfig schema (a mapping with ``version: 1``), which Hydra applies from its own config.
+    dictConfig schema (a mapping with ``version: 1``), which Hydra applies from its own config;
+    ``ext://`` values there are imported too (reported when denied).
 ``mmengine``
     ``type``: registries look the name up, then import it as a dotted path; only denied
     callables are reported, since dotted ``type`` values are usually registry scopes.
@@ -32,12 +33,13 @@ Hydra's own. ``trust_remote_code`` set true beside a target is reported.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 from modelshield.core.findings import Location, Severity
 from modelshield.scanner.callables import Tier
 from modelshield.scanner.config.judge import Judgement, is_dotted, judge_dotted, judge_module
+from modelshield.scanner.config.walk import Path, containers
+from modelshield.scanner.config.walk import shown as _shown_path
 from modelshield.scanner.context import ScanContext
 from modelshield.scanner.rules import (
     CONFIG_RESOLVER,
@@ -46,7 +48,6 @@ from modelshield.scanner.rules import (
     CONFIG_TRUST_REMOTE_CODE,
 )
 
-Path = tuple[str | int, ...]
 Positions = dict[object, tuple[int, int]]
 
 #: Resolvers OmegaConf and Hydra register themselves (``env`` is OmegaConf 2.0's).
@@ -151,33 +152,11 @@ class _Targets:
     # ---- the walk ------------------------------------------------------------------------
 
     def run(self) -> None:
-        for value, path in self._containers():
+        for count, (value, path) in enumerate(containers(self.root, self._resolver_calls)):
+            if not count % 4096:
+                self.ctx.check_deadline(self.location)
             if isinstance(value, dict):
                 self._mapping(value, path)
-
-    def _containers(self) -> Iterator[tuple[Any, Path]]:
-        """Every dict and list once, with the first key path that reaches it; strings are
-        checked for resolver calls on the way."""
-        seen: set[int] = set()
-        stack: list[tuple[Any, Path]] = [(self.root, ())]
-        visited = 0
-        while stack:
-            value, path = stack.pop()
-            if isinstance(value, str):
-                if "${" in value:
-                    self._resolver_calls(value, path)
-                continue
-            if not isinstance(value, dict | list) or id(value) in seen:
-                continue
-            seen.add(id(value))
-            visited += 1
-            if not visited % 4096:
-                self.ctx.check_deadline(self.location)
-            yield value, path
-            if isinstance(value, dict):
-                stack.extend((v, (*path, str(k))) for k, v in reversed(value.items()))
-            else:
-                stack.extend((v, (*path, i)) for i, v in reversed(list(enumerate(value))))
 
     def _mapping(self, mapping: dict[str, Any], path: Path) -> None:
         found = False
@@ -214,9 +193,23 @@ class _Targets:
             for name, entry in entries.items():
                 if not isinstance(entry, dict):
                     continue
+                where = (*path, section, str(name))
                 for key in ("class", "()"):
                     if isinstance(entry.get(key), str):
-                        self._target(entry, key, (*path, section, str(name)), "logging")
+                        self._target(entry, key, where, "logging")
+                for key, value in entry.items():
+                    if isinstance(value, str) and value.startswith("ext://"):
+                        self._external(entry, str(key), value, where)
+
+    def _external(self, entry: dict[str, Any], key: str, value: str, where: Path) -> None:
+        """``ext://module.name``: dictConfig imports it and passes the object as an argument
+        (``stream: ext://sys.stdout``); reported when the policy denies it."""
+        text = value[len("ext://") :].strip()
+        if not is_dotted(text):
+            return
+        judgement = judge_dotted(self.ctx, text)
+        if judgement.tier is Tier.DANGEROUS:
+            self._report(judgement, (*where, key), entry, key, "logging", text, via="ext://")
 
     # ---- one target ----------------------------------------------------------------------
 
@@ -326,9 +319,13 @@ class _Targets:
 
     def _lookup(self, body: str, container: Path, depth: int) -> str | Dynamic:
         if ":" in body:
-            name = body.split(":", 1)[0].strip()
+            name, _, argument = (part.strip() for part in body.partition(":"))
             if name in ("oc.env", "env"):
                 return Dynamic(f"it reads the environment (${{{body[:80]}}})")
+            if name == "oc.select":
+                return self._select(argument, container, depth)
+            if name == "oc.decode" and _quoted(argument) is not None:
+                return self.resolve(_quoted(argument) or "", container, depth + 1)
             return Dynamic(f"it calls the resolver {name!r} (${{{body[:80]}}})")
         dots = len(body) - len(body.lstrip("."))
         if dots:
@@ -357,6 +354,15 @@ class _Targets:
         if isinstance(node, dict | list) or node is None:
             return Dynamic(f"${{{body[:80]}}} is not a single value")
         return str(node)
+
+    def _select(self, argument: str, container: Path, depth: int) -> str | Dynamic:
+        """``oc.select:key,default``: the key's value, else the default."""
+        key, comma, default = argument.partition(",")
+        found = self._lookup(key.strip(), container, depth)
+        if not isinstance(found, Dynamic) or not comma:
+            return found
+        text = default.strip()
+        return self.resolve(_quoted(text) or text, container, depth + 1)
 
     def _at(self, path: Path) -> Any:
         node: Any = self.root
@@ -543,6 +549,13 @@ def _closing(text: str, start: int) -> int:
     return -1
 
 
+def _quoted(text: str) -> str | None:
+    """The content of a quoted resolver argument (``'a.b'``, ``"a.b"``), or None."""
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return None
+
+
 def _path_steps(body: str) -> list[str]:
     """``a.b[0].c`` -> ``["a", "b", "0", "c"]``."""
     return [part.strip() for part in body.replace("[", ".").replace("]", "").split(".") if part]
@@ -556,16 +569,6 @@ def _normal(dotted: str) -> str:
         return f"builtins.{name}"
     module, name = normalize(module, name)
     return f"{module}.{name}"
-
-
-def _shown_path(path: Path) -> str:
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else part
-    return out or "the document root"
 
 
 def _excerpt(text: str) -> str:

@@ -134,8 +134,9 @@ def compose(ctx: ScanContext, text: str | bytes, location: Location) -> Composit
     loader_class: Any = yaml.SafeLoader
     if len(text) > PURE_PARSER_MAX and getattr(yaml, "__with_libyaml__", False):
         loader_class = yaml.CSafeLoader
-    loader = loader_class(text)
+    loader: Any = None
     try:
+        loader = loader_class(text)  # the reader checks the encoding and characters here
         _read(ctx, loader, location, result)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark

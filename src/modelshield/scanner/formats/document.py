@@ -76,10 +76,10 @@ def scan_json(ctx: ScanContext, data: memoryview, location: Location) -> None:
         )
         return
     except ValueError:
-        # Not JSON after all (JSON5, a truncated file...): no JSON loader reads it. A template
-        # in it is still analysed, as a text file.
-        if looks_like_template(text):
-            check_template(ctx, text, location, rendered=True, where="this file", quiet=True)
+        # Not JSON after all (a YAML flow mapping, JSON5, a truncated file...): no JSON loader
+        # reads it, a YAML loader may. What does not parse as YAML either is searched for a
+        # template, as a text file.
+        _yaml(ctx, bytes(data), text, location, suspected=False)
         return
     analyse_document(ctx, document, location, source=_source(location, "JSON"), text=text)
     _walk(ctx, document, location)
@@ -91,7 +91,12 @@ def scan_yaml(ctx: ScanContext, data: memoryview, location: Location) -> None:
     if not _within_size(ctx, data, location):
         return
     raw = bytes(data)
-    text = _decoded(raw)
+    _yaml(ctx, raw, _decoded(raw), location, suspected=True)
+
+
+def _yaml(ctx: ScanContext, raw: bytes, text: str, location: Location, *, suspected: bool) -> None:
+    """Analyse ``raw`` as YAML; ``suspected``: detection took it for YAML (not for JSON), so
+    text that is not YAML is reported as ordinary text."""
     composition = compose(ctx, raw, location)
     source = _source(location, "YAML")
     structured = any(d.kind != SCALAR for d in composition.documents)
@@ -100,7 +105,7 @@ def scan_yaml(ctx: ScanContext, data: memoryview, location: Location) -> None:
             _unparseable(ctx, composition, text, location, source)
         elif composition.limit is not None:
             _limit(ctx, composition, location)
-        elif ctx.depth == 0:
+        elif suspected and ctx.depth == 0:
             ctx.refined_format = "text"  # prose that looked like YAML
         if looks_like_template(text):
             check_template(ctx, text, location, rendered=True, where="this file", quiet=True)
