@@ -84,10 +84,13 @@ class Limits(Struct, frozen=True):
     max_document_values: int = 4_000_000
     """Values (strings, numbers, objects, lists) parsed from one JSON document or safetensors
     header, estimated from its commas before parsing: Python objects cost far more memory than
-    their text (a 256k-token ``tokenizer.json`` holds about 1 million)."""
+    their text (a 256k-token ``tokenizer.json`` holds about 1 million). Also the nodes read
+    from one YAML text, and the nodes a YAML document may expand to through its aliases before
+    it is reported as an alias bomb (``YAML-ALIAS-EXPANSION``)."""
     max_structure_depth: int = 100
-    """Deepest nesting followed inside one document: JSON objects and lists, ONNX subgraphs,
-    GGUF arrays of arrays. ONNX Runtime's protobuf parser itself stops at 100 levels."""
+    """Deepest nesting followed inside one document: JSON objects and lists, YAML collections,
+    ONNX subgraphs, GGUF arrays of arrays. ONNX Runtime's protobuf parser itself stops at 100
+    levels."""
     verify_load_seconds: float = 300.0
     """``scan --verify-load``: wall-clock budget of the child process that loads one file
     through the restricted loader; past it the child is killed and the file gets an error."""
