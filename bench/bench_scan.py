@@ -9,7 +9,11 @@ or a CI job would see it):
 * time and peak memory (max RSS) to scan the whole corpus in one invocation;
 * time and peak memory on PyTorch zip checkpoints of about 200 MB and 2 GB generated here
   (``bench-out/``, made once and reused): a scanner that reads only what it needs takes the
-  same time for both.
+  same time for both;
+* detection on configuration that runs code (``bench/config_samples.py``: YAML object tags,
+  Hydra targets in YAML, JSON, ``.nemo`` archives and safetensors metadata, jsonpickle, skops,
+  and benign files from the real writers), one process per file (``bench_config.py`` prints
+  the per-file detail).
 
 "Flagged" means: modelshield, a finding at high or above (and, in its own column, at the
 default medium threshold); picklescan, exit code 1 or a reported dangerous global; modelscan,
@@ -344,6 +348,9 @@ ROWS = [
     ("small_peak", "small checkpoint: peak MiB"),
     ("large_wall", "large checkpoint: wall s"),
     ("large_peak", "large checkpoint: peak MiB"),
+    ("config_malicious", "config set: malicious flagged"),
+    ("config_malicious_medium", "  same, modelshield at medium"),
+    ("config_benign", "config set: benign flagged"),
 ]
 
 
@@ -366,6 +373,35 @@ def table(columns: list[Column], labels: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+def all_tools(bindir: Path) -> list[Tool]:
+    """modelshield, and the other scanners installed in ``bindir``."""
+    tools = [modelshield_tool()]
+    if (bindir / "python").exists():
+        tools += [picklescan_tool(bindir), modelscan_tool(bindir)]
+        if (bindir / "modelaudit").exists():
+            tools.append(modelaudit_tool(bindir))
+    return tools
+
+
+def config_detection(tool: Tool, jobs: int) -> dict[str, str]:
+    """Per-file runs over the configuration set (``config_samples.py``)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import config_samples
+
+    samples = config_samples.build(OUT / "config")
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+        verdicts = [v for _, v in pool.map(lambda s: run_one(tool, str(s[0])), samples)]
+    mal = [v for v, (_, label) in zip(verdicts, samples, strict=True) if label == "malicious"]
+    ben = [v for v, (_, label) in zip(verdicts, samples, strict=True) if label == "benign"]
+    cells = {
+        "config_malicious": f"{sum(v.flagged for v in mal)}/{len(mal)}",
+        "config_benign": f"{sum(v.flagged for v in ben)}/{len(ben)}",
+    }
+    if tool.name.startswith("modelshield"):
+        cells["config_malicious_medium"] = f"{sum(v.flagged_medium for v in mal)}/{len(mal)}"
+    return cells
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the comparison and print the table."""
     parser = argparse.ArgumentParser(
@@ -376,17 +412,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--small-mb", type=int, default=200)
     parser.add_argument("--large-mb", type=int, default=2048)
     parser.add_argument("--no-checkpoints", action="store_true")
+    parser.add_argument("--no-config", action="store_true", help="skip the configuration set")
     parser.add_argument(
         "--delete-checkpoints", action="store_true", help="remove bench-out/ checkpoints after"
     )
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     args = parser.parse_args(argv)
 
-    tools = [modelshield_tool()]
-    if (args.tools_bin / "python").exists():
-        tools += [picklescan_tool(args.tools_bin), modelscan_tool(args.tools_bin)]
-        if (args.tools_bin / "modelaudit").exists():
-            tools.append(modelaudit_tool(args.tools_bin))
+    tools = all_tools(args.tools_bin)
     if len(tools) == 1:
         print(f"note: no other scanners in {args.tools_bin} (make bench installs them)")
     columns = [Column(t.name, {}) for t in tools]
@@ -418,6 +451,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.delete_checkpoints:
             small.unlink()
             large.unlink()
+
+    if not args.no_config:
+        print("configuration set: per-file runs...", flush=True)
+        for tool, column in zip(tools, columns, strict=True):
+            column.cells.update(config_detection(tool, args.jobs))
 
     print()
     print(table(columns, labels))

@@ -150,3 +150,9 @@ def test_an_mlflow_sklearn_model_folder_is_clean(tmp_path: Path) -> None:
         assert result.errors == ()
         worst = result.max_severity
         assert worst is None or worst < Severity.HIGH, (result.path, result.findings)
+
+
+def test_findings_in_a_nemo_archive_name_the_nemo_cve(tmp_path: Path) -> None:
+    config = {"encoder": {"_target_": "os.system"}, "tokenizer": {"dir": "tok"}}
+    path = _nemo(tmp_path / "evil.nemo", {"./model_config.yaml": yaml.safe_dump(config).encode()})
+    assert of(scan(path), "CONFIG-TARGET")[0].evidence["cve"] == "CVE-2025-23304"

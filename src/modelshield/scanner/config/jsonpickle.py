@@ -152,6 +152,7 @@ class _JsonPickle:
                     "module": module,
                     "expression": expression[:300],
                     "where": self.source,
+                    "cve": "CVE-2020-22083",
                 },
             )
         )
@@ -167,6 +168,7 @@ class _JsonPickle:
             "callable": judgement.name,
             "reason": judgement.reason[:300],
             "where": self.source,
+            "cve": "CVE-2020-22083",
         }
         if judgement.category:
             evidence["category"] = judgement.category

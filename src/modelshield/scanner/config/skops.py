@@ -165,6 +165,7 @@ def _untrusted(
                 "loader": loader,
                 "callable": f"{module}.{name}",
                 "where": source,
+                "cve": "CVE-2024-37065",
                 **({"category": verdict.category} if verdict.tier is Tier.DANGEROUS else {}),
             },
         )

@@ -460,6 +460,8 @@ class _Targets:
             evidence["partial"] = "true"
         if judgement.category:
             evidence["category"] = judgement.category
+        if "nemo" in self.ctx.formats_seen:
+            evidence["cve"] = "CVE-2025-23304"  # NeMo restores instantiate the model config
         through = f" through {via}" if via is not None else ""
         if expression is not None:
             through += f" (interpolated from {_excerpt(expression)!r})"

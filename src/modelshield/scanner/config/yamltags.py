@@ -109,6 +109,7 @@ def _report(
         "column": str(node.column),
         "where": source,
         "reason": judgement.reason[:300],
+        "cve": "CVE-2017-18342",  # yaml.load constructing Python objects from tags
     }
     if arguments:
         evidence["arguments"] = arguments
