@@ -348,3 +348,24 @@ def test_a_tagged_root_node_is_yaml(tmp_path: Path, text: str) -> None:
     assert yaml.unsafe_load(text) == "x"
     found = of(scan_bytes(tmp_path, text.encode()), "YAML-PYTHON-OBJECT")
     assert [f.evidence["callable"] for f in found] == ["textwrap.dedent"]
+
+
+def test_a_yaml_config_in_a_gguf_string(tmp_path: Path) -> None:
+    import gguf
+
+    path = tmp_path / "m.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_string("training.config", "trainer:\n  hook: !!python/name:os.system ''\n")
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.close()
+    found = of(scan_bytes(tmp_path, path.read_bytes(), name="m.gguf"), "YAML-PYTHON-OBJECT")
+    assert [f.evidence["callable"] for f in found] == ["os.system"]
+
+
+def test_a_json_config_held_in_a_json_string(tmp_path: Path) -> None:
+    inner = json.dumps({"model": {"_target_": "subprocess.getoutput", "_args_": ["id"]}})
+    data = json.dumps({"model_type": "x", "train_args": inner}).encode()
+    found = of(scan_bytes(tmp_path, data, name="config.json"), "CONFIG-TARGET")
+    assert [f.evidence["callable"] for f in found] == ["subprocess.getoutput"]
+    assert "train_args" in found[0].evidence["where"]
