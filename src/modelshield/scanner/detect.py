@@ -18,11 +18,10 @@ from pathlib import PurePath
 from modelshield.core.findings import Finding, Location
 from modelshield.scanner.memio import Buffer, MemoryviewIO
 from modelshield.scanner.pickle.sniff import looks_like_pickle
-from modelshield.scanner.protobuf import LEN, VARINT, leading_fields
 from modelshield.scanner.registry import FORMATS, Format, formats_for_extension
 from modelshield.scanner.rules import FORMAT_EXTENSION_MISMATCH
 from modelshield.scanner.wire.msgpack import looks_like_msgpack
-from modelshield.scanner.wire.protobuf import WireError, fields
+from modelshield.scanner.wire.protobuf import LEN, VARINT, ProtobufError, fields, leading_fields
 from modelshield.scanner.wire.sentencepiece import looks_like_sentencepiece
 from modelshield.scanner.zipreader import find_end_record
 
@@ -303,7 +302,7 @@ def _is_onnx(data: memoryview) -> bool:
             if field.number == 1:
                 ir_version = field.value
             seen += 1
-    except WireError:
+    except ProtobufError:
         pass
     return seen >= 2 and 3 <= ir_version <= 15
 
@@ -367,7 +366,7 @@ def _tensorflow_protobuf(data: memoryview) -> Format | None:
     first = next((f for f in top if f.wire_type == LEN), None)
     if first is None or first.value == 0:
         return None
-    inner = leading_fields(data, first.start, first.start + first.value, _TF_SNIFF_FIELDS)
+    inner = leading_fields(data, first.start, first.end, _TF_SNIFF_FIELDS)
     kinds = {(f.number, f.wire_type) for f in top}
     if not inner:
         return None
@@ -377,7 +376,7 @@ def _tensorflow_protobuf(data: memoryview) -> Format | None:
     elif kinds <= {(1, LEN), (2, LEN), (3, VARINT), (4, LEN), (5, LEN)} and first.number == 1:
         op = next((f for f in inner if f.number == 2), None)
         nodedef = all(f.wire_type == LEN and 1 <= f.number <= 7 for f in inner)
-        if nodedef and op is not None and _TF_OP.match(bytes(data[op.start : op.start + op.value])):
+        if nodedef and op is not None and _TF_OP.match(bytes(data[op.start : op.end])):
             return Format.TF_GRAPHDEF
         saved_object = all(_SAVED_OBJECT_FIELDS.get(f.number) == f.wire_type for f in inner)
         if kinds == {(1, LEN)} and saved_object and any(f.number == 4 for f in inner):
