@@ -18,6 +18,7 @@ from pathlib import PurePath
 from modelshield.core.findings import Finding, Location
 from modelshield.scanner.memio import Buffer, MemoryviewIO
 from modelshield.scanner.pickle.sniff import looks_like_pickle
+from modelshield.scanner.pysniff import looks_like_pth, looks_like_python
 from modelshield.scanner.registry import FORMATS, Format, formats_for_extension
 from modelshield.scanner.rules import FORMAT_EXTENSION_MISMATCH
 from modelshield.scanner.wire.msgpack import looks_like_msgpack
@@ -307,6 +308,9 @@ def _is_onnx(data: memoryview) -> bool:
     return seen >= 2 and 3 <= ir_version <= 15
 
 
+#: Text is searched this far for a line only Python writes (a long licence or docstring can
+#: come before the imports).
+_PYTHON_SEARCH = 1 << 20
 #: Text documents are searched this far for Jinja delimiters.
 _TEMPLATE_SEARCH = 64 << 20
 _CHUNK = 1 << 20
@@ -315,10 +319,12 @@ _TEMPLATE_CLOSE = re.compile(rb"[}%]\}")
 
 
 def _text_document(data: memoryview, head: bytes) -> Format | None:
-    """A JSON document, or text holding Jinja template syntax (``{{ }}`` or ``{% %}``).
+    """A JSON document, a ``.pth`` file that runs code, Python source, or text holding Jinja
+    template syntax (``{{ }}`` or ``{% %}``).
 
     Only UTF-8 text without NUL bytes counts. JSON starts with ``{`` or ``[`` (a ``{{``,
-    ``{%`` or ``{#`` start is a template); other text must hold an opening and a closing
+    ``{%`` or ``{#`` start is a template); ``.pth`` and Python are recognised by their lines
+    (:mod:`modelshield.scanner.pysource`); other text must hold an opening and a closing
     Jinja delimiter in its first 64 MiB.
     """
     if b"\x00" in head:
@@ -334,6 +340,12 @@ def _text_document(data: memoryview, head: bytes) -> Format | None:
         return Format.JSON
     if start[:1] == b"[" and start[1:2] in b' \t\r\n{["-0123456789tfn]':
         return Format.JSON
+    if looks_like_pth(head, complete=len(head) == len(data)):
+        return Format.PTH
+    if looks_like_python(start) or (
+        len(data) > len(head) and looks_like_python(bytes(data[:_PYTHON_SEARCH]))
+    ):
+        return Format.PYTHON  # before templates: Python source often holds "{{" and "}}"
     pattern = _TEMPLATE_OPEN
     for offset in range(0, min(len(data), _TEMPLATE_SEARCH), _CHUNK):
         window = bytes(data[offset : offset + _CHUNK + 1])  # one byte of overlap
