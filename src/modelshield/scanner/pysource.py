@@ -189,6 +189,16 @@ _JUDGED_AT_CALL = {
     "numpy.load": ("allow_pickle", False),
     "torch.load": ("weights_only", True),
 }
+#: Modules the tables above call ordinary as a whole although some of their names are not:
+#: any name of them taken by a computed name (``getattr(os, name)``) counts as the worst.
+_COMPUTED = {
+    "os": "process",
+    "builtins": "code-execution",
+    "importlib": "import-machinery",
+    "types": "code-construction",
+    "asyncio": "process",
+    "platform": "process",
+}
 #: A name standing for "any name of this module" when asking the callable policy.
 _ANY = "any_name"
 #: Built-in names resolved as ``builtins.<name>`` when the module does not define them.
@@ -453,7 +463,8 @@ class _Analysis:
             return  # a module itself: what matters is what is used from it
         dotted = _dotted(target)
         shown = shown or (f"{dotted}.<computed>" if computed else dotted)
-        category = _source_category(dotted)
+        category = _COMPUTED.get(dotted) if computed else None
+        category = category or _source_category(dotted)
         if category == "":
             return
         if category is None:

@@ -156,7 +156,8 @@ FORMATS: tuple[FormatSpec, ...] = (
     # detect.ordinary_kind(); their handler reads them as a pickle from byte 0, the one way a
     # model loader would run them.
     # ".pth": site-packages path-configuration files are text (a list of folders).
-    FormatSpec(Format.TEXT, "unknown:scan_ordinary", (), (".pth",)),
+    # A text file named like a Python module is also read as Python (python_source.scan_text).
+    FormatSpec(Format.TEXT, "python_source:scan_text", (), (".pth",)),
     FormatSpec(Format.IMAGE, "unknown:scan_ordinary"),
     FormatSpec(Format.PDF, "unknown:scan_ordinary"),
     FormatSpec(Format.DATA, "unknown:scan_ordinary"),

@@ -40,6 +40,7 @@ from typing import Any
 
 from msgspec.structs import replace
 
+from modelshield.core.caps import FindingCap
 from modelshield.core.findings import (
     FileResult,
     Finding,
@@ -53,6 +54,7 @@ from modelshield.core.findings import (
 from modelshield.core.policy import Policy
 from modelshield.core.rules import Rule, rule_is_incomplete
 from modelshield.scanner.callables import CallablePolicy
+from modelshield.scanner.context import MAX_FINDINGS_PER_FILE, MAX_FINDINGS_PER_RULE
 from modelshield.scanner.pysource import SourceFacts, analyse_source, decode_reaches
 from modelshield.scanner.rules import (
     MLFLOW_LOADER_CODE,
@@ -132,7 +134,7 @@ class _Repo:
             rel = _relative(root, result.path)
             if rel is not None:
                 self.index[rel] = i
-        self.added: dict[int, list[Finding]] = {}
+        self.added: dict[int, FindingCap] = {}
         self.links: dict[str, list[_Link]] = {}
         self.roles: dict[str, str] = {}
         self.layouts: list[str] = []
@@ -187,7 +189,12 @@ class _Repo:
     # ---- reporting --------------------------------------------------------------------------
 
     def add(self, rel: str, finding: Finding) -> None:
-        self.added.setdefault(self.index[rel], []).append(finding)
+        """Add a finding to a file's result, capped per rule and file as the scan caps them."""
+        i = self.index[rel]
+        cap = self.added.get(i)
+        if cap is None:
+            cap = self.added[i] = FindingCap(MAX_FINDINGS_PER_RULE, MAX_FINDINGS_PER_FILE, "file")
+        cap.add(finding)
 
     def gap(self, rel: str, message: str, limit: str = "") -> None:
         evidence = {"limit": limit} if limit else {}
@@ -288,8 +295,8 @@ def scan_repository(
     _report_links(repo)
     files = tuple(_role(repo, rel) for rel in repo.files)
     out = list(repo.results)
-    for i, extra in repo.added.items():
-        out[i] = _with_findings(out[i], extra)
+    for i, cap in repo.added.items():
+        out[i] = _with_findings(out[i], cap.findings())
     return out, Repository(path=root, layouts=tuple(dict.fromkeys(repo.layouts)), files=files)
 
 

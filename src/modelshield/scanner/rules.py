@@ -2,8 +2,10 @@
 
 Limits and unanalysed content (``SCAN-*``), names that disagree with content (``FORMAT-*``),
 archive hygiene shared by zip, tar and 7z (``ARCHIVE-*``), zip-reader differentials
-(``ZIP-*``), NumPy headers (``NUMPY-*``) and TorchScript sources (``TORCHSCRIPT-*``). Handlers
-import the rule objects from here and build findings with :meth:`Rule.finding`.
+(``ZIP-*``), NumPy headers (``NUMPY-*``), TorchScript sources (``TORCHSCRIPT-*``), the
+per-format rules, Python source and ``.pth`` files (``PYTHON-*``, ``PTH-*``) and what the
+repository pass finds in a scanned folder (``REPO-*``, ``MLFLOW-*``). Handlers import the rule
+objects from here and build findings with :meth:`Rule.finding`.
 """
 
 from __future__ import annotations

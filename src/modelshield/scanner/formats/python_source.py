@@ -14,17 +14,18 @@ path. The executed lines are analysed as Python (``PTH-CODE``).
 
 from __future__ import annotations
 
-import ast
 import sys
+from typing import TYPE_CHECKING
 
 from modelshield.core.findings import Location, Severity
 from modelshield.scanner.context import LimitExceeded, ScanContext
-from modelshield.scanner.formats.unknown import loader_name
-from modelshield.scanner.metadata import check_hidden_pickle
+from modelshield.scanner.formats.unknown import loader_name, scan_ordinary
 from modelshield.scanner.pysniff import pth_lines
-from modelshield.scanner.pysource import Reach, SourceFacts, analyse_source, parse
 from modelshield.scanner.registry import Format
 from modelshield.scanner.rules import PTH_CODE, PYTHON_DANGEROUS_CALL
+
+if TYPE_CHECKING:
+    from modelshield.scanner.pysource import SourceFacts
 
 #: Imports and relative imports listed in a result's metadata.
 _LISTED = 50
@@ -32,18 +33,39 @@ _LISTED = 50
 MAX_PTH_LINES = 1000
 
 
+#: Names under which Python imports a file as a module whatever its content looks like.
+PYTHON_SUFFIXES = (".py", ".pyw")
+
+
+def scan_text(ctx: ScanContext, data: memoryview, location: Location) -> None:
+    """Text: read as a pickle from byte 0 (the one way a model loader runs it), and as Python
+    when it is named like a module (``__import__('os').system('id')`` holds no line that
+    only Python writes, but ``import`` runs a ``.py`` file whatever its first lines are)."""
+    scan_ordinary(ctx, data, location)
+    name = loader_name(location)
+    if name is not None and name.lower().endswith(PYTHON_SUFFIXES):
+        _python(ctx, data, location, named=True)
+
+
 def scan_python(ctx: ScanContext, data: memoryview, location: Location) -> None:
     """Analyse Python source; record what it reaches for; report dangerous calls."""
+    _python(ctx, data, location, named=False)
+
+
+def _python(ctx: ScanContext, data: memoryview, location: Location, *, named: bool) -> None:
+    from modelshield.scanner.pysource import SourceFacts, analyse_source  # only when met
+
     source = _source(ctx, data, location, "Python source")
     if source is None:
         return
     facts = analyse_source(source, ctx.callables, filename=loader_name(location) or "<source>")
     if facts.problem is not None:
         # Not Python after all (a README with a code block): text, which no loader runs.
-        if ctx.depth == 0:
+        if ctx.depth == 0 and not named:
             ctx.refined_format = Format.TEXT.value
         return
     if ctx.depth == 0:
+        ctx.refined_format = Format.PYTHON.value
         _record(ctx, facts)
     high = [r for r in facts.reaches if r.severity >= Severity.HIGH]
     if high:
@@ -59,6 +81,8 @@ def scan_python(ctx: ScanContext, data: memoryview, location: Location) -> None:
                 },
             )
         )
+    if facts.constants:
+        from modelshield.scanner.metadata import check_hidden_pickle
     for value in facts.constants:
         raw = value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass")
         check_hidden_pickle(ctx, raw, location, where="a string constant of this Python source")
@@ -97,6 +121,10 @@ def _record(ctx: ScanContext, facts: SourceFacts) -> None:
 
 
 def _pth(ctx: ScanContext, source: bytes, location: Location) -> None:
+    import ast
+
+    from modelshield.scanner.pysource import Reach, SourceFacts, analyse_source, parse
+
     text = source.decode("utf-8-sig", "replace")
     executed: list[tuple[int, str]] = []
     for number, line, runs in pth_lines(text):
@@ -122,7 +150,7 @@ def _pth(ctx: ScanContext, source: bytes, location: Location) -> None:
             continue
         facts = analyse_source(line, ctx.callables)
         reaches += [Reach(r.name, r.category, number) for r in facts.reaches]
-        statements |= any(not _is_import(node) for node in tree.body)
+        statements |= any(not isinstance(n, ast.Import | ast.ImportFrom) for n in tree.body)
         third_party += [m for m in facts.imports if m.split(".")[0] not in sys.stdlib_module_names]
     name = loader_name(location) or ""
     # Text that merely reads as a .pth file (not named so) is low unless it reaches for
@@ -149,7 +177,3 @@ def _pth(ctx: ScanContext, source: bytes, location: Location) -> None:
             evidence={"lines": " | ".join(shown), "executed_lines": str(len(executed))},
         )
     )
-
-
-def _is_import(node: ast.stmt) -> bool:
-    return isinstance(node, ast.Import | ast.ImportFrom)
