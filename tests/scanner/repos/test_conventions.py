@@ -21,12 +21,9 @@ SHELL = "import subprocess\n\ndef entry():\n    subprocess.run('id', shell=True)
 
 
 def test_hubconf_is_run_by_torch_hub(tmp_path: Path) -> None:
+    hubconf = "from helpers import build\ndependencies = ['torch']\n" + SHELL
     folder = write(
-        tmp_path / "hub",
-        {"hubconf.py": "dependencies = ['torch']\n" + SHELL, "helpers.py": "import os\nos.popen('x')\n"},
-    )  # fmt: skip
-    (folder / "hubconf.py").write_text(
-        "from helpers import build\n" + (folder / "hubconf.py").read_text()
+        tmp_path / "hub", {"hubconf.py": hubconf, "helpers.py": "import os\nos.popen('x')\n"}
     )
     report = scan_dir(folder)
     [hub] = of(result(report, "hubconf.py"), "REPO-LOADER-CODE")
