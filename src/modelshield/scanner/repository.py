@@ -33,6 +33,7 @@ import json
 import os
 import posixpath
 import re
+import stat
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -155,10 +156,16 @@ class _Repo:
     def has(self, rel: str) -> bool:
         return rel in self.index
 
-    def read(self, rel: str, limit: int, what: str) -> bytes | None:
-        """The bytes of a file of the repository, or None (a gap is reported)."""
+    def read(self, rel: str, limit_name: str, what: str) -> bytes | None:
+        """The bytes of a regular file of the repository, up to the limit ``limit_name``, or
+        None (a gap is reported). Opened without blocking: a FIFO named ``config.json`` must
+        not hang the scan."""
+        limit: int = getattr(self.policy.limits, limit_name)
         try:
-            with open(self.path(rel), "rb") as fh:  # noqa: PTH123 - a path string
+            fd = os.open(self.path(rel), os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
+            with open(fd, "rb", closefd=True) as fh:  # noqa: PTH123 - an fd, not a path
+                if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                    raise OSError("not a regular file")
                 data = fh.read(limit + 1)
         except OSError as e:
             self.gap(rel, f"The {what} could not be read ({e.strerror or e}).")
@@ -166,11 +173,9 @@ class _Repo:
         if len(data) > limit:
             self.gap(
                 rel,
-                f"The {what} is larger than the limit for parsed documents ({limit} bytes); "
-                "which code it makes a loader run was not checked.",
-                limit="max_manifest_bytes"
-                if limit == self.policy.limits.max_manifest_bytes
-                else "max_source_bytes",
+                f"The {what} is larger than limits.{limit_name} ({limit} bytes); which code it "
+                "makes a loader run was not checked.",
+                limit=limit_name,
             )
             return None
         return data
@@ -178,7 +183,7 @@ class _Repo:
     def json(self, rel: str) -> Any:
         """A JSON configuration as its loader parses it, or None (unreadable or not JSON:
         the loader fails on it too)."""
-        data = self.read(rel, self.policy.limits.max_manifest_bytes, "configuration file")
+        data = self.read(rel, "max_manifest_bytes", "configuration file")
         if data is None:
             return None
         try:
@@ -232,7 +237,7 @@ class _Repo:
                 ),
             )
         else:
-            data = self.read(rel, self.policy.limits.max_source_bytes, "Python file")
+            data = self.read(rel, "max_source_bytes", "Python file")
             facts = None
             if data is not None:
                 facts = analyse_source(data, self.callables, filename=rel)
@@ -477,7 +482,7 @@ def _mlflow(repo: _Repo, folder: str, names: list[str]) -> None:
         return
     rel = posixpath.join(folder, "MLmodel")
     repo.layouts.append("mlflow")
-    data = repo.read(rel, repo.policy.limits.max_manifest_bytes, "MLmodel file")
+    data = repo.read(rel, "max_manifest_bytes", "MLmodel file")
     if data is None:
         return
     import yaml

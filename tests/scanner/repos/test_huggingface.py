@@ -4,6 +4,7 @@ from elsewhere, hub kernels, and what of the folder is inert data."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -271,3 +272,12 @@ def test_hostile_configurations_are_bounded(tmp_path: Path) -> None:
     (big / "config.json").write_text(json.dumps(config(padding="x" * 2_000_000)))
     gap = result(scan_dir(big, max_manifest_bytes=1 << 20), "config.json")
     assert [f.evidence.get("limit") for f in of(gap, "REPO-NOT-ANALYSED")] == ["max_manifest_bytes"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_pipe_named_like_a_config_does_not_hang_the_pass(tmp_path: Path) -> None:
+    folder = download(tmp_path / "tiny")
+    (folder / "config.json").unlink()
+    os.mkfifo(folder / "config.json")
+    report = scan_dir(folder)
+    assert of(result(report, "config.json"), "REPO-NOT-ANALYSED")
