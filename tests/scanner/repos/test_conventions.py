@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import jsonschema
+import pytest
 import torch
 
 from modelshield.core.findings import Severity
@@ -142,3 +143,19 @@ def test_single_files_get_no_repository_pass(tmp_path: Path) -> None:
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
     assert len(scan_dir(folder).repositories) == 1
+
+
+def test_a_bug_in_the_pass_keeps_the_file_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelshield.scanner import repository
+
+    def broken(*args: object) -> None:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(repository, "scan_repository", broken)
+    report = scan_dir(write(tmp_path / "repo", {"a.txt": "x\n", "b.txt": "y\n"}))
+    assert len(report.results) == 2
+    assert report.repositories == ()
+    [error] = report.results[0].errors
+    assert "internal error in the repository pass: KeyError" in error.message
