@@ -14,6 +14,9 @@ or a CI job would see it):
   Hydra targets in YAML, JSON, ``.nemo`` archives and safetensors metadata, jsonpickle, skops,
   and benign files from the real writers), one process per file (``bench_config.py`` prints
   the per-file detail).
+* a second table: model folders and loader-run files (``repo_cases.py``: Hugging Face custom
+  code, MLflow models, ``hubconf.py``, ``.pth`` files), each scanned as a directory (or file)
+  by every tool, one process per case.
 
 "Flagged" means: modelshield, a finding at high or above (and, in its own column, at the
 default medium threshold); picklescan, exit code 1 or a reported dangerous global; modelscan,
@@ -402,6 +405,58 @@ def config_detection(tool: Tool, jobs: int) -> dict[str, str]:
     return cells
 
 
+def repository_table(tools: list[Tool], jobs: int) -> str:
+    """Every tool on every case of ``repo_cases.py``: one row per case, one column per tool,
+    then how many malicious and benign cases each tool flagged."""
+    import shutil
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from repo_cases import build_all
+
+    root = OUT / "repos"
+    shutil.rmtree(root, ignore_errors=True)
+    cases = build_all(root)
+    cells: dict[tuple[str, str], str] = {}
+    counts = {t.name: {"malicious": 0, "benign": 0} for t in tools}
+    for tool in tools:
+        print(f"  repository cases: {tool.name}...", flush=True)
+        paths = [str(path) for _, path in cases]
+        with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+            runs = list(pool.map(run_one, [tool] * len(paths), paths))
+        verdicts = [verdict for _, verdict in runs]
+        for (case, _), verdict in zip(cases, verdicts, strict=True):
+            if verdict.error and not verdict.flagged:
+                cell = "error"
+            elif verdict.flagged:
+                cell = "flagged"
+            elif verdict.flagged_medium and tool.name.startswith("modelshield"):
+                cell = "medium"
+            else:
+                cell = "-"
+            cells[(case.name, tool.name)] = cell
+            counts[tool.name][case.label] += verdict.flagged
+    malicious = sum(1 for case, _ in cases if case.label == "malicious")
+    benign = len(cases) - malicious
+    first = max(len(case.name) + len(case.label) + 3 for case, _ in cases)
+    widths = [max(len(t.name), 7) for t in tools]
+    head = (
+        " " * first + "  " + "  ".join(t.name.rjust(w) for t, w in zip(tools, widths, strict=True))
+    )
+    lines = [head, "-" * len(head)]
+    for case, _ in cases:
+        title = f"{case.name} ({case.label})"
+        row = "  ".join(
+            cells[(case.name, t.name)].rjust(w) for t, w in zip(tools, widths, strict=True)
+        )
+        lines.append(title.ljust(first) + "  " + row)
+    for label, total in (("malicious", malicious), ("benign", benign)):
+        row = "  ".join(
+            f"{counts[t.name][label]}/{total}".rjust(w) for t, w in zip(tools, widths, strict=True)
+        )
+        lines.append(f"{label} flagged".ljust(first) + "  " + row)
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the comparison and print the table."""
     parser = argparse.ArgumentParser(
@@ -416,6 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--delete-checkpoints", action="store_true", help="remove bench-out/ checkpoints after"
     )
+    parser.add_argument("--no-repos", action="store_true", help="skip the repository cases")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     args = parser.parse_args(argv)
 
@@ -456,10 +512,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("configuration set: per-file runs...", flush=True)
         for tool, column in zip(tools, columns, strict=True):
             column.cells.update(config_detection(tool, args.jobs))
+    repositories = None if args.no_repos else repository_table(tools, args.jobs)
 
     print()
     print(table(columns, labels))
     print()
+    if repositories is not None:
+        print("Model folders and loader-run files (repo_cases.py), one process per case:")
+        print(repositories)
+        print()
     print(
         "flagged: modelshield = a finding at high or above (rows marked 'at medium': the "
         "default threshold); picklescan = exit 1 or a dangerous global; modelscan = any issue; "

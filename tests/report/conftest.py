@@ -18,7 +18,16 @@ from typing import Any
 import jsonschema
 import pytest
 
-from modelshield.core.findings import ErrorRecord, FileResult, Finding, Location, Report, Severity
+from modelshield.core.findings import (
+    ErrorRecord,
+    FileResult,
+    Finding,
+    Location,
+    Report,
+    Repository,
+    RepositoryFile,
+    Severity,
+)
 from modelshield.core.policy import Policy
 from modelshield.core.rules import Rule
 
@@ -179,7 +188,25 @@ def build_report() -> Report:
             formats_seen=("pickle",),
         ),
     )
-    return Report(tool="scan", version="9.8.7", results=results, duration_s=0.42, suppressed=2)
+    repository = Repository(
+        path="models",
+        layouts=("huggingface",),
+        files=(
+            RepositoryFile("models/evil.pkl", "executable", "loading it runs its pickle"),
+            RepositoryFile("models/checkpoint.pt", "executable", "loading it runs its pickle"),
+            RepositoryFile("models/broken.pkl", "not-analysed", "status error"),
+            RepositoryFile("models/weights.npy", "inert", "numpy: data"),
+            RepositoryFile("models/clean.pkl", "executable", "loading it runs its pickle"),
+        ),
+    )
+    return Report(
+        tool="scan",
+        version="9.8.7",
+        results=results,
+        duration_s=0.42,
+        suppressed=2,
+        repositories=(repository,),
+    )
 
 
 @pytest.fixture

@@ -187,6 +187,47 @@ class FileResult(Struct, frozen=True):
         return max((f.severity for f in self.findings), default=None)
 
 
+Role = Literal["executable", "code", "inert", "not-analysed"]
+"""What a file of a scanned directory is, for whoever loads the directory as a model:
+
+``executable``
+    a loader runs code from it (a pickle, a Python module that ``trust_remote_code`` or an
+    MLflow flavor imports, a ``.pth`` file's import lines...): executable in effect;
+``code``
+    program text or a native program that no loader configuration of the directory runs;
+``inert``
+    data that its loaders read without running any of it, analysed completely;
+``not-analysed``
+    content that was not fully analysed (a gap, an error, an unrecognised format).
+"""
+
+
+class RepositoryFile(Struct, frozen=True):
+    """One file of a scanned directory and its role."""
+
+    path: str
+    """The file, as in its result's ``path``."""
+    role: Role
+    """Executable in effect, code, inert data or not analysed (see :data:`Role`)."""
+    reason: str
+    """Why, for a person: which loader runs it, or what kind of data it is."""
+
+
+class Repository(Struct, frozen=True):
+    """A scanned directory seen as a whole: which of its files a loader would execute."""
+
+    path: str
+    """The directory, as named on the command line."""
+    layouts: tuple[str, ...] = ()
+    """The model layouts recognised in it, e.g. ``huggingface``, ``mlflow``, ``torch-hub``."""
+    files: tuple[RepositoryFile, ...] = ()
+    """Every file under it, in the order of the results."""
+
+    def with_role(self, role: Role) -> tuple[RepositoryFile, ...]:
+        """The files of one role."""
+        return tuple(f for f in self.files if f.role == role)
+
+
 class Report(Struct, frozen=True):
     """Everything one command produced, before reporters render it."""
 
@@ -200,6 +241,8 @@ class Report(Struct, frozen=True):
     """Wall-clock seconds for the whole command."""
     suppressed: int = 0
     """How many findings the policy ignored."""
+    repositories: tuple[Repository, ...] = ()
+    """Scanned directories seen as a whole (one per directory named as an input)."""
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -229,8 +272,20 @@ class Report(Struct, frozen=True):
         return counts
 
     @classmethod
-    def of(cls, tool: str, results: Iterable[FileResult], duration_s: float = 0.0) -> Report:
+    def of(
+        cls,
+        tool: str,
+        results: Iterable[FileResult],
+        duration_s: float = 0.0,
+        repositories: Iterable[Repository] = (),
+    ) -> Report:
         """Build a report with the current version."""
         from modelshield._version import __version__
 
-        return cls(tool=tool, version=__version__, results=tuple(results), duration_s=duration_s)
+        return cls(
+            tool=tool,
+            version=__version__,
+            results=tuple(results),
+            duration_s=duration_s,
+            repositories=tuple(repositories),
+        )

@@ -81,6 +81,10 @@ class Limits(Struct, frozen=True):
     """Largest Jinja template parsed into a syntax tree (published chat templates are under 64
     KiB); a larger one is searched as text for sandbox-escape names and reported as not fully
     analysed."""
+    max_source_bytes: int = 4 * _MIB
+    """Largest Python source parsed into a syntax tree (a ``modeling_*.py``, a ``.pth`` file,
+    MLflow ``code/``): parsing takes tens of times the source's size in memory, and published
+    model code is well under 1 MiB. A larger file is reported as not analysed."""
     max_document_values: int = 4_000_000
     """Values (strings, numbers, objects, lists) parsed from one JSON document or safetensors
     header, estimated from its commas before parsing: Python objects cost far more memory than

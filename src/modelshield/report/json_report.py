@@ -21,16 +21,20 @@ from modelshield.core.findings import (
     Gap,
     Location,
     Report,
+    Repository,
+    Role,
     Severity,
 )
 from modelshield.core.policy import ExitCode, Policy
 from modelshield.report import jsontext
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 """Version of the document layout (not of modelshield)."""
 
 TOOL_NAME = "modelshield"
 """The ``tool`` value of every document."""
+
+_ROLES: tuple[Role, ...] = ("executable", "code", "inert", "not-analysed")
 
 _OUTCOME = {ExitCode.OK: "pass", ExitCode.FINDINGS: "fail", ExitCode.ERROR: "error"}
 
@@ -72,6 +76,7 @@ def to_dict(report: Report, *, policy: Policy) -> dict[str, Any]:
             "duration_s": _seconds(report.duration_s),
         },
         "results": [_result(r) for r in report.results],
+        "repositories": [_repository(r) for r in report.repositories],
     }
 
 
@@ -101,6 +106,15 @@ def _result(result: FileResult) -> dict[str, Any]:
         "findings": [_finding(f) for f in result.findings],
         "errors": [_error(e) for e in result.errors],
         "gaps": [_gap(g) for g in result.gaps],
+    }
+
+
+def _repository(repository: Repository) -> dict[str, Any]:
+    return {
+        "path": repository.path,
+        "layouts": list(repository.layouts),
+        "roles": {role: len(repository.with_role(role)) for role in _ROLES},
+        "files": [{"path": f.path, "role": f.role, "reason": f.reason} for f in repository.files],
     }
 
 

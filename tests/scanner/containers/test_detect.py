@@ -99,12 +99,14 @@ def test_hand_written_protocol_0_pickles_are_detected(stream: bytes) -> None:
     ],
 )
 def test_text_and_lookalikes_are_not_pickles(text: bytes) -> None:
-    # A JSON document is recognised as JSON (its strings are analysed), other printable UTF-8
-    # as ordinary text (read as a pickle from byte 0 by its handler too); anything else that
-    # is no pickle stays unknown.
+    # A JSON document is recognised as JSON (its strings are analysed), Python source as
+    # Python, other printable UTF-8 as ordinary text (read as a pickle from byte 0 by its
+    # handler too); anything else that is no pickle stays unknown.
     try:
         text.decode("utf-8")
         expected = Format.JSON if text.startswith(b"{") else Format.TEXT
+        if text.startswith(b"import "):
+            expected = Format.PYTHON
     except UnicodeDecodeError:
         expected = Format.UNKNOWN
     assert fmt(text) is expected

@@ -35,10 +35,10 @@ from modelshield.scanner.rules import (
 from modelshield.scanner.wire.protobuf import (
     FIXED32,
     FIXED64,
-    LENGTH,
+    LEN,
     VARINT,
     Field,
-    WireError,
+    ProtobufError,
     fields,
     packed_varints,
     signed64,
@@ -125,7 +125,7 @@ class _Walk:
             except StopIteration:
                 frames.pop()
                 continue
-            except WireError as e:
+            except ProtobufError as e:
                 frames.pop()
                 self.ctx.add(
                     ONNX_MALFORMED.finding(
@@ -144,7 +144,7 @@ class _Walk:
 
     def _child(self, kind: int, field: Field, depth: int) -> Iterator[_Task]:
         """The child message stored in ``field``, unless it is nested too deep."""
-        if field.wire_type != LENGTH:
+        if field.wire_type != LEN:
             return
         if depth > self.ctx.limits.max_structure_depth:
             if not self.too_deep:
@@ -166,7 +166,7 @@ class _Walk:
         return fields(self.data, task.start, task.end)
 
     def _text(self, field: Field) -> bytes:
-        return bytes(self.data[field.start : field.end]) if field.wire_type == LENGTH else b""
+        return bytes(self.data[field.start : field.end]) if field.wire_type == LEN else b""
 
     def _metadata(self, field: Field, what: str) -> None:
         value = self._text(field)
@@ -190,7 +190,7 @@ class _Walk:
     def _entry(self, field: Field) -> tuple[str, bytes]:
         key = b""
         value = b""
-        if field.wire_type != LENGTH:
+        if field.wire_type != LEN:
             return "", b""
         for f in fields(self.data, field.start, field.end):
             if f.number == 1:
@@ -204,7 +204,7 @@ class _Walk:
         """Model-local functions (``ModelProto.functions``), which nodes may call by domain."""
         try:
             for f in fields(self.data, 0, len(self.data)):
-                if f.number == 25 and f.wire_type == LENGTH:
+                if f.number == 25 and f.wire_type == LEN:
                     name = domain = b""
                     for g in fields(self.data, f.start, f.end):
                         if g.number == 1:
@@ -214,7 +214,7 @@ class _Walk:
                     self.functions.add(
                         (domain.decode("utf-8", "replace"), name.decode("utf-8", "replace"))
                     )
-        except WireError:
+        except ProtobufError:
             return  # reported when the model itself is walked
 
     def _model(self, task: _Task) -> Iterator[_Task]:
@@ -290,7 +290,7 @@ class _Walk:
 
     def _attribute(self, field: Field, depth: int, named: dict[str, str]) -> Iterator[_Task]:
         """An AttributeProto: subgraphs and tensors go on the stack, strings are searched."""
-        if field.wire_type != LENGTH:
+        if field.wire_type != LEN:
             return
         attr_name = ""
         for f in fields(self.data, field.start, field.end):
@@ -404,20 +404,20 @@ class _TensorInfo:
         if f.number == 1:
             if f.wire_type == VARINT:
                 self.dims.append(signed64(f.value))
-            elif f.wire_type == LENGTH:
+            elif f.wire_type == LEN:
                 self.dims += [signed64(v) for v in packed_varints(data, f.start, f.end, _MAX_DIMS)]
         elif f.number == 2 and f.wire_type == VARINT:
             self.data_type = f.value
         elif f.number == 8:
             self.name = walk._text(f).decode("utf-8", "replace")
-        elif f.number == 9 and f.wire_type == LENGTH:
+        elif f.number == 9 and f.wire_type == LEN:
             self.raw = (self.raw or 0) + f.length
         elif f.number == 13:
             key, value = walk._entry(f)
             self.external.append((key, value.decode("utf-8", "replace")))
         elif f.number == 14 and f.wire_type == VARINT:
             self.location_external = f.value == 1
-        elif f.number == 6 and f.wire_type == LENGTH:
+        elif f.number == 6 and f.wire_type == LEN:
             self.typed += 1
             if self.typed <= _MAX_STRINGS:
                 check_hidden_pickle(
@@ -482,7 +482,7 @@ class _TensorInfo:
 
 def _count(data: memoryview, f: Field, size: int) -> int:
     """Elements in one occurrence of a typed data field (packed or not)."""
-    if f.wire_type == LENGTH:
+    if f.wire_type == LEN:
         if size:
             return f.length // size
         chunk = bytes(data[f.start : f.end])

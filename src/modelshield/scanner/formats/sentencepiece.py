@@ -6,7 +6,7 @@ from __future__ import annotations
 from modelshield.core.findings import Location
 from modelshield.scanner.context import ScanContext
 from modelshield.scanner.formats.hygiene import malformed
-from modelshield.scanner.protobuf import ProtobufError
+from modelshield.scanner.wire.protobuf import ProtobufError
 from modelshield.scanner.wire.sentencepiece import check_model
 
 

@@ -1,6 +1,6 @@
 """TensorFlow SavedModel (``saved_model.pb``), frozen GraphDef and Keras ``keras_metadata.pb``.
 
-Parsed from the protocol buffers wire format (:mod:`modelshield.scanner.protobuf`) along the
+Parsed from the protocol buffers wire format (:mod:`modelshield.scanner.wire.protobuf`) along the
 schema of TensorFlow's protos, without TensorFlow:
 
 * ``SavedModel {1: schema version, 2: MetaGraphDef}``;
@@ -34,8 +34,8 @@ from modelshield.core.findings import Location
 from modelshield.scanner.context import ScanContext
 from modelshield.scanner.formats.hygiene import unsafe_path
 from modelshield.scanner.formats.keras import analyse_config_text
-from modelshield.scanner.protobuf import LEN, VARINT, ProtobufError, fields, payload, text
 from modelshield.scanner.rules import TF_ASSET_PATH, TF_PROTOBUF_MALFORMED, TF_UNSAFE_OP
+from modelshield.scanner.wire.protobuf import LEN, VARINT, ProtobufError, fields, payload, text
 
 #: Ops that call back into Python.
 PYTHON_OPS = frozenset({"PyFunc", "PyFuncStateless", "EagerPyFunc"})

@@ -4,14 +4,14 @@ A SentencePiece model is a protobuf ``ModelProto``: repeated ``pieces`` (field 1
 ``piece`` string, ``score`` float and ``type`` enum), then ``trainer_spec`` (2),
 ``normalizer_spec`` (3), ``self_test_data`` (4) and ``denormalizer_spec`` (5). The library that
 reads it is C++ and deserialises nothing but these messages. The structure is walked with the
-scanner's protobuf wire reader (:mod:`modelshield.scanner.protobuf`), every length checked: a
+scanner's protobuf wire reader (:mod:`modelshield.scanner.wire.protobuf`), every length checked: a
 buffer is recognised when its first fields are pieces, and the handler checks the whole model.
 """
 
 from __future__ import annotations
 
 from modelshield.scanner.memio import Buffer
-from modelshield.scanner.protobuf import FIXED32, LEN, VARINT, ProtobufError, fields, payload
+from modelshield.scanner.wire.protobuf import FIXED32, LEN, VARINT, ProtobufError, fields, payload
 
 #: Top-level fields of ModelProto (and the extension range SentencePiece reserves, 200+).
 _MODEL_FIELDS = frozenset({1, 2, 3, 4, 5})
@@ -44,7 +44,7 @@ def check_model(data: Buffer, *, max_pieces: int | None = None) -> int:
         if field.wire_type != LEN or (number not in _MODEL_FIELDS and number < 200):
             raise ProtobufError(f"field {number} is not part of a SentencePiece model", field.start)
         if number == 1:
-            _check_piece(view, field.start, field.start + field.value)
+            _check_piece(view, field.start, field.end)
             pieces += 1
             if max_pieces is not None and pieces >= max_pieces:
                 break
