@@ -14,6 +14,8 @@ from typing import Literal
 from msgspec import Struct, field
 from msgspec.structs import replace
 
+from modelshield.core.measurements import Assessment
+
 
 class Severity(enum.IntEnum):
     """Ordered severity of a finding. Compare with ``<``/``>=``."""
@@ -200,6 +202,8 @@ class Report(Struct, frozen=True):
     """Wall-clock seconds for the whole command."""
     suppressed: int = 0
     """How many findings the policy ignored."""
+    assessment: Assessment | None = None
+    """``assess``: what was measured and on what (None for every other command)."""
 
     @property
     def findings(self) -> tuple[Finding, ...]:

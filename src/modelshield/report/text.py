@@ -144,6 +144,11 @@ def render(
 
 def _renderables(report: Report, policy: Policy, invocation: Invocation, quiet: bool) -> list[Text]:
     out: list[Text] = [] if quiet else [_header(report, policy, invocation), Text()]
+    if report.assessment is not None:
+        from modelshield.report.assess_text import lines
+
+        out.extend(Text.assemble((text, style)) for text, style in lines(report.assessment))
+        out.append(Text())
     # A file that was not analysed fully is never listed as clean, even when the policy
     # accepts what was left out.
     flagged = [r for r in report.results if r.findings or r.errors or r.gaps or r.skipped]
