@@ -67,6 +67,62 @@ def diabetes_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {"model": save(model, root / "ridge.joblib"), "test": csv(test, root / "test.csv")}
 
 
+ARRESTS_CATEGORICAL = ["colour", "sex", "employed", "citizen"]
+ARRESTS_NUMERIC = ["year", "age", "checks"]
+
+
+def arrests_pipeline() -> Any:
+    """One-hot categories, scaled numbers, logistic regression: how such data is modelled."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    return make_pipeline(
+        make_column_transformer(
+            (OneHotEncoder(handle_unknown="ignore"), ARRESTS_CATEGORICAL),
+            (StandardScaler(), ARRESTS_NUMERIC),
+        ),
+        LogisticRegression(max_iter=1000),
+    )
+
+
+@pytest.fixture(scope="session")
+def arrests() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Toronto arrests (shipped by scikit-lego), with race and sex, split 60/40."""
+    from sklego.datasets import load_arrests
+
+    frame = load_arrests(as_frame=True)
+    train, test = train_test_split(frame, test_size=0.4, random_state=0)
+    return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def arrests_files(
+    tmp_path_factory: pytest.TempPathFactory, arrests: tuple[pd.DataFrame, pd.DataFrame]
+) -> dict[str, str]:
+    """A sound model, an unfair one (trained on labels where Black people were mostly not
+    released), and one that is bad on a slice (trained with the unemployed's labels flipped)."""
+    import numpy as np
+
+    train, test = arrests
+    root = tmp_path_factory.mktemp("arrests")
+    x, y = train.drop(columns="released"), train["released"]
+    sound = arrests_pipeline().fit(x, y)
+    black = (train["colour"] == "Black").to_numpy()
+    rng = np.random.default_rng(0)
+    biased = y.where(~(black & (rng.random(len(y)) < 0.6)), "No")
+    unfair = arrests_pipeline().fit(x, biased)
+    unemployed = (train["employed"] == "No").to_numpy()
+    flipped = y.where(~unemployed, y.map({"Yes": "No", "No": "Yes"}))
+    weak = arrests_pipeline().fit(x, flipped)
+    return {
+        "sound": save(sound, root / "sound.joblib"),
+        "unfair": save(unfair, root / "unfair.joblib"),
+        "weak_slice": save(weak, root / "weak.joblib"),
+        "test": csv(test, root / "test.csv"),
+        "train": csv(train, root / "train.csv"),
+    }
+
+
 def only(*checks: str, **settings: Any) -> Policy:
     """A policy running only the named checks, with these [assess] settings."""
     from modelshield.core.assess_settings import CHECKS
