@@ -35,3 +35,37 @@ overconfident.classes = (0, 1)  # type: ignore[attr-defined]
 overconfident.predict_proba = lambda rows: np.where(  # type: ignore[attr-defined]
     _rule(rows)[:, None] == np.array([[0, 1]]), 0.995, 0.005
 )
+
+
+def fails_on_large_batches(rows: Any) -> Any:
+    """Answers the held-out rows, then fails when a check sends a larger batch."""
+    if len(rows) > 300:
+        raise ValueError(f"the endpoint takes no more than 200 rows, got {len(rows)}")
+    return (rows["mean radius"].to_numpy() < 14).astype(int)
+
+
+class Stochastic:
+    """A classifier that flips a coin for rows near its threshold (dropout left on)."""
+
+    classes = (0, 1)
+
+    def __init__(self) -> None:
+        self.rng = np.random.default_rng()
+
+    def __call__(self, rows: Any) -> Any:
+        radius = rows["mean radius"].to_numpy()
+        noisy = radius + self.rng.normal(0, 1.0, len(radius))
+        return (noisy < 14).astype(int)
+
+
+stochastic = Stochastic()
+
+SEEN: list[Any] = []
+"""Every batch the constrained model was asked about (tests read it)."""
+
+
+def arrests_rule(rows: Any) -> Any:
+    """Released when young with few checks; records each batch it sees."""
+    SEEN.append(rows.copy())
+    score = rows["age"].to_numpy() + 4 * rows["checks"].to_numpy()
+    return np.where(score < 34, "Yes", "No")

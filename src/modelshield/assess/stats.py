@@ -120,3 +120,16 @@ def benjamini_hochberg(p: Array, alpha: float) -> Array:
         last = int(np.flatnonzero(passed).max())
         keep[order[: last + 1]] = True
     return keep
+
+
+def wilson(k: float, n: float, confidence: float) -> tuple[float | None, float | None]:
+    """Wilson score interval of a proportion ``k / n`` (None without rows)."""
+    from statistics import NormalDist
+
+    if n <= 0:
+        return None, None
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))

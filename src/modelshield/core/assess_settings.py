@@ -101,17 +101,17 @@ class AssessSettings(Struct, frozen=True):
     noise: float = 0.1
     """Robustness: Gaussian noise added to numeric columns, as a share of each column's
     standard deviation."""
-    max_flip_rate: float = 0.1
+    max_flip_rate: float = 0.05
     """Robustness: largest share of predictions a natural perturbation may change (judged on
     the interval's lower bound)."""
     evasion_rows: int = 20
     """Evasion: rows attacked."""
     evasion_queries: int = 400
     """Evasion: model queries per attacked row."""
-    evasion_epsilon: float = 0.5
+    evasion_epsilon: float = 1.0
     """Evasion: perturbation size (L2 norm in units of each column's standard deviation) at
     which attack success is judged."""
-    max_evasion_success: float = 0.5
+    max_evasion_success: float = 0.3
     """Evasion: largest share of rows the attack may turn within ``evasion_epsilon``."""
     membership_rows: int = 1_000
     """Membership: rows of each of the training and evaluation data used."""

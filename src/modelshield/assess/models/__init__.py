@@ -128,7 +128,7 @@ def _open_native(path: str, result: FileResult, scan: Report, trusted: bool) -> 
         from modelshield.assess.models.onnx import OnnxModel
 
         return OpenedModel(OnnxModel(path), "onnx", "onnxruntime.InferenceSession", scan, trusted)
-    if result.format == "zip":
+    if result.format in ("torchscript", "zip"):
         from modelshield.assess.models.torch import open_torch_program
 
         model, how = open_torch_program(path)
