@@ -19,11 +19,14 @@ _CHUNK_CELLS = 2_000_000
 """Resample weights are made in chunks of at most this many cells (16 MB of float64)."""
 
 
-def bootstrap_weights(n: int, resamples: int, seed: int) -> Iterator[Array]:
+def bootstrap_weights(
+    n: int, resamples: int, seed: int, *, chunk: int | None = None
+) -> Iterator[Array]:
     """Chunks of resample weights, ``(b, n)`` float arrays of multinomial counts summing to n
-    per row, ``resamples`` rows in all, seeded."""
+    per row, ``resamples`` rows in all, seeded; ``chunk`` fixes ``b`` (to resample two samples
+    in step)."""
     rng = np.random.default_rng(seed)
-    per_chunk = max(1, _CHUNK_CELLS // max(n, 1))
+    per_chunk = chunk or max(1, _CHUNK_CELLS // max(n, 1))
     done = 0
     while done < resamples:
         b = min(per_chunk, resamples - done)

@@ -115,16 +115,16 @@ class AssessSettings(Struct, frozen=True):
     """Evasion: largest share of rows the attack may turn within ``evasion_epsilon``."""
     membership_rows: int = 1_000
     """Membership: rows of each of the training and evaluation data used."""
-    max_membership_auc: float = 0.6
+    max_membership_auc: float = 0.55
     """Membership: largest attack AUC (0.5 is chance), judged on the interval's lower bound."""
     extraction_queries: int = 500
     """Extraction: queries the surrogate is trained from."""
     max_extraction_agreement: float = 1.0
     """Extraction: largest agreement of the surrogate with the model before a finding (1.0:
     measured, never a finding: almost every model can be copied this way)."""
-    backdoor_rows: int = 16
+    backdoor_rows: int = 12
     """Backdoor: rows each probed value is planted in."""
-    backdoor_grid: int = 32
+    backdoor_grid: int = 24
     """Backdoor: values probed per numeric column across its observed range."""
 
     @classmethod
