@@ -69,3 +69,8 @@ def arrests_rule(rows: Any) -> Any:
     SEEN.append(rows.copy())
     score = rows["age"].to_numpy() + 4 * rows["checks"].to_numpy()
     return np.where(score < 34, "Yes", "No")
+
+
+def diabetes_broken(rows: Any) -> Any:
+    """The mean disease progression, except rows with a high `s5`, where it answers 0."""
+    return np.where(rows["s5"].to_numpy() > 0.04, 0.0, 152.0)

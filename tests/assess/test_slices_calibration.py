@@ -93,3 +93,17 @@ def test_an_overconfident_model_is_caught(tmp_path: object, cancer_files: dict[s
     (finding,) = report.findings
     assert finding.rule_id == "ASSESS-MISCALIBRATED"
     assert finding.evidence["direction"] == "overconfident"
+
+
+def test_regression_slices(diabetes_files: dict[str, str]) -> None:
+    sound = assess(diabetes_files["model"], diabetes_files["test"], "target", policy=only("slices"))
+    assert sound.findings == ()
+    broken = assess(
+        "tests.assess.models_for_tests:diabetes_broken",
+        diabetes_files["test"],
+        "target",
+        policy=only("slices"),
+    )
+    slices = [f.evidence["slice"] for f in broken.findings]
+    assert slices and slices[0].startswith("s5 in [")
+    assert broken.findings[0].evidence["metric"] == "mae"

@@ -77,10 +77,12 @@ class AssessSettings(Struct, frozen=True):
     """Calibration: equal-width confidence bins of the reliability curve."""
     slice_min_rows: int = 30
     """Slices: smallest slice examined."""
-    slice_min_drop: float = 0.1
-    """Slices: smallest drop of the slice's score below the rest of the data worth a finding
-    (accuracy for classification; for regression, the rise of the mean absolute error as a
-    share of the overall one)."""
+    slice_min_drop: float = 0.15
+    """Slices, classification: smallest drop of the slice's accuracy below the rest's, beyond
+    what the model's own confidence promises, worth a finding."""
+    slice_min_error_rise: float = 1.0
+    """Slices, regression: smallest rise of the slice's mean absolute error over the rest's,
+    as a share of the rest's (1.0: twice the error), worth a finding."""
     slice_alpha: float = 0.05
     """Slices: false discovery rate of the slice tests (Benjamini-Hochberg)."""
     slice_bins: int = 5
@@ -170,7 +172,7 @@ _POSITIVE_INTS = frozenset(
         "backdoor_grid",
     }
 )
-_POSITIVE_FLOATS = frozenset({"timeout_s", "noise", "evasion_epsilon"})
+_POSITIVE_FLOATS = frozenset({"timeout_s", "noise", "evasion_epsilon", "slice_min_error_rise"})
 
 
 def _value(key: str, value: Any, source: str) -> Any:

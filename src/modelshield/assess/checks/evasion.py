@@ -37,6 +37,10 @@ LINE_POINTS = 5
 """Points per line-search call."""
 STEPS = (1.0, 0.5, 0.25)
 """Step sizes along the estimated normal, as shares of the current distance."""
+MAX_ITERATIONS = 10
+"""Refinement rounds at most (each costs five calls, whatever the number of rows)."""
+STALL = 0.005
+"""A row whose distance shrank by less than this share in a round stops being refined."""
 MEMORY = 0.8
 """Weight of the earlier estimates of the boundary's normal at each iteration."""
 PROBE_RADIUS = 0.05
@@ -152,6 +156,7 @@ def _iterate(attack: _Attack, budget: int, probes: int) -> None:
     space = attack.space
     d = space.scale.size
     t = 0
+    last = attack.best.copy()
     per_iteration = probes + len(STEPS) + len(MARGINS) + LINE_PASSES * LINE_POINTS
     while True:
         active = np.flatnonzero(
@@ -159,8 +164,14 @@ def _iterate(attack: _Attack, budget: int, probes: int) -> None:
             & (attack.queries + per_iteration <= budget)
             & (attack.best > 1e-9)
         )
-        if len(active) == 0:
+        if len(active) == 0 or t >= MAX_ITERATIONS:
             return
+        if t >= 3:  # rows that stopped improving rest (their budget is not spent)
+            improving = attack.best[active] < last[active] * (1 - STALL)
+            active = active[improving]
+            if len(active) == 0:
+                return
+        last = attack.best.copy()
         t += 1
         boundary = attack.point[active]
         dist = attack.best[active]

@@ -10,9 +10,12 @@ On a seeded sample of rows (``robustness_rows``):
 * **out of range**: one numeric column per row pushed 10% of its range beyond the observed
   bounds.
 
-Only noise is judged (``max_flip_rate``, on the Wilson interval's lower bound): a changed
-category or an out-of-range value changes what the row means, and moves every model's
-predictions (see the traps in the documentation); those are measured and plotted, not judged.
+Only noise on a classifier is judged (``max_flip_rate``, on the Wilson interval's lower
+bound): a changed category or an out-of-range value changes what the row means, and moves
+every model's predictions (see the traps in the documentation); those are measured and
+plotted, not judged. A regression model's predictions should follow its inputs, so how far
+they move (a "flip" is a move of more than a tenth of the target's standard deviation) is
+measured, never judged.
 All perturbations but the missing values go to the model in one call; missing values in one
 more (a model that cannot take them raises, which is reported, not fatal)."""
 
@@ -111,6 +114,8 @@ def run(ctx: Context) -> None:
             series="gaussian noise",
         )
     ctx.covered[CHECK] = f"{len(variants) + 1} perturbations of {n} rows"
+    if not ctx.classification:
+        return
     if judged is None or judged[2][0] is None or judged[2][0] <= settings.max_flip_rate:
         return
     name, rate, ci, after = judged

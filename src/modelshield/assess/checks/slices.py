@@ -62,8 +62,8 @@ def _scores(ctx: Context, masks: Array, weights: Array) -> tuple[Array, Array, A
     Classification scores accuracy minus the model's mean confidence when it gives
     probabilities: a slice where the model knows it is unsure (mixed labels near the decision
     boundary) is not weak for that alone; a slice where it is wrong while sure is. Without
-    probabilities, plain accuracy. Regression scores the mean absolute error, as a share of
-    the overall one."""
+    probabilities, plain accuracy. Regression scores the rise of the slice's mean absolute
+    error over the rest's, as a share of the rest's."""
     m = masks.T  # (n, slices)
     inside = weights @ m
     total = weights.sum(axis=1, keepdims=True)
@@ -81,10 +81,9 @@ def _scores(ctx: Context, masks: Array, weights: Array) -> tuple[Array, Array, A
     err = np.abs(ctx.base.labels - ctx.y)
     e_in = weights @ (m * err[:, None])
     e_out = (weights @ err)[:, None] - e_in
-    overall = safe_div(weights @ err, weights.sum(axis=1))[:, None]
     s_in = safe_div(e_in, inside)
     s_out = safe_div(e_out, outside)
-    return s_in, s_out, safe_div(s_in - s_out, overall)
+    return s_in, s_out, safe_div(s_in - s_out, s_out)
 
 
 def run(ctx: Context) -> None:
@@ -118,7 +117,8 @@ def run(ctx: Context) -> None:
     for i in order[:MAX_MEASURED]:
         ctx.measure(CHECK, metric, float(plain[0][i]), group=found[i][0], n=int(inside[i]))
     ctx.covered[CHECK] = f"{len(found)} slices over {ctx.data.frame.shape[1]} columns tested"
-    flagged = [int(i) for i in order if rejected[i] and drop[i] >= settings.slice_min_drop]
+    least = settings.slice_min_drop if ctx.classification else settings.slice_min_error_rise
+    flagged = [int(i) for i in order if rejected[i] and drop[i] >= least]
     for i in flagged[:MAX_FINDINGS]:
         definition = found[i][0]
         if ctx.classification:
@@ -131,7 +131,7 @@ def run(ctx: Context) -> None:
         else:
             change = (
                 f"mean absolute error {fmt(float(s_in[i]))} vs {fmt(float(s_out[i]))} on "
-                f"the rest ({drop[i]:+.0%} of the overall error)"
+                f"the rest ({drop[i]:+.0%})"
             )
         ctx.add(
             WEAK_SLICE,
