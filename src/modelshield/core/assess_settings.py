@@ -110,9 +110,9 @@ class AssessSettings(Struct, frozen=True):
     """Evasion: rows attacked."""
     evasion_queries: int = 400
     """Evasion: model queries per attacked row."""
-    evasion_epsilon: float = 1.0
-    """Evasion: perturbation size (L2 norm in units of each column's standard deviation) at
-    which attack success is judged."""
+    evasion_epsilon: float = 0.3
+    """Evasion: perturbation size at which attack success is judged, in standard deviations
+    of each numeric column, root-mean-square over the columns ("scaled L2")."""
     max_evasion_success: float = 0.3
     """Evasion: largest share of rows the attack may turn within ``evasion_epsilon``."""
     membership_rows: int = 1_000

@@ -13,8 +13,9 @@ vectorised over the attacked rows (one model call serves every row at each step)
    search back towards the row (two calls); stop at the budget.
 
 Every probe respects the columns' constraints: categories never change, integers stay
-integers, values stay within the observed bounds. Distances are L2 norms in units of each
-numeric column's standard deviation ("scaled L2"). Where the model gives gradients (a torch
+integers, values stay within the observed bounds. Distances are "scaled L2": the change of each
+numeric column in its standard deviations, root-mean-square over the columns (the L2 norm over
+the square root of their number, so that a size means the same for 3 columns or 300). Where the model gives gradients (a torch
 program), PGD runs as well. The success rate at each perturbation size, the median minimal
 perturbation over successful rows and the queries per row are reported."""
 
@@ -29,7 +30,7 @@ from modelshield.assess.rules import EVASION
 from modelshield.assess.stats import Array, wilson
 
 CHECK = "evasion"
-EPSILONS = (0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0)
+EPSILONS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5)
 """Perturbation sizes (scaled L2) at which success is reported (the policy's added)."""
 NEIGHBOURS = 6
 """Data rows tried as starting points per attacked row."""
@@ -50,6 +51,14 @@ LINE_PASSES = 3
 """Line-search calls: each narrows the bracket by ``LINE_POINTS + 1``."""
 MARGINS = (1.02, 1.1, 1.3)
 """Jumps to the tangent plane's nearest point, past it by these factors."""
+
+
+def scaled_l2(z: Array) -> Array:
+    """The size of changes ``z`` given in standard deviations of each column: the
+    root-mean-square over the numeric columns (the L2 norm over the square root of their
+    number), so that sizes mean the same whatever the number of columns."""
+    out: Array = np.linalg.norm(z, axis=1) / np.sqrt(max(z.shape[1], 1))
+    return out
 
 
 class _Attack:
@@ -85,11 +94,8 @@ class _Attack:
         return out
 
     def distance(self, points: Array, owners: Array) -> Array:
-        """Scaled L2 distance of projected points from their rows."""
-        out: Array = np.linalg.norm(
-            (self.space.project(points) - self.x0[owners]) / self.space.scale, axis=1
-        )
-        return out
+        """Scaled L2 distance of projected points from their rows (see :func:`scaled_l2`)."""
+        return scaled_l2((self.space.project(points) - self.x0[owners]) / self.space.scale)
 
     def keep(self, points: Array, owners: Array, hits: Array) -> None:
         """Remember the nearest adversarial point of each row."""
@@ -258,8 +264,9 @@ def run(ctx: Context) -> None:
         EVASION,
         f"A black-box attack turned {int(success.sum())} of {len(rows)} rows "
         f"({success.mean():.0%}, 95% CI {ci[0]:.0%}-{ci[1]:.0%}) with a change of at most "
-        f"{eps:g} standard deviations (scaled L2; limit {settings.max_evasion_success:.0%} of "
-        f"rows); median minimal change {fmt(float(np.median(ok)))} sd, "
+        f"{eps:g} standard deviations per column (scaled L2, root-mean-square; limit "
+        f"{settings.max_evasion_success:.0%} of rows); median minimal change "
+        f"{fmt(float(np.median(ok)))} sd, "
         f"{float(np.mean(attack.queries)):.0f} queries per row.",
         CHECK,
         {

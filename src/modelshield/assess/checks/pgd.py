@@ -1,4 +1,5 @@
-"""PGD (projected gradient descent, L2, in units of each column's standard deviation) for
+"""PGD (projected gradient descent, L2, in units of each column's standard deviation, sizes as
+root-mean-square over the columns like the black-box attack's) for
 models that give gradients: every perturbation size at once, ten gradient steps, then one
 prediction call. Part of the evasion check; its figures are reported under ``white-box``."""
 
@@ -25,7 +26,7 @@ def pgd(ctx: Context, rows: Array, space: Space, x0: Array, label: Array) -> Non
     base = ctx.data.frame.iloc[rows].reset_index(drop=True)
     full = np.repeat(base[columns].to_numpy(dtype=float), k, axis=0)
     start = np.repeat(x0, k, axis=0)
-    radius = np.tile(eps, r)[:, None]
+    radius = np.tile(eps, r)[:, None] * np.sqrt(len(where))  # scaled L2 is an RMS
     target = np.repeat(label, k)
     z = np.zeros_like(start)
     for _ in range(STEPS):
