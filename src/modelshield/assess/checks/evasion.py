@@ -16,8 +16,9 @@ Every probe respects the columns' constraints: categories never change, integers
 integers, values stay within the observed bounds. Distances are "scaled L2": the change of each
 numeric column in its standard deviations, root-mean-square over the columns (the L2 norm over
 the square root of their number, so that a size means the same for 3 columns or 300). Where
-the model gives gradients (a torch program), PGD runs as well. The success rate at each perturbation size, the median minimal
-perturbation over successful rows and the queries per row are reported."""
+the model gives gradients (a torch program), PGD runs as well. The success rate at each
+perturbation size, the median minimal perturbation over successful rows and the queries per
+row are reported."""
 
 from __future__ import annotations
 
