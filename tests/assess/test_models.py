@@ -188,3 +188,37 @@ def test_parquet_data(tmp_path: Path, cancer_files: dict[str, str]) -> None:
 def test_no_such_model(cancer_files: dict[str, str]) -> None:
     with pytest.raises(ModelError, match="no such model file"):
         assess("missing.joblib", cancer_files["test"], "target", policy=PERF)
+
+
+def test_onnx_model_where_onnxruntime_is_installed(
+    tmp_path: Path, cancer: tuple[pd.DataFrame, ...], cancer_files: dict[str, str]
+) -> None:
+    pytest.importorskip("onnxruntime")
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from skl2onnx.common.data_types import FloatTensorType
+
+    model = joblib.load(cancer_files["model"])
+    onnx = skl2onnx.convert_sklearn(model, initial_types=[("x", FloatTensorType([None, 30]))])
+    path = tmp_path / "model.onnx"
+    path.write_bytes(onnx.SerializeToString())
+    report = assess(str(path), cancer_files["test"], "target", policy=PERF, trust=True)
+    assert report.assessment is not None and report.assessment.model_kind == "onnx"
+    direct = assess(cancer_files["model"], cancer_files["test"], "target", policy=PERF)
+    assert accuracy(report) == pytest.approx(accuracy(direct), abs=0.01)
+
+
+def test_xgboost_native_model_where_installed(
+    tmp_path: Path, cancer: tuple[pd.DataFrame, ...]
+) -> None:
+    xgboost = pytest.importorskip("xgboost")
+    train, test = cancer
+    booster = xgboost.train(
+        {"objective": "binary:logistic", "max_depth": 3},
+        xgboost.DMatrix(train.drop(columns="target").to_numpy(), label=train["target"]),
+        num_boost_round=20,
+    )
+    path = tmp_path / "model.json"
+    booster.save_model(str(path))
+    report = assess(str(path), csv(test, tmp_path / "t.csv"), "target", policy=PERF)
+    assert report.assessment is not None and report.assessment.model_kind == "xgboost"
+    assert accuracy(report) is not None and accuracy(report) > 0.9  # type: ignore[operator]

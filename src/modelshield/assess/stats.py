@@ -86,30 +86,6 @@ def auc(scores: Array, positive: Array) -> float | None:
     return None if not np.isfinite(value) else float(value)
 
 
-def two_proportion_p(k1: Array, n1: Array, k2: Array, n2: Array) -> Array:
-    """One-sided p-values that proportion 1 is below proportion 2 (pooled z test)."""
-    from math import erfc, sqrt
-
-    p1 = k1 / n1
-    p2 = k2 / n2
-    pooled = (k1 + k2) / (n1 + n2)
-    se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    z = np.where(se > 0, (p2 - p1) / np.where(se > 0, se, 1.0), 0.0)
-    return np.array([0.5 * erfc(float(v) / sqrt(2)) for v in np.atleast_1d(z)])
-
-
-def welch_greater_p(
-    a_mean: Array, a_var: Array, a_n: Array, b_mean: Array, b_var: Array, b_n: Array
-) -> Array:
-    """One-sided p-values that mean a is above mean b (Welch, normal approximation: slices
-    have at least tens of rows)."""
-    from math import erfc, sqrt
-
-    se = np.sqrt(a_var / a_n + b_var / b_n)
-    z = np.where(se > 0, (a_mean - b_mean) / np.where(se > 0, se, 1.0), 0.0)
-    return np.array([0.5 * erfc(float(v) / sqrt(2)) for v in np.atleast_1d(z)])
-
-
 def benjamini_hochberg(p: Array, alpha: float) -> Array:
     """Which hypotheses are rejected at false discovery rate ``alpha``."""
     m = len(p)
