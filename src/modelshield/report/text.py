@@ -284,7 +284,11 @@ def _clean_block(clean: list[FileResult]) -> list[Text]:
 def _summary(report: Report) -> Text:
     counts = report.count_by_severity()
     total = sum(counts.values())
-    text = Text(f"Scanned {len(report.results)} file{_s(len(report.results))}")
+    if report.assessment is not None:
+        scanned = " (scanned first)" if report.assessment.scanned else ""
+        text = Text(f"Assessed {safe(report.assessment.model)}{scanned}")
+    else:
+        text = Text(f"Scanned {len(report.results)} file{_s(len(report.results))}")
     text.append(f" in {report.duration_s:.2f} s: {total} finding{_s(total)} (")
     for i, (severity, n) in enumerate(counts.items()):
         if i:
