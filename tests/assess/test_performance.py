@@ -104,3 +104,26 @@ def test_a_threshold_on_an_unmeasured_metric_fails_closed(diabetes_files: dict[s
     assert [f.rule_id for f in report.findings] == ["ASSESS-CHECK-INCOMPLETE"]
     assert report.results[-1].status == "incomplete"
     assert Policy().exit_code(report) == 1  # the finding is medium: it fails the default run
+
+
+def test_a_regressor_on_a_target_of_few_integers_is_a_regression(
+    tmp_path: object, diabetes_files: dict[str, str]
+) -> None:
+    """A scikit-learn model without classes is a regressor, whatever the target looks like."""
+    from pathlib import Path
+
+    from sklearn.linear_model import Ridge
+
+    from tests.assess.conftest import csv, save
+
+    test = pd.read_csv(diabetes_files["test"])
+    test["target"] = (test["target"] // 100).astype(int)  # 0 to 3
+    root = Path(str(tmp_path))
+    model = Ridge().fit(test.drop(columns="target"), test["target"])
+    report = assess(
+        save(model, root / "r.joblib"),
+        csv(test, root / "t.csv"),
+        "target",
+        policy=only("performance"),
+    )
+    assert report.assessment is not None and report.assessment.task == "regression"

@@ -16,7 +16,7 @@ import numpy as np
 
 from modelshield.assess.context import Context, Predictor, label_key
 from modelshield.assess.data import Dataset, load_dataset
-from modelshield.assess.interface import DataError, ModelError, QueryLedger, Skipped
+from modelshield.assess.interface import DataError, Model, ModelError, QueryLedger, Skipped
 from modelshield.assess.models import OpenedModel, open_model
 from modelshield.core.assess_settings import CHECKS
 from modelshield.core.findings import ErrorRecord, FileResult, Location, Report
@@ -189,7 +189,7 @@ def _context(
         raise ModelError("no model")
     columns = _columns(model.features, dataset)
     y_keys = [label_key(v) for v in dataset.target]
-    chosen = task or _infer_task(model.classes, dataset.target)
+    chosen = task or _infer_task(model, dataset.target)
     if chosen not in ("classification", "regression"):
         raise DataError(f"unknown task {chosen!r}; use classification or regression")
     classes: list[str] = []
@@ -266,9 +266,15 @@ def _columns(features: tuple[str, ...] | None, dataset: Dataset) -> list[str]:
     return chosen
 
 
-def _infer_task(classes: tuple[Any, ...] | None, target: Any) -> str:
-    if classes is not None:
+#: Adapters whose models always name their classes when they are classifiers.
+KNOWS_CLASSES = frozenset({"sklearn", "lightgbm", "xgboost"})
+
+
+def _infer_task(model: Model, target: Any) -> str:
+    if model.classes is not None:
         return "classification"
+    if model.kind in KNOWS_CLASSES:
+        return "regression"
     values = np.asarray(target)
     if values.dtype.kind in "biu" or values.dtype.kind == "b":
         return (
