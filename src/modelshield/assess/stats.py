@@ -15,8 +15,9 @@ import numpy as np
 
 Array = np.ndarray[Any, Any]
 
-_CHUNK_CELLS = 2_000_000
-"""Resample weights are made in chunks of at most this many cells (16 MB of float64)."""
+_CHUNK_CELLS = 500_000
+"""Resample weights are made in chunks of at most this many cells (4 MB of float64): the
+metrics' temporaries are a few times that."""
 
 
 def bootstrap_weights(

@@ -113,8 +113,12 @@ class AssessSettings(Struct, frozen=True):
     evasion_epsilon: float = 0.3
     """Evasion: perturbation size at which attack success is judged, in standard deviations
     of each numeric column, root-mean-square over the columns ("scaled L2")."""
-    max_evasion_success: float = 0.3
-    """Evasion: largest share of rows the attack may turn within ``evasion_epsilon``."""
+    max_evasion_success: float = 1.0
+    """Evasion: largest share of rows the attack may turn within ``evasion_epsilon`` before a
+    finding (judged on the interval's lower bound). 1.0, the default, measures and never
+    judges: every model can be evaded, and how small a change matters depends on the domain;
+    set it (0.3 is a strict gate) with an ``evasion_epsilon`` that means something for your
+    columns."""
     membership_rows: int = 1_000
     """Membership: rows of each of the training and evaluation data used."""
     max_membership_auc: float = 0.55

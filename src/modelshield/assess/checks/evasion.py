@@ -135,10 +135,13 @@ def _start(attack: _Attack, ctx: Context, rows: Array, space: Space) -> None:
     """Nearest differently-answered rows of the data as starting points (one call)."""
     everything = space.matrix(ctx.data.frame)
     other = ctx.base.labels[None, :] != attack.label[:, None]  # (r, n)
-    z = everything / space.scale
+    z = np.nan_to_num(everything / space.scale)
     z0 = attack.x0 / space.scale
-    dist = np.linalg.norm(z[None, :, :] - z0[:, None, :], axis=2)
-    dist = np.where(other & np.isfinite(dist), dist, np.inf)
+    # |a - b|^2 = |a|^2 + |b|^2 - 2ab: an (rows, n) matrix, never (rows, n, columns).
+    squared = (z0**2).sum(axis=1)[:, None] + (z**2).sum(axis=1)[None, :] - 2 * z0 @ z.T
+    dist = np.sqrt(np.maximum(squared, 0.0))
+    complete = np.isfinite(everything).all(axis=1)[None, :]
+    dist = np.where(other & complete, dist, np.inf)
     k = min(NEIGHBOURS, dist.shape[1])
     nearest = np.argsort(dist, axis=1)[:, :k]
     owners = np.repeat(np.arange(len(rows)), k)

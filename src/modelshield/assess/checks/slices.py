@@ -55,35 +55,42 @@ def candidates(
     return [(d, m) for d, m in out if min_rows <= m.sum() <= n - min_rows]
 
 
-def _scores(ctx: Context, masks: Array, weights: Array) -> tuple[Array, Array, Array]:
+class _Scores:
     """Per resample and slice: the slice's score, the rest's, and the drop (rest minus
-    slice, in the check's units). ``masks`` is ``(slices, n)``; results are ``(b, slices)``.
+    slice, in the check's units), for ``(b, n)`` resample weights; ``(b, slices)`` results.
 
     Classification scores accuracy minus the model's mean confidence when it gives
     probabilities: a slice where the model knows it is unsure (mixed labels near the decision
     boundary) is not weak for that alone; a slice where it is wrong while sure is. Without
     probabilities, plain accuracy. Regression scores the rise of the slice's mean absolute
     error over the rest's, as a share of the rest's."""
-    m = masks.T  # (n, slices)
-    inside = weights @ m
-    total = weights.sum(axis=1, keepdims=True)
-    outside = total - inside
-    if ctx.classification:
-        correct = ctx.correct().astype(float)
-        if ctx.base.proba is not None:
-            # Accuracy minus the accuracy the model's own confidence promises.
-            correct = correct - ctx.base.proba.max(axis=1)
-        hit_in = weights @ (m * correct[:, None])
-        hit_out = (weights @ correct)[:, None] - hit_in
-        s_in = safe_div(hit_in, inside)
-        s_out = safe_div(hit_out, outside)
-        return s_in, s_out, s_out - s_in
-    err = np.abs(ctx.base.labels - ctx.y)
-    e_in = weights @ (m * err[:, None])
-    e_out = (weights @ err)[:, None] - e_in
-    s_in = safe_div(e_in, inside)
-    s_out = safe_div(e_out, outside)
-    return s_in, s_out, safe_div(s_in - s_out, s_out)
+
+    def __init__(self, ctx: Context, masks: Array) -> None:
+        """Precompute the per-row matrices (float32: the masks are the large part)."""
+        self.classification = ctx.classification
+        if ctx.classification:
+            value = ctx.correct().astype(float)
+            if ctx.base.proba is not None:
+                # Accuracy minus the accuracy the model's own confidence promises.
+                value = value - ctx.base.proba.max(axis=1)
+        else:
+            value = np.abs(ctx.base.labels - ctx.y)
+        self.value = value.astype(np.float32)
+        self.masks = masks.T  # (n, slices)
+        self.weighted = self.masks * self.value[:, None]
+
+    def __call__(self, weights: Array) -> tuple[Array, Array, Array]:
+        """Scores for each row of ``weights``."""
+        w = weights.astype(np.float32)
+        inside = w @ self.masks
+        outside = w.sum(axis=1, keepdims=True) - inside
+        v_in = w @ self.weighted
+        v_out = (w @ self.value)[:, None] - v_in
+        s_in = safe_div(v_in, inside)
+        s_out = safe_div(v_out, outside)
+        if self.classification:
+            return s_in, s_out, s_out - s_in
+        return s_in, s_out, safe_div(s_in - s_out, s_out)
 
 
 def run(ctx: Context) -> None:
@@ -95,15 +102,13 @@ def run(ctx: Context) -> None:
     if not found:
         ctx.covered[CHECK] = "no slice has enough rows"
         return
-    masks = np.vstack([m for _, m in found]).astype(float)  # (slices, n)
+    masks = np.vstack([m for _, m in found]).astype(np.float32)  # (slices, n)
     n = masks.shape[1]
     inside = masks.sum(axis=1)
-    s_in, s_out, drop = (v[0] for v in _scores(ctx, masks, np.ones((1, n))))
+    scores = _Scores(ctx, masks)
+    s_in, s_out, drop = (v[0] for v in scores(np.ones((1, n))))
     resampled = np.vstack(
-        [
-            _scores(ctx, masks, w)[2]
-            for w in bootstrap_weights(n, settings.bootstrap, ctx.seed(CHECK))
-        ]
+        [scores(w)[2] for w in bootstrap_weights(n, settings.bootstrap, ctx.seed(CHECK), chunk=25)]
     )
     with np.errstate(all="ignore"):
         se = np.nanstd(resampled, axis=0)
