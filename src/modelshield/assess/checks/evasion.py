@@ -140,7 +140,7 @@ def _start(attack: _Attack, ctx: Context, rows: Array, space: Space) -> None:
     # |a - b|^2 = |a|^2 + |b|^2 - 2ab: an (rows, n) matrix, never (rows, n, columns).
     squared = (z0**2).sum(axis=1)[:, None] + (z**2).sum(axis=1)[None, :] - 2 * z0 @ z.T
     dist = np.sqrt(np.maximum(squared, 0.0))
-    complete: Array = np.isfinite(everything).all(axis=1)
+    complete = np.asarray(np.isfinite(everything).all(axis=1))
     dist = np.where(other & complete[None, :], dist, np.inf)
     k = min(NEIGHBOURS, dist.shape[1])
     nearest = np.argsort(dist, axis=1)[:, :k]
