@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from msgspec.structs import replace
 
 from modelshield.assess.context import Context, Predictor, label_key
 from modelshield.assess.data import Dataset, load_dataset
@@ -73,12 +74,13 @@ def assess(
             format=opened.kind,
             errors=(ErrorRecord(location, f"model not loaded: {opened.refused}", "assess"),),
         )
+        not_run = tuple(CheckRun(c, "skipped", "the model was not loaded") for c in CHECKS)
         return Report(
             "assess",
             _version(),
             (*scan_results, refused),
             time.perf_counter() - started,
-            assessment=info,
+            assessment=replace(info, checks=not_run),
         )
     train = None
     if train_data is not None:
@@ -118,8 +120,6 @@ def assess(
             runs.append(CheckRun(name, "error", message))
             continue
         runs.append(CheckRun(name, "ran", ctx.covered.get(name, "")))
-    from msgspec.structs import replace
-
     info = replace(
         info,
         task=ctx.task,
