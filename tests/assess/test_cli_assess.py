@@ -126,3 +126,24 @@ def test_an_unknown_assess_setting_is_a_policy_error(
         str(policy),
     )
     assert code == 2 and "unknown key(s) in [assess]: max_ece2" in err
+
+
+def test_help_and_scan_stay_light(cancer_files: dict[str, str]) -> None:
+    """`import modelshield`, `--help` and `scan` never import the assessment's libraries."""
+    import subprocess
+    import sys
+
+    code = (
+        "import contextlib, io, sys\n"
+        "from modelshield.cli import main\n"
+        "quiet = io.StringIO()\n"
+        "with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):\n"
+        f"    main(['scan', {cancer_files['model']!r}])\n"
+        "    try:\n"
+        "        main(['assess', '--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(sorted(m for m in ('numpy', 'pandas', 'sklearn') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
