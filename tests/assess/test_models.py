@@ -222,3 +222,50 @@ def test_xgboost_native_model_where_installed(
     report = assess(str(path), csv(test, tmp_path / "t.csv"), "target", policy=PERF)
     assert report.assessment is not None and report.assessment.model_kind == "xgboost"
     assert accuracy(report) is not None and accuracy(report) > 0.9  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"<html>busy</html>", "not JSON with a 'predictions' list"),
+        (b'{"predictions": [1, 0]}', "does not hold"),
+        (b'{"predictions": [], "probabilities": [[0.5, 0.5]]}', "does not hold"),
+    ],
+)
+def test_an_endpoint_answering_nonsense_is_named(
+    body: bytes, message: str, cancer_files: dict[str, str]
+) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        with pytest.raises(ModelError, match=message):
+            assess(url, cancer_files["test"], "target", policy=PERF)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_endpoint_that_is_down_is_named(cancer_files: dict[str, str]) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ModelError, match="cannot reach the endpoint"):
+        assess(f"http://127.0.0.1:{port}/", cancer_files["test"], "target", policy=PERF)
