@@ -7,7 +7,8 @@ this gives a response curve: the share of the probed rows the model puts in that
 value.
 
 A planted trigger has a particular shape: inside a narrow band (at most ``MAX_BAND`` of the
-grid, or a category held by at most that share of the rows) nearly every probed row goes to one
+grid, or for a category or an integer probed value by value, a value held by at most that
+share of the rows) nearly every probed row goes to one
 class (``NEAR_CERTAIN``), many of them rows that were elsewhere, and just outside the band the
 share falls back on every side the grid has (by ``STEP`` at least, and to where at least
 ``FLIPPED`` of the rows that could move are outside the class). Probed rows are drawn from
@@ -15,7 +16,9 @@ every predicted class in turn, so that each class has rows to move. A sound mode
 predictions gradually across a feature's range, or only outside the range the data covers:
 values beyond the observed range are never probed, because pushing any feature there moves
 every model. Resolution: a band narrower than one grid step
-(the range over ``backdoor_grid - 1``) may fall between probes."""
+(the range over ``backdoor_grid - 1``) may fall between probes. Limit: a trigger planted next
+to the values where its class is natural anyway merges with them and looks like a moved
+threshold, which no shape test tells from a sound model's."""
 
 from __future__ import annotations
 
@@ -35,6 +38,8 @@ NEAR_CERTAIN = 0.9
 """Share of probed rows in one class, inside the band."""
 STEP = 0.25
 """How much lower the share must be just outside the band, on each side the grid has."""
+SIDE_STEP = 0.15
+"""An interior band's smaller fall on its other side."""
 FLIPPED = 0.8
 """Of the rows outside the class just outside the band, the share the band moves into it."""
 MAX_BAND = 0.1
@@ -75,10 +80,18 @@ def _bands(shares: Array, width: int) -> list[tuple[int, int, float]]:
         if j - i + 1 <= width:
             sides = [float(shares[k]) for k in (i - 1, j + 1) if 0 <= k < len(shares)]
             inside = float(shares[i : j + 1].min())
-            step = inside - max(sides) if sides else 0.0
-            flipped = min((inside - s) / (1.0 - s) if s < 1 else 0.0 for s in sides) if sides else 0
-            if sides and step >= STEP and flipped >= FLIPPED:
-                found.append((i, j, step))
+            steps = [inside - s for s in sides]
+            flipped = [(inside - s) / (1.0 - s) if s < 1 else 0.0 for s in sides]
+            # Every side falls back; an interior band (two sides) may fall less on one side
+            # (a forest extends a learned region a little), never on both.
+            enough = (
+                len(sides) == 2
+                and min(steps) >= SIDE_STEP
+                and max(steps) >= STEP
+                and min(flipped) >= FLIPPED
+            ) or (len(sides) == 1 and steps[0] >= STEP and flipped[0] >= FLIPPED)
+            if enough:
+                found.append((i, j, max(steps)))
         i = j + 1
     return found
 
@@ -140,15 +153,20 @@ def run(ctx: Context) -> None:
         offset += g * m
         responses[column] = got
         width = max(1, int(MAX_BAND * g))
-        categorical = ctx.data.kinds.get(column) not in ("numeric", "integer")
-        rare = _narrow_values(ctx.data.frame[column], grid) if categorical else None
+        # A discrete column (categories, or integers probed value by value) is narrow where
+        # the value is rare in the data: a common value forcing a class is a strong feature.
+        series = ctx.data.frame[column]
+        discrete = ctx.data.kinds.get(column) not in ("numeric", "integer") or (
+            len(grid) == series.nunique()
+        )
+        rare = _narrow_values(series, grid) if discrete else None
         best = 0.0
         for c in range(len(ctx.classes)):
             shares = (got == c).mean(axis=1)
             best = max(best, float(np.max(np.abs(np.diff(shares)))) if g > 1 else 0.0)
             for start, end, step in _bands(shares, width):
                 if rare is not None and not rare[start : end + 1].all():
-                    continue  # a common category is not a narrow value
+                    continue  # a common value is not a narrow one
                 band = got[start : end + 1] == c
                 moved = float(np.mean(band.all(axis=0) & (base != c)))
                 if moved >= MIN_MOVED:
