@@ -103,3 +103,17 @@ def test_html_escapes_what_comes_from_the_data(
     report = assess(arrests_files["sound"], path, "released", sensitive=["colour"], policy=policy)
     out = render(report, OutputFormat.HTML, policy=policy)
     assert "<script>" not in out and "&lt;script&gt;" in out
+
+
+def test_text_says_which_check_stopped(cancer_files: dict[str, str]) -> None:
+    policy = only("performance", "robustness", robustness_rows=100)
+    report = assess(
+        "tests.assess.models_for_tests:fails_on_large_batches",
+        cancer_files["test"],
+        "target",
+        policy=policy,
+    )
+    out = render(report, OutputFormat.TEXT, policy=policy)
+    assert "assess:robustness" in out and "more than 200 rows" in out
+    assert out.splitlines()[-1].startswith("ERROR: 1 part of the assessment could not run")
+    assert "robustness: error" in out

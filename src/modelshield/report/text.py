@@ -311,6 +311,12 @@ def _verdict(report: Report, policy: Policy) -> Text:
     failing = sum(1 for f in report.findings if f.severity >= policy.fail_on)
     if code is ExitCode.FINDINGS:
         why = f"{failing} finding{_s(failing)} at or above {threshold}"
+    elif code is ExitCode.ERROR and report.assessment is not None:
+        stopped = len(report.errors) + sum(len(r.unaccepted_gaps) for r in report.results)
+        why = (
+            f"{stopped} part{_s(stopped)} of the assessment could not run (see ERROR and "
+            f"PARTIAL above); no findings at or above {threshold}"
+        )
     elif code is ExitCode.ERROR:
         files = len(report.unfinished)
         why = (
