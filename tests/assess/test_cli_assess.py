@@ -70,43 +70,24 @@ def test_a_missed_floor_exits_1_and_the_text_names_it(
     assert "Queries:" in out and "FAIL" in out
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--target", "nope"], "no target column 'nope'"),
+        (["--target", "target", "--column-type", "bad"], "COLUMN=KIND"),
+        (["--target", "target", "--check", "nothing"], "--check 'nothing'"),
+        (["--target", "target", "--seed", "-1"], "--seed must be >= 0"),
+    ],
+)
 def test_bad_inputs_exit_2_with_the_problem_named(
-    capsys: pytest.CaptureFixture[str], cancer_files: dict[str, str]
+    extra: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    cancer_files: dict[str, str],
 ) -> None:
-    code, _, err = run(
-        capsys,
-        "--model",
-        cancer_files["model"],
-        "--data",
-        cancer_files["test"],
-        "--target",
-        "nope",
-    )
-    assert code == 2 and "no target column 'nope'" in err
-    code, _, err = run(
-        capsys,
-        "--model",
-        cancer_files["model"],
-        "--data",
-        cancer_files["test"],
-        "--target",
-        "target",
-        "--column-type",
-        "bad",
-    )
-    assert code == 2 and "COLUMN=KIND" in err
-    code, _, err = run(
-        capsys,
-        "--model",
-        cancer_files["model"],
-        "--data",
-        cancer_files["test"],
-        "--target",
-        "target",
-        "--check",
-        "nothing",
-    )
-    assert code == 2 and "--check 'nothing'" in err
+    model = ["--model", cancer_files["model"], "--data", cancer_files["test"]]
+    code, _, err = run(capsys, *model, *extra)
+    assert code == 2 and message in err
 
 
 def test_an_unknown_assess_setting_is_a_policy_error(
