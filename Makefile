@@ -58,6 +58,16 @@ demo: $(STAMP)
 	  echo "wrote $(DEMO)/report.json (exit code $$?)"
 	@$(BIN)/modelshield scan --quiet --format sarif --output $(DEMO)/report.sarif $(DEMO)/models; \
 	  echo "wrote $(DEMO)/report.sarif (exit code $$?)"
+	@echo
+	$(BIN)/python scripts/build_demo_assessment.py $(DEMO)/assess
+	@# The unfair model must fail its fairness check: the assessment as a CI gate.
+	@$(BIN)/modelshield assess --model $(DEMO)/assess/unfair.joblib \
+	  --data $(DEMO)/assess/arrests-test.csv --target released --sensitive colour \
+	  --sensitive sex --format html --output $(DEMO)/assessment.html; \
+	  echo "assessed the unfair model: $(DEMO)/assessment.html (exit code $$?, 1 = findings)"
+	@$(BIN)/modelshield assess --model $(DEMO)/assess/sound.joblib \
+	  --data $(DEMO)/assess/arrests-test.csv --target released --sensitive colour \
+	  --sensitive sex --quiet; echo "assessed the sound model (exit code $$?)"
 
 test: $(STAMP)
 	$(MAKE) --no-print-directory lint

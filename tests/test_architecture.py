@@ -127,7 +127,7 @@ def violations(
 
 
 M = PACKAGE
-PILLARS = (f"{M}.scanner", f"{M}.audit", f"{M}.integrity", f"{M}.bom")
+PILLARS = (f"{M}.scanner", f"{M}.audit", f"{M}.integrity", f"{M}.bom", f"{M}.assess")
 
 # (importing modules, modules they must never import, why): the layers of ARCHITECTURE.md.
 LAYERS: list[tuple[str, tuple[str, ...], str]] = [
@@ -135,6 +135,12 @@ LAYERS: list[tuple[str, tuple[str, ...], str]] = [
     (f"{M}.scanner", (f"{M}.audit", f"{M}.integrity", f"{M}.bom"), "the scanner is a leaf pillar"),
     (f"{M}.integrity", (f"{M}.scanner", f"{M}.audit", f"{M}.bom"), "integrity needs core only"),
     (f"{M}.audit", (f"{M}.integrity", f"{M}.bom"), "the audit builds on core and the scanner"),
+    (
+        f"{M}.assess",
+        (f"{M}.audit", f"{M}.integrity", f"{M}.bom"),
+        "the assessment builds on core, the scanner and the loaders",
+    ),
+    (f"{M}.loaders", (f"{M}.assess", f"{M}.audit"), "loaders serve the pillars above them"),
     (f"{M}.report", PILLARS, "reporters read a Report; they never scan"),
     (f"{M}.docs", (*PILLARS, f"{M}.report"), "docs reads the rule catalogue only"),
 ]
@@ -193,7 +199,13 @@ def test_the_registry_and_context_point_back_only_for_annotations() -> None:
 
 @pytest.mark.parametrize(
     "rules_module",
-    [f"{SCANNER}.rules", f"{SCANNER}.pickle.rules", f"{M}.audit.rules", f"{M}.integrity.rules"],
+    [
+        f"{SCANNER}.rules",
+        f"{SCANNER}.pickle.rules",
+        f"{M}.audit.rules",
+        f"{M}.integrity.rules",
+        f"{M}.assess.rules",
+    ],
 )
 def test_rules_modules_import_core_only(rules_module: str) -> None:
     """The catalogue can be loaded (docs, --ignore checks) without loading any analyser."""
@@ -335,3 +347,31 @@ def test_the_checker_reads_the_real_tree() -> None:
     # A deliberate violation is caught: the CLI imports the engine (CLI -> scanner is allowed;
     # the reverse direction would be reported).
     assert violations(f"{M}.cli", (f"{SCANNER}.engine",))
+
+
+def test_the_assessment_loads_pickled_models_only_through_the_loaders() -> None:
+    """No module of the assessment imports a deserialiser; pickles go through
+    ``modelshield.loaders`` (which scans first)."""
+    for name, path in modules().items():
+        if not _under(name, f"{M}.assess"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                )
+                for target in names:
+                    assert target.split(".")[0] not in {
+                        "pickle",
+                        "joblib",
+                        "cloudpickle",
+                        "dill",
+                    }, (name, target)
+    assert any(
+        imp.target.startswith(f"{M}.loaders")
+        for imp in all_imports()
+        if _under(imp.importer, f"{M}.assess")
+    )

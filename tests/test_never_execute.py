@@ -64,6 +64,8 @@ STRUCTURE_READERS: dict[str, tuple[str, str]] = {
 LOADING_PACKAGES: dict[str, str] = {
     "loaders": "restricted loading: scans first, then unpickles with the policy enforced in "
     "find_class (modelshield.load and the framework drop-ins)",
+    "assess": "runs a model on the user's data: numpy and pandas for the checks, the model's "
+    "own library for native formats after a scan; pickled models only through the loaders",
 }
 
 

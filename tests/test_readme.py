@@ -77,13 +77,28 @@ def test_policy_examples_are_valid_policies() -> None:
         Policy.from_mapping(tomllib.loads(text))
 
 
-def test_documented_scan_options_are_the_real_ones() -> None:
+@pytest.mark.parametrize(
+    ("command", "section"),
+    [
+        (
+            "scan",
+            README[
+                README.index("## Quick start: command line") : README.index(
+                    "## Quick start: Python"
+                )
+            ],
+        ),
+        ("assess", README[README.index("## Assessing a model") : README.index("## Limits")]),
+    ],
+    ids=["scan", "assess"],
+)
+def test_documented_options_are_the_real_ones(command: str, section: str) -> None:
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    scan = sub.choices["scan"]  # type: ignore[index]
-    real = {s for a in scan._actions for s in a.option_strings if s.startswith("--")} - {"--help"}
-    documented = set(re.findall(r"^\| `(--[a-z-]+)", README, flags=re.MULTILINE))
-    assert documented == real
+    chosen = sub.choices[command]  # type: ignore[index]
+    real = {s for a in chosen._actions for s in a.option_strings if s.startswith("--")}
+    documented = set(re.findall(r"^\| `(--[a-z-]+)", section, flags=re.MULTILINE))
+    assert documented == real - {"--help"}
 
 
 THREAT_MODEL = (REPO / "docs" / "threat-model.md").read_text(encoding="utf-8")
@@ -180,3 +195,12 @@ def test_architecture_names_only_modules_that_exist() -> None:
     real += [p.relative_to(REPO).as_posix() for p in (REPO / "tests").rglob("*.py")]
     missing = sorted(n for n in named if not any(r == n or r.endswith(f"/{n}") for r in real))
     assert not missing
+
+
+def test_every_assess_setting_is_documented() -> None:
+    from modelshield.core.assess_settings import AssessSettings
+
+    readme = README[README.index("## Assessing a model") : README.index("## Limits")]
+    for name in AssessSettings.__struct_fields__:
+        assert f"`{name}`" in readme, name
+        assert f"`assess.{name}`" in JSON_DOC, name

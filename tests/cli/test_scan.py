@@ -6,6 +6,7 @@ import json
 import pickle
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import jsonschema
 import pytest
@@ -106,6 +107,14 @@ def test_every_format_choice(
         invocation = sarif_run["invocations"][0]
         assert (invocation["exitCode"], invocation["executionSuccessful"]) == (1, False)
         assert len(invocation["toolExecutionNotifications"]) == 1
+    elif fmt is OutputFormat.JUNIT:
+        root = ElementTree.fromstring(run.stdout)
+        suites = root.findall("testsuite")
+        assert [s.find("testcase").get("name") for s in suites] == list(paths)  # type: ignore[union-attr]
+        assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("3", "1", "1")
+    elif fmt is OutputFormat.HTML:
+        assert run.stdout.startswith("<!DOCTYPE html>")
+        assert ">FAIL</span>" in run.stdout and "PICKLE-" in run.stdout
     else:  # pragma: no cover - a new format must be added to this test
         raise AssertionError(fmt)
 

@@ -8,7 +8,16 @@ import pytest
 
 from modelshield.core.findings import Report
 from modelshield.core.policy import Policy
-from modelshield.report import Invocation, OutputFormat, json_report, render, sarif, text
+from modelshield.report import (
+    Invocation,
+    OutputFormat,
+    html,
+    json_report,
+    junit,
+    render,
+    sarif,
+    text,
+)
 from tests.report.conftest import RULES
 
 
@@ -22,11 +31,15 @@ def test_every_format_choice_renders_with_its_reporter(
     elif fmt is OutputFormat.JSON:
         assert json.loads(out)["schema_version"] == json_report.SCHEMA_VERSION
         assert out == json_report.render(report, policy=policy)
-    else:
+    elif fmt is OutputFormat.SARIF:
         assert json.loads(out)["version"] == "2.1.0"
         assert out == sarif.render(report, policy=policy, rules=RULES)
+    elif fmt is OutputFormat.JUNIT:
+        assert out == junit.render(report, policy=policy)
+    else:
+        assert out == html.render(report, policy=policy, invocation=Invocation())
 
 
 def test_format_values_are_the_command_line_words() -> None:
-    assert [f.value for f in OutputFormat] == ["text", "json", "sarif"]
+    assert [f.value for f in OutputFormat] == ["text", "json", "sarif", "junit", "html"]
     assert OutputFormat("sarif") is OutputFormat.SARIF

@@ -14,6 +14,8 @@ from typing import Literal
 from msgspec import Struct, field
 from msgspec.structs import replace
 
+from modelshield.core.measurements import Assessment
+
 
 class Severity(enum.IntEnum):
     """Ordered severity of a finding. Compare with ``<``/``>=``."""
@@ -243,6 +245,8 @@ class Report(Struct, frozen=True):
     """How many findings the policy ignored."""
     repositories: tuple[Repository, ...] = ()
     """Scanned directories seen as a whole (one per directory named as an input)."""
+    assessment: Assessment | None = None
+    """``assess``: what was measured and on what (None for every other command)."""
 
     @property
     def findings(self) -> tuple[Finding, ...]:

@@ -29,6 +29,9 @@ Example::
     [limits]
     max_nested_depth = 4
 
+    [assess]                        # the assessment (see AssessSettings)
+    min_metric = {accuracy = 0.8}
+
     [audit]                         # the dependency audit (see AuditSettings)
     python_version = "3.11"         # evaluate markers for this target (default: audit all)
     platform = "linux"
@@ -51,6 +54,7 @@ from typing import Any
 from msgspec import Struct, field
 from msgspec.structs import replace
 
+from modelshield.core.assess_settings import AssessSettings
 from modelshield.core.errors import ConfigError
 from modelshield.core.findings import FileResult, Finding, Gap, Location, Report, Severity
 from modelshield.core.limits import Limits
@@ -167,6 +171,8 @@ class Policy(Struct, frozen=True):
     """Gaps (parts not analysed) accepted for a rule, everywhere or for some paths."""
     audit: AuditSettings = field(default_factory=AuditSettings)
     """Settings of the dependency audit (the ``[audit]`` table)."""
+    assess: AssessSettings = field(default_factory=AssessSettings)
+    """Checks, thresholds and budgets of the assessment (the ``[assess]`` table)."""
 
     # ---- loading -------------------------------------------------------------------------
     @classmethod
@@ -181,6 +187,7 @@ class Policy(Struct, frozen=True):
             "limits",
             "accept_incomplete",
             "audit",
+            "assess",
         }
         unknown = sorted(set(data) - allowed)
         if unknown:
@@ -245,6 +252,9 @@ class Policy(Struct, frozen=True):
         if "audit" in data:
             table = _expect(data["audit"], dict, source, "audit")
             kwargs["audit"] = AuditSettings.from_mapping(table, source)
+        if "assess" in data:
+            table = _expect(data["assess"], dict, source, "assess")
+            kwargs["assess"] = AssessSettings.from_mapping(table, source)
         return cls(**kwargs)
 
     @classmethod

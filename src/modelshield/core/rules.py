@@ -96,14 +96,16 @@ def all_rules() -> tuple[Rule, ...]:
 
 
 def load_all_rules() -> tuple[Rule, ...]:
-    """Import every detector module so that the catalogue is complete, and return it."""
+    """Import every rules module (``<pillar>/rules.py``, where every rule is registered) so
+    that the catalogue is complete, and return it. Only those modules are imported: they need
+    the core alone, so the catalogue loads without any pillar's optional libraries (the
+    assessment's numpy and pandas)."""
     import importlib
     import pkgutil
 
     import modelshield
 
     for info in pkgutil.walk_packages(modelshield.__path__, prefix="modelshield."):
-        if info.name.rsplit(".", 1)[-1] in {"cli", "__main__"}:
-            continue
-        importlib.import_module(info.name)
+        if info.name.rsplit(".", 1)[-1] == "rules":
+            importlib.import_module(info.name)
     return all_rules()

@@ -1,4 +1,5 @@
-"""Reporters: turn a :class:`~modelshield.core.Report` into text, JSON or SARIF.
+"""Reporters: turn a :class:`~modelshield.core.Report` into text, JSON, SARIF, JUnit XML or
+HTML.
 
 Reporters are the last stage of the pipeline and only read the report: they never scan,
 filter or decide. The policy is passed in so that every format states the same verdict
@@ -41,6 +42,10 @@ class OutputFormat(enum.StrEnum):
     """The documented, versioned JSON document (``docs/json-output.md``)."""
     SARIF = "sarif"
     """SARIF 2.1.0, for code-scanning dashboards."""
+    JUNIT = "junit"
+    """JUnit XML, the test report every CI system shows."""
+    HTML = "html"
+    """A self-contained HTML page; an assessment's has plots (inline SVG)."""
 
 
 class Invocation(Struct, frozen=True):
@@ -79,4 +84,12 @@ def render(
         from modelshield.report.sarif import render as render_sarif
 
         return render_sarif(report, policy=policy, rules=rules)
+    if fmt is OutputFormat.JUNIT:
+        from modelshield.report.junit import render as render_junit
+
+        return render_junit(report, policy=policy)
+    if fmt is OutputFormat.HTML:
+        from modelshield.report.html import render as render_html
+
+        return render_html(report, policy=policy, invocation=invocation)
     assert_never(fmt)

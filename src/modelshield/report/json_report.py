@@ -25,10 +25,11 @@ from modelshield.core.findings import (
     Role,
     Severity,
 )
+from modelshield.core.measurements import Assessment
 from modelshield.core.policy import ExitCode, Policy
 from modelshield.report import jsontext
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 """Version of the document layout (not of modelshield)."""
 
 TOOL_NAME = "modelshield"
@@ -57,7 +58,7 @@ def to_dict(report: Report, *, policy: Policy) -> dict[str, Any]:
     exit_code = policy.exit_code(report)
     counts = report.count_by_severity()
     worst = report.max_severity
-    return {
+    document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "tool": TOOL_NAME,
         "version": report.version,
@@ -78,6 +79,9 @@ def to_dict(report: Report, *, policy: Policy) -> dict[str, Any]:
         "results": [_result(r) for r in report.results],
         "repositories": [_repository(r) for r in report.repositories],
     }
+    if report.assessment is not None:
+        document["assessment"] = _assessment(report.assessment)
+    return document
 
 
 def render(report: Report, *, policy: Policy) -> str:
@@ -88,6 +92,59 @@ def render(report: Report, *, policy: Policy) -> str:
     output valid UTF-8 JSON whatever they contain.
     """
     return jsontext.dumps(to_dict(report, policy=policy)) + "\n"
+
+
+def _assessment(info: Assessment) -> dict[str, Any]:
+    return {
+        "model": info.model,
+        "model_kind": info.model_kind,
+        "loader": info.loader,
+        "scanned": info.scanned,
+        "trusted": info.trusted,
+        "data": info.data,
+        "rows": info.rows,
+        "rows_total": info.rows_total,
+        "target": info.target,
+        "task": info.task,
+        "classes": list(info.classes),
+        "positive_class": info.positive_class,
+        "sensitive": list(info.sensitive),
+        "columns": [{"name": k, "kind": v} for k, v in info.columns.items()],
+        "seed": info.seed,
+        "queries": {
+            "calls": info.total_calls,
+            "rows": info.total_rows,
+            "by_check": [
+                {"check": q.check, "calls": q.calls, "rows": q.rows, "seconds": _seconds(q.seconds)}
+                for q in info.queries
+            ],
+        },
+        "checks": [{"check": c.check, "status": c.status, "detail": c.detail} for c in info.checks],
+        "measurements": [
+            {
+                "check": m.check,
+                "name": m.name,
+                "group": m.group,
+                "value": m.value,
+                "low": m.low,
+                "high": m.high,
+                "n": m.n,
+            }
+            for m in info.measurements
+        ],
+        "curves": [
+            {
+                "check": c.check,
+                "name": c.name,
+                "series": c.series,
+                "x_label": c.x_label,
+                "y_label": c.y_label,
+                "x": list(c.x),
+                "y": list(c.y),
+            }
+            for c in info.curves
+        ],
+    }
 
 
 def _result(result: FileResult) -> dict[str, Any]:

@@ -146,6 +146,11 @@ def render(
 
 def _renderables(report: Report, policy: Policy, invocation: Invocation, quiet: bool) -> list[Text]:
     out: list[Text] = [] if quiet else [_header(report, policy, invocation), Text()]
+    if report.assessment is not None:
+        from modelshield.report.assess_text import lines
+
+        out.extend(Text.assemble((text, style)) for text, style in lines(report.assessment))
+        out.append(Text())
     # A file that was not analysed fully is never listed as clean, even when the policy
     # accepts what was left out.
     flagged = [r for r in report.results if r.findings or r.errors or r.gaps or r.skipped]
@@ -320,7 +325,11 @@ def _below(path: str, root: str) -> str:
 def _summary(report: Report) -> Text:
     counts = report.count_by_severity()
     total = sum(counts.values())
-    text = Text(f"Scanned {len(report.results)} file{_s(len(report.results))}")
+    if report.assessment is not None:
+        scanned = " (scanned first)" if report.assessment.scanned else ""
+        text = Text(f"Assessed {safe(report.assessment.model)}{scanned}")
+    else:
+        text = Text(f"Scanned {len(report.results)} file{_s(len(report.results))}")
     text.append(f" in {report.duration_s:.2f} s: {total} finding{_s(total)} (")
     for i, (severity, n) in enumerate(counts.items()):
         if i:
@@ -343,6 +352,12 @@ def _verdict(report: Report, policy: Policy) -> Text:
     failing = sum(1 for f in report.findings if f.severity >= policy.fail_on)
     if code is ExitCode.FINDINGS:
         why = f"{failing} finding{_s(failing)} at or above {threshold}"
+    elif code is ExitCode.ERROR and report.assessment is not None:
+        stopped = len(report.errors) + sum(len(r.unaccepted_gaps) for r in report.results)
+        why = (
+            f"{stopped} part{_s(stopped)} of the assessment could not run (see ERROR and "
+            f"PARTIAL above); no findings at or above {threshold}"
+        )
     elif code is ExitCode.ERROR:
         files = len(report.unfinished)
         why = (
