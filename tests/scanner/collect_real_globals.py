@@ -560,6 +560,44 @@ def pandas_pickles() -> Pickles:
     return out
 
 
+def pyarrow_pickles() -> Pickles:
+    """Arrow arrays, tables and types, and pandas frames backed by Arrow (pandas >= 3 stores
+    string columns in Arrow whenever pyarrow is installed)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    values: dict[str, Any] = {
+        "strings": pa.array(["a", None]),
+        "list": pa.array([[1], [2, 3]]),
+        "struct": pa.array([{"x": 1}]),
+        "dictionary": pa.array(["a", "b", "a"]).dictionary_encode(),
+        "timestamp": pa.array([datetime.datetime(2020, 1, 1)], type=pa.timestamp("ms", tz="UTC")),
+        "decimal": pa.array([decimal.Decimal("1.5")]),
+        "map": pa.array([[("k", 1)]], type=pa.map_(pa.string(), pa.int64())),
+        "duration": pa.array([1], type=pa.duration("s")),
+        "time": pa.array([datetime.time(1, 2)], type=pa.time64("us")),
+        "large": pa.array([[1]], type=pa.large_list(pa.int64())),
+        "fixed": pa.array([[1, 2]], type=pa.list_(pa.int64(), 2)),
+        "binary": pa.array([b"ab"], type=pa.binary(2)),
+        "chunked": pa.chunked_array([[1, 2], [3]]),
+        "table": pa.table({"a": [1, 2], "b": ["x", "y"]}),
+        "batch": pa.record_batch({"a": [1]}),
+        "scalar": pa.scalar(1),
+        "buffer": pa.py_buffer(b"abc"),
+        "frame": pd.DataFrame({"s": ["a", "b"], "i": [1, 2]}),
+        "arrow dtypes": pd.DataFrame(
+            {
+                "a": pd.array([1, 2], dtype="int64[pyarrow]"),
+                "l": pd.array([[1], [2]], dtype=pd.ArrowDtype(pa.list_(pa.int64()))),
+            }
+        ),
+    }
+    out: Pickles = []
+    for key, value in values.items():
+        out += _dumps_all(f"pyarrow {key}", value)
+    return out
+
+
 def xgboost_pickles() -> Pickles:
     """XGBoost's scikit-learn wrappers and a raw Booster (when XGBoost is installed)."""
     import xgboost as xgb
@@ -637,6 +675,7 @@ BUILDERS: dict[str, Callable[[], Pickles]] = {
     "stdlib": stdlib_pickles,
     "scipy": scipy_pickles,
     "pandas": pandas_pickles,
+    "pyarrow": pyarrow_pickles,
     "xgboost": xgboost_pickles,
     "lightgbm": lightgbm_pickles,
     "catboost": catboost_pickles,

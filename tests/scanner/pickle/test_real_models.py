@@ -175,3 +175,23 @@ def test_scan_file_on_real_files_reports_nothing(tmp_path: Path) -> None:
         result = scan_file(str(path), Policy())
         assert result.findings == (), path.name
         assert result.errors == (), path.name
+
+
+def test_pandas_frames_backed_by_arrow_are_clean(tmp_path: Path) -> None:
+    """pandas >= 3 stores string columns in Arrow when pyarrow is installed, and pickles them
+    through pyarrow.lib's reconstructors: a plain DataFrame must stay clean."""
+    pd = pytest.importorskip("pandas")
+    pa = pytest.importorskip("pyarrow")
+    frame = pd.DataFrame(
+        {
+            "s": ["a", None, "c"],
+            "i": pd.array([1, 2, 3], dtype="int64[pyarrow]"),
+            "l": pd.array([[1], [2], []], dtype=pd.ArrowDtype(pa.list_(pa.int64()))),
+        }
+    )
+    for proto in (2, 4, 5):
+        path = tmp_path / f"frame{proto}.pkl"
+        path.write_bytes(pickle.dumps(frame, protocol=proto))
+        result = scan_file(str(path), Policy())
+        assert b"pyarrow.lib" in path.read_bytes()
+        assert result.findings == (), [f.evidence.get("callable") for f in result.findings]
