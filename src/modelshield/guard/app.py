@@ -548,3 +548,36 @@ def create_app(guard: Guard, tokens: Tokens | None) -> GuardApp:
             "without them (then the client is the peer address or [guard] client_header)"
         )
     return GuardApp(guard, tokens if guard.settings.auth else None)
+
+
+def bare_app(predictor: Any, names: tuple[str, ...] | list[str]) -> Any:
+    """The same model served without the guard (KServe v1, no screening, no log): the
+    baseline of ``bench/bench_guard.py`` and a stand-in upstream for the tests."""
+    decoder = msgspec.json.Decoder(dict[str, list[dict[str, Any]]])
+    columns = list(names)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["path"] != "/predict" or scope["method"] != "POST":
+            await send_json(send, 404, b'{"error":"not found"}')
+            return
+        try:
+            body = await read_body(scope, receive, 64 << 20)
+            instances = decoder.decode(body)["instances"]
+            rows = [[inst.get(n) for n in columns] for inst in instances]
+        except (BodyTooLarge, msgspec.DecodeError, KeyError):
+            await send_json(send, 400, b'{"error":"bad request"}')
+            return
+        except Disconnected:
+            return
+        out = predictor.predict(rows, None)
+        await send_json(send, 200, msgspec.json.encode({"predictions": out.labels}))
+
+    return app

@@ -57,7 +57,7 @@ MAX_CLIENTS = 100_000
 """Clients whose state (rate bucket, extraction windows) is kept; the oldest go first."""
 UNUSUAL_P = 0.05
 """An instance whose smaller OOD p-value is below this counts as unusual for extraction."""
-CALIBRATION_ROWS = 500
+CALIBRATION_ROWS = 2_000
 """Reference rows predicted at start-up to calibrate the model-dependent scores."""
 
 _BLOCK_STATUS = {"rate": 429, "schema": 422}
@@ -362,7 +362,10 @@ class Guard:
             base = np.repeat(matrix, k, axis=0)
             noisy = base + self._rng.standard_normal(base.shape) * self._noise
             noisy = np.where(self._integer, np.round(noisy), noisy)
-            return [], noisy
+            if getattr(self.predictor, "takes_matrix", False):
+                return [], noisy
+            as_rows = [[None if v != v else v for v in r] for r in noisy.tolist()]
+            return as_rows, noisy
         out: list[list[Any]] = []
         noise = self._noise.tolist()
         for r in rows:
@@ -377,24 +380,25 @@ class Guard:
         return out, None
 
     def _instability(self, out: Output, pout: Output, n: int, k: int) -> list[float]:
-        """Per row: mean total-variation distance of the probabilities (flip share without
-        them; relative change for regression)."""
+        """Per row: the share of perturbed copies whose label changes, plus the mean
+        total-variation distance of their probabilities (relative change for regression)."""
         cal = self.calibration
-        if out.proba is not None and pout.proba is not None:
-            p = np.repeat(out.proba, k, axis=0)
-            tv = 0.5 * np.abs(pout.proba - p).sum(axis=1)
-            result: list[float] = tv.reshape(n, k).mean(axis=1).tolist()
-            return result
         labels = out.labels
         plabels = pout.labels
+        scale = cal.prediction_scale if cal is not None and not cal.classification else 0.0
+        regression = scale > 0
         scores: list[float] = []
         for i in range(n):
             chunk = plabels[i * k : (i + 1) * k]
-            if cal is not None and not cal.classification:
+            if regression:
                 y = float(labels[i])
-                scores.append(sum(abs(float(v) - y) for v in chunk) / (k * cal.prediction_scale))
+                scores.append(sum(abs(float(v) - y) for v in chunk) / (k * scale))
             else:
                 scores.append(sum(v != labels[i] for v in chunk) / k)
+        if out.proba is not None and pout.proba is not None and not regression:
+            p = np.repeat(out.proba, k, axis=0)
+            tv = (0.5 * np.abs(pout.proba - p).sum(axis=1)).reshape(n, k).mean(axis=1)
+            scores = [s + float(t) for s, t in zip(scores, tv.tolist(), strict=True)]
         return scores
 
     def _client(self, client: str) -> ClientState:

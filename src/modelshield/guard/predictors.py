@@ -119,6 +119,7 @@ class FunctionPredictor:
     """A Python function ``rows (list of dicts) -> predictions``: for the middleware."""
 
     is_async = False
+    takes_matrix = False
     classes: tuple[Any, ...] | None = None
 
     def __init__(self, fn: Callable[[list[dict[str, Any]]], Sequence[Any]], names: Sequence[str]):
@@ -157,10 +158,15 @@ def read_predictions(predictions: Any, expected: int) -> Output:
     return Output(list(predictions))
 
 
+CALIBRATION_BATCH = 256
+"""Rows per request when the guard calibrates on an upstream at start-up."""
+
+
 class UpstreamPredictor:
     """An existing model server speaking KServe v1 JSON at ``url`` (httpx, pooled)."""
 
     is_async = True
+    takes_matrix = False
     classes: tuple[Any, ...] | None = None
 
     def __init__(self, url: str, names: Sequence[str], timeout: float) -> None:
@@ -218,16 +224,25 @@ class UpstreamPredictor:
             ) from e
 
     def predict(self, rows: Sequence[Sequence[Any]], matrix: Any = None) -> Output:
-        """Synchronous call (calibration at start-up)."""
+        """Synchronous call, in batches of :data:`CALIBRATION_BATCH` rows (calibration at
+        start-up)."""
         import asyncio
 
-        async def once() -> Output:
+        async def batches() -> Output:
+            labels: list[Any] = []
+            probas: list[Any] = []
             try:
-                return await self.apredict(rows, matrix)
+                for i in range(0, len(rows), CALIBRATION_BATCH):
+                    out = await self.apredict(rows[i : i + CALIBRATION_BATCH])
+                    labels.extend(out.labels)
+                    probas.append(out.proba)
             finally:
                 await self.aclose()
+            if probas and all(p is not None for p in probas):
+                return Output(labels, np.vstack(probas))
+            return Output(labels)
 
-        return asyncio.run(once())
+        return asyncio.run(batches())
 
     async def aclose(self) -> None:
         """Close the connection pool."""
