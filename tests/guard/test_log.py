@@ -240,3 +240,41 @@ def test_commit_durability_answers_after_the_commit(
 def test_rows_in_db_helper_sees_records(client: Any, data: Data) -> None:
     client.post("/predict", json={"instances": data.rows(0, 1)}, headers=ALICE)
     assert len(rows_in_db(client.guard)) == 1
+
+
+def test_a_row_the_database_refuses_is_quarantined_not_blocking(
+    make_guard: Callable[..., Any], data: Data
+) -> None:
+    from starlette.testclient import TestClient
+
+    from modelshield.guard import build_app
+
+    guard = make_guard()
+    log = guard.log
+    with TestClient(build_app(guard, str(data.tokens))) as c:
+        c.post("/predict", json={"instances": data.rows(0, 1)}, headers=ALICE)
+        assert log.flush(10)
+        # A row that breaks a constraint (the chain registered twice), in a batch with
+        # ordinary records.
+        log.add_row("guard_chains", {"chain": log.chain, "replica": "x", "started_us": 1})
+        for i in range(3):
+            c.post("/predict", json={"instances": data.rows(i, 1)}, headers=ALICE)
+        assert log.flush(10)
+        assert log.db_ok and log.quarantined_total == 1 and log.dropped_total == 0
+        c.post("/predict", json={"instances": data.rows(5, 1)}, headers=ALICE)
+    assert len(rows_in_db_after_close(guard)) == 5
+    quarantine = Path(str(log.spool_path) + ".quarantine").read_text()
+    assert "guard_chains" in quarantine
+    assert not store.verify(store.connect(log.url)).problems
+
+
+def test_a_log_started_twice_registers_its_chain_once(
+    make_guard: Callable[..., Any], data: Data
+) -> None:
+    guard = make_guard()
+    serve(guard, data, 2)
+    serve(guard, data, 2)  # the lifespan runs again (an ASGI server restarting the app)
+    assert guard.log.quarantined_total == 0 and guard.log.spooled_total == 0
+    records = rows_in_db_after_close(guard)
+    assert sorted(r["seq"] for r in records) == [1, 2, 3, 4]
+    assert not store.verify(store.connect(guard.log.url)).problems

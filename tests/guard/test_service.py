@@ -369,3 +369,15 @@ def test_every_request_is_one_record(client: Any, data: Data) -> None:
     records = rows_in_db(client.guard)
     assert [r["status"] for r in records] == statuses
     assert client.guard.log.dropped_total == 0
+
+
+def test_absurd_values_never_break_the_next_request(client: Any, data: Data) -> None:
+    """Found by fuzzing: a client's previous query of 1e308 made the next step overflow."""
+    row = data.rows(0, 1)[0]
+    huge = {k: 1.7e308 * (-1) ** i for i, k in enumerate(row)}
+    for _ in range(2):
+        r = client.post("/predict", json={"instances": [huge]}, headers=ALICE)
+        assert r.status_code == 422, r.text
+    r = client.post("/predict", json={"instances": [row]}, headers=ALICE)
+    assert r.status_code == 200, r.text
+    assert not [x for x in r.json()["reasons"] if x.startswith("check-error")]

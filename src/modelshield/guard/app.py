@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from starlette.applications import Starlette
@@ -63,18 +63,18 @@ _CSP = (
 class Label(msgspec.Struct, forbid_unknown_fields=True):
     """One label of ``POST /feedback``."""
 
-    request_id: str
+    request_id: Annotated[str, msgspec.Meta(max_length=36)]
     """The ``request_id`` the prediction was answered with."""
     label: str | int | float | bool
     """The true label (or value) of the instance."""
-    index: int = 0
-    """Which instance of that request (0: the first)."""
+    index: Annotated[float, msgspec.Meta(ge=0, le=2**31 - 1)] = 0
+    """Which instance of that request (0: the first; ``2.0`` is 2, as JSON Schema says)."""
 
 
 class Feedback(msgspec.Struct, forbid_unknown_fields=True):
     """The body of ``POST /feedback``."""
 
-    labels: list[Label]
+    labels: Annotated[list[Label], msgspec.Meta(max_length=MAX_FEEDBACK_LABELS)]
     """The labels."""
 
 
@@ -403,9 +403,9 @@ class GuardApp:
             return JSONResponse({"error": "invalid-shape", "detail": str(e)}, status_code=422)
         except msgspec.DecodeError as e:
             return JSONResponse({"error": "malformed-json", "detail": str(e)}, status_code=400)
-        if len(data.labels) > MAX_FEEDBACK_LABELS:
+        if any(not float(item.index).is_integer() for item in data.labels):
             return JSONResponse(
-                {"error": "invalid-shape", "detail": f"more than {MAX_FEEDBACK_LABELS} labels"},
+                {"error": "invalid-shape", "detail": "an index is not an integer"},
                 status_code=422,
             )
         log = self.guard.log
@@ -417,7 +417,7 @@ class GuardApp:
                     {
                         "ts_us": ts,
                         "request_id": item.request_id[:36],
-                        "idx": max(0, min(item.index, 2**31 - 1)),
+                        "idx": int(item.index),
                         "label": msgspec.json.encode(item.label).decode(),
                         "client": who,
                     },
@@ -511,6 +511,7 @@ class GuardApp:
                 "spooled_total": log.spooled_total,
                 "replayed_total": log.replayed_total,
                 "dropped_total": log.dropped_total,
+                "quarantined_total": log.quarantined_total,
             }
         return JSONResponse(data, headers={"cache-control": "no-store"})
 

@@ -347,7 +347,8 @@ class Guard:
         total = 0.0
         for x, y, s in zip(a, b, self._numeric_scale, strict=True):
             if x == x and y == y:
-                total += ((x - y) / s) ** 2
+                d = (x - y) / s
+                total += d * d  # inf, never OverflowError, for absurd values
         return math.sqrt(total)
 
     # ---- screening helpers -------------------------------------------------------------
@@ -632,7 +633,10 @@ class Guard:
                 except Exception as e:
                     failed("extraction", e)
         elif settings.extraction.enabled:
-            self._extraction(state, nums, pvals, None)
+            try:
+                self._extraction(state, nums, pvals, None)
+            except Exception as e:
+                failed("extraction", e)
         decision = "allow"
         for action in fired.values():
             if action == "block":
@@ -852,6 +856,7 @@ class Guard:
             "replayed": log.replayed_total,
             "dropped": log.dropped_total,
             "backpressure": log.backpressure_total,
+            "quarantined": log.quarantined_total,
             "pending": log.pending,
             "database_up": 1.0 if log.db_ok else 0.0,
         }

@@ -123,6 +123,7 @@ class DecisionLog:
         self._thread: threading.Thread | None = None
         self.spool_path = Path(spool or settings.spool)
         self._spooled_batches = 0
+        self._registered = False
         self._last_retry = 0.0
         self._submitted = 0
         self._done = 0
@@ -136,6 +137,9 @@ class DecisionLog:
         """Decision records lost: the database and the spool both failed."""
         self.backpressure_total = 0
         """Requests refused (503) because the queue was full."""
+        self.quarantined_total = 0
+        """Rows the database refused as data (a constraint), set aside in the quarantine
+        file beside the spool instead of blocking the log (never expected; alerted)."""
         self.db_ok = True
         """The last write to the database succeeded."""
         self.on_alert: Any = None
@@ -143,7 +147,11 @@ class DecisionLog:
 
     # ---- life cycle --------------------------------------------------------------------
     def start(self) -> None:
-        """Migrate the schema, register this chain, replay a spool left over, start writing."""
+        """Migrate the schema, register this chain, replay a spool left over, start writing.
+        Starting a log that runs is a no-op; a closed log starts again on the same chain."""
+        if self._thread is not None:
+            return
+        self._stop = False
         try:
             store.migrate(self.engine)
         except sa.exc.SQLAlchemyError as e:
@@ -154,10 +162,12 @@ class DecisionLog:
             ) from e
         if self._spool_size() > 0 and not self._replay():
             self._spooled_batches = 1
-        self.add_row(
-            "guard_chains",
-            {"chain": self.chain, "replica": self.replica, "started_us": now_us()},
-        )
+        if not self._registered:
+            self._registered = True
+            self.add_row(
+                "guard_chains",
+                {"chain": self.chain, "replica": self.replica, "started_us": now_us()},
+            )
         self._thread = threading.Thread(target=self._run, name="guard-log-writer", daemon=True)
         self._thread.start()
 
@@ -277,6 +287,12 @@ class DecisionLog:
         try:
             with self.engine.begin() as conn:
                 _insert_grouped(conn, rows)
+        except (sa.exc.IntegrityError, sa.exc.DataError):
+            try:
+                self._insert_isolating(rows)
+            except sa.exc.SQLAlchemyError:
+                self._spool(rows, decisions)
+            return
         except sa.exc.SQLAlchemyError as e:
             if self.db_ok:
                 self._alert(
@@ -343,8 +359,9 @@ class DecisionLog:
                 # A torn last line from a crash in the middle of a write: its batch was never
                 # acknowledged (the write did not return), so nothing answered is lost.
                 logger.warning("spool %s: skipping an unreadable line", self.spool_path)
+        replayed = 0
         try:
-            with self.engine.begin() as conn:
+            with self.engine.connect() as conn:
                 keys = [f"spool:{b}" for b in batches]
                 done: set[str] = set()
                 for i in range(0, len(keys), 500):
@@ -355,16 +372,23 @@ class DecisionLog:
                             )
                         ).scalars()
                     )
-                replayed = 0
-                for batch, rows in batches.items():
-                    if f"spool:{batch}" in done:
-                        continue
-                    _insert_grouped(conn, rows)
-                    conn.execute(
-                        store.guard_meta.insert().values(key=f"spool:{batch}", value="replayed")
-                    )
-                    replayed += sum(1 for t, _ in rows if t == "guard_decisions")
+            # One transaction per batch, with its marker: a batch is in the database once.
+            for batch, rows in batches.items():
+                if f"spool:{batch}" in done:
+                    continue
+                marker = {"key": f"spool:{batch}", "value": "replayed"}
+                try:
+                    with self.engine.begin() as conn:
+                        _insert_grouped(conn, rows)
+                        conn.execute(store.guard_meta.insert().values(**marker))
+                except (sa.exc.IntegrityError, sa.exc.DataError):
+                    self._insert_isolating(rows)
+                    with self.engine.begin() as conn:
+                        conn.execute(store.guard_meta.insert().values(**marker))
+                replayed += sum(1 for t, _ in rows if t == "guard_decisions")
         except sa.exc.SQLAlchemyError:
+            self.replayed_total += replayed
+            self.written_total += replayed
             return False
         with self.spool_path.open("r+b") as f:
             f.truncate(0)
@@ -378,6 +402,31 @@ class DecisionLog:
             )
         self.db_ok = True
         return True
+
+    def _insert_isolating(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        """Insert rows one by one; a row the database refuses as data goes to the quarantine
+        file (``<spool>.quarantine``), counted and alerted, so that it cannot block the log.
+        A connection error is raised to the caller (then the rows are spooled)."""
+        refused: list[tuple[str, dict[str, Any]]] = []
+        for table, row in rows:
+            try:
+                with self.engine.begin() as conn:
+                    store.insert_many(conn, _TABLES[table], [row])
+            except (sa.exc.IntegrityError, sa.exc.DataError) as e:
+                refused.append((table, row))
+                logger.error("decision log: the database refused a %s row: %s", table, e)
+            else:
+                if table == "guard_decisions":
+                    self.written_total += 1
+        if refused:
+            path = self.spool_path.with_name(self.spool_path.name + ".quarantine")
+            with path.open("ab") as f:
+                for table, row in refused:
+                    f.write(msgspec.json.encode({"t": table, "r": row}) + b"\n")
+                f.flush()
+                os.fsync(f.fileno())
+            self.quarantined_total += len(refused)
+            self._alert("log-quarantine", f"{len(refused)} row(s) refused, kept in {path}")
 
     def _alert(self, kind: str, message: str) -> None:
         logger.warning("decision log: %s", message)

@@ -45,7 +45,7 @@ class _LogCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         values = self.read()
-        for name in ("written", "spooled", "replayed", "dropped", "backpressure"):
+        for name in ("written", "spooled", "replayed", "dropped", "backpressure", "quarantined"):
             family = CounterMetricFamily(
                 f"modelshield_guard_log_{name}",
                 f"Decision records {name} (dropped stays 0 unless the database and the spool "

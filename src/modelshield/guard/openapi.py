@@ -23,6 +23,15 @@ _ERROR = {
 }
 
 
+_TIME = {
+    "type": "string",
+    "description": "A duration before now (24h, 7d) or a UTC time (2024-05-01T12:00:00Z); "
+    "the server also takes any ISO 8601 time Python reads",
+    "pattern": r"^([0-9]{1,4}[smhdw]|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
+    r"(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z)?)?$",
+}
+
+
 def _error(description: str) -> dict[str, Any]:
     return {
         "description": description,
@@ -124,7 +133,11 @@ def spec(guard: Guard) -> dict[str, Any]:
                                 "additionalProperties": False,
                                 "properties": {
                                     "request_id": {"type": "string", "maxLength": 36},
-                                    "index": {"type": "integer", "minimum": 0},
+                                    "index": {
+                                        "type": "integer",
+                                        "minimum": 0,
+                                        "maximum": 2**31 - 1,
+                                    },
                                     "label": {"type": ["string", "number", "boolean"]},
                                 },
                             },
@@ -196,8 +209,8 @@ def spec(guard: Guard) -> dict[str, Any]:
                     "summary": "The governance summary (docs/guard.md)",
                     "security": bearer,
                     "parameters": [
-                        {"name": "since", "in": "query", "schema": {"type": "string"}},
-                        {"name": "until", "in": "query", "schema": {"type": "string"}},
+                        {"name": "since", "in": "query", "schema": _TIME},
+                        {"name": "until", "in": "query", "schema": _TIME},
                     ],
                     "responses": {
                         "200": {

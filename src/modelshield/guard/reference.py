@@ -165,7 +165,10 @@ class Reference:
                     for v, m, sc in zip(num, self.mean.tolist(), self.scale.tolist(), strict=True)
                 ]
             )
-            d2 = float(z @ self._precision @ z)
+            with np.errstate(all="ignore"):
+                d2 = float(z @ self._precision @ z)
+            if d2 != d2:  # NaN from inf - inf: as far out as it gets
+                d2 = math.inf
             m = len(self._d2_sorted)
             p_multi = (1 + m - bisect_left(self._d2_sorted, d2)) / (m + 1)
         else:

@@ -35,6 +35,7 @@ BUCKETS = 60
 """Timeline buckets at most."""
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_LATEST = 4_102_444_800.0  # 2100-01-01: later times are clamped
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -45,7 +46,7 @@ def parse_time(text: str | None, now: float, *, default: float) -> float:
         return default
     m = _DURATION.match(text.strip())
     if m:
-        return now - float(m.group(1)) * _UNITS[m.group(2)]
+        return max(0.0, now - float(m.group(1)) * _UNITS[m.group(2)])
     try:
         when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
@@ -54,7 +55,7 @@ def parse_time(text: str | None, now: float, *, default: float) -> float:
         ) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
-    return when.timestamp()
+    return min(max(0.0, when.timestamp()), _LATEST)
 
 
 def iso(us: int | float) -> str:
