@@ -3,6 +3,7 @@ live data drawn from the same distribution, tokens, and a service factory."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,18 @@ def client(make_guard: Callable[..., Any], data: Data) -> Iterator[Any]:
     with TestClient(build_app(guard, str(data.tokens))) as c:
         c.guard = guard  # type: ignore[attr-defined]
         yield c
+
+
+@contextlib.contextmanager
+def engine_of(url: str) -> Iterator[Any]:
+    """An engine on the log at ``url``, disposed at the end (no connection left open)."""
+    from modelshield.guard import store
+
+    engine = store.connect(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def rows_in_db(guard: Any) -> list[dict[str, Any]]:

@@ -159,6 +159,7 @@ def _engine(url: str):  # type: ignore[no-untyped-def]
         with engine.connect() as conn:
             conn.execute(sa.select(store.guard_meta.c.value).limit(1)).all()
     except sa.exc.SQLAlchemyError as e:
+        engine.dispose()
         raise ServiceError(
             f"{store.display_url(url)} is not a readable decision log: {type(e).__name__}"
         ) from e
@@ -179,7 +180,10 @@ def _report(args: argparse.Namespace) -> int:
     now = time.time()
     since = parse_time(args.since, now, default=0.0)
     until = parse_time(args.until, now, default=now + 1)
-    data = summarize(engine, since, until, policy.guard)
+    try:
+        data = summarize(engine, since, until, policy.guard)
+    finally:
+        engine.dispose()
     if args.format == "json":
         text = msgspec.json.format(msgspec.json.encode(data)).decode() + "\n"
     elif args.format == "html":
@@ -195,7 +199,11 @@ def _verify(args: argparse.Namespace) -> int:
 
     from modelshield.guard import store
 
-    result = store.verify(_engine(args.db))
+    engine = _engine(args.db)
+    try:
+        result = store.verify(engine)
+    finally:
+        engine.dispose()
     if args.format == "json":
         doc = {
             "intact": not result.problems,

@@ -205,7 +205,7 @@ def _insert_only_sqlite(conn: sa.Connection) -> None:
 def _insert_only_postgresql(conn: sa.Connection) -> None:
     conn.exec_driver_sql(
         "CREATE OR REPLACE FUNCTION modelshield_guard_insert_only() RETURNS trigger AS $$ "
-        "BEGIN RAISE EXCEPTION '% is insert-only', TG_TABLE_NAME; END; $$ LANGUAGE plpgsql"
+        "BEGIN RAISE EXCEPTION '%% is insert-only', TG_TABLE_NAME; END; $$ LANGUAGE plpgsql"
     )
     for table in INSERT_ONLY:
         conn.exec_driver_sql(
