@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import glob
+import contextlib
 import os
 import pwd
 import shutil
@@ -17,9 +17,11 @@ from tests.guard.conftest import free_port
 
 def binaries() -> Path | None:
     """The newest ``/usr/lib/postgresql/*/bin`` with initdb and pg_ctl."""
-    for folder in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
-        if Path(folder, "initdb").exists() and Path(folder, "pg_ctl").exists():
-            return Path(folder)
+    root = Path("/usr/lib/postgresql")
+    folders = sorted(root.glob("*/bin"), reverse=True) if root.is_dir() else []
+    for folder in folders:
+        if (folder / "initdb").exists() and (folder / "pg_ctl").exists():
+            return folder
     return None
 
 
@@ -84,10 +86,8 @@ class Postgres:
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def cleanup(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             self.stop("immediate")
-        except subprocess.CalledProcessError:
-            pass
         shutil.rmtree(self.root, ignore_errors=True)
 
 

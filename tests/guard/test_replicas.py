@@ -119,8 +119,6 @@ def test_postgres_down_mid_run_spools_and_replays(pg: Postgres, data: Data, tmp_
 def test_insert_only_on_postgres(pg: Postgres, data: Data, tmp_path: Path) -> None:
     import sqlalchemy as sa
 
-    from modelshield.guard import store
-
     guard = replica(data, tmp_path, pg.url, "replica-d")
     guard.log.start()
     guard.log.close()
