@@ -30,6 +30,7 @@ import hmac
 import itertools
 import logging
 import math
+import random
 import threading
 import time
 import uuid
@@ -47,6 +48,7 @@ from modelshield.guard.log import DecisionLog, Pending, now_us
 from modelshield.guard.metrics import Metrics
 from modelshield.guard.predictors import Output, UpstreamError
 from modelshield.guard.reference import FeatureSpec, Reference, _text
+from modelshield.guard.stats import chernoff_p
 
 logger = logging.getLogger("modelshield.guard")
 
@@ -58,6 +60,9 @@ MAX_CLIENTS = 100_000
 UNUSUAL_P = 0.05
 """An instance whose smaller OOD p-value is below this counts as unusual for extraction."""
 CALIBRATION_ROWS = 2_000
+"""Reference rows predicted at start-up to calibrate the model-dependent scores."""
+NOISE_POOL = 65_536
+"""Rows of pre-drawn Gaussian noise the perturbations are taken from."""
 """Reference rows predicted at start-up to calibrate the model-dependent scores."""
 
 _BLOCK_STATUS = {"rate": 429, "schema": 422}
@@ -243,6 +248,7 @@ class Guard:
         self.calibration: Calibration | None = None
         self._rng = np.random.default_rng(seed)
         self._counts: dict[int, list[list[int]]] = {}
+        self._seen: dict[int, tuple[list[list[Any]], list[Any]]] = {}
         self._window_us = settings.window_seconds * 1_000_000
         self._names = reference.names
         self._index = reference.index
@@ -255,6 +261,11 @@ class Guard:
             integer[j] = self._features[j].kind == "integer"
         self._noise = noise
         self._integer = integer
+        self._any_integer = bool(integer.any())
+        self._numeric_index = list(reference.numeric)
+        # Standard normal draws made once, read from a random offset per request: a draw per
+        # request costs more than the rest of the adversarial check.
+        self._pool = self._rng.standard_normal((NOISE_POOL, len(self._names)))
         self._redact = frozenset(settings.redact)
         self.alerter: Any = None
         self._lock = threading.Lock()
@@ -310,13 +321,12 @@ class Guard:
             pout = self.predictor.predict(*perturbed)
             instability = sorted(self._instability(out, pout, len(rows), k))
         # Extraction base rates on reference traffic.
-        unusual = 0
+        pf, pm = ref.ood(rows, ref.numeric_matrix(rows))
+        unusual = int((np.minimum(pf, pm) < UNUSUAL_P).sum())
         steps: list[float] = []
         previous: list[float] | None = None
         for r in rows:
             num = ref.numeric_vector(r)
-            pf, pm = ref.ood_pvalues(r, num)
-            unusual += min(pf, pm) < UNUSUAL_P
             if previous is not None:
                 steps.append(self._distance(num, previous))
             previous = num
@@ -361,8 +371,15 @@ class Guard:
         """``k`` copies of each row with noise on numeric features (integers stay integers)."""
         if matrix is not None:
             base = np.repeat(matrix, k, axis=0)
-            noisy = base + self._rng.standard_normal(base.shape) * self._noise
-            noisy = np.where(self._integer, np.round(noisy), noisy)
+            m = len(base)
+            if m <= NOISE_POOL:
+                start = random.randrange(NOISE_POOL - m + 1)
+                draws = self._pool[start : start + m]
+            else:
+                draws = self._rng.standard_normal(base.shape)
+            noisy = base + draws * self._noise
+            if self._any_integer:
+                noisy = np.where(self._integer, np.round(noisy), noisy)
             if getattr(self.predictor, "takes_matrix", False):
                 return [], noisy
             as_rows = [[None if v != v else v for v in r] for r in noisy.tolist()]
@@ -384,6 +401,17 @@ class Guard:
         """Per row: the share of perturbed copies whose label changes, plus the mean
         total-variation distance of their probabilities (relative change for regression)."""
         cal = self.calibration
+        if (
+            out.proba is not None
+            and pout.proba is not None
+            and (cal is None or cal.classification)
+            and out.proba.shape[1] >= 1
+        ):
+            p = np.repeat(out.proba, k, axis=0)
+            flips = (np.argmax(pout.proba, axis=1) != np.argmax(p, axis=1)).reshape(n, k)
+            tv = (0.5 * np.abs(pout.proba - p).sum(axis=1)).reshape(n, k)
+            result: list[float] = ((flips.sum(axis=1) + tv.sum(axis=1)) / k).tolist()
+            return result
         labels = out.labels
         plabels = pout.labels
         scale = cal.prediction_scale if cal is not None and not cal.classification else 0.0
@@ -396,10 +424,6 @@ class Guard:
                 scores.append(sum(abs(float(v) - y) for v in chunk) / (k * scale))
             else:
                 scores.append(sum(v != labels[i] for v in chunk) / k)
-        if out.proba is not None and pout.proba is not None and not regression:
-            p = np.repeat(out.proba, k, axis=0)
-            tv = (0.5 * np.abs(pout.proba - p).sum(axis=1)).reshape(n, k).mean(axis=1)
-            scores = [s + float(t) for s, t in zip(scores, tv.tolist(), strict=True)]
         return scores
 
     def _client(self, client: str) -> ClientState:
@@ -483,8 +507,6 @@ class Guard:
                 state.push(2, self._distance(num, state.last) < cal.step_threshold)
             state.last = num
         settings = self.settings.extraction
-        from modelshield.guard.stats import chernoff_p
-
         fired = None
         for s, name in enumerate(SIGNALS):
             n = len(state.windows[s])
@@ -562,18 +584,19 @@ class Guard:
                 matrix = self._matrix(rows)
             except (TypeError, ValueError):
                 unconvertible = True
-        nums = (
-            [r.tolist() for r in matrix[:, list(self.reference.numeric)]]
+        num = (
+            matrix[:, self._numeric_index]
             if matrix is not None
-            else [self.reference.numeric_vector(r) for r in rows]
+            else self.reference.numeric_matrix(rows)
         )
+        nums: list[list[float]] = num.tolist()
         pvals = [1.0] * len(rows)
         if settings.ood.enabled:
             try:
-                pairs = [self.reference.ood_pvalues(r, n) for r, n in zip(rows, nums, strict=True)]
-                pvals = [min(a, b) for a, b in pairs]
-                scores["ood_p_feature"] = min(a for a, _ in pairs)
-                scores["ood_p_multivariate"] = min(b for _, b in pairs)
+                p_feature, p_multi = self.reference.ood(rows, num)
+                pvals = np.minimum(p_feature, p_multi).tolist()
+                scores["ood_p_feature"] = float(p_feature.min())
+                scores["ood_p_multivariate"] = float(p_multi.min())
                 if min(pvals) < settings.ood.alpha:
                     fire("ood", "ood")
             except Exception as e:
@@ -714,30 +737,63 @@ class Guard:
         return main, rest
 
     def _count(self, rows: list[list[Any]], prediction: Sequence[Any]) -> None:
-        """Add the served instances and predictions to the current window's histograms."""
+        """Keep the served instances and predictions for the current window's histograms
+        (binned later, off the request path, by :meth:`take_counts`)."""
         window = now_us() // self._window_us * self._window_us
+        seen = self._seen.get(window)
+        if seen is None:
+            seen = self._seen[window] = ([], [])
+        seen[0].extend(rows)
+        seen[1].extend(prediction)
+
+    def _bin(self, window: int, rows: list[list[Any]], predictions: list[Any]) -> None:
         counts = self._counts.get(window)
         features = self._features
+        spec = self.calibration.prediction if self.calibration else None
         if counts is None:
-            spec = self.calibration.prediction if self.calibration else None
             counts = self._counts[window] = [[0] * len(f.counts) for f in features] + (
                 [[0] * len(spec.counts)] if spec is not None else []
             )
-        for r in rows:
-            for j, f in enumerate(features):
-                counts[j][f.bin(r[j])] += 1
-        if self.calibration is not None:
-            spec = self.calibration.prediction
+        matrix = None
+        if self.reference.all_numeric:
+            try:
+                matrix = np.array(rows, dtype=float).reshape(len(rows), len(features))
+            except (TypeError, ValueError):
+                matrix = None
+        for j, f in enumerate(features):
+            column = counts[j]
+            if f.numeric:
+                values = (
+                    matrix[:, j]
+                    if matrix is not None
+                    else np.array(
+                        [v if isinstance(v, int | float) else np.nan for v in (r[j] for r in rows)],
+                        dtype=float,
+                    )
+                )
+                finite = np.isfinite(values)
+                bins = np.searchsorted(np.asarray(f.edges), values[finite], side="right")
+                for b, c in enumerate(np.bincount(bins, minlength=len(f.edges) + 1).tolist()):
+                    column[b] += c
+                column[-1] += int((~finite).sum())
+            else:
+                for r in rows:
+                    column[f.bin(r[j])] += 1
+        if spec is not None:
             last = counts[-1]
-            for p in prediction:
+            for p in predictions:
                 last[spec.bin(p)] += 1
 
     def take_counts(self) -> list[dict[str, Any]]:
         """The histogram counts gathered since the last call, as rows for the log."""
+        seen, self._seen = self._seen, {}
+        for window, (instances, predictions) in seen.items():
+            if instances:
+                self._bin(window, instances, predictions)
         counts, self._counts = self._counts, {}
         names = [*self._names, "prediction"]
         replica = self.log.replica if self.log is not None else ""
-        rows = []
+        rows: list[dict[str, Any]] = []
         for window, per_feature in counts.items():
             for name, bins in zip(names, per_feature, strict=False):
                 for b, c in enumerate(bins):
@@ -773,14 +829,11 @@ class Guard:
         return answer
 
     def _features_for_log(self, rows: list[list[Any]] | None) -> Any:
+        """The rows as the log stores them (the writer makes the dicts: off the request
+        path)."""
         if rows is None or not self.settings.log_features:
             return None
-        redact = self._redact
-        names = self._names
-        return [
-            {n: ("[redacted]" if n in redact else v) for n, v in zip(names, r, strict=True)}
-            for r in rows
-        ]
+        return FeatureRows(self._names, self._redact, rows)
 
     def _submit(
         self,
@@ -860,6 +913,27 @@ class Guard:
             "pending": log.pending,
             "database_up": 1.0 if log.db_ok else 0.0,
         }
+
+
+class FeatureRows:
+    """Instances waiting for the writer, which turns them into ``{feature: value}`` dicts
+    (redacted features as ``"[redacted]"``)."""
+
+    __slots__ = ("names", "redact", "rows")
+
+    def __init__(self, names: Sequence[str], redact: frozenset[str], rows: list[list[Any]]):
+        """Keep references only."""
+        self.names = names
+        self.redact = redact
+        self.rows = rows
+
+    def dicts(self) -> list[dict[str, Any]]:
+        """The rows as dicts."""
+        names, redact = self.names, self.redact
+        return [
+            {n: ("[redacted]" if n in redact else v) for n, v in zip(names, r, strict=True)}
+            for r in self.rows
+        ]
 
 
 def _bisect_left(values: Sequence[float], x: float) -> int:

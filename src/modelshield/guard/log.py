@@ -263,7 +263,11 @@ class DecisionLog:
                 "reasons": encode(r.reasons).decode(),
                 "scores": encode(r.scores).decode(),
                 "prediction": encode(r.prediction).decode(),
-                "features": None if r.features is None else encode(r.features).decode(),
+                "features": None
+                if r.features is None
+                else encode(
+                    r.features.dicts() if hasattr(r.features, "dicts") else r.features
+                ).decode(),
                 "latency_us": r.latency_us,
                 "request_hash": hashlib.sha256(r.body).hexdigest(),
             }

@@ -21,8 +21,9 @@ Out-of-distribution score, calibrated so that reference rows get uniform p-value
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,7 @@ MAX_SAMPLE = 5_000
 """Reference rows kept for calibration (a seeded sample above it)."""
 
 Array = np.ndarray[Any, Any]
+_NORMAL = NormalDist()
 
 
 class FeatureSpec(Struct, frozen=True):
@@ -119,7 +121,13 @@ class Reference:
         self.center = np.nan_to_num(self.center)
         std = np.nanstd(x, axis=0) if x.size else np.ones(0)
         self.scale = np.where(np.isfinite(std) & (std > 0), std, 1.0)
-        self._sorted = [np.sort(x[:, j][np.isfinite(x[:, j])]).tolist() for j in range(x.shape[1])]
+        # Per feature: robust z-scores (median, IQR / 1.349; the spread when the IQR is 0).
+        if x.size:
+            q25, q75 = np.nanquantile(x, [0.25, 0.75], axis=0)
+            iqr = np.nan_to_num(q75 - q25) / 1.349
+        else:
+            iqr = np.ones(0)
+        self._rscale = np.where(iqr > 0, iqr, self.scale)
         # Multivariate: standardised, covariance shrunk towards the identity.
         self.mean = np.nan_to_num(np.nanmean(x, axis=0)) if x.size else np.zeros(0)
         z = (filled - self.mean) / self.scale
@@ -130,16 +138,16 @@ class Reference:
             self._precision = np.linalg.pinv(shrunk)
         else:
             self._precision = np.eye(d)
-        self._d2_sorted = np.sort(self._mahalanobis(z)).tolist() if len(z) else []
-        # Per-feature score of each reference row, then its distribution.
-        scores = [self._feature_score_row(x[i]) for i in range(len(x))]
-        cats = [f.name for f in self.features if not f.numeric]
-        for name, column in zip(cats, categorical, strict=True):
-            rarity = self._rarity[name]
+        self._cats = [(j, f.name) for j, f in enumerate(self.features) if not f.numeric]
+        ref_rows = [[None] * len(self.features) for _ in range(len(x))]
+        for (j, _name), column in zip(self._cats, categorical, strict=True):
             for i, v in enumerate(column):
-                if v is not None and not (isinstance(v, float) and v != v):
-                    scores[i] = min(scores[i], rarity.get(_text(v), 0.0))
-        self._s_sorted = sorted(scores)
+                ref_rows[i][j] = None if isinstance(v, float) and v != v else v
+        self._u_sorted = np.zeros(0)
+        self._d2_sorted = np.zeros(0)
+        u, d2 = self._scores(ref_rows, x)
+        self._u_sorted = np.sort(u)
+        self._d2_sorted = np.sort(d2) if d else np.zeros(0)
 
     # ---- per instance ------------------------------------------------------------------
     def numeric_vector(self, values: Sequence[Any]) -> list[float]:
@@ -153,67 +161,52 @@ class Reference:
                 out.append(math.nan)
         return out
 
-    def ood_pvalues(self, values: Sequence[Any], num: Sequence[float]) -> tuple[float, float]:
-        """Calibrated p-values of an instance: per feature and multivariate."""
-        s = self._feature_score(values, num)
-        n = len(self._s_sorted)
-        p_feature = (1 + bisect_right(self._s_sorted, s)) / (n + 1) if n else 1.0
-        if self.numeric and self._d2_sorted:
-            z = np.array(
-                [
-                    (v - m) / sc if v == v else 0.0
-                    for v, m, sc in zip(num, self.mean.tolist(), self.scale.tolist(), strict=True)
-                ]
-            )
-            with np.errstate(all="ignore"):
-                d2 = float(z @ self._precision @ z)
-            if d2 != d2:  # NaN from inf - inf: as far out as it gets
-                d2 = math.inf
-            m = len(self._d2_sorted)
-            p_multi = (1 + m - bisect_left(self._d2_sorted, d2)) / (m + 1)
+    def _scores(self, rows: Sequence[Sequence[Any]], num: Array) -> tuple[Array, Array]:
+        """Per instance: the largest per-feature z-score (a category's rarity read as the z
+        of the same two-sided tail share; an unseen one is infinitely far) and the squared
+        Mahalanobis distance of the numeric features (missing values at the mean)."""
+        n = len(rows)
+        with np.errstate(all="ignore"):
+            if num.shape[1]:
+                z = np.abs((num - self.center) / self._rscale)
+                u = np.where(np.isnan(z), 0.0, z).max(axis=1)
+                zm = np.where(np.isnan(num), 0.0, (num - self.mean) / self.scale)
+                d2 = np.einsum("ij,jk,ik->i", zm, self._precision, zm)
+                d2 = np.where(np.isnan(d2), np.inf, d2)
+            else:
+                u = np.zeros(n)
+                d2 = np.zeros(n)
+        for j, name in self._cats:
+            rarity = self._rarity[name]
+            for i, r in enumerate(rows):
+                v = r[j]
+                if v is not None:
+                    share = rarity.get(_text(v), 0.0)
+                    zc = math.inf if share <= 0 else _NORMAL.inv_cdf(1 - min(share, 1.0) / 2)
+                    if zc > u[i]:
+                        u[i] = zc
+        return u, d2
+
+    def ood(self, rows: Sequence[Sequence[Any]], num: Array) -> tuple[Array, Array]:
+        """Calibrated p-values of instances (``num``: their numeric features, n x d, NaN
+        missing): per feature and multivariate, each the share of reference rows at least as
+        unusual (with the usual +1 of a conformal p-value)."""
+        u, d2 = self._scores(rows, num)
+        n = len(self._u_sorted)
+        p_feature = (1 + n - np.searchsorted(self._u_sorted, u, side="left")) / (n + 1)
+        m = len(self._d2_sorted)
+        if m:
+            p_multi = (1 + m - np.searchsorted(self._d2_sorted, d2, side="left")) / (m + 1)
         else:
-            p_multi = 1.0
-        return min(p_feature, 1.0), min(p_multi, 1.0)
+            p_multi = np.ones(len(rows))
+        return p_feature, p_multi
 
-    def _feature_score(self, values: Sequence[Any], num: Sequence[float]) -> float:
-        smallest = 1.0
-        for k in range(len(self.numeric)):
-            v = num[k]
-            if v != v:
-                continue
-            sample = self._sorted[k]
-            n = len(sample)
-            if not n:
-                continue
-            below = bisect_left(sample, v) / n
-            above = (n - bisect_right(sample, v)) / n
-            p = 2.0 * min(below + (1 - below - above) / 2, above + (1 - below - above) / 2)
-            smallest = min(smallest, p)
-        for j, f in enumerate(self.features):
-            if not f.numeric:
-                v = values[j]
-                if v is None:
-                    continue
-                smallest = min(smallest, self._rarity[f.name].get(_text(v), 0.0))
-        return smallest
-
-    def _feature_score_row(self, row: Array) -> float:
-        smallest = 1.0
-        for k in range(len(self.numeric)):
-            v = float(row[k])
-            if v != v:
-                continue
-            sample = self._sorted[k]
-            n = len(sample)
-            below = bisect_left(sample, v) / n
-            above = (n - bisect_right(sample, v)) / n
-            p = 2.0 * min(below + (1 - below - above) / 2, above + (1 - below - above) / 2)
-            smallest = min(smallest, p)
-        return smallest
-
-    def _mahalanobis(self, z: Array) -> Array:
-        out: Array = np.einsum("ij,jk,ik->i", z, self._precision, z)
-        return out
+    def numeric_matrix(self, rows: Sequence[Sequence[Any]]) -> Array:
+        """The numeric features of instances as an n x d float matrix (NaN: missing or not a
+        number)."""
+        return np.array([self.numeric_vector(r) for r in rows], dtype=float).reshape(
+            len(rows), len(self.numeric)
+        )
 
     def drift_spec(self) -> dict[str, Any]:
         """What the report needs to compute drift without the reference file: every feature's
