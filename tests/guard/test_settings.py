@@ -55,3 +55,24 @@ def test_a_full_table() -> None:
 def test_bad_values_are_errors(table: dict[str, object], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         Policy.from_mapping({"guard": table})
+
+
+def test_docs_name_every_key_with_its_default() -> None:
+    from pathlib import Path
+
+    from modelshield.core import guard_settings as gs
+
+    doc = (Path(__file__).parents[2] / "docs" / "guard.md").read_text()
+    subs = {
+        "schema": gs.SchemaCheck,
+        "ood": gs.OodCheck,
+        "adversarial": gs.AdversarialCheck,
+        "rate": gs.RateCheck,
+        "extraction": gs.ExtractionCheck,
+    }
+    for key in gs.GuardSettings.__struct_fields__:
+        if key not in subs:
+            assert f"| `{key}` |" in doc, key
+    for name, kind in subs.items():
+        for key in kind.__struct_fields__:
+            assert f"| `{name}.{key}` |" in doc, f"{name}.{key}"

@@ -35,6 +35,8 @@ DEFAULT_DB = "modelshield-guard.db"
 
 
 def _require_extra() -> None:
+    import importlib.util
+
     from modelshield.core.errors import MissingExtraError
 
     for module, package in (
@@ -44,10 +46,8 @@ def _require_extra() -> None:
         ("numpy", "numpy"),
         ("pandas", "pandas"),
     ):
-        try:
-            __import__(module)
-        except ImportError as e:
-            raise MissingExtraError("modelshield guard", "guard", package) from e
+        if importlib.util.find_spec(module) is None:
+            raise MissingExtraError("modelshield guard", "guard", package)
 
 
 def build_guard(
