@@ -61,7 +61,7 @@ UNUSUAL_P = 0.05
 """An instance whose smaller OOD p-value is below this counts as unusual for extraction."""
 CALIBRATION_ROWS = 2_000
 """Reference rows predicted at start-up to calibrate the model-dependent scores."""
-NOISE_POOL = 65_536
+NOISE_POOL = 8_192
 """Rows of pre-drawn Gaussian noise the perturbations are taken from."""
 """Reference rows predicted at start-up to calibrate the model-dependent scores."""
 
