@@ -127,7 +127,14 @@ def violations(
 
 
 M = PACKAGE
-PILLARS = (f"{M}.scanner", f"{M}.audit", f"{M}.integrity", f"{M}.bom", f"{M}.assess")
+PILLARS = (
+    f"{M}.scanner",
+    f"{M}.audit",
+    f"{M}.integrity",
+    f"{M}.bom",
+    f"{M}.assess",
+    f"{M}.guard",
+)
 
 # (importing modules, modules they must never import, why): the layers of ARCHITECTURE.md.
 LAYERS: list[tuple[str, tuple[str, ...], str]] = [
@@ -142,6 +149,12 @@ LAYERS: list[tuple[str, tuple[str, ...], str]] = [
     ),
     (f"{M}.loaders", (f"{M}.assess", f"{M}.audit"), "loaders serve the pillars above them"),
     (f"{M}.report", PILLARS, "reporters read a Report; they never scan"),
+    (
+        f"{M}.guard",
+        (f"{M}.audit", f"{M}.integrity", f"{M}.bom", f"{M}.report"),
+        "the guard builds on core, the loaders and the assessment's model adapters",
+    ),
+    (f"{M}.assess", (f"{M}.guard",), "the assessment never imports the guard"),
     (f"{M}.docs", (*PILLARS, f"{M}.report"), "docs reads the rule catalogue only"),
 ]
 

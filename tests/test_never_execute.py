@@ -66,6 +66,8 @@ LOADING_PACKAGES: dict[str, str] = {
     "find_class (modelshield.load and the framework drop-ins)",
     "assess": "runs a model on the user's data: numpy and pandas for the checks, the model's "
     "own library for native formats after a scan; pickled models only through the loaders",
+    "guard": "serves a model: numpy and pandas for the screening; the model is opened only "
+    "through the assessment's open_model (scanned first, pickles through the loaders)",
 }
 
 
@@ -150,9 +152,17 @@ def test_a_structure_reader_may_import_its_library_only() -> None:
     assert list(problems(ast.parse(source), True, reader="h5py")) == ["line 2: import pickle"]
 
 
+#: Loading packages that open models only through another one's scanning entry point.
+DELEGATES: dict[str, tuple[str, str]] = {"guard": ("assess", "open_model")}
+
+
 def test_the_loading_packages_scan_before_they_load() -> None:
     for package in LOADING_PACKAGES:
         text = "\n".join(p.read_text(encoding="utf-8") for p in (SRC / package).rglob("*.py"))
+        if package in DELEGATES:
+            other, entry = DELEGATES[package]
+            assert f"modelshield.{other}" in text and entry in text, package
+            continue
         assert "modelshield.scanner" in text, package
 
 

@@ -9,6 +9,7 @@ critical severity. Timings are generous upper bounds, not benchmarks (``bench/``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -53,8 +54,14 @@ class Outcome(Struct):
 
 #: ``python -m modelshield`` under an address-space cap (set in the child itself: a
 #: ``preexec_fn`` is unsafe while other threads run).
+#: The child writes its own peak RSS (``VmHWM``) at exit: the ``wait4`` figure of a child
+#: forked from a large test process counts the parent's pages from before the ``exec``, so it
+#: measures the test run rather than the scan once pytest itself passes 1 GiB.
 _CHILD = (
-    "import resource, runpy, sys; "
+    "import atexit, os, resource, runpy, sys; "
+    "peak = os.environ.get('MODELSHIELD_TEST_PEAK_FILE'); "
+    "atexit.register(lambda: peak and open(peak, 'w').write(next(line for line in "
+    "open('/proc/self/status') if line.startswith('VmHWM')))); "
     f"resource.setrlimit(resource.RLIMIT_AS, ({_SAFETY_AS}, {_SAFETY_AS})); "
     "sys.argv[0] = 'modelshield'; "
     "runpy.run_module('modelshield', run_name='__main__', alter_sys=True)"
@@ -63,13 +70,21 @@ _CHILD = (
 
 def _scan(path: Path, policy: Path) -> Outcome:
     report = path.with_suffix(".json")
+    peak = path.with_suffix(".peak")
     cmd = [sys.executable, "-c", _CHILD, "scan", "-f", "json", "--policy", str(policy)]
-    run = measure([*cmd, "-o", str(report), str(path)], timeout=_KILL_AFTER)
+    run = measure(
+        [*cmd, "-o", str(report), str(path)],
+        timeout=_KILL_AFTER,
+        extra_env={"MODELSHIELD_TEST_PEAK_FILE": str(peak)},
+    )
+    max_rss = int(run.peak_mb * 2**20)  # killed before exit: the wait4 figure, an upper bound
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        max_rss = int(peak.read_text().split()[1]) * 1024  # "VmHWM:  123456 kB"
     try:
         document = json.loads(report.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         document = None
-    return Outcome(run.code, run.wall_s, int(run.peak_mb * 2**20), document)
+    return Outcome(run.code, run.wall_s, max_rss, document)
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,9 @@ Example::
     [assess]                        # the assessment (see AssessSettings)
     min_metric = {accuracy = 0.8}
 
+    [guard]                         # the runtime guard (see GuardSettings)
+    durability = "commit"
+
     [audit]                         # the dependency audit (see AuditSettings)
     python_version = "3.11"         # evaluate markers for this target (default: audit all)
     platform = "linux"
@@ -57,6 +60,7 @@ from msgspec.structs import replace
 from modelshield.core.assess_settings import AssessSettings
 from modelshield.core.errors import ConfigError
 from modelshield.core.findings import FileResult, Finding, Gap, Location, Report, Severity
+from modelshield.core.guard_settings import GuardSettings
 from modelshield.core.limits import Limits
 
 
@@ -173,6 +177,8 @@ class Policy(Struct, frozen=True):
     """Settings of the dependency audit (the ``[audit]`` table)."""
     assess: AssessSettings = field(default_factory=AssessSettings)
     """Checks, thresholds and budgets of the assessment (the ``[assess]`` table)."""
+    guard: GuardSettings = field(default_factory=GuardSettings)
+    """Screening, logging and monitoring of the runtime guard (the ``[guard]`` table)."""
 
     # ---- loading -------------------------------------------------------------------------
     @classmethod
@@ -188,6 +194,7 @@ class Policy(Struct, frozen=True):
             "accept_incomplete",
             "audit",
             "assess",
+            "guard",
         }
         unknown = sorted(set(data) - allowed)
         if unknown:
@@ -255,6 +262,9 @@ class Policy(Struct, frozen=True):
         if "assess" in data:
             table = _expect(data["assess"], dict, source, "assess")
             kwargs["assess"] = AssessSettings.from_mapping(table, source)
+        if "guard" in data:
+            table = _expect(data["guard"], dict, source, "guard")
+            kwargs["guard"] = GuardSettings.from_mapping(table, source)
         return cls(**kwargs)
 
     @classmethod

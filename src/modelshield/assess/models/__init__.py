@@ -47,9 +47,15 @@ class OpenedModel(Struct, frozen=True):
 
 
 def open_model(
-    spec: str, policy: Policy, *, trust: bool = False, timeout: float = 30.0
+    spec: str,
+    policy: Policy,
+    *,
+    trust: bool = False,
+    timeout: float = 30.0,
+    refuse_at: Severity = REFUSE_AT,
 ) -> OpenedModel:
-    """Open the model the user named (see the module docstring)."""
+    """Open the model the user named (see the module docstring); a file whose scan reports a
+    finding at or above ``refuse_at`` is refused unless ``trust``."""
     if spec.startswith(("http://", "https://")):
         from modelshield.assess.models.http import HttpModel
 
@@ -62,21 +68,21 @@ def open_model(
         raise ModelError(
             f"{spec}: no such model file (name a file, a URL, or package.module:function)"
         )
-    return _open_file(spec, policy, trust)
+    return _open_file(spec, policy, trust, refuse_at)
 
 
-def _open_file(path: str, policy: Policy, trust: bool) -> OpenedModel:
+def _open_file(path: str, policy: Policy, trust: bool, refuse_at: Severity) -> OpenedModel:
     from modelshield.loaders import LoadRefused, load_model, loader_for, restricted_load
     from modelshield.scanner.engine import scan_file
 
-    load_policy = policy.with_fail_on(REFUSE_AT)
+    load_policy = policy.with_fail_on(refuse_at)
     scan = load_policy.apply(Report.of("scan", [scan_file(path, load_policy)]))
     result = scan.results[0]
-    worst = [f for f in scan.findings if f.severity >= REFUSE_AT]
+    worst = [f for f in scan.findings if f.severity >= refuse_at]
     unfinished = bool(scan.unfinished)
     if (worst or unfinished) and not trust:
         why = (
-            f"its scan reported {len(worst)} finding(s) at or above '{REFUSE_AT.label}' "
+            f"its scan reported {len(worst)} finding(s) at or above '{refuse_at.label}' "
             f"(worst: {worst[0].rule_id})"
             if worst
             else "its scan could not analyse it fully"

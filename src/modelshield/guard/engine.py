@@ -1,0 +1,953 @@
+"""The guard's engine: screen a request, ask for predictions, decide, record.
+
+One engine serves both shapes: the standalone service (:mod:`modelshield.guard.app`) and
+the middleware (:mod:`modelshield.guard.middleware`). Per request, in this order:
+
+1. **rate** (per client token bucket), before the body is even decoded;
+2. **decoding**: KServe v1 JSON, ``{"instances": [{feature: value}, ...]}`` (or positional
+   lists in the reference's column order). Malformed JSON is a 400; valid JSON of another
+   shape (unknown top-level keys, values that are not scalars, i.e. any nesting deeper than
+   instance values, more than ``max_instances`` instances, ``max_fields`` fields or
+   ``max_string_length`` characters) is a 422, decided by a typed decoder that never builds
+   what it refuses;
+3. **schema**: types, required fields, ranges, categories, unknown fields;
+4. **ood**: calibrated per-feature and multivariate p-values;
+5. **extraction**, for a client already showing the signals;
+6. the **model**, with ``perturbations`` randomised copies of each instance in the same call;
+7. **adversarial**: the instability of the prediction under those copies, calibrated;
+8. **extraction** signals updated with this request.
+
+A check that fires applies its ``action`` (``allow`` records it, ``flag`` serves and marks
+the decision, ``block`` refuses: 429 for the rate, 422 for the schema, 403 otherwise); a
+check that raises applies its ``on_error`` (``open``: served, the reason
+``check-error:<check>`` recorded; ``closed``: blocked, 503). Every request gets one record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import logging
+import math
+import random
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any
+
+import msgspec
+import numpy as np
+from msgspec import Meta
+
+from modelshield.core.errors import ConfigError
+from modelshield.core.guard_settings import GuardSettings
+from modelshield.guard.log import DecisionLog, Pending, now_us
+from modelshield.guard.metrics import Metrics
+from modelshield.guard.predictors import Output, UpstreamError
+from modelshield.guard.reference import FeatureSpec, Reference, _text
+from modelshield.guard.stats import chernoff_p
+
+logger = logging.getLogger("modelshield.guard")
+
+CHECKS: tuple[str, ...] = ("rate", "schema", "ood", "extraction", "adversarial")
+"""The screening checks, in the order they run."""
+
+MAX_CLIENTS = 100_000
+"""Clients whose state (rate bucket, extraction windows) is kept; the oldest go first."""
+UNUSUAL_P = 0.05
+"""An instance whose smaller OOD p-value is below this counts as unusual for extraction."""
+CALIBRATION_ROWS = 2_000
+"""Reference rows predicted at start-up to calibrate the model-dependent scores."""
+NOISE_POOL = 8_192
+"""Rows of pre-drawn Gaussian noise the perturbations are taken from."""
+"""Reference rows predicted at start-up to calibrate the model-dependent scores."""
+
+_BLOCK_STATUS = {"rate": 429, "schema": 422}
+_encode = msgspec.json.encode
+
+
+class Answer(msgspec.Struct):
+    """What to send back: status, JSON body, extra headers."""
+
+    status: int
+    """HTTP status."""
+    body: bytes
+    """The JSON body."""
+    headers: list[tuple[bytes, bytes]]
+    """Extra headers (``x-request-id``, ``retry-after``)."""
+    prediction: Any = None
+    """The predictions served (the middleware's copy of the app's answer)."""
+
+
+class Tokens:
+    """Bearer tokens per role, compared in constant time (SHA-256 digests, every token of the
+    role compared, no early exit). The name of a predict token is the client's id."""
+
+    ROLES: tuple[str, ...] = ("predict", "feedback", "read", "admin")
+    """Roles: each endpoint takes the tokens of one role only."""
+    MIN_LENGTH = 16
+    """Shortest token accepted."""
+
+    def __init__(self, table: dict[str, dict[str, str]]) -> None:
+        """``{role: {name: token}}``; a token used by two roles is an error."""
+        unknown = sorted(set(table) - set(self.ROLES))
+        if unknown:
+            raise ConfigError(f"tokens: unknown role(s) {', '.join(unknown)}")
+        self._digests: dict[str, list[tuple[str, bytes]]] = {r: [] for r in self.ROLES}
+        seen: dict[bytes, str] = {}
+        for role, names in table.items():
+            if not isinstance(names, dict):
+                raise ConfigError(f"tokens: [{role}] must be a table of name = token")
+            for name, token in names.items():
+                if not isinstance(token, str) or len(token) < self.MIN_LENGTH:
+                    raise ConfigError(
+                        f"tokens: {role}.{name} must be a string of at least "
+                        f"{self.MIN_LENGTH} characters"
+                    )
+                digest = hashlib.sha256(token.encode()).digest()
+                if digest in seen:
+                    raise ConfigError(
+                        f"tokens: {role}.{name} is also a {seen[digest]} token: give each "
+                        "role its own"
+                    )
+                seen[digest] = role
+                self._digests[role].append((str(name)[:128], digest))
+
+    @classmethod
+    def from_file(cls, path: str) -> Tokens:
+        """Read a TOML file: ``[predict] alice = "..."``, ``[read]``, ``[feedback]``,
+        ``[admin]``."""
+        import tomllib
+        from pathlib import Path
+
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"cannot read the tokens file {path}: {e}") from e
+        return cls(data)
+
+    def has(self, role: str) -> bool:
+        """Whether any token of the role exists."""
+        return bool(self._digests[role])
+
+    def check(self, role: str, authorization: bytes | None) -> str | None:
+        """The name of the token given (``Authorization: Bearer ...``), or None."""
+        if not authorization or authorization[:7].lower() != b"bearer ":
+            return None
+        digest = hashlib.sha256(authorization[7:].strip()).digest()
+        found = None
+        for name, known in self._digests[role]:
+            if hmac.compare_digest(digest, known) and found is None:
+                found = name
+        return found
+
+
+class ClientState:
+    """Per-client state: the rate bucket and the extraction windows."""
+
+    __slots__ = ("flagged", "last", "queries", "stamp", "sums", "tokens", "windows")
+
+    def __init__(self, burst: float, window: int) -> None:
+        """A full bucket, empty windows."""
+        self.tokens = burst
+        self.stamp = time.monotonic()
+        self.windows: tuple[deque[int], deque[int], deque[int]] = (
+            deque(maxlen=window),
+            deque(maxlen=window),
+            deque(maxlen=window),
+        )
+        self.sums = [0, 0, 0]
+        self.last: list[float] | None = None
+        self.flagged: str | None = None
+        self.queries = 0
+
+    def push(self, signal: int, hit: bool) -> None:
+        """One observation of an extraction signal."""
+        w = self.windows[signal]
+        if len(w) == w.maxlen:
+            self.sums[signal] -= w[0]
+        w.append(int(hit))
+        self.sums[signal] += int(hit)
+
+
+SIGNALS: tuple[str, ...] = ("sweep", "boundary", "steps")
+"""Extraction signals: unusual queries (a sweep of the input space), queries close to the
+decision boundary, and tiny steps from the client's previous query (a line search)."""
+
+
+class Calibration(msgspec.Struct):
+    """What start-up predictions on the reference taught: the prediction histogram, the
+    margins, the instability, and the base rates of the extraction signals."""
+
+    prediction: FeatureSpec
+    """The prediction's drift bins and reference counts."""
+    classification: bool
+    """The model predicts classes."""
+    margins: list[float]
+    """Sorted top-two probability margins of reference rows (classification with proba)."""
+    instability: list[float]
+    """Sorted instability scores of reference rows."""
+    prediction_scale: float
+    """Spread of reference predictions (regression instability unit)."""
+    step_threshold: float
+    """A step to the next query shorter than this (standardised) is tiny."""
+    base_rates: tuple[float, float, float]
+    """Each extraction signal's share on reference traffic."""
+
+
+def build_decoder(settings: GuardSettings) -> msgspec.json.Decoder[Any]:
+    """The typed decoder of a predict body (see the module docstring)."""
+    text = Annotated[str, Meta(max_length=settings.max_string_length)]
+    scalar = text | int | float | bool | None
+    key = Annotated[str, Meta(max_length=256)]
+    instance = (
+        Annotated[dict[key, scalar], Meta(max_length=settings.max_fields)]
+        | Annotated[list[scalar], Meta(max_length=settings.max_fields)]
+    )
+    request = msgspec.defstruct(
+        "PredictRequest",
+        [
+            (
+                "instances",
+                Annotated[
+                    list[instance],
+                    Meta(min_length=1, max_length=settings.max_instances),
+                ],
+            )
+        ],
+        forbid_unknown_fields=True,
+    )
+    return msgspec.json.Decoder(request)
+
+
+class Guard:
+    """The engine: reference, settings, predictor, decision log, metrics, client state."""
+
+    def __init__(
+        self,
+        reference: Reference,
+        settings: GuardSettings,
+        predictor: Any,
+        log: DecisionLog | None,
+        *,
+        seed: int = 0,
+    ) -> None:
+        """Assemble; call :meth:`calibrate` before serving when there is a predictor."""
+        self.reference = reference
+        self.settings = settings
+        self.predictor = predictor
+        self.log = log
+        self.metrics = Metrics([*reference.names, "prediction"])
+        if log is not None:
+            self.metrics.watch_log(self._log_values)
+        self.decoder = build_decoder(settings)
+        self.clients: dict[str, ClientState] = {}
+        self.calibration: Calibration | None = None
+        self._rng = np.random.default_rng(seed)
+        self._counts: dict[int, list[list[int]]] = {}
+        self._seen: dict[int, tuple[list[list[Any]], list[Any]]] = {}
+        self._window_us = settings.window_seconds * 1_000_000
+        self._names = reference.names
+        self._index = reference.index
+        self._features = reference.features
+        self._numeric_scale = reference.scale.tolist()
+        noise = np.zeros(len(self._names))
+        integer = np.zeros(len(self._names), dtype=bool)
+        for k, j in enumerate(reference.numeric):
+            noise[j] = settings.adversarial.noise * self._numeric_scale[k]
+            integer[j] = self._features[j].kind == "integer"
+        self._noise = noise
+        self._integer = integer
+        self._any_integer = bool(integer.any())
+        self._numeric_index = list(reference.numeric)
+        # Standard normal draws made once, read from a random offset per request: a draw per
+        # request costs more than the rest of the adversarial check.
+        self._pool = self._rng.standard_normal((NOISE_POOL, len(self._names)))
+        self._redact = frozenset(settings.redact)
+        self.alerter: Any = None
+        self._lock = threading.Lock()
+
+    # ---- calibration -------------------------------------------------------------------
+    def calibrate(self, frame: Any) -> None:
+        """Predict a sample of the reference (one call, plus one for its perturbations) and
+        learn the prediction histogram, margins, instability and base rates."""
+        ref = self.reference
+        sample = frame.head(CALIBRATION_ROWS)
+        rows = [[_py(v) for v in r] for r in sample[list(ref.names)].itertuples(index=False)]
+        if not rows:
+            raise ConfigError("the reference data has no row to calibrate on")
+        matrix = self._matrix(rows) if ref.all_numeric else None
+        out = self.predictor.predict(rows, matrix)
+        classification = (
+            self.predictor.classes is not None
+            or out.proba is not None
+            or any(isinstance(v, str | bool) for v in out.labels)
+            or (all(isinstance(v, int) for v in out.labels) and len(set(out.labels)) <= 20)
+        )
+        labels = out.labels
+        if classification:
+            levels = tuple(
+                _text(c) for c in (self.predictor.classes or sorted(set(labels), key=str))
+            )
+            counts = [0] * (len(levels) + 2)
+            spec = FeatureSpec("prediction", "categorical", False, True, levels=levels)
+            spec = msgspec.structs.replace(spec, counts=tuple(counts))
+            for v in labels:
+                counts[spec.bin(v)] += 1
+            spec = msgspec.structs.replace(spec, counts=tuple(counts))
+            scale = 1.0
+        else:
+            values = np.asarray(labels, dtype=float)
+            edges = sorted(set(np.quantile(values, np.linspace(0, 1, 11)[1:-1]).tolist()))
+            bins = np.searchsorted(np.asarray(edges), values, side="right")
+            counts = [*np.bincount(bins, minlength=len(edges) + 1).tolist(), 0]
+            spec = FeatureSpec(
+                "prediction", "numeric", False, True, edges=tuple(edges), counts=tuple(counts)
+            )
+            std = float(np.std(values))
+            scale = std if std > 0 else 1.0
+        margins: list[float] = []
+        if out.proba is not None and out.proba.shape[1] >= 2:
+            top = np.sort(out.proba, axis=1)
+            margins = sorted((top[:, -1] - top[:, -2]).tolist())
+        self.calibration = Calibration(spec, classification, margins, [], scale, 0.0, (0, 0, 0))
+        instability: list[float] = []
+        if self.settings.adversarial.enabled:
+            k = self.settings.adversarial.perturbations
+            perturbed = self._perturb(rows, matrix, k)
+            pout = self.predictor.predict(*perturbed)
+            instability = sorted(self._instability(out, pout, len(rows), k))
+        # Extraction base rates on reference traffic.
+        pf, pm = ref.ood(rows, ref.numeric_matrix(rows))
+        unusual = int((np.minimum(pf, pm) < UNUSUAL_P).sum())
+        steps: list[float] = []
+        previous: list[float] | None = None
+        for r in rows:
+            num = ref.numeric_vector(r)
+            if previous is not None:
+                steps.append(self._distance(num, previous))
+            previous = num
+        shuffled = list(rows)
+        self._rng.shuffle(shuffled)
+        pairs = [
+            self._distance(ref.numeric_vector(a), ref.numeric_vector(b))
+            for a, b in itertools.pairwise(shuffled)
+        ]
+        threshold = float(np.quantile(pairs, 0.01)) if pairs else 0.0
+        step_rate = max(
+            float(np.mean([s < threshold for s in steps])) if steps else 0.0,
+            float(np.mean([s < threshold for s in pairs])) if pairs else 0.0,
+            0.01,
+        )
+        margin_rate = 0.1 if margins else 0.0
+        self.calibration = Calibration(
+            spec,
+            classification,
+            margins,
+            instability,
+            scale,
+            threshold,
+            (max(unusual / len(rows), 0.01), margin_rate, step_rate),
+        )
+
+    def _distance(self, a: Sequence[float], b: Sequence[float]) -> float:
+        total = 0.0
+        for x, y, s in zip(a, b, self._numeric_scale, strict=True):
+            if x == x and y == y:
+                d = (x - y) / s
+                total += d * d  # inf, never OverflowError, for absurd values
+        return math.sqrt(total)
+
+    # ---- screening helpers -------------------------------------------------------------
+    def _matrix(self, rows: Sequence[Sequence[Any]]) -> Any:
+        return np.array(
+            [[math.nan if v is None else float(v) for v in r] for r in rows], dtype=float
+        )
+
+    def _perturb(self, rows: list[list[Any]], matrix: Any, k: int) -> tuple[list[Any], Any]:
+        """``k`` copies of each row with noise on numeric features (integers stay integers)."""
+        if matrix is not None:
+            base = np.repeat(matrix, k, axis=0)
+            m = len(base)
+            if m <= NOISE_POOL:
+                start = random.randrange(NOISE_POOL - m + 1)
+                draws = self._pool[start : start + m]
+            else:
+                draws = self._rng.standard_normal(base.shape)
+            noisy = base + draws * self._noise
+            if self._any_integer:
+                noisy = np.where(self._integer, np.round(noisy), noisy)
+            if getattr(self.predictor, "takes_matrix", False):
+                return [], noisy
+            as_rows = [[None if v != v else v for v in r] for r in noisy.tolist()]
+            return as_rows, noisy
+        out: list[list[Any]] = []
+        noise = self._noise.tolist()
+        for r in rows:
+            for _ in range(k):
+                copy = list(r)
+                for j in self.reference.numeric:
+                    v = copy[j]
+                    if isinstance(v, int | float) and not isinstance(v, bool):
+                        w = float(v) + float(self._rng.standard_normal()) * noise[j]
+                        copy[j] = round(w) if self._integer[j] else w
+                out.append(copy)
+        return out, None
+
+    def _instability(self, out: Output, pout: Output, n: int, k: int) -> list[float]:
+        """Per row: the share of perturbed copies whose label changes, plus the mean
+        total-variation distance of their probabilities (relative change for regression)."""
+        cal = self.calibration
+        if (
+            out.proba is not None
+            and pout.proba is not None
+            and (cal is None or cal.classification)
+            and out.proba.shape[1] >= 1
+        ):
+            p = np.repeat(out.proba, k, axis=0)
+            flips = (np.argmax(pout.proba, axis=1) != np.argmax(p, axis=1)).reshape(n, k)
+            tv = (0.5 * np.abs(pout.proba - p).sum(axis=1)).reshape(n, k)
+            result: list[float] = ((flips.sum(axis=1) + tv.sum(axis=1)) / k).tolist()
+            return result
+        labels = out.labels
+        plabels = pout.labels
+        scale = cal.prediction_scale if cal is not None and not cal.classification else 0.0
+        regression = scale > 0
+        scores: list[float] = []
+        for i in range(n):
+            chunk = plabels[i * k : (i + 1) * k]
+            if regression:
+                y = float(labels[i])
+                scores.append(sum(abs(float(v) - y) for v in chunk) / (k * scale))
+            else:
+                scores.append(sum(v != labels[i] for v in chunk) / k)
+        return scores
+
+    def _client(self, client: str) -> ClientState:
+        state = self.clients.get(client)
+        if state is None:
+            if len(self.clients) >= MAX_CLIENTS:
+                self.clients.pop(next(iter(self.clients)))
+            state = self.clients[client] = ClientState(
+                float(self.settings.rate.burst), self.settings.extraction.window
+            )
+        return state
+
+    def _rate_ok(self, state: ClientState) -> bool:
+        rate = self.settings.rate
+        now = time.monotonic()
+        state.tokens = min(float(rate.burst), state.tokens + (now - state.stamp) * rate.per_second)
+        state.stamp = now
+        if state.tokens >= 1.0:
+            state.tokens -= 1.0
+            return True
+        return False
+
+    def _read(self, instance: Any, violations: set[str], unknown: list[str]) -> list[Any]:
+        """An instance's values in reference order; schema problems go to ``violations``."""
+        names = self._names
+        if isinstance(instance, list):
+            if len(instance) != len(names):
+                violations.add("schema:arity")
+            values = list(instance[: len(names)]) + [None] * (len(names) - len(instance))
+        else:
+            values = [instance.get(n) for n in names]
+            if len(instance) > len(names) or any(k not in self._index for k in instance):
+                extra = [k for k in instance if k not in self._index]
+                if extra:
+                    unknown.extend(extra[:5])
+                    if not self.settings.schema.allow_unknown_fields:
+                        violations.add("schema:unknown-field")
+        if not self.settings.schema.enabled:
+            return values
+        for f, v in zip(self._features, values, strict=True):
+            if v is None:
+                if f.required and not f.nullable:
+                    violations.add(f"schema:missing:{f.name}")
+                continue
+            kind = f.kind
+            if kind == "numeric" or kind == "integer":
+                if isinstance(v, bool) or not isinstance(v, int | float):
+                    violations.add(f"schema:type:{f.name}")
+                    continue
+                if kind == "integer" and isinstance(v, float) and not v.is_integer():
+                    violations.add(f"schema:type:{f.name}")
+                if (f.low is not None and v < f.low) or (f.high is not None and v > f.high):
+                    violations.add(f"schema:range:{f.name}")
+            elif kind == "boolean":
+                if not isinstance(v, bool) and v not in (0, 1):
+                    violations.add(f"schema:type:{f.name}")
+            else:
+                if isinstance(v, float):
+                    violations.add(f"schema:type:{f.name}")
+                elif f.categories is not None and _text(v) not in f.categories:
+                    violations.add(f"schema:category:{f.name}")
+        return values
+
+    def _extraction(
+        self, state: ClientState, nums: list[list[float]], pvals: list[float], margins: Any
+    ) -> str | None:
+        """Update the client's windows with this request's instances; the signal that fires,
+        if any."""
+        cal = self.calibration
+        if cal is None:
+            return None
+        margin_threshold = (
+            cal.margins[max(0, int(0.1 * len(cal.margins)) - 1)] if cal.margins else None
+        )
+        for i, num in enumerate(nums):
+            state.queries += 1
+            state.push(0, pvals[i] < UNUSUAL_P)
+            if margin_threshold is not None and margins is not None:
+                state.push(1, float(margins[i]) <= margin_threshold)
+            if state.last is not None:
+                state.push(2, self._distance(num, state.last) < cal.step_threshold)
+            state.last = num
+        settings = self.settings.extraction
+        fired = None
+        for s, name in enumerate(SIGNALS):
+            n = len(state.windows[s])
+            if n < settings.min_queries:
+                continue
+            hits = state.sums[s]
+            if (
+                hits / n >= settings.min_share
+                and chernoff_p(hits, n, cal.base_rates[s]) < settings.alpha
+            ):
+                fired = name
+                break
+        if fired and state.flagged is None and self.alerter is not None:
+            self.alerter.raise_alert(
+                "extraction",
+                "client",
+                f"a client shows model-extraction signals ({fired}) after {state.queries} queries",
+                client=True,
+            )
+        state.flagged = fired
+        return fired
+
+    # ---- the request -------------------------------------------------------------------
+    async def process(
+        self,
+        body: bytes,
+        client: str,
+        started: float,
+        serve: Callable[[list[list[Any]], Any], Awaitable[Output]] | None = None,
+    ) -> Answer:
+        """Screen, predict (``serve``: the middleware's app; default: the predictor), decide
+        and record one predict request whose body began arriving at ``started``
+        (``time.perf_counter()``)."""
+        settings = self.settings
+        request_id = str(uuid.uuid4())
+        reasons: list[str] = []
+        scores: dict[str, Any] = {}
+        fired: dict[str, str] = {}
+        state = self._client(client)
+
+        def fire(check: str, reason: str) -> None:
+            fired[check] = getattr(settings, check).action
+            reasons.append(reason)
+            self.metrics.check_hits.labels(check).inc()
+
+        def failed(check: str, error: BaseException) -> None:
+            self.metrics.check_errors.labels(check).inc()
+            reasons.append(f"check-error:{check}")
+            scores[f"{check}_error"] = f"{type(error).__name__}: {error}"[:200]
+            if getattr(settings, check).on_error == "closed":
+                fired[f"error:{check}"] = "block"
+
+        if settings.rate.enabled and not self._rate_ok(state):
+            fire("rate", "rate")
+        try:
+            request = self.decoder.decode(body)
+        except msgspec.ValidationError as e:
+            return self.reject(422, "invalid-shape", client, body, started, str(e), request_id)
+        except msgspec.DecodeError as e:
+            return self.reject(400, "malformed-json", client, body, started, str(e), request_id)
+        screen_start = time.perf_counter()
+        violations: set[str] = set()
+        unknown: list[str] = []
+        rows = [self._read(inst, violations, unknown) for inst in request.instances]
+        if unknown:
+            scores["unknown_fields"] = [u[:64] for u in unknown[:5]]
+        if violations and settings.schema.enabled:
+            fired["schema"] = settings.schema.action
+            reasons.extend(sorted(violations)[:20])
+            self.metrics.check_hits.labels("schema").inc()
+        matrix = None
+        unconvertible = False
+        if self.reference.all_numeric:
+            try:
+                matrix = self._matrix(rows)
+            except (TypeError, ValueError):
+                unconvertible = True
+        num = (
+            matrix[:, self._numeric_index]
+            if matrix is not None
+            else self.reference.numeric_matrix(rows)
+        )
+        nums: list[list[float]] = num.tolist()
+        pvals = [1.0] * len(rows)
+        if settings.ood.enabled:
+            try:
+                p_feature, p_multi = self.reference.ood(rows, num)
+                pvals = np.minimum(p_feature, p_multi).tolist()
+                scores["ood_p_feature"] = float(p_feature.min())
+                scores["ood_p_multivariate"] = float(p_multi.min())
+                if min(pvals) < settings.ood.alpha:
+                    fire("ood", "ood")
+            except Exception as e:
+                failed("ood", e)
+        if settings.extraction.enabled and state.flagged is not None:
+            fire("extraction", f"extraction:{state.flagged}")
+        blocked = any(a == "block" for a in fired.values())
+        if unconvertible and not blocked:
+            return self.reject(
+                422,
+                "invalid-value",
+                client,
+                body,
+                started,
+                "a value the model cannot take: " + ", ".join(sorted(violations)[:5]),
+                request_id,
+            )
+        output: Output | None = None
+        model_seconds = 0.0
+        if not blocked:
+            t_model = time.perf_counter()
+            try:
+                output, perturbed = await self._predict(rows, matrix, serve)
+            except UpstreamError as e:
+                status = 504 if e.timeout else 502
+                reason = "upstream-timeout" if e.timeout else "upstream-error"
+                return self.reject(status, reason, client, body, started, str(e), request_id)
+            except Exception as e:
+                logger.warning("the model failed on a request: %s: %s", type(e).__name__, e)
+                return self.reject(
+                    500, "model-error", client, body, started, f"{type(e).__name__}", request_id
+                )
+            model_seconds = time.perf_counter() - t_model
+            cal = self.calibration
+            if settings.adversarial.enabled and perturbed is not None and cal is not None:
+                try:
+                    k = settings.adversarial.perturbations
+                    inst = self._instability(output, perturbed, len(rows), k)
+                    worst = max(inst)
+                    n = len(cal.instability)
+                    p = (1 + n - _bisect_left(cal.instability, worst)) / (n + 1) if n else 1.0
+                    scores["instability"] = round(worst, 6)
+                    scores["adversarial_p"] = p
+                    if p < settings.adversarial.alpha:
+                        fire("adversarial", "adversarial")
+                except Exception as e:
+                    failed("adversarial", e)
+            if settings.extraction.enabled and "extraction" not in fired:
+                try:
+                    margins = None
+                    if output.proba is not None and output.proba.shape[1] >= 2:
+                        top = np.sort(output.proba, axis=1)
+                        margins = top[:, -1] - top[:, -2]
+                    signal = self._extraction(state, nums, pvals, margins)
+                    if signal is not None:
+                        fire("extraction", f"extraction:{signal}")
+                except Exception as e:
+                    failed("extraction", e)
+        elif settings.extraction.enabled:
+            try:
+                self._extraction(state, nums, pvals, None)
+            except Exception as e:
+                failed("extraction", e)
+        decision = "allow"
+        for action in fired.values():
+            if action == "block":
+                decision = "block"
+            elif action == "flag" and decision != "block":
+                decision = "flag"
+        headers = [(b"x-request-id", request_id.encode())]
+        if decision == "block":
+            status = 403
+            for check in ("rate", "schema"):
+                if fired.get(check) == "block":
+                    status = _BLOCK_STATUS[check]
+                    break
+            if any(k.startswith("error:") for k in fired) and status == 403:
+                status = 503
+            if status == 429:
+                headers.append((b"retry-after", b"1"))
+            payload = {
+                "error": "blocked",
+                "decision": decision,
+                "reasons": reasons,
+                "request_id": request_id,
+            }
+            prediction: Any = None
+        else:
+            assert output is not None
+            prediction = output.labels
+            payload = {
+                "predictions": prediction,
+                "decision": decision,
+                "reasons": reasons,
+                "request_id": request_id,
+            }
+            self._count(rows, prediction)
+            status = 200
+        answer = Answer(status, _encode(payload), headers, prediction)
+        elapsed = time.perf_counter() - started
+        self.metrics.screening.observe(max(0.0, time.perf_counter() - screen_start - model_seconds))
+        return await self._record(
+            answer, request_id, client, decision, reasons, scores, rows, body, elapsed
+        )
+
+    async def _predict(
+        self,
+        rows: list[list[Any]],
+        matrix: Any,
+        serve: Callable[[list[list[Any]], Any], Awaitable[Output]] | None,
+    ) -> tuple[Output, Output | None]:
+        """The predictions, and those of the perturbed copies (one call when possible)."""
+        adversarial = self.settings.adversarial
+        k = adversarial.perturbations if adversarial.enabled and self.calibration else 0
+        predictor = self.predictor
+        if serve is not None:
+            output = await serve(rows, matrix)
+            if not k or predictor is None:
+                return output, None
+            prows, pmatrix = self._perturb(rows, matrix, k)
+            return output, predictor.predict(prows, pmatrix)
+        n = len(rows)
+        if k:
+            prows, pmatrix = self._perturb(rows, matrix, k)
+            all_rows = rows + prows
+            all_matrix = None if matrix is None else np.vstack([matrix, pmatrix])
+        else:
+            all_rows, all_matrix = rows, matrix
+        if predictor.is_async:
+            out = await predictor.apredict(all_rows, all_matrix)
+        else:
+            out = predictor.predict(all_rows, all_matrix)
+        if not k:
+            return out, None
+        proba = out.proba
+        main = Output(out.labels[:n], None if proba is None else proba[:n])
+        rest = Output(out.labels[n:], None if proba is None else proba[n:])
+        return main, rest
+
+    def _count(self, rows: list[list[Any]], prediction: Sequence[Any]) -> None:
+        """Keep the served instances and predictions for the current window's histograms
+        (binned later, off the request path, by :meth:`take_counts`)."""
+        window = now_us() // self._window_us * self._window_us
+        seen = self._seen.get(window)
+        if seen is None:
+            seen = self._seen[window] = ([], [])
+        seen[0].extend(rows)
+        seen[1].extend(prediction)
+
+    def _bin(self, window: int, rows: list[list[Any]], predictions: list[Any]) -> None:
+        counts = self._counts.get(window)
+        features = self._features
+        spec = self.calibration.prediction if self.calibration else None
+        if counts is None:
+            counts = self._counts[window] = [[0] * len(f.counts) for f in features] + (
+                [[0] * len(spec.counts)] if spec is not None else []
+            )
+        matrix = None
+        if self.reference.all_numeric:
+            try:
+                matrix = np.array(rows, dtype=float).reshape(len(rows), len(features))
+            except (TypeError, ValueError):
+                matrix = None
+        for j, f in enumerate(features):
+            column = counts[j]
+            if f.numeric:
+                values = (
+                    matrix[:, j]
+                    if matrix is not None
+                    else np.array(
+                        [v if isinstance(v, int | float) else np.nan for v in (r[j] for r in rows)],
+                        dtype=float,
+                    )
+                )
+                finite = np.isfinite(values)
+                bins = np.searchsorted(np.asarray(f.edges), values[finite], side="right")
+                for b, c in enumerate(np.bincount(bins, minlength=len(f.edges) + 1).tolist()):
+                    column[b] += c
+                column[-1] += int((~finite).sum())
+            else:
+                for r in rows:
+                    column[f.bin(r[j])] += 1
+        if spec is not None:
+            last = counts[-1]
+            for p in predictions:
+                last[spec.bin(p)] += 1
+
+    def take_counts(self) -> list[dict[str, Any]]:
+        """The histogram counts gathered since the last call, as rows for the log."""
+        seen, self._seen = self._seen, {}
+        for window, (instances, predictions) in seen.items():
+            if instances:
+                self._bin(window, instances, predictions)
+        counts, self._counts = self._counts, {}
+        names = [*self._names, "prediction"]
+        replica = self.log.replica if self.log is not None else ""
+        rows: list[dict[str, Any]] = []
+        for window, per_feature in counts.items():
+            for name, bins in zip(names, per_feature, strict=False):
+                for b, c in enumerate(bins):
+                    if c:
+                        rows.append(
+                            {
+                                "window_us": window,
+                                "replica": replica,
+                                "feature": name,
+                                "bin": b,
+                                "count": c,
+                            }
+                        )
+        return rows
+
+    def reject(
+        self,
+        status: int,
+        reason: str,
+        client: str,
+        body: bytes,
+        started: float,
+        detail: str = "",
+        request_id: str | None = None,
+    ) -> Answer:
+        """Refuse a request before (or instead of) a decision, and record it."""
+        request_id = request_id or str(uuid.uuid4())
+        decision = "error" if status >= 500 else "reject"
+        payload = {"error": reason, "detail": detail[:300], "request_id": request_id}
+        answer = Answer(status, _encode(payload), [(b"x-request-id", request_id.encode())])
+        elapsed = time.perf_counter() - started
+        self._submit(answer, request_id, client, decision, [reason], {}, None, body, elapsed)
+        return answer
+
+    def _features_for_log(self, rows: list[list[Any]] | None) -> Any:
+        """The rows as the log stores them (the writer makes the dicts: off the request
+        path)."""
+        if rows is None or not self.settings.log_features:
+            return None
+        return FeatureRows(self._names, self._redact, rows)
+
+    def _submit(
+        self,
+        answer: Answer,
+        request_id: str,
+        client: str,
+        decision: str,
+        reasons: list[str],
+        scores: dict[str, Any],
+        rows: list[list[Any]] | None,
+        body: bytes,
+        elapsed: float,
+        waiter: Any = None,
+    ) -> Pending | None:
+        self.metrics.count(decision, answer.status)
+        self.metrics.latency.observe(elapsed)
+        if self.log is None:
+            return None
+        record = Pending(
+            now_us(),
+            request_id,
+            client,
+            answer.status,
+            decision,
+            reasons,
+            scores,
+            answer.prediction,
+            self._features_for_log(rows),
+            int(elapsed * 1e6),
+            body,
+        )
+        record.waiter = waiter
+        if not self.log.submit(record):
+            answer.status = 503
+            answer.body = _encode(
+                {"error": "backpressure", "detail": "the decision log is full; retry later"}
+            )
+            answer.headers.append((b"retry-after", b"1"))
+            return None
+        return record
+
+    async def _record(
+        self,
+        answer: Answer,
+        request_id: str,
+        client: str,
+        decision: str,
+        reasons: list[str],
+        scores: dict[str, Any],
+        rows: list[list[Any]],
+        body: bytes,
+        elapsed: float,
+    ) -> Answer:
+        waiter = None
+        if self.settings.durability == "commit" and self.log is not None:
+            import asyncio
+
+            loop = asyncio.get_running_loop()
+            waiter = (loop, loop.create_future())
+        record = self._submit(
+            answer, request_id, client, decision, reasons, scores, rows, body, elapsed, waiter
+        )
+        if record is not None and waiter is not None:
+            await waiter[1]
+        return answer
+
+    def _log_values(self) -> dict[str, float]:
+        log = self.log
+        assert log is not None
+        return {
+            "written": log.written_total,
+            "spooled": log.spooled_total,
+            "replayed": log.replayed_total,
+            "dropped": log.dropped_total,
+            "backpressure": log.backpressure_total,
+            "quarantined": log.quarantined_total,
+            "pending": log.pending,
+            "database_up": 1.0 if log.db_ok else 0.0,
+        }
+
+
+class FeatureRows:
+    """Instances waiting for the writer, which turns them into ``{feature: value}`` dicts
+    (redacted features as ``"[redacted]"``)."""
+
+    __slots__ = ("names", "redact", "rows")
+
+    def __init__(self, names: Sequence[str], redact: frozenset[str], rows: list[list[Any]]):
+        """Keep references only."""
+        self.names = names
+        self.redact = redact
+        self.rows = rows
+
+    def dicts(self) -> list[dict[str, Any]]:
+        """The rows as dicts."""
+        names, redact = self.names, self.redact
+        return [
+            {n: ("[redacted]" if n in redact else v) for n, v in zip(names, r, strict=True)}
+            for r in self.rows
+        ]
+
+
+def _bisect_left(values: Sequence[float], x: float) -> int:
+    from bisect import bisect_left
+
+    return bisect_left(values, x)
+
+
+def _py(value: Any) -> Any:
+    """A cell of a data frame as a JSON scalar (NaN as None)."""
+    if value is None:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value

@@ -1,0 +1,381 @@
+"""The decision log's database: tables, migrations, the hash chain and its verification.
+
+SQLite (WAL, ``synchronous=NORMAL``: a killed process loses nothing committed) by default,
+PostgreSQL by URL (``postgresql+psycopg://...``), through SQLAlchemy Core. The schema is
+created and upgraded by numbered migrations (:data:`MIGRATIONS`), recorded in
+``guard_meta``; on PostgreSQL they run under an advisory lock, so replicas starting together
+migrate once.
+
+Every table but ``guard_meta`` is insert-only: a trigger refuses ``UPDATE`` and ``DELETE``
+(and, on PostgreSQL, ``TRUNCATE``). Decisions are also hash-chained: each writer process
+(one *chain*, registered in ``guard_chains``) numbers its records 1, 2, 3... and stores with
+each the SHA-256 of the previous record's hash and the record's own content, so that
+:func:`verify` finds an edited row (its hash no longer matches), a deleted one (a gap in the
+numbers, or a broken link) and rows moved between chains. Removing the *last* records of a
+chain leaves a shorter valid chain: compare the heads with the ones the service logs
+(``GET /admin/status`` and the shutdown log line) to catch that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from msgspec import Struct
+
+metadata = sa.MetaData()
+
+_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+guard_meta = sa.Table(
+    "guard_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+chains = sa.Table(
+    "guard_chains",
+    metadata,
+    sa.Column("chain", sa.String(36), primary_key=True),
+    sa.Column("replica", sa.String(200), nullable=False),
+    sa.Column("started_us", sa.BigInteger, nullable=False),
+)
+
+decisions = sa.Table(
+    "guard_decisions",
+    metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("chain", sa.String(36), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("ts_us", sa.BigInteger, nullable=False),
+    sa.Column("request_id", sa.String(36), nullable=False),
+    sa.Column("client", sa.String(200), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("decision", sa.String(16), nullable=False),
+    sa.Column("reasons", sa.Text, nullable=False),
+    sa.Column("scores", sa.Text, nullable=False),
+    sa.Column("prediction", sa.Text, nullable=False),
+    sa.Column("features", sa.Text, nullable=True),
+    sa.Column("latency_us", sa.BigInteger, nullable=False),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.UniqueConstraint("chain", "seq", name="uq_guard_decisions_chain_seq"),
+    sa.Index("ix_guard_decisions_ts", "ts_us"),
+    sa.Index("ix_guard_decisions_request", "request_id"),
+)
+
+feedback = sa.Table(
+    "guard_feedback",
+    metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("ts_us", sa.BigInteger, nullable=False),
+    sa.Column("request_id", sa.String(36), nullable=False),
+    sa.Column("idx", sa.Integer, nullable=False),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("client", sa.String(200), nullable=False),
+    sa.Index("ix_guard_feedback_request", "request_id"),
+)
+
+window_counts = sa.Table(
+    "guard_window_counts",
+    metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("window_us", sa.BigInteger, nullable=False),
+    sa.Column("replica", sa.String(200), nullable=False),
+    sa.Column("feature", sa.String(200), nullable=False),
+    sa.Column("bin", sa.Integer, nullable=False),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Index("ix_guard_window_counts_window", "window_us"),
+)
+
+alerts = sa.Table(
+    "guard_alerts",
+    metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("ts_us", sa.BigInteger, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Index("ix_guard_alerts_ts", "ts_us"),
+)
+
+references = sa.Table(
+    "guard_references",
+    metadata,
+    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("ts_us", sa.BigInteger, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+)
+
+INSERT_ONLY = (chains, decisions, feedback, window_counts, alerts, references)
+"""Tables a trigger keeps insert-only."""
+
+DECISION_FIELDS = (
+    "chain",
+    "seq",
+    "ts_us",
+    "request_id",
+    "client",
+    "status",
+    "decision",
+    "reasons",
+    "scores",
+    "prediction",
+    "features",
+    "latency_us",
+    "request_hash",
+)
+"""The fields a decision's hash covers, in order (then the previous hash)."""
+
+
+def genesis(chain: str) -> str:
+    """The ``prev_hash`` of a chain's first record."""
+    return hashlib.sha256(f"modelshield-guard-chain:{chain}".encode()).hexdigest()
+
+
+def row_hash(prev_hash: str, row: dict[str, Any]) -> str:
+    """The hash of one decision row (its :data:`DECISION_FIELDS` and the previous hash)."""
+    body = msgspec.json.encode([prev_hash, *(row[k] for k in DECISION_FIELDS)])
+    return hashlib.sha256(body).hexdigest()
+
+
+# ---- connecting and migrating ---------------------------------------------------------------
+
+
+def normalise_url(url: str) -> str:
+    """A database URL or a plain path (SQLite); ``postgresql://`` uses psycopg 3."""
+    if "://" not in url:
+        return f"sqlite:///{url}"
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def display_url(url: str) -> str:
+    """The URL without its password, for messages and reports."""
+    try:
+        return sa.engine.make_url(normalise_url(url)).render_as_string(hide_password=True)
+    except Exception:
+        return "<database>"
+
+
+def connect(url: str, *, timeout: float = 5.0) -> sa.Engine:
+    """An engine for ``url``; SQLite in WAL mode with a busy timeout."""
+    from modelshield.core.errors import ConfigError
+
+    full = normalise_url(url)
+    try:
+        if full.startswith("sqlite"):
+            engine = sa.create_engine(
+                full, connect_args={"timeout": timeout, "check_same_thread": False}
+            )
+
+            @sa.event.listens_for(engine, "connect")
+            def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+                cursor = dbapi_connection.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.close()
+
+            return engine
+        if full.startswith("postgresql"):
+            return sa.create_engine(
+                full, connect_args={"connect_timeout": max(1, int(timeout))}, pool_pre_ping=True
+            )
+        return sa.create_engine(full)
+    except (sa.exc.ArgumentError, ImportError) as e:
+        raise ConfigError(f"cannot use the database {display_url(url)}: {e}") from e
+
+
+def _insert_only_sqlite(conn: sa.Connection) -> None:
+    for table in INSERT_ONLY:
+        for op in ("UPDATE", "DELETE"):
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER IF NOT EXISTS {table.name}_no_{op.lower()} BEFORE {op} ON "
+                f"{table.name} BEGIN SELECT RAISE(ABORT, '{table.name} is insert-only'); END"
+            )
+
+
+def _insert_only_postgresql(conn: sa.Connection) -> None:
+    conn.exec_driver_sql(
+        "CREATE OR REPLACE FUNCTION modelshield_guard_insert_only() RETURNS trigger AS $$ "
+        "BEGIN RAISE EXCEPTION '%% is insert-only', TG_TABLE_NAME; END; $$ LANGUAGE plpgsql"
+    )
+    for table in INSERT_ONLY:
+        conn.exec_driver_sql(
+            f"CREATE TRIGGER {table.name}_insert_only BEFORE UPDATE OR DELETE ON {table.name} "
+            "FOR EACH ROW EXECUTE FUNCTION modelshield_guard_insert_only()"
+        )
+        conn.exec_driver_sql(
+            f"CREATE TRIGGER {table.name}_no_truncate BEFORE TRUNCATE ON {table.name} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION modelshield_guard_insert_only()"
+        )
+
+
+def _migration_1(conn: sa.Connection) -> None:
+    metadata.create_all(conn, checkfirst=True)
+    if conn.dialect.name == "postgresql":
+        _insert_only_postgresql(conn)
+    elif conn.dialect.name == "sqlite":
+        _insert_only_sqlite(conn)
+
+
+MIGRATIONS: tuple[tuple[int, str, Callable[[sa.Connection], None]], ...] = (
+    (1, "decision log, chains, feedback, window counts, alerts, references", _migration_1),
+)
+"""Schema migrations, applied in order; each runs in one transaction."""
+
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+"""The schema this version of modelshield writes."""
+
+_LOCK_KEY = 0x6D736764  # "msgd"
+
+
+def migrate(engine: sa.Engine) -> int:
+    """Bring the schema up to :data:`SCHEMA_VERSION`; return the version found before."""
+    from modelshield.core.errors import ServiceError
+
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
+        guard_meta.create(conn, checkfirst=True)
+        found = conn.execute(
+            sa.select(guard_meta.c.value).where(guard_meta.c.key == "schema_version")
+        ).scalar()
+        before = int(found) if found is not None else 0
+        if before > SCHEMA_VERSION:
+            raise ServiceError(
+                f"the decision log's schema is version {before}, newer than this modelshield "
+                f"({SCHEMA_VERSION}): upgrade modelshield"
+            )
+        for version, _what, step in MIGRATIONS:
+            if version > before:
+                step(conn)
+        if before != SCHEMA_VERSION:
+            if found is None:
+                conn.execute(
+                    guard_meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION))
+                )
+            else:
+                conn.execute(
+                    guard_meta.update()
+                    .where(guard_meta.c.key == "schema_version")
+                    .values(value=str(SCHEMA_VERSION))
+                )
+    return before
+
+
+# ---- verification -------------------------------------------------------------------------
+
+
+class ChainProblem(Struct, frozen=True):
+    """One break in a chain."""
+
+    chain: str
+    """The chain (writer process)."""
+    seq: int
+    """The record number where the break is."""
+    kind: str
+    """``edited`` (the hash does not match the content), ``missing`` (numbers skipped: rows
+    deleted), ``relinked`` (the previous-hash link does not match: rows deleted or replaced),
+    ``unregistered`` (a chain nobody started)."""
+    message: str
+    """What was found."""
+
+
+class Verification(Struct, frozen=True):
+    """The result of :func:`verify`."""
+
+    records: int
+    """Decision records checked."""
+    chains: int
+    """Chains checked."""
+    heads: dict[str, tuple[int, str]]
+    """Each chain's last record number and hash."""
+    problems: tuple[ChainProblem, ...]
+    """Every break found (empty: intact)."""
+
+
+def verify(engine: sa.Engine, *, max_problems: int = 1_000) -> Verification:
+    """Recompute every chain of the decision log; report each break."""
+    problems: list[ChainProblem] = []
+    heads: dict[str, tuple[int, str]] = {}
+    records = 0
+    with engine.connect() as conn:
+        registered = {r[0] for r in conn.execute(sa.select(chains.c.chain))}
+        columns = [decisions.c[k] for k in (*DECISION_FIELDS, "prev_hash", "hash")]
+        query = sa.select(*columns).order_by(decisions.c.chain, decisions.c.seq)
+        result = conn.execution_options(yield_per=5_000).execute(query)
+        chain: str | None = None
+        expected_seq = 1
+        prev = ""
+        for row in result.mappings():
+            records += 1
+            if row["chain"] != chain or chain is None:
+                chain = str(row["chain"])
+                expected_seq, prev = 1, genesis(chain)
+                if chain not in registered:
+                    problems.append(
+                        ChainProblem(chain, row["seq"], "unregistered", "chain never started")
+                    )
+            seq = int(row["seq"])
+            if seq != expected_seq:
+                problems.append(
+                    ChainProblem(
+                        chain,
+                        seq,
+                        "missing",
+                        f"records {expected_seq}..{seq - 1} are missing (deleted)",
+                    )
+                )
+            elif row["prev_hash"] != prev:
+                problems.append(
+                    ChainProblem(chain, seq, "relinked", "the link to the previous record is wrong")
+                )
+            if row_hash(row["prev_hash"], dict(row)) != row["hash"]:
+                problems.append(
+                    ChainProblem(chain, seq, "edited", "the content does not match its hash")
+                )
+            prev = row["hash"]
+            expected_seq = seq + 1
+            heads[chain] = (seq, row["hash"])
+            if len(problems) >= max_problems:
+                break
+    return Verification(records, len(heads), heads, tuple(problems))
+
+
+def iter_rows(engine: sa.Engine, query: sa.Select[Any]) -> Iterator[sa.RowMapping]:
+    """Rows of ``query``, streamed."""
+    with engine.connect() as conn:
+        yield from conn.execution_options(yield_per=5_000).execute(query).mappings()
+
+
+_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+_DECISION_COLUMNS = [c.name for c in decisions.columns if c.name != "id"]
+
+
+def insert_many(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    """One executemany insert (nothing when ``rows`` is empty). Decisions, the writer's hot
+    loop, go to the driver's own ``executemany`` with tuples, inside the same transaction:
+    about four times cheaper per row than SQLAlchemy's parameter processing."""
+    if not rows:
+        return
+    mark = _PLACEHOLDERS.get(conn.dialect.paramstyle)
+    if table is decisions and mark is not None:
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(_DECISION_COLUMNS)}) "
+            f"VALUES ({', '.join([mark] * len(_DECISION_COLUMNS))})"
+        )
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(sql, [tuple(r[c] for c in _DECISION_COLUMNS) for r in rows])
+        finally:
+            cursor.close()
+        return
+    conn.execute(table.insert(), list(rows))
