@@ -9,6 +9,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import settings
+
+# Property tests run the same examples on every run of the suite ("ci", the default), so that a
+# run of `make test` is reproducible; `pytest --hypothesis-profile=explore` searches further
+# with fresh random examples (run it when changing a parser).
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore", derandomize=False, max_examples=1_000)
+settings.load_profile("ci")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

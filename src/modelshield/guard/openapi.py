@@ -27,8 +27,9 @@ _TIME = {
     "type": "string",
     "description": "A duration before now (24h, 7d) or a UTC time (2024-05-01T12:00:00Z); "
     "the server also takes any ISO 8601 time Python reads",
-    "pattern": r"^([0-9]{1,4}[smhdw]|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])"
-    r"(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z)?)?$",
+    # Years 0001-9999 (there is no year 0 in ISO dates as Python reads them).
+    "pattern": r"^([0-9]{1,4}[smhdw]|([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
+    r"-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z)?)?$",
 }
 
 
