@@ -90,9 +90,8 @@ def resolve_policy(explicit: str | None, cwd: Path | None = None) -> tuple[Polic
         if table is not None:
             if not isinstance(table, dict):
                 raise ConfigError(f"{PYPROJECT}: [tool.modelshield] must be a table")
-            return Policy.from_mapping(table, source=f"{PYPROJECT} [tool.modelshield]"), (
-                f"{PYPROJECT} [tool.modelshield]"
-            )
+            shown = f"{PYPROJECT} [tool.modelshield]"
+            return Policy.from_mapping(table, source=shown, root=here, file=pyproject), shown
     return Policy(), None
 
 
