@@ -1,0 +1,74 @@
+"""The identity of a finding across runs, for baselines and code-scanning dashboards.
+
+A fingerprint must stay the same while the finding is the same thing in the same file, and
+change when it is not:
+
+* it hashes the **rule id**, the **file path relative to the project** (POSIX; the project is
+  the policy file's directory, or the directory ``modelshield ci`` runs on), the **archive
+  members** down to the finding, and the **evidence that says what was found** (the callable
+  a pickle imports, the package and version and advisory ids of a vulnerability, the template
+  expression, the configuration target);
+* it leaves out **where in the file** the finding is (evidence ``line``, ``column``,
+  ``offset``; the location's byte offset), the **wording** (title and message) and the
+  **severity** (a policy may re-rank it), and what an advisory database adds over time
+  without changing the vulnerability (``fixed_versions``, ``upgrade_to``, ``references``,
+  ``severity_source``).
+
+So moving a call down a file, re-saving a checkpoint with the same content, running from
+another directory or upgrading modelshield's wording keeps the fingerprint; a new callable, a
+new version, a renamed file or a new advisory id (an alias published later included: the
+finding then shows up once more as new, never silently accepted) gives a new one. Identical
+findings in one file (the same callable imported twice) share a fingerprint and are told
+apart by their occurrence number, in order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+
+from modelshield.core.evidence import POSITION_KEYS
+from modelshield.core.findings import Finding
+from modelshield.core.policy import relative_to_root
+
+FINGERPRINT_VERSION = "v2"
+"""Changes when the recipe does (old baselines then no longer match: fail safe)."""
+
+UNSTABLE_KEYS: frozenset[str] = POSITION_KEYS | frozenset(
+    {
+        "fixed_versions",
+        "upgrade_to",
+        "references",
+        "severity_source",
+        "age_days",
+        "newest_modified",
+        "worst_advisory_severity",
+    }
+)
+"""Evidence keys left out of the fingerprint (see the module's documentation)."""
+
+
+def fingerprint(finding: Finding, root: str | None = None) -> str:
+    """The finding's fingerprint, a hex digest; ``root`` is the project directory its path is
+    made relative to (None: the path as written, without a leading ``./``)."""
+    path = relative_to_root(finding.location.path, root)
+    parts = [FINGERPRINT_VERSION, finding.rule_id, path, *finding.location.members]
+    parts += [
+        f"{key}={finding.evidence[key]}"
+        for key in sorted(finding.evidence)
+        if key not in UNSTABLE_KEYS
+    ]
+    data = "\x00".join(parts).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(data).hexdigest()
+
+
+def with_occurrences(
+    findings: Iterable[Finding], root: str | None = None
+) -> Iterator[tuple[Finding, str, int]]:
+    """Each finding with its fingerprint and its occurrence number (1 for the first finding
+    with that fingerprint, 2 for the next...), in order."""
+    seen: dict[str, int] = {}
+    for finding in findings:
+        digest = fingerprint(finding, root)
+        seen[digest] = seen.get(digest, 0) + 1
+        yield finding, digest, seen[digest]
