@@ -255,11 +255,12 @@ def test_uris_are_relative_to_the_project_root(
     project = tmp_path / "project"
     (project / "models").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
-    assert sarif.artifact_uri("project/models/a.pkl", str(project)) == "models/a.pkl"
+    # Paths of a report relative to a project are relative to it, whatever the directory.
+    assert sarif.artifact_uri("models/a.pkl", str(project)) == "models/a.pkl"
     assert sarif.artifact_uri(str(project / "models" / "a.pkl"), str(project)) == "models/a.pkl"
-    assert sarif.artifact_uri("other/a.pkl", str(project)).startswith("file://")
-    finding = Finding("EXAMPLE-CALL-UNKNOWN", Severity.HIGH, "t", "m", Location("project/m.pkl"))
-    report = Report("scan", "1", (FileResult("project/m.pkl", "pickle", findings=(finding,)),))
+    assert sarif.artifact_uri("../other/a.pkl", str(project)) == (tmp_path / "other/a.pkl").as_uri()
+    finding = Finding("EXAMPLE-CALL-UNKNOWN", Severity.HIGH, "t", "m", Location("m.pkl"))
+    report = Report("scan", "1", (FileResult("m.pkl", "pickle", findings=(finding,)),))
     run = json.loads(sarif.render(report, policy=Policy(), root=str(project)))["runs"][0]
     assert run["originalUriBaseIds"]["%SRCROOT%"]["uri"] == project.as_uri() + "/"
     assert run["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"] == {

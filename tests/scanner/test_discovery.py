@@ -65,7 +65,7 @@ data/raw/*
 **/cache-*/
 [abc].bin
 \\#hash.txt
-trailing.txt   
+trailing.txt\x20\x20\x20
 doc/*.md
 !doc/README.md
 excluded-dir/

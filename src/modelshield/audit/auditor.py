@@ -173,6 +173,8 @@ class _InputAuditor:
         for error in inp.errors:
             self.errors.add(error)
         self.suppressed = 0
+        self.ignored: set[str] = set()
+        """The ignored ids (as the options name them) that matched an advisory."""
         self._warned: set[str] = set()
         self._matches: dict[int, VulnerabilityMatch] = {}
         # A pinned version is matched once per input, however often it is declared.
@@ -190,6 +192,7 @@ class _InputAuditor:
                 continue
             if ignore and adv.ids & ignore:
                 self.suppressed += 1
+                self.ignored |= adv.ids & ignore
                 continue
             out.append(adv)
         return out
@@ -237,6 +240,8 @@ class _InputAuditor:
         metadata = dict(self.inp.metadata)
         if self.options.target:
             metadata["target"] = self.options.target
+        if self.ignored:
+            metadata["ignored_advisories"] = ", ".join(sorted(self.ignored))
         return FileResult(
             path=self.inp.path,
             format=self.inp.kind.value,

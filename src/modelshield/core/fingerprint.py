@@ -25,11 +25,11 @@ apart by their occurrence number, in order.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Iterator
 
 from modelshield.core.evidence import POSITION_KEYS
 from modelshield.core.findings import Finding
-from modelshield.core.policy import relative_to_root
 
 FINGERPRINT_VERSION = "v2"
 """Changes when the recipe does (old baselines then no longer match: fail safe)."""
@@ -48,10 +48,28 @@ UNSTABLE_KEYS: frozenset[str] = POSITION_KEYS | frozenset(
 """Evidence keys left out of the fingerprint (see the module's documentation)."""
 
 
+def project_path(path: str, root: str | None = None) -> str:
+    """A report's path as the fingerprint names it: a relative path as written (relative to
+    the project already), an absolute one relative to ``root`` (the project; None: the
+    working directory) when it is inside it; POSIX separators, no leading ``./``."""
+    if os.path.isabs(path):  # noqa: PTH117 (a str)
+        base = root if root is not None else os.getcwd()  # noqa: PTH109
+        try:
+            rel = os.path.relpath(path, base)
+        except ValueError:  # another drive (Windows)
+            rel = os.pardir
+        if rel != os.pardir and not rel.startswith(os.pardir + os.sep):
+            path = rel
+    path = path.replace(os.sep, "/")
+    while path.startswith("./"):
+        path = path[2:]
+    return path
+
+
 def fingerprint(finding: Finding, root: str | None = None) -> str:
-    """The finding's fingerprint, a hex digest; ``root`` is the project directory its path is
-    made relative to (None: the path as written, without a leading ``./``)."""
-    path = relative_to_root(finding.location.path, root)
+    """The finding's fingerprint, a hex digest; ``root`` is the project directory absolute
+    paths are made relative to (see :func:`project_path`)."""
+    path = project_path(finding.location.path, root)
     parts = [FINGERPRINT_VERSION, finding.rule_id, path, *finding.location.members]
     parts += [
         f"{key}={finding.evidence[key]}"

@@ -173,34 +173,28 @@ def _directory_uri(root: str) -> str:
 
 
 def artifact_uri(path: str, root: str | None = None) -> str:
-    """A URI reference for a scanned path: relative to ``root`` (the project, by default the
+    """A URI reference for a report's path, relative to ``root`` (the project, by default the
     working directory) with forward slashes when the path is inside it.
 
+    A relative path is relative to ``root`` already; an absolute one is made relative to it.
     Other paths become ``file://`` URIs. Bytes that are not allowed in a URI are
     percent-encoded (file names come from the file system and may hold anything).
     """
-    # Every finding asks for its file's URI (three times): computed once per path and
-    # working directory.
-    cwd = os.getcwd()  # noqa: PTH109 (a str, cheaply)
-    return _artifact_uri(path, cwd, cwd if root is None else root)
+    # Every finding asks for its file's URI (three times): computed once per path and root.
+    return _artifact_uri(path, os.getcwd() if root is None else root)  # noqa: PTH109
 
 
 @functools.lru_cache(maxsize=4096)
-def _artifact_uri(path: str, cwd: str, root: str) -> str:
+def _artifact_uri(path: str, root: str) -> str:
     p = path
-    if not Path(p).is_absolute() and cwd == root and not p.startswith(os.pardir):
-        pass  # relative to the working directory, which is the root: as written
-    else:
-        absolute = p if Path(p).is_absolute() else os.path.join(cwd, p)  # noqa: PTH118
-        absolute = os.path.normpath(absolute)
-        rel = os.path.relpath(absolute, root)
-        if rel == os.pardir or rel.startswith(os.pardir + os.sep):
-            return Path(absolute).as_uri() if os.name == "nt" else "file://" + _quote(absolute)
-        p = rel
+    absolute = p if Path(p).is_absolute() else os.path.join(root, p)  # noqa: PTH118
+    rel = os.path.relpath(os.path.normpath(absolute), root)
+    if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+        full = os.path.normpath(absolute)
+        return Path(full).as_uri() if os.name == "nt" else "file://" + _quote(full)
+    p = rel
     if os.sep != "/":
         p = p.replace(os.sep, "/")
-    while p.startswith("./"):
-        p = p[2:]
     return _quote(p)
 
 

@@ -511,6 +511,12 @@ def _summary(report: Report) -> Text:
     if report.assessment is not None:
         scanned = " (scanned first)" if report.assessment.scanned else ""
         text = Text(f"Assessed {safe(report.assessment.model)}{scanned}")
+    elif report.tool == "ci":
+        pillars = len({r.pillar for r in report.results if r.pillar != "gate"})
+        text = Text(
+            f"Checked {len(report.results)} input{_s(len(report.results))} with "
+            f"{pillars} pillar{_s(pillars)}"
+        )
     else:
         text = Text(f"Scanned {len(report.results)} file{_s(len(report.results))}")
     text.append(f" in {report.duration_s:.2f} s: {total} finding{_s(total)} (")
