@@ -9,7 +9,8 @@ change when it is not:
   a pickle imports, the package and version and advisory ids of a vulnerability, the template
   expression, the configuration target);
 * it leaves out **where in the file** the finding is (evidence ``line``, ``column``,
-  ``offset``; the location's byte offset), the **wording** (title and message) and the
+  ``offset``, ``lines``, line numbers quoted in evidence text such as ``os.system (line 3)``;
+  the location's byte offset), the **wording** (title and message) and the
   **severity** (a policy may re-rank it), and what an advisory database adds over time
   without changing the vulnerability (``fixed_versions``, ``upgrade_to``, ``references``,
   ``severity_source``).
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Iterator
 
 from modelshield.core.evidence import POSITION_KEYS
@@ -36,6 +38,7 @@ FINGERPRINT_VERSION = "v2"
 
 UNSTABLE_KEYS: frozenset[str] = POSITION_KEYS | frozenset(
     {
+        "lines",
         "fixed_versions",
         "upgrade_to",
         "references",
@@ -46,6 +49,9 @@ UNSTABLE_KEYS: frozenset[str] = POSITION_KEYS | frozenset(
     }
 )
 """Evidence keys left out of the fingerprint (see the module's documentation)."""
+
+_LINE_NUMBERS = re.compile(r"\blines? \d+(?:, \d+)*(?:\.\.\.)?")
+"""Line numbers quoted inside evidence text (``os.system (lines 3, 9)``)."""
 
 
 def project_path(path: str, root: str | None = None) -> str:
@@ -72,7 +78,7 @@ def fingerprint(finding: Finding, root: str | None = None) -> str:
     path = project_path(finding.location.path, root)
     parts = [FINGERPRINT_VERSION, finding.rule_id, path, *finding.location.members]
     parts += [
-        f"{key}={finding.evidence[key]}"
+        f"{key}={_LINE_NUMBERS.sub('line', finding.evidence[key])}"
         for key in sorted(finding.evidence)
         if key not in UNSTABLE_KEYS
     ]
