@@ -171,7 +171,7 @@ def test_the_same_finding_repeated_is_one_line_with_a_count() -> None:
     out = text.render(report, policy=Policy(), invocation=Invocation())
     assert (
         "  MEDIUM   PICKLE-IMPORT-UNKNOWN  Pickle imports mylib:Layer  ×5\n"
-        "    at offset 10, offset 20, offset 30 and 2 more\n"
+        "    at offset 10, offset 20, offset 30 and 2 more: Review it.\n"
     ) in out
     assert out.count("PICKLE-IMPORT-UNKNOWN") == 1
     assert "1 finding" not in out and "6 findings" in out  # the count is the real one
@@ -239,7 +239,7 @@ def test_known_vulnerabilities_are_a_table() -> None:
     assert lines[head + 5].split()[:5] == ["torch", "1.13.0", "PYSEC-2024-259", "high", "none"]
     # The file block does not repeat the table; the other findings are listed with their line.
     assert "  3 known vulnerabilities: see the table above" in lines
-    assert "    at line 2" in lines
+    assert "    at line 2: Pin it." in lines
     verbose = text.render(audit_report(), policy=Policy(), invocation=Invocation(), verbose=True)
     assert verbose.count("AUDIT-VULNERABLE-DEPENDENCY") == 3
 

@@ -1,8 +1,8 @@
 """The terminal report: findings grouped by file, a summary and a PASS/FAIL verdict.
 
-By default each finding takes one or two lines: severity, rule id and title, then where it is
-below the file (member, line, offset) when that says something; the same finding repeated in
-a file is one line with a count. Known vulnerabilities of dependencies are a table (package,
+By default each finding takes two lines: severity, rule id and title, then where it is below
+the file (member, line, offset) and the first sentence of its message; the same finding
+repeated in a file is one entry with a count. Known vulnerabilities of dependencies are a table (package,
 version, advisory, severity, fixed versions, where), as pip-audit prints them. ``verbose``
 adds each finding's explanation and evidence, and lists repeated findings one by one.
 
@@ -321,11 +321,34 @@ def _compact(group: list[Finding], path: str) -> Text:
     if len(group) > 1:
         text.append(f"  ×{len(group)}", style="bold")
     places = [w for w in dict.fromkeys(_where(f.location, path, f.evidence) for f in group) if w]
+    second = ""
     if places:
-        shown = ", ".join(places[:MAX_PLACES])
+        second = "at " + ", ".join(places[:MAX_PLACES])
         if len(places) > MAX_PLACES:
-            shown += f" and {len(places) - MAX_PLACES} more"
-        text.append(f"\n{_BODY}at {shown}", style="dim")
+            second += f" and {len(places) - MAX_PLACES} more"
+    summary = one_line(first.message)
+    if summary:
+        text.append(f"\n{_BODY}")
+        if second:
+            text.append(f"{second}: ", style="dim")
+        text.append(safe(summary))
+    elif second:
+        text.append(f"\n{_BODY}{second}", style="dim")
+    return text
+
+
+MAX_LINE = 160
+"""Characters of a finding's message shown in the compact report."""
+
+
+def one_line(message: str) -> str:
+    """The first sentence of a message, at most :data:`MAX_LINE` characters."""
+    text = message.strip().split("\n", 1)[0]
+    end = text.find(". ")
+    if end > 0:
+        text = text[: end + 1]
+    if len(text) > MAX_LINE:
+        text = text[: MAX_LINE - 1].rstrip() + "…"
     return text
 
 
