@@ -134,6 +134,7 @@ PILLARS = (
     f"{M}.bom",
     f"{M}.assess",
     f"{M}.guard",
+    f"{M}.gate",
 )
 
 # (importing modules, modules they must never import, why): the layers of ARCHITECTURE.md.
@@ -148,6 +149,16 @@ LAYERS: list[tuple[str, tuple[str, ...], str]] = [
         "the assessment builds on core, the scanner and the loaders",
     ),
     (f"{M}.loaders", (f"{M}.assess", f"{M}.audit"), "loaders serve the pillars above them"),
+    (
+        f"{M}.scanner",
+        (f"{M}.gate", f"{M}.assess", f"{M}.loaders"),
+        "the gate runs the pillars; no pillar runs the gate",
+    ),
+    (f"{M}.audit", (f"{M}.gate",), "the gate runs the pillars; no pillar runs the gate"),
+    (f"{M}.integrity", (f"{M}.gate",), "the gate runs the pillars; no pillar runs the gate"),
+    (f"{M}.assess", (f"{M}.gate",), "the gate runs the pillars; no pillar runs the gate"),
+    (f"{M}.bom", (f"{M}.gate",), "the gate runs the pillars; no pillar runs the gate"),
+    (f"{M}.gate", (f"{M}.bom",), "the gate runs the pillars that end in a Report"),
     (f"{M}.report", PILLARS, "reporters read a Report; they never scan"),
     (
         f"{M}.guard",
@@ -218,6 +229,7 @@ def test_the_registry_and_context_point_back_only_for_annotations() -> None:
         f"{M}.audit.rules",
         f"{M}.integrity.rules",
         f"{M}.assess.rules",
+        f"{M}.gate.rules",
     ],
 )
 def test_rules_modules_import_core_only(rules_module: str) -> None:

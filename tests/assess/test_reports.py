@@ -14,6 +14,7 @@ from modelshield.core.findings import Report
 from modelshield.core.policy import Policy
 from modelshield.report import OutputFormat, render
 from tests.assess.conftest import only
+from tests.report.junit_schema import validate_junit
 
 CHECKS = ("performance", "calibration", "slices", "fairness")
 
@@ -35,6 +36,7 @@ def unfair_report(arrests_files: dict[str, str]) -> Report:
 def test_junit_has_a_test_case_per_check_failed_by_its_findings(unfair_report: Report) -> None:
     policy = Policy()
     out = render(unfair_report, OutputFormat.JUNIT, policy=policy)
+    validate_junit(out)
     xml = JUnitXml.fromstring(out)
     suites = list(xml)
     assert len(suites) == 2  # the model file's scan, then the assessment

@@ -14,6 +14,7 @@ import pytest
 from modelshield.report import OutputFormat, json_report
 from tests.cli.conftest import reduce_os_system_pickle, run_cli, run_cli_with_terminal_stderr
 from tests.report.conftest import validate_sarif
+from tests.report.junit_schema import validate_junit
 
 ANSI = "\x1b["
 
@@ -108,9 +109,10 @@ def test_every_format_choice(
         assert (invocation["exitCode"], invocation["executionSuccessful"]) == (1, False)
         assert len(invocation["toolExecutionNotifications"]) == 1
     elif fmt is OutputFormat.JUNIT:
+        validate_junit(run.stdout)
         root = ElementTree.fromstring(run.stdout)
-        suites = root.findall("testsuite")
-        assert [s.find("testcase").get("name") for s in suites] == list(paths)  # type: ignore[union-attr]
+        (suite,) = root.findall("testsuite")  # one pillar, a test case per file
+        assert [c.get("name") for c in suite.findall("testcase")] == list(paths)
         assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("3", "1", "1")
     elif fmt is OutputFormat.HTML:
         assert run.stdout.startswith("<!DOCTYPE html>")
@@ -132,8 +134,80 @@ def test_output_to_an_unwritable_place_is_an_error(clean_pickle: Path, tmp_path:
     out = tmp_path / "no-such-dir" / "report.json"
     run = run_cli("scan", "-f", "json", "-o", str(out), str(clean_pickle), cwd=tmp_path)
     assert run.code == 2
-    assert f"cannot write the report to {out}" in run.stderr
+    assert f"cannot write the json report to {out}: " in run.stderr
     assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "where", "problem"),
+    [
+        ("--sarif", "no-such-dir/r.sarif", "does not exist"),
+        ("--html", ".", "it is a directory"),
+        ("--json", "report.txt", "is named for two reports"),
+    ],
+)
+def test_every_report_path_is_checked_before_the_scan(
+    os_system_pickle: Path, tmp_path: Path, option: str, where: str, problem: str
+) -> None:
+    """A bad output path is an error before any work: nothing else is written, and no scan
+    result reaches the terminal."""
+    run = run_cli(
+        "scan",
+        "-o",
+        "report.txt",
+        "--junit",
+        "r.xml",
+        option,
+        where,
+        str(os_system_pickle),
+        cwd=tmp_path,
+    )
+    assert run.code == 2
+    assert problem in run.stderr and run.stdout == ""
+    assert not (tmp_path / "report.txt").exists() and not (tmp_path / "r.xml").exists()
+
+
+def test_one_scan_writes_every_report(os_system_pickle: Path, tmp_path: Path) -> None:
+    run = run_cli(
+        "scan",
+        str(os_system_pickle),
+        "--sarif",
+        "r.sarif",
+        "--junit",
+        "r.xml",
+        "--json",
+        "r.json",
+        "--html",
+        "r.html",
+        cwd=tmp_path,
+    )
+    assert run.code == 1
+    assert "CRITICAL PICKLE-CALL-DANGEROUS" in run.stdout  # the text still on the terminal
+    assert "reports written to r.sarif, r.xml, r.json, r.html (exit code 1)" in run.stderr
+    validate_sarif(json.loads((tmp_path / "r.sarif").read_text()))
+    validate_junit((tmp_path / "r.xml").read_text())
+    document = json.loads((tmp_path / "r.json").read_text())
+    jsonschema.Draft202012Validator(json_report.schema()).validate(document)
+    assert document["exit_code"] == 1
+    assert ">FAIL</span>" in (tmp_path / "r.html").read_text()
+
+
+def test_scan_leaves_out_what_is_excluded_and_ignored(tmp_path: Path) -> None:
+    (tmp_path / "models" / "tmp").mkdir(parents=True)
+    (tmp_path / "models" / "a.pkl").write_bytes(reduce_os_system_pickle())
+    (tmp_path / "models" / "tmp" / "b.pkl").write_bytes(reduce_os_system_pickle())
+    (tmp_path / "models" / ".venv").mkdir()
+    (tmp_path / "models" / ".venv" / "c.pkl").write_bytes(reduce_os_system_pickle())
+    code, document = scan_json("models", "--exclude", "models/tmp/", cwd=tmp_path)
+    assert code == 1
+    assert [r["path"] for r in document["results"]] == ["models/a.pkl"]
+    assert {e["path"] for e in document["excluded"]} == {"models/tmp", "models/.venv"}
+    code, document = scan_json("models", "models/.venv", cwd=tmp_path)
+    assert [r["path"] for r in document["results"]] == [
+        "models/a.pkl",
+        "models/tmp/b.pkl",
+        "models/.venv/c.pkl",
+    ]
 
 
 def test_a_file_not_analysed_never_passes_whatever_fail_on_says(tmp_path: Path) -> None:

@@ -3,11 +3,14 @@ it, never a silent default), and every setting doing what the README says it doe
 
 from __future__ import annotations
 
+import datetime
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
 from modelshield.core.errors import ConfigError
 from modelshield.core.findings import FileResult, Finding, Gap, Location, Report, Severity
@@ -70,6 +73,28 @@ BAD_POLICIES: list[tuple[str, str]] = [
     ("[limits]\nmax_opcodes = -1", "limit 'max_opcodes' must be a positive number"),
     ("[limits]\nmax_file_bytes = '64 GiB'", "limit 'max_file_bytes' must be a positive number"),
     ("[limits]\nmax_members = true", "limit 'max_members' must be a positive number"),
+    ("models = 'models/'", "'models' must be a list"),
+    ("exclude = [1]", "'exclude' must be a str"),
+    ("gitignore = 'yes'", "'gitignore' must be a bool"),
+    ("manifest = 'x'", "'manifest' must be a dict"),
+    ("[manifest]\ndir = 'models'", "unknown key(s) in [manifest]: dir"),
+    ("[manifest]\npath = 1", "'manifest.path' must be a str"),
+    ("ci = []", "'ci' must be a dict"),
+    ("[ci]\nskip = ['scan', 'lint']", "ci.skip: unknown pillar(s) lint"),
+    ("[ci]\nbaseline = 1", "'ci.baseline' must be a str"),
+    ("[ci]\nbase = 'x'", "unknown key(s) in [ci]: base"),
+    ("[audit]\nignore = 'GHSA-1'", "'audit.ignore' must be a list"),
+    ("[[audit.ignore]]\nid = 'GHSA-1'", "audit.ignore[0] needs 'id' and 'reason'"),
+    ("[[audit.ignore]]\nid = 'GHSA-1'\nreason = ' '", "audit.ignore[0].reason is empty"),
+    (
+        "[[audit.ignore]]\nid = 'GHSA-1'\nreason = 'r'\nexpires = 'soon'",
+        "'audit.ignore[0].expires' must be a date",
+    ),
+    (
+        "[[audit.ignore]]\nid = 'GHSA-1'\nreason = 'r'\nexpires = 2026-01-01T10:00:00",
+        "'audit.ignore[0].expires' must be a date",
+    ),
+    ("[audit]\ndb = ['x']", "'audit.db' must be a str"),
 ]
 
 
@@ -103,6 +128,11 @@ def test_every_top_level_key_has_a_malformed_case() -> None:
         "severity": {},
         "callables": {},
         "limits": {},
+        "models": [],
+        "exclude": [],
+        "gitignore": True,
+        "manifest": {},
+        "ci": {},
     }
     Policy.from_mapping(valid)  # the loader knows each of these keys...
     for key in valid:  # ...and each has a wrong-shape case above
@@ -232,6 +262,74 @@ def test_a_finding_at_the_threshold_wins_over_an_unfinished_file() -> None:
     assert Policy(fail_on=Severity.CRITICAL).exit_code(report) is ExitCode.ERROR
 
 
+def test_paths_in_the_policy_are_relative_to_its_file_whatever_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    (project / "models" / "legacy").mkdir(parents=True)
+    (project / "modelshield.toml").write_text(
+        "[[suppress]]\nrule = 'A-B'\npaths = ['models/legacy/*']\n"
+        "[[accept_incomplete]]\nrule = 'SCAN-LIMIT'\npaths = ['./models/*']\n"
+    )
+    policy = Policy.from_file(project / "modelshield.toml")
+    assert policy.root == str(project)
+    for cwd in (project, tmp_path, project / "models"):
+        monkeypatch.chdir(cwd)
+        inside = os.path.relpath(project / "models" / "legacy" / "a.pkl")
+        assert policy.keep(_finding("A-B", inside)) is None, cwd
+        assert policy.keep(_finding("A-B", str(project / "models" / "legacy" / "a.pkl"))) is None
+        assert policy.keep(_finding("A-B", os.path.relpath(project / "a.pkl"))) is not None
+        gap = Gap("SCAN-LIMIT", Location(os.path.relpath(project / "models" / "b.pkl")), "x")
+        assert policy.accepts(gap), cwd
+    # Before: globs matched the path as the command line wrote it, so running from the
+    # parent directory silently stopped matching.
+    monkeypatch.chdir(tmp_path)
+    assert Policy(suppress=policy.suppress).keep(_finding("A-B", "project/models/legacy/a.pkl"))
+
+
+def test_vulnerability_ignores_have_a_reason_and_expire() -> None:
+    policy = _policy(
+        """
+        [[audit.ignore]]
+        id = "GHSA-aaaa-bbbb-cccc"
+        reason = "the vulnerable parser is never called"
+        expires = 2026-06-30
+        [[audit.ignore]]
+        id = "PYSEC-2024-1"
+        reason = "accepted by the risk board"
+        """
+    )
+    first, second = policy.audit.ignore
+    assert (first.id, first.expires) == ("GHSA-aaaa-bbbb-cccc", datetime.date(2026, 6, 30))
+    assert second.expires is None
+    assert policy.audit.active_ignores(datetime.date(2026, 6, 30)) == (first.id, second.id)
+    assert policy.audit.active_ignores(datetime.date(2026, 7, 1)) == (second.id,)
+    as_text = _policy("[[audit.ignore]]\nid='X-1'\nreason='r'\nexpires='2026-01-02'")
+    assert as_text.audit.ignore[0].expires == datetime.date(2026, 1, 2)
+
+
+def test_ci_settings_load() -> None:
+    policy = _policy(
+        """
+        models = ["models/", "weights.pt"]
+        exclude = ["models/scratch/"]
+        gitignore = false
+        [manifest]
+        path = "models"
+        file = "models/modelshield.manifest.json"
+        [ci]
+        skip = ["assess"]
+        baseline = "modelshield-baseline.json"
+        """
+    )
+    assert policy.models == ("models/", "weights.pt")
+    assert policy.exclude == ("models/scratch/",)
+    assert policy.gitignore is False
+    assert policy.manifest.path == "models"
+    assert policy.ci.skip == ("assess",)
+    assert policy.ci.baseline == "modelshield-baseline.json"
+
+
 # ---- reading the file ------------------------------------------------------------------------
 
 
@@ -246,7 +344,9 @@ def test_from_file_reads_the_tool_table_of_a_pyproject(tmp_path: Path) -> None:
     path.write_text("[project]\nname = 'x'\n[tool.modelshield]\nfail_on = 'low'\n")
     assert Policy.from_file(path).fail_on is Severity.LOW
     path.write_text("[project]\nname = 'x'\n")
-    assert Policy.from_file(path) == Policy()
+    read = Policy.from_file(path)  # the defaults, rooted at the file's directory
+    assert (read.root, read.file) == (str(tmp_path), str(path))
+    assert replace(read, root=None, file=None) == Policy()
 
 
 def test_errors_in_a_pyproject_tool_table_name_the_file(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from msgspec.structs import replace
 
 from modelshield.core.findings import FileResult, Finding, Location, Report, Severity
 from modelshield.core.policy import Policy
-from modelshield.report import sarif
+from modelshield.report import jsontext, sarif
 from tests.report.conftest import RULES, golden_check, validate_sarif
 
 
@@ -26,7 +26,13 @@ def render(report: Report, policy: Policy) -> dict[str, Any]:
 
 
 def test_golden(report: Report, policy: Policy) -> None:
-    golden_check("report.sarif", sarif.render(report, policy=policy, rules=RULES))
+    document = render(report, policy)
+    # The project directory is the machine's: the golden file holds a stand-in.
+    assert document["runs"][0]["originalUriBaseIds"]["%SRCROOT%"]["uri"] == (
+        Path.cwd().as_uri() + "/"
+    )
+    document["runs"][0]["originalUriBaseIds"]["%SRCROOT%"]["uri"] = "file:///project/"
+    golden_check("report.sarif", jsontext.dumps(document) + "\n")
 
 
 def test_output_validates_against_the_official_schema(report: Report, policy: Policy) -> None:
@@ -89,21 +95,86 @@ def test_results_point_at_their_rule(report: Report, policy: Policy) -> None:
         assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
 
 
-def test_member_findings_use_a_logical_location_not_a_file_region(
+def test_member_findings_are_placed_on_the_archive_and_name_the_member(
     report: Report, policy: Policy
 ) -> None:
     run = render(report, policy)["runs"][0]
     member = next(r for r in run["results"] if r["ruleId"] == "EXAMPLE-MEMBER-PAYLOAD")
     loc = member["locations"][0]
     assert loc["physicalLocation"]["artifactLocation"]["uri"] == "models/checkpoint.pt"
-    assert "region" not in loc["physicalLocation"]
+    assert loc["physicalLocation"]["region"] == {"startLine": 1}
     assert loc["logicalLocations"][0]["fullyQualifiedName"] == (
         "models/checkpoint.pt/archive/data.pkl"
     )
-    assert loc["properties"]["memberOffset"] == 17
+    assert loc["properties"] == {
+        "member": "archive/data.pkl",
+        "members": ["archive/data.pkl"],
+        "memberOffset": 17,
+    }
+    assert member["message"]["text"].endswith("(in archive member archive/data.pkl)")
     direct = next(r for r in run["results"] if r["ruleId"] == "EXAMPLE-CALL-DANGEROUS")
-    assert direct["locations"][0]["physicalLocation"]["region"] == {"byteOffset": 42}
+    # A binary file: line 1, the byte offset kept beside it.
+    assert direct["locations"][0]["physicalLocation"]["region"] == {"startLine": 1}
+    assert direct["locations"][0]["properties"] == {"byteOffset": 42}
     assert "logicalLocations" not in direct["locations"][0]
+
+
+def test_text_findings_are_placed_on_their_line() -> None:
+    """Requirements, YAML, templates and Python findings carry the line (and column) in
+    their evidence; GitHub code scanning places the alert there."""
+    req = Finding(
+        "EXAMPLE-CALL-UNKNOWN",
+        Severity.HIGH,
+        "jinja2 2.4.1 is affected by PYSEC-2014-8",
+        "m",
+        Location("requirements.txt"),
+        evidence={"line": "3", "package": "jinja2"},
+    )
+    yml = Finding(
+        "EXAMPLE-CALL-UNKNOWN",
+        Severity.HIGH,
+        "t",
+        "m",
+        Location("conf/model.yaml"),
+        evidence={"line": "7", "column": "12"},
+    )
+    nested = Finding(
+        "EXAMPLE-CALL-UNKNOWN",
+        Severity.HIGH,
+        "t",
+        "m",
+        Location("model.nemo", ("model_config.yaml",)),
+        evidence={"line": "9"},
+    )
+    results = (
+        FileResult("requirements.txt", "requirements", findings=(req,)),
+        FileResult("conf/model.yaml", "yaml", findings=(yml,)),
+        FileResult("model.nemo", "tar", findings=(nested,)),
+    )
+    run = render(Report("audit", "1", results), Policy())["runs"][0]
+    regions = [r["locations"][0]["physicalLocation"]["region"] for r in run["results"]]
+    assert regions == [{"startLine": 3}, {"startLine": 7, "startColumn": 12}, {"startLine": 1}]
+    assert run["results"][2]["locations"][0]["properties"]["memberLine"] == 9
+    assert run["results"][0]["properties"]["evidence"] == {"line": 3, "package": "jinja2"}
+    validate({"version": "2.1.0", "runs": [run]})
+
+
+def test_every_result_is_placed_as_github_code_scanning_expects(
+    report: Report, policy: Policy
+) -> None:
+    """Each result: a physical location whose URI is relative to %SRCROOT%, and a region
+    with a startLine (GitHub drops or misplaces alerts without them)."""
+    run = render(report, policy)["runs"][0]
+    assert run["results"]
+    assert set(run["originalUriBaseIds"]) == {"%SRCROOT%"}
+    for result in run["results"]:
+        (location,) = result["locations"]
+        physical = location["physicalLocation"]
+        artifact = physical["artifactLocation"]
+        assert artifact["uriBaseId"] == "%SRCROOT%"
+        assert not artifact["uri"].startswith(("/", "file:", ".."))
+        assert isinstance(physical["region"]["startLine"], int)
+        assert physical["region"]["startLine"] >= 1
 
 
 def test_errors_become_notifications_and_an_unsuccessful_run(
@@ -131,8 +202,18 @@ def test_fingerprints_are_stable_and_tell_findings_apart(report: Report, policy:
     prints = [r["partialFingerprints"][sarif.FINGERPRINT_KEY] for r in first]
     assert prints == [r["partialFingerprints"][sarif.FINGERPRINT_KEY] for r in again]
     assert len(set(prints)) == len(prints)
+    assert all(p.endswith(":1") for p in prints)
     moved = replace(report.findings[0], location=report.findings[0].location.at(999))
     assert sarif.fingerprint(moved) == sarif.fingerprint(report.findings[0])
+    twice = replace(
+        report,
+        results=(replace(report.results[0], findings=(report.findings[0], moved)),),
+    )
+    occurrences = [
+        r["partialFingerprints"][sarif.FINGERPRINT_KEY]
+        for r in render(twice, policy)["runs"][0]["results"]
+    ]
+    assert occurrences == [prints[0], prints[0][:-1] + "2"]
 
 
 def test_default_rule_lookup_uses_the_catalogue() -> None:
@@ -166,3 +247,24 @@ def test_absolute_paths_become_relative_under_the_working_directory() -> None:
     assert sarif.artifact_uri(str(inside)) == "sub/m.pkl"
     outside = Path(Path.cwd().anchor) / "elsewhere-modelshield" / "m.pkl"
     assert sarif.artifact_uri(str(outside)) == "file:///elsewhere-modelshield/m.pkl"
+
+
+def test_uris_are_relative_to_the_project_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    (project / "models").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    # Paths of a report relative to a project are relative to it, whatever the directory.
+    assert sarif.artifact_uri("models/a.pkl", str(project)) == "models/a.pkl"
+    assert sarif.artifact_uri(str(project / "models" / "a.pkl"), str(project)) == "models/a.pkl"
+    assert sarif.artifact_uri("../other/a.pkl", str(project)) == (tmp_path / "other/a.pkl").as_uri()
+    finding = Finding("EXAMPLE-CALL-UNKNOWN", Severity.HIGH, "t", "m", Location("m.pkl"))
+    report = Report("scan", "1", (FileResult("m.pkl", "pickle", findings=(finding,)),))
+    run = json.loads(sarif.render(report, policy=Policy(), root=str(project)))["runs"][0]
+    assert run["originalUriBaseIds"]["%SRCROOT%"]["uri"] == project.as_uri() + "/"
+    assert run["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"] == {
+        "uri": "m.pkl",
+        "uriBaseId": "%SRCROOT%",
+        "index": 0,
+    }

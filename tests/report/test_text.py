@@ -41,6 +41,11 @@ def test_files_are_grouped_worst_finding_first(report: Report, policy: Policy) -
     out = render(report, policy)
     block = out[out.index("✗ models/evil.pkl") : out.index("✗ models/checkpoint.pt")]
     assert block.index("CRITICAL") < block.index("MEDIUM")
+    assert "callable: os.system" not in block  # compact by default: one or two lines each
+    assert block.count("\n") == 6  # the file, two findings in two lines each, a blank
+    verbose = render(report, policy, verbose=True)
+    block = verbose[verbose.index("✗ models/evil.pkl") : verbose.index("✗ models/checkpoint.pt")]
+    assert "Loading this file runs a shell command.\n    args: ('id',)\n" in block
     assert "callable: os.system" in block
 
 
@@ -141,3 +146,133 @@ def test_plain_text_never_imports_rich(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "CRITICAL" in proc.stdout
+
+
+def _repeated(n: int) -> FileResult:
+    findings = tuple(
+        Finding(
+            "PICKLE-IMPORT-UNKNOWN",
+            Severity.MEDIUM,
+            "Pickle imports mylib:Layer",
+            "Review it.",
+            Location("m.pkl", (), 10 * (i + 1)),
+            evidence={"callable": "mylib:Layer"},
+        )
+        for i in range(n)
+    )
+    other = Finding(
+        "PICKLE-CALL-DANGEROUS", Severity.CRITICAL, "Pickle calls os.system", "x", Location("m.pkl")
+    )
+    return FileResult("m.pkl", "pickle", findings=(*findings, other))
+
+
+def test_the_same_finding_repeated_is_one_line_with_a_count() -> None:
+    report = Report("scan", "1", (_repeated(5),))
+    out = text.render(report, policy=Policy(), invocation=Invocation())
+    assert (
+        "  MEDIUM   PICKLE-IMPORT-UNKNOWN  Pickle imports mylib:Layer  ×5\n"
+        "    at offset 10, offset 20, offset 30 and 2 more: Review it.\n"
+    ) in out
+    assert out.count("PICKLE-IMPORT-UNKNOWN") == 1
+    assert "1 finding" not in out and "6 findings" in out  # the count is the real one
+    verbose = text.render(report, policy=Policy(), invocation=Invocation(), verbose=True)
+    assert verbose.count("PICKLE-IMPORT-UNKNOWN") == 5
+
+
+def _vulnerability(package: str, version: str, ids: str, line: int, fixed: str) -> Finding:
+    return Finding(
+        "AUDIT-VULNERABLE-DEPENDENCY",
+        Severity.HIGH,
+        f"{package} {version} is affected by {ids.split(', ')[0]}",
+        "Upgrade.",
+        Location("requirements.txt"),
+        evidence={
+            "package": package,
+            "version": version,
+            "ids": ids,
+            "fixed_versions": fixed,
+            "line": str(line),
+        },
+    )
+
+
+def audit_report() -> Report:
+    findings = (
+        _vulnerability("jinja2", "2.4.1", "PYSEC-2014-8, CVE-2014-1402", 3, "2.7.2"),
+        _vulnerability("jinja2", "2.4.1", "GHSA-462w-v97r-4m45", 3, "2.10.1, 3.0.0"),
+        _vulnerability("torch", "1.13.0", "PYSEC-2024-259", 1, ""),
+        Finding(
+            "AUDIT-UNPINNED-MAY-RESOLVE-VULNERABLE",
+            Severity.MEDIUM,
+            "numpy>=1.0 admits a vulnerable version",
+            "Pin it.",
+            Location("requirements.txt"),
+            evidence={"package": "numpy", "line": "2"},
+        ),
+    )
+    result = FileResult("requirements.txt", "requirements", findings=findings, size=40)
+    return Report("audit", "9.8.7", (result,), duration_s=0.1)
+
+
+def test_known_vulnerabilities_are_a_table() -> None:
+    out = text.render(audit_report(), policy=Policy(), invocation=Invocation())
+    golden_check("audit.txt", out)
+    lines = out.splitlines()
+    head = lines.index("Found 3 known vulnerabilities in 2 package versions")
+    assert lines[head + 1].split() == [
+        "Name",
+        "Version",
+        "ID",
+        "Severity",
+        "Fix",
+        "Versions",
+        "Where",
+    ]
+    assert lines[head + 3].split() == [
+        "jinja2",
+        "2.4.1",
+        "PYSEC-2014-8",
+        "high",
+        "2.7.2",
+        "requirements.txt:3",
+    ]
+    assert lines[head + 5].split()[:5] == ["torch", "1.13.0", "PYSEC-2024-259", "high", "none"]
+    # The file block does not repeat the table; the other findings are listed with their line.
+    assert "  3 known vulnerabilities: see the table above" in lines
+    assert "    at line 2: Pin it." in lines
+    verbose = text.render(audit_report(), policy=Policy(), invocation=Invocation(), verbose=True)
+    assert verbose.count("AUDIT-VULNERABLE-DEPENDENCY") == 3
+
+
+def test_paths_left_out_are_named() -> None:
+    from modelshield.core.findings import Excluded
+
+    left = tuple(Excluded(f"repo/d{i}", "gitignore", f".gitignore:{i}: d{i}/") for i in range(7))
+    report = Report(
+        "scan",
+        "1",
+        (FileResult("a.pkl", "pickle"),),
+        excluded=(Excluded(".venv", "default", ".venv"), *left),
+        excluded_total=8,
+    )
+    out = text.render(report, policy=Policy(), invocation=Invocation())
+    assert "○ 8 paths left out of the search (1 by default, 7 by gitignore)" in out
+    assert "  .venv  (default: .venv)" in out
+    assert "  ... 3 more (--verbose lists them)" in out
+    verbose = text.render(report, policy=Policy(), invocation=Invocation(), verbose=True)
+    assert "  repo/d6  (gitignore: .gitignore:6: d6/)" in verbose
+
+
+def test_a_merged_report_has_a_section_per_pillar() -> None:
+    scan = replace(_repeated(1), pillar="scan")
+    audit = replace(audit_report().results[0], pillar="audit")
+    gate = FileResult("modelshield.toml", "modelshield-policy", pillar="gate")
+    out = text.render(
+        Report("ci", "1", (audit, scan, gate)), policy=Policy(), invocation=Invocation()
+    )
+    headings = [line for line in out.splitlines() if line.startswith("── ")]
+    assert headings == [
+        "── Policy (1 input, 0 findings)",
+        "── Model scan (1 input, 2 findings)",
+        "── Dependency audit (1 input, 4 findings)",
+    ]

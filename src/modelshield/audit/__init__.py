@@ -20,16 +20,19 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from msgspec.structs import replace
+
 from modelshield.audit.inputs.dependency import Dependency, InputKind, ParsedInput
 from modelshield.audit.interface import AuditServiceError, VulnerabilitySource
 from modelshield.audit.records import Advisory
-from modelshield.core.findings import Report
+from modelshield.core.findings import FileResult, Report
 from modelshield.core.policy import Policy
 
 if TYPE_CHECKING:
     from modelshield.audit.auditor import AuditOptions
     from modelshield.audit.sources.osv_api import OsvApi
     from modelshield.audit.sources.osv_db import OfflineDatabase
+    from modelshield.scanner.discovery import Discovery
 
 __all__ = [
     "Advisory",
@@ -70,22 +73,37 @@ def audit_paths(
     policy: Policy | None = None,
     include_environment: bool = False,
     ignore: Iterable[str] = (),
+    discovery: Discovery | None = None,
+    scanned: Iterable[FileResult] = (),
 ) -> Report:
     """Find, parse and audit the inputs; the raw report (the policy is not applied).
 
     The policy's ``[audit]`` settings say how inputs are read (the marker target, includes
     allowed outside the audited tree, environment variables that may be expanded) and how old
-    an offline database may be. Raises :class:`AuditServiceError` when the vulnerability
-    source cannot answer.
+    an offline database may be; ``discovery`` what the search of a directory leaves out
+    (default: the policy's ``exclude`` and ``gitignore``); ``scanned`` holds scan results of
+    model files the caller has already (they are not scanned again). Raises
+    :class:`AuditServiceError` when the vulnerability source cannot answer.
     """
     from modelshield.audit.auditor import audit_inputs
     from modelshield.audit.discover import audit_options, collect_inputs, parse_options
+    from modelshield.scanner.discovery import ExcludedLog
 
     started = time.monotonic()
     policy = policy or Policy()
     options = parse_options(policy)
-    inputs = collect_inputs(paths, options, policy, include_environment=include_environment)
-    return audit_inputs(inputs, source, audit_options(policy, ignore), started)
+    log = ExcludedLog()
+    inputs = collect_inputs(
+        paths,
+        options,
+        policy,
+        include_environment=include_environment,
+        scanned=scanned,
+        discovery=discovery,
+        log=log,
+    )
+    report = audit_inputs(inputs, source, audit_options(policy, ignore), started)
+    return replace(report, excluded=tuple(log.listed), excluded_total=log.total)
 
 
 def audit(

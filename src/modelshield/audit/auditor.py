@@ -155,6 +155,11 @@ def _summary(group: Sequence[Advisory]) -> str:
     return "no description in the advisory"
 
 
+def _line(dep: Dependency) -> dict[str, str]:
+    """The dependency's line as evidence (code-scanning dashboards place findings there)."""
+    return {"line": str(dep.line)} if dep.line else {}
+
+
 def _where(dep: Dependency) -> str:
     return f"{dep.location.path}:{dep.line}" if dep.line else dep.location.path
 
@@ -173,6 +178,8 @@ class _InputAuditor:
         for error in inp.errors:
             self.errors.add(error)
         self.suppressed = 0
+        self.ignored: set[str] = set()
+        """The ignored ids (as the options name them) that matched an advisory."""
         self._warned: set[str] = set()
         self._matches: dict[int, VulnerabilityMatch] = {}
         # A pinned version is matched once per input, however often it is declared.
@@ -190,6 +197,7 @@ class _InputAuditor:
                 continue
             if ignore and adv.ids & ignore:
                 self.suppressed += 1
+                self.ignored |= adv.ids & ignore
                 continue
             out.append(adv)
         return out
@@ -208,7 +216,7 @@ class _InputAuditor:
                         f"{dep.name} ({_where(dep)}) is {dep.unauditable}; no advisory can be "
                         "matched to it. Pin it to a release, or review the code at that source.",
                         title=f"{dep.name} is not a package-index release",
-                        evidence={"package": dep.name, "reason": dep.unauditable},
+                        evidence={"package": dep.name, "reason": dep.unauditable, **_line(dep)},
                     )
                 )
             elif dep.version is not None:
@@ -231,12 +239,15 @@ class _InputAuditor:
                         "package": excluded.canonical,
                         "marker": excluded.marker,
                         "target": self.options.target,
+                        **({"line": str(excluded.line)} if excluded.line else {}),
                     },
                 )
             )
         metadata = dict(self.inp.metadata)
         if self.options.target:
             metadata["target"] = self.options.target
+        if self.ignored:
+            metadata["ignored_advisories"] = ", ".join(sorted(self.ignored))
         return FileResult(
             path=self.inp.path,
             format=self.inp.kind.value,
@@ -268,7 +279,7 @@ class _InputAuditor:
                         f"{'; '.join(adv.warnings)}. Its other ranges and its versions list "
                         "were still used; check the advisory by hand.",
                         title=f"Advisory {adv.id} for {dep.name} could not be fully read",
-                        evidence={"package": dep.canonical, "advisory": adv.id},
+                        evidence={"package": dep.canonical, "advisory": adv.id, **_line(dep)},
                     )
                 )
 
@@ -345,7 +356,7 @@ class _InputAuditor:
                     "and before every PEP 440 release in ranges (so ranges that start at the "
                     "first release cover it).",
                     title=f"{dep.name} version {version!r} is not PEP 440",
-                    evidence={"package": dep.canonical, "version": version},
+                    evidence={"package": dep.canonical, "version": version, **_line(dep)},
                 )
             )
         sure, maybe = self.hits(dep, probe)

@@ -26,6 +26,7 @@ from modelshield.audit.inputs.dependency import Dependency, InputKind, ParsedInp
 from modelshield.core.findings import ErrorRecord, FileResult, Location
 from modelshield.core.limits import Limits
 from modelshield.core.policy import Policy
+from modelshield.scanner.discovery import Discovery, ExcludedLog, walk
 from modelshield.scanner.registry import model_extension
 
 _SKIP_DIRS = frozenset({"node_modules", "__pycache__", "site-packages", "dist-packages"})
@@ -91,10 +92,6 @@ class Candidate(NamedTuple):
     """The audited tree it belongs to: the directory named, or the named file's directory."""
 
 
-def _is_venv(path: Path) -> bool:
-    return (path / "pyvenv.cfg").is_file()
-
-
 _JSON_KEYS = {
     InputKind.TRANSFORMERS_CONFIG: ("transformers_version", "transformers"),
     InputKind.KERAS_METADATA: ("keras_version", "keras"),
@@ -102,10 +99,23 @@ _JSON_KEYS = {
 
 
 def candidates(
-    paths: Sequence[str | os.PathLike[str]], limits: Limits
+    paths: Sequence[str | os.PathLike[str]],
+    limits: Limits,
+    discovery: Discovery | None = None,
+    log: ExcludedLog | None = None,
 ) -> Iterator[Candidate | ParsedInput]:
-    """Yield a Candidate per input file, or a ParsedInput holding the error for a bad path."""
+    """Yield a Candidate per input file, or a ParsedInput holding the error for a bad path.
+
+    Directories are searched as a scan searches them (``discovery``: the default skip list,
+    ``exclude`` patterns, ``.gitignore``), hidden directories and installed packages left out
+    too; what is left out is recorded in ``log``.
+    """
     max_files = limits.max_members
+    rules = replace(
+        discovery or Discovery(),
+        skip_hidden=True,
+        skip_dirs=(discovery or Discovery()).skip_dirs | _SKIP_DIRS,
+    )
     for raw in paths:
         shown = os.fspath(raw)
         p = Path(shown)
@@ -122,41 +132,39 @@ def candidates(
             yield _error(shown, _NOT_REGULAR)
             continue
         count = 0
-        for root, dirs, files in os.walk(p, followlinks=False):
-            dirs[:] = sorted(
-                d
-                for d in dirs
-                if not d.startswith(".") and d not in _SKIP_DIRS and not _is_venv(Path(root, d))
-            )
-            for name in sorted(files):
-                full = Path(root, name)
-                kind = kind_of(name, explicit=False)
-                if kind is None:
-                    continue
-                try:
-                    mode = full.lstat().st_mode
-                except OSError:
-                    continue  # removed while listed
-                if stat.S_ISLNK(mode):
-                    continue  # links are not followed
-                if not stat.S_ISREG(mode):
-                    count += 1
-                    yield _error(str(full), _NOT_REGULAR)
-                    continue
-                if kind in _JSON_KEYS:
-                    from modelshield.audit.inputs.implied import json_version
-
-                    if json_version(full, _JSON_KEYS[kind][0], limits) is None:
-                        continue  # a config.json of something else: not an input
+        for found, problem in walk(shown, rules, log, empty_is_a_problem=False):
+            if problem is not None:
                 count += 1
-                if count > max_files:
-                    yield _error(
-                        shown,
-                        f"more than {max_files} input files (limits.max_members); "
-                        "name the files to audit",
-                    )
-                    return
-                yield Candidate(full, str(full), kind, False, shown)
+                yield _error(found, problem)
+                continue
+            full = Path(found)
+            kind = kind_of(full.name, explicit=False)
+            if kind is None:
+                continue
+            try:
+                mode = full.lstat().st_mode
+            except OSError:
+                continue  # removed while listed
+            if stat.S_ISLNK(mode):
+                continue  # links are not followed
+            if not stat.S_ISREG(mode):
+                count += 1
+                yield _error(str(full), _NOT_REGULAR)
+                continue
+            if kind in _JSON_KEYS:
+                from modelshield.audit.inputs.implied import json_version
+
+                if json_version(full, _JSON_KEYS[kind][0], limits) is None:
+                    continue  # a config.json of something else: not an input
+            count += 1
+            if count > max_files:
+                yield _error(
+                    shown,
+                    f"more than {max_files} input files (limits.max_members); "
+                    "name the files to audit",
+                )
+                return
+            yield Candidate(full, str(full), kind, False, shown)
         if count == 0:
             yield _error(
                 shown,
@@ -316,16 +324,22 @@ def collect_inputs(
     *,
     include_environment: bool = False,
     scanned: Iterable[FileResult] = (),
+    discovery: Discovery | None = None,
+    log: ExcludedLog | None = None,
 ) -> list[ParsedInput]:
     """Parse every input under ``paths`` (and the environment when asked), in order.
 
     ``scanned`` are scan results the caller already has (the BOM scans the model itself):
-    a model file among them is not scanned again.
+    a model file among them is not scanned again. ``discovery`` says what the search of a
+    directory leaves out (default: the policy's ``exclude`` and ``gitignore``), recorded in
+    ``log``.
     """
     out: list[ParsedInput] = []
     fb = _Fallback()
     known = {os.path.normpath(r.path): r for r in scanned}
-    for item in candidates(paths, options.limits):
+    if discovery is None:
+        discovery = Discovery.from_policy(policy)
+    for item in candidates(paths, options.limits, discovery, log):
         if isinstance(item, ParsedInput):
             out.append(item)
             continue

@@ -37,7 +37,17 @@ from typing import Any, NoReturn
 
 from modelshield._version import __version__
 
-SUBCOMMANDS: tuple[str, ...] = ("scan", "audit", "assess", "guard", "manifest", "bom", "db")
+SUBCOMMANDS: tuple[str, ...] = (
+    "scan",
+    "audit",
+    "assess",
+    "guard",
+    "manifest",
+    "bom",
+    "db",
+    "ci",
+    "init",
+)
 """Subcommand modules, in the order ``--help`` lists them."""
 
 _USAGE_ERROR = 2

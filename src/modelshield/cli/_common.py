@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from modelshield.core.findings import Report
     from modelshield.core.policy import Policy
+    from modelshield.scanner.discovery import Discovery
 
 POLICY_FILE = "modelshield.toml"
 """The policy file looked for in the current directory."""
@@ -52,6 +53,97 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
         help="exit 1 when a finding is at or above this severity "
         "(default: the policy's fail_on, which is medium)",
     )
+    add_extra_outputs(parser)
+
+
+EXTRA_OUTPUTS: tuple[tuple[str, str], ...] = (
+    ("sarif", "SARIF 2.1.0 (GitHub code scanning)"),
+    ("junit", "JUnit XML (the test report of CI systems)"),
+    ("json", "the documented JSON document"),
+    ("html", "a self-contained HTML page"),
+)
+"""Reports written to files beside the main one, in the same run (``--sarif FILE``...)."""
+
+
+def add_extra_outputs(parser: argparse.ArgumentParser) -> None:
+    """``--sarif``, ``--junit``, ``--json``, ``--html`` (each a file) and ``--verbose``."""
+    group = parser.add_argument_group("more reports from the same run")
+    for name, what in EXTRA_OUTPUTS:
+        group.add_argument(
+            f"--{name}",
+            metavar="FILE",
+            dest=f"{name}_output",
+            help=f"also write {what} to FILE",
+        )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="text: each finding with its explanation and evidence, repeated findings one by "
+        "one, every path left out",
+    )
+
+
+def add_discovery_options(parser: argparse.ArgumentParser) -> None:
+    """``--exclude GLOB`` (repeatable) and ``--no-gitignore``."""
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="leave out paths matching this .gitignore-style pattern when searching "
+        "directories, relative to the current directory (repeatable; adds to the policy's "
+        "exclude)",
+    )
+    parser.add_argument(
+        "--no-gitignore",
+        action="store_true",
+        help="also read what .gitignore files ignore (by default, inside a git work tree, "
+        "ignored files that git does not track are left out)",
+    )
+
+
+def discovery(args: argparse.Namespace, policy: Policy) -> Discovery:
+    """What the search of directories leaves out: the policy's settings and the options."""
+    from modelshield.scanner.discovery import Discovery
+
+    return Discovery.from_policy(
+        policy, args.exclude, gitignore=False if args.no_gitignore else None
+    )
+
+
+def outputs(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The ``(format, file)`` pairs the command line asks for, the main ``--output`` first."""
+    found = []
+    main = getattr(args, "output", None)
+    if main is not None:
+        found.append((str(args.format), main))
+    for name, _ in EXTRA_OUTPUTS:
+        path = getattr(args, f"{name}_output", None)
+        if path is not None:
+            found.append((name, path))
+    return found
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Fail before any work when a report could not be written: a file named twice, a
+    directory, or a folder that does not exist or is not writable."""
+    from modelshield.core.errors import ConfigError
+
+    seen: dict[str, str] = {}
+    for fmt, path in outputs(args):
+        key = os.path.abspath(path)  # noqa: PTH100 (a str)
+        if key in seen:
+            raise ConfigError(f"{path} is named for two reports ({seen[key]} and {fmt})")
+        seen[key] = fmt
+        target = Path(path)
+        if target.is_dir():
+            raise ConfigError(f"cannot write the {fmt} report to {path}: it is a directory")
+        folder = target.parent if str(target.parent) else Path()
+        if not folder.is_dir():
+            raise ConfigError(f"cannot write the {fmt} report to {path}: {folder} does not exist")
+        if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+            raise ConfigError(f"cannot write the {fmt} report to {path}: permission denied")
 
 
 def resolve_policy(explicit: str | None, cwd: Path | None = None) -> tuple[Policy, str | None]:
@@ -90,9 +182,8 @@ def resolve_policy(explicit: str | None, cwd: Path | None = None) -> tuple[Polic
         if table is not None:
             if not isinstance(table, dict):
                 raise ConfigError(f"{PYPROJECT}: [tool.modelshield] must be a table")
-            return Policy.from_mapping(table, source=f"{PYPROJECT} [tool.modelshield]"), (
-                f"{PYPROJECT} [tool.modelshield]"
-            )
+            shown = f"{PYPROJECT} [tool.modelshield]"
+            return Policy.from_mapping(table, source=shown, root=here, file=pyproject), shown
     return Policy(), None
 
 
@@ -125,29 +216,45 @@ def emit_report(
     args: argparse.Namespace,
     policy: Policy,
     policy_source: str | None,
+    *,
+    source_root: str | None = None,
+    code: int | None = None,
 ) -> int:
-    """Render ``report`` as ``args`` ask (format, output, quiet), write it, return the exit code.
+    """Render ``report`` as ``args`` ask (format, output, quiet, verbose, and the reports
+    ``--sarif``, ``--junit``, ``--json``, ``--html`` name), write them, return the exit code
+    (``code`` when given, else the policy's).
 
-    A report written to a file (``--output``) is followed by one line on standard error naming
-    the file and the exit code, unless ``--quiet``.
+    A report written to a file is followed by one line on standard error naming the file and
+    the exit code, unless ``--quiet``.
     """
     import sys
 
-    from modelshield.report import Invocation, render
+    from modelshield.report import Invocation, OutputFormat, render
 
+    verbose = bool(getattr(args, "verbose", False))
+    invocation = Invocation(policy_source=policy_source, source_root=source_root, verbose=verbose)
+    exit_code = int(policy.exit_code(report)) if code is None else code
     text = render(
         report,
         args.format,
         policy=policy,
-        invocation=Invocation(policy_source=policy_source),
+        invocation=invocation,
         color=args.output is None and use_color(sys.stdout),
         quiet=args.quiet,
     )
     write_output(text, args.output, sys.stdout)
-    code = policy.exit_code(report)
-    if args.output is not None and not args.quiet:
-        print(
-            f"modelshield: report written to {args.output} (exit code {int(code)})",
-            file=sys.stderr,
+    written = [args.output] if args.output is not None else []
+    for name, path in outputs(args):
+        if path == args.output:
+            continue
+        write_output(
+            render(report, OutputFormat(name), policy=policy, invocation=invocation),
+            path,
+            sys.stdout,
         )
-    return int(code)
+        written.append(path)
+    if written and not args.quiet:
+        names = ", ".join(written)
+        what = "report" if len(written) == 1 else "reports"
+        print(f"modelshield: {what} written to {names} (exit code {exit_code})", file=sys.stderr)
+    return exit_code

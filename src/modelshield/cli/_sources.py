@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 from msgspec.structs import replace
 
 if TYPE_CHECKING:
+    from datetime import date
+
     from modelshield.audit.interface import VulnerabilitySource
     from modelshield.core.policy import Policy
 
@@ -141,13 +143,18 @@ def add_ignore_option(parser: argparse.ArgumentParser, rules: str = "AUDIT-...")
 
 
 def split_ignores(
-    values: list[str], policy: Policy, rule_ids: frozenset[str] | None = None
+    values: list[str],
+    policy: Policy,
+    rule_ids: frozenset[str] | None = None,
+    *,
+    today: date | None = None,
 ) -> tuple[Policy, list[str]]:
     """The policy with the rule ids among ``values`` ignored, and the advisory ids to drop.
 
     A value is a rule id when it is in ``rule_ids`` (default: the audit's rules), else an
     advisory id. The policy file's ``ignore`` list may name advisories too: advisory ids never
-    collide with rule ids.
+    collide with rule ids. With ``today``, the ``[[audit.ignore]]`` entries that have not
+    expired are added (an expired one no longer applies).
     """
     if rule_ids is None:
         from modelshield.audit.rules import AUDIT_RULE_IDS
@@ -156,6 +163,8 @@ def split_ignores(
     rules = frozenset(i for i in values if i in rule_ids)
     advisory_ids = [i for i in values if i not in rule_ids]
     advisory_ids += sorted(policy.ignore - rule_ids)
+    if today is not None:
+        advisory_ids += policy.audit.active_ignores(today)
     if rules:
         policy = replace(policy, ignore=policy.ignore | rules)
     return policy, advisory_ids

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from modelshield.cli._common import add_report_options, emit_report, resolve_policy
+from modelshield.cli._common import (
+    add_discovery_options,
+    add_report_options,
+    check_outputs,
+    discovery,
+    emit_report,
+    resolve_policy,
+)
 from modelshield.cli._sources import (
     add_ignore_option,
     add_input_options,
@@ -43,6 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add_source_options(parser, api_by_default=True)
     add_input_options(parser)
     add_report_options(parser)
+    add_discovery_options(parser)
     add_ignore_option(parser)
     parser.add_argument(
         "-q",
@@ -54,15 +62,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     """Audit, render, write, and return the exit code."""
+    from datetime import date
+
+    from msgspec.structs import replace
+
     from modelshield.audit import audit_paths
     from modelshield.core.errors import ConfigError
+    from modelshield.gate.policy_check import expired_ignores
 
     if not args.paths and not args.env:
         raise ConfigError("nothing to audit: name files or directories, or pass --env")
+    check_outputs(args)
     policy, policy_source = resolve_policy(args.policy)
     if args.fail_on is not None:
         policy = policy.with_fail_on(Severity.parse(args.fail_on))
-    policy, advisory_ids = split_ignores(args.ignore, policy)
+    policy, advisory_ids = split_ignores(args.ignore, policy, today=date.today())
     policy = apply_input_options(args, policy)
     source = choose_source(args, policy)
     raw = audit_paths(
@@ -71,5 +85,10 @@ def run(args: argparse.Namespace) -> int:
         policy=policy,
         include_environment=args.env,
         ignore=advisory_ids,
+        discovery=discovery(args, policy),
     )
-    return emit_report(policy.apply(raw), args, policy, policy_source)
+    report = policy.apply(raw)
+    expired = expired_ignores(policy, date.today())
+    if expired is not None:
+        report = replace(report, results=(*report.results, expired))
+    return emit_report(report, args, policy, policy_source)

@@ -53,12 +53,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     """Build the BOM, write it, and return 2 when part of the model could not be analysed."""
+    from datetime import date
+
     from modelshield.bom.cyclonedx import bom_json, create_bom
     from modelshield.core.rules import load_all_rules
 
     policy, _ = resolve_policy(args.policy)
     rule_ids = frozenset(r.id for r in load_all_rules())
-    policy, advisory_ids = split_ignores(args.ignore, policy, rule_ids)
+    policy, advisory_ids = split_ignores(args.ignore, policy, rule_ids, today=date.today())
     policy = apply_input_options(args, policy)
     source = requested_source(args, policy)
     outcome = create_bom(args.path, policy=policy, source=source, ignore=advisory_ids)

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from msgspec.structs import replace
 
-from modelshield.cli._common import add_report_options, emit_report, resolve_policy
+from modelshield.cli._common import (
+    add_discovery_options,
+    add_report_options,
+    check_outputs,
+    discovery,
+    emit_report,
+    resolve_policy,
+)
 from modelshield.core.findings import Severity
 
 if TYPE_CHECKING:
@@ -30,6 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
     add_report_options(parser)
+    add_discovery_options(parser)
     parser.add_argument(
         "--ignore",
         action="append",
@@ -86,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     """Scan, render, write, and return the exit code."""
     from modelshield.scanner.engine import scan_paths
 
+    check_outputs(args)
     policy, source = resolve_policy(args.policy)
     if args.fail_on is not None:
         policy = policy.with_fail_on(Severity.parse(args.fail_on))
@@ -102,7 +111,9 @@ def run(args: argparse.Namespace) -> int:
     show_progress = not (args.no_progress or args.quiet) and sys.stderr.isatty()
     progress = _Progress() if show_progress else None
     try:
-        report = policy.apply(scan_paths(args.paths, policy, progress))
+        report = policy.apply(
+            scan_paths(args.paths, policy, progress, discovery=discovery(args, policy))
+        )
     finally:
         if progress is not None:
             progress.close()

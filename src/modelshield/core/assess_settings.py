@@ -50,7 +50,21 @@ LOWER_IS_BETTER = frozenset({"log_loss", "brier", "mae", "rmse"})
 
 
 class AssessSettings(Struct, frozen=True):
-    """The ``[assess]`` table: thresholds per check and the budgets of the assessment."""
+    """The ``[assess]`` table: thresholds per check and the budgets of the assessment, and
+    what ``modelshield ci`` assesses."""
+
+    model: str = ""
+    """``modelshield ci``: the model to assess (a file relative to the policy file,
+    ``package.module:function`` or a URL); empty: ``ci`` assesses nothing."""
+    data: str = ""
+    """``modelshield ci``: the held-out data file (CSV or Parquet, relative to the policy
+    file)."""
+    target: str = ""
+    """``modelshield ci``: the target column."""
+    sensitive: tuple[str, ...] = ()
+    """``modelshield ci``: the sensitive columns of the fairness check."""
+    train_data: str = ""
+    """``modelshield ci``: the training data, for the membership probe (optional)."""
 
     seed: int = 0
     """Seed of every random draw: bootstrap resamples, perturbations, attacks."""
@@ -179,8 +193,19 @@ _POSITIVE_INTS = frozenset(
 _POSITIVE_FLOATS = frozenset({"timeout_s", "noise", "evasion_epsilon", "slice_min_error_rise"})
 
 
+_TEXT_KEYS = frozenset({"model", "data", "target", "train_data"})
+
+
 def _value(key: str, value: Any, source: str) -> Any:
     where = f"{source}: assess.{key}"
+    if key in _TEXT_KEYS:
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{where} must be a non-empty string")
+        return value
+    if key == "sensitive":
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"{where} must be a list of column names")
+        return tuple(value)
     if key == "seed":
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(f"{where} must be an integer >= 0")

@@ -8,7 +8,7 @@ scanned" included). A :class:`Report` collects results and is what reporters ren
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
 from msgspec import Struct, field
@@ -163,6 +163,10 @@ class FileResult(Struct, frozen=True):
     """Parts of the input that were not analysed (see :data:`Status`)."""
     skipped: bool = False
     """Nothing of the input was analysed, by rule (it is above the size limit)."""
+    pillar: str = ""
+    """The pillar that produced the result (``scan``, ``audit``, ``manifest``, ``assess``,
+    ``gate``) in a report that merges several (``modelshield ci``); empty: the report's
+    ``tool``."""
 
     @property
     def status(self) -> Status:
@@ -230,6 +234,18 @@ class Repository(Struct, frozen=True):
         return tuple(f for f in self.files if f.role == role)
 
 
+class Excluded(Struct, frozen=True):
+    """A path under a searched directory that was left out, and why."""
+
+    path: str
+    """The file or directory (a directory stands for everything under it)."""
+    reason: str
+    """``default`` (a version-control, virtual-environment or cache directory),
+    ``exclude`` (an ``exclude`` pattern of the policy or the command line) or ``gitignore``."""
+    pattern: str = ""
+    """What matched: the directory name, the pattern, or ``.gitignore:LINE: pattern``."""
+
+
 class Report(Struct, frozen=True):
     """Everything one command produced, before reporters render it."""
 
@@ -247,6 +263,12 @@ class Report(Struct, frozen=True):
     """Scanned directories seen as a whole (one per directory named as an input)."""
     assessment: Assessment | None = None
     """``assess``: what was measured and on what (None for every other command)."""
+    excluded: tuple[Excluded, ...] = ()
+    """Paths left out while searching the named directories (the first 1,000)."""
+    excluded_total: int = 0
+    """How many paths were left out in all (``excluded`` lists the first 1,000)."""
+    baselined: int = 0
+    """How many findings a baseline of accepted findings removed (``modelshield ci``)."""
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -282,6 +304,8 @@ class Report(Struct, frozen=True):
         results: Iterable[FileResult],
         duration_s: float = 0.0,
         repositories: Iterable[Repository] = (),
+        excluded: Sequence[Excluded] = (),
+        excluded_total: int | None = None,
     ) -> Report:
         """Build a report with the current version."""
         from modelshield._version import __version__
@@ -292,4 +316,6 @@ class Report(Struct, frozen=True):
             results=tuple(results),
             duration_s=duration_s,
             repositories=tuple(repositories),
+            excluded=tuple(excluded),
+            excluded_total=len(excluded) if excluded_total is None else excluded_total,
         )

@@ -45,10 +45,16 @@ fails the run with exit code 2 whatever ``fail_on`` says, until an ``accept_inco
 entry, an ``ignore`` or a ``suppress`` of the rule that reports the gap accepts it.
 """
 
+# Paths stay strings, made absolute without resolving links (os.path.abspath, not
+# Path.resolve): they are compared with the policy's root once per file and finding.
+# ruff: noqa: PTH100, PTH117, PTH118
+
 from __future__ import annotations
 
+import datetime
 import enum
 import fnmatch
+import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -83,23 +89,97 @@ class Suppression(Struct, frozen=True):
     paths: tuple[str, ...]
     """fnmatch globs matched against the location's path."""
 
-    def matches(self, finding: Finding | Gap) -> bool:
-        """Whether this entry covers the finding (or the gap)."""
-        return self.covers(finding.rule_id, finding.location)
+    def matches(self, finding: Finding | Gap, root: str | None = None) -> bool:
+        """Whether this entry covers the finding (or the gap); ``root`` as in :meth:`covers`."""
+        return self.covers(finding.rule_id, finding.location, root)
 
-    def covers(self, rule_id: str, location: Location) -> bool:
-        """Whether this entry covers ``rule_id`` at ``location`` (no paths: everywhere)."""
+    def covers(self, rule_id: str, location: Location, root: str | None = None) -> bool:
+        """Whether this entry covers ``rule_id`` at ``location`` (no paths: everywhere).
+
+        ``root`` is the directory the globs are relative to (the policy file's): the location
+        is matched as a path relative to it, whatever the working directory. Without a root
+        the location is matched as written. An absolute glob is matched against the absolute
+        path.
+        """
         if self.rule not in ("*", rule_id):
             return False
         if not self.paths:
             return True
-        return any(fnmatch.fnmatch(location.path, p) for p in self.paths)
+        return path_matches(location.path, self.paths, root)
+
+
+def relative_to_root(path: str, root: str | None) -> str:
+    """``path`` (as a command named it, relative to the working directory or absolute) as a
+    POSIX path relative to ``root``; unchanged when ``root`` is None. A path outside the root
+    starts with ``../``."""
+    if root is None:
+        return path[2:] if path.startswith("./") else path
+    try:
+        rel = os.path.relpath(os.path.abspath(path), root)
+    except ValueError:  # another drive (Windows)
+        return path
+    return rel.replace(os.sep, "/")
+
+
+def path_matches(path: str, globs: Iterable[str], root: str | None) -> bool:
+    """Whether ``path`` matches any of the fnmatch ``globs`` of a policy rooted at ``root``."""
+    rel: str | None = None
+    for glob in globs:
+        if os.path.isabs(glob):
+            if fnmatch.fnmatch(os.path.abspath(path), glob):
+                return True
+            continue
+        if rel is None:
+            rel = relative_to_root(path, root)
+        if fnmatch.fnmatch(rel, glob[2:] if glob.startswith("./") else glob):
+            return True
+    return False
 
 
 PYTHON_VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?$")
 """A target Python version: ``3.11`` or ``3.11.4``."""
 PLATFORMS: tuple[str, ...] = ("linux", "macos", "windows")
 """The target platforms the audit evaluates markers for."""
+
+
+class VulnerabilityIgnore(Struct, frozen=True):
+    """An advisory the audit leaves out (``[[audit.ignore]]``), with why and until when."""
+
+    id: str
+    """Any id of the advisory: PYSEC-..., GHSA-..., CVE-... (aliases are matched too)."""
+    reason: str
+    """Why it is accepted (a risk review, an unreachable code path...), for the next reader."""
+    expires: datetime.date | None = None
+    """The last day the entry applies; after it, the advisory is reported again and the
+    expired entry is reported (``POLICY-IGNORE-EXPIRED``). None: it never expires."""
+
+    def active(self, today: datetime.date) -> bool:
+        """Whether the entry still applies on ``today``."""
+        return self.expires is None or today <= self.expires
+
+
+class ManifestSettings(Struct, frozen=True):
+    """The ``[manifest]`` table: the integrity manifest ``modelshield ci`` verifies."""
+
+    path: str | None = None
+    """The model directory or file to verify (relative to the policy file); None: no
+    verification."""
+    file: str | None = None
+    """The manifest (relative to the policy file); None: where ``manifest create`` writes it."""
+
+
+CI_PILLARS: tuple[str, ...] = ("scan", "audit", "manifest", "assess")
+"""The pillars ``modelshield ci`` runs, in order (each when configured)."""
+
+
+class CiSettings(Struct, frozen=True):
+    """The ``[ci]`` table: what ``modelshield ci`` runs and which baseline it applies."""
+
+    skip: tuple[str, ...] = ()
+    """Pillars not to run: ``scan``, ``audit``, ``manifest``, ``assess``."""
+    baseline: str | None = None
+    """The baseline of accepted findings (relative to the policy file), used when
+    ``--baseline`` is not given."""
 
 
 class AuditSettings(Struct, frozen=True):
@@ -120,6 +200,15 @@ class AuditSettings(Struct, frozen=True):
     max_unreadable_share: float = 0.01
     """The share of an offline database's files that may be unreadable before the database is
     refused (exit 2); below it, each one is reported with the packages it concerns."""
+    ignore: tuple[VulnerabilityIgnore, ...] = ()
+    """Advisories left out, each with a reason and an optional expiry date."""
+    db: str | None = None
+    """An offline OSV database (a directory or an export ``.zip``, relative to the policy
+    file) for ``modelshield ci``; None: the command line chooses (the OSV API by default)."""
+
+    def active_ignores(self, today: datetime.date) -> tuple[str, ...]:
+        """The ids of the ``ignore`` entries that still apply on ``today``."""
+        return tuple(i.id for i in self.ignore if i.active(today))
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str) -> AuditSettings:
@@ -143,6 +232,10 @@ class AuditSettings(Struct, frozen=True):
         for key in ("allow_includes", "expand_env"):
             if key in data:
                 kwargs[key] = tuple(_str_list(data[key], source, f"audit.{key}"))
+        if "ignore" in data:
+            kwargs["ignore"] = tuple(_ignores(data["ignore"], source))
+        if "db" in data:
+            kwargs["db"] = _expect(data["db"], str, source, "audit.db")
         for key, top in (("max_database_age_days", None), ("max_unreadable_share", 1.0)):
             if key in data:
                 value = data[key]
@@ -179,11 +272,40 @@ class Policy(Struct, frozen=True):
     """Checks, thresholds and budgets of the assessment (the ``[assess]`` table)."""
     guard: GuardSettings = field(default_factory=GuardSettings)
     """Screening, logging and monitoring of the runtime guard (the ``[guard]`` table)."""
+    models: tuple[str, ...] = ()
+    """The model files and directories of the project (relative to the policy file), which
+    ``modelshield ci`` scans; empty: the whole project."""
+    exclude: tuple[str, ...] = ()
+    """Paths left out when directories are searched, in ``.gitignore`` syntax, relative to the
+    policy file (a file or directory named explicitly is never left out)."""
+    gitignore: bool = True
+    """Inside a git work tree, leave out what ``.gitignore`` files ignore (never a file git
+    tracks)."""
+    manifest: ManifestSettings = field(default_factory=ManifestSettings)
+    """The integrity manifest ``modelshield ci`` verifies (the ``[manifest]`` table)."""
+    ci: CiSettings = field(default_factory=CiSettings)
+    """What ``modelshield ci`` runs (the ``[ci]`` table)."""
+    root: str | None = None
+    """The absolute directory the policy's paths are relative to (the policy file's); None:
+    the working directory (a policy built in code, or the built-in defaults)."""
+    file: str | None = None
+    """The policy file that was read (absolute), or None."""
 
     # ---- loading -------------------------------------------------------------------------
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], source: str = "<policy>") -> Policy:
-        """Validate a parsed policy table; unknown keys and bad values raise ConfigError."""
+    def from_mapping(
+        cls,
+        data: Mapping[str, Any],
+        source: str = "<policy>",
+        *,
+        root: str | os.PathLike[str] | None = None,
+        file: str | os.PathLike[str] | None = None,
+    ) -> Policy:
+        """Validate a parsed policy table; unknown keys and bad values raise ConfigError.
+
+        ``root`` is the directory the policy's paths are relative to (the policy file's) and
+        ``file`` the file it was read from; both are made absolute.
+        """
         allowed = {
             "fail_on",
             "ignore",
@@ -195,6 +317,11 @@ class Policy(Struct, frozen=True):
             "audit",
             "assess",
             "guard",
+            "models",
+            "exclude",
+            "gitignore",
+            "manifest",
+            "ci",
         }
         unknown = sorted(set(data) - allowed)
         if unknown:
@@ -265,6 +392,20 @@ class Policy(Struct, frozen=True):
         if "guard" in data:
             table = _expect(data["guard"], dict, source, "guard")
             kwargs["guard"] = GuardSettings.from_mapping(table, source)
+        for key in ("models", "exclude"):
+            if key in data:
+                kwargs[key] = tuple(_str_list(data[key], source, key))
+        if "gitignore" in data:
+            kwargs["gitignore"] = _expect(data["gitignore"], bool, source, "gitignore")
+        if "manifest" in data:
+            table = _expect(data["manifest"], dict, source, "manifest")
+            kwargs["manifest"] = _manifest_settings(table, source)
+        if "ci" in data:
+            kwargs["ci"] = _ci_settings(_expect(data["ci"], dict, source, "ci"), source)
+        if root is not None:
+            kwargs["root"] = os.path.abspath(root)
+        if file is not None:
+            kwargs["file"] = os.path.abspath(file)
         return cls(**kwargs)
 
     @classmethod
@@ -281,16 +422,24 @@ class Policy(Struct, frozen=True):
             raise ConfigError(f"policy file {p} is not valid TOML: {e}") from e
         if p.name == "pyproject.toml":
             data = data.get("tool", {}).get("modelshield", {})
-        return cls.from_mapping(data, source=str(p))
+        return cls.from_mapping(data, source=str(p), root=p.parent, file=p)
 
     # ---- applying ------------------------------------------------------------------------
     def with_fail_on(self, severity: Severity) -> Policy:
         """The same policy with another failure threshold."""
         return replace(self, fail_on=severity)
 
+    def resolve(self, path: str) -> str:
+        """A path written in the policy, as a path usable from the working directory."""
+        if self.root is None or os.path.isabs(path):
+            return path
+        return os.path.join(self.root, path)
+
     def keep(self, finding: Finding) -> Finding | None:
         """The finding as the policy reports it, or None when the policy drops it."""
-        if finding.rule_id in self.ignore or any(s.matches(finding) for s in self.suppress):
+        if finding.rule_id in self.ignore or any(
+            s.matches(finding, self.root) for s in self.suppress
+        ):
             return None
         override = self.severity_overrides.get(finding.rule_id)
         return finding if override is None else finding.with_severity(override)
@@ -300,8 +449,8 @@ class Policy(Struct, frozen=True):
         covers it, or the rule that reports it is ignored or suppressed there."""
         if gap.rule_id in self.ignore:
             return True
-        return any(a.matches(gap) for a in self.accept_incomplete) or any(
-            s.matches(gap) for s in self.suppress
+        return any(a.matches(gap, self.root) for a in self.accept_incomplete) or any(
+            s.matches(gap, self.root) for s in self.suppress
         )
 
     def apply(self, report: Report) -> Report:
@@ -344,3 +493,62 @@ def _str_list(value: Any, source: str, key: str) -> Iterable[str]:
     for item in items:
         _expect(item, str, source, key)
     return [str(x) for x in items]
+
+
+def _manifest_settings(table: Mapping[str, Any], source: str) -> ManifestSettings:
+    extra = sorted(set(table) - {"path", "file"})
+    if extra:
+        raise ConfigError(f"{source}: unknown key(s) in [manifest]: {', '.join(extra)}")
+    return ManifestSettings(
+        **{k: _expect(v, str, source, f"manifest.{k}") for k, v in table.items()}
+    )
+
+
+def _ci_settings(table: Mapping[str, Any], source: str) -> CiSettings:
+    extra = sorted(set(table) - {"skip", "baseline"})
+    if extra:
+        raise ConfigError(f"{source}: unknown key(s) in [ci]: {', '.join(extra)}")
+    skip = tuple(_str_list(table.get("skip", []), source, "ci.skip"))
+    bad = sorted(set(skip) - set(CI_PILLARS))
+    if bad:
+        raise ConfigError(
+            f"{source}: ci.skip: unknown pillar(s) {', '.join(bad)}; use {', '.join(CI_PILLARS)}"
+        )
+    baseline = table.get("baseline")
+    if baseline is not None:
+        baseline = _expect(baseline, str, source, "ci.baseline")
+    return CiSettings(skip=skip, baseline=baseline)
+
+
+def _ignores(value: Any, source: str) -> Iterable[VulnerabilityIgnore]:
+    items = _expect(value, list, source, "audit.ignore")
+    for i, item in enumerate(items):
+        key = f"audit.ignore[{i}]"
+        table = _expect(item, dict, source, key)
+        extra = sorted(set(table) - {"id", "reason", "expires"})
+        if extra or "id" not in table or "reason" not in table:
+            raise ConfigError(
+                f"{source}: {key} needs 'id' and 'reason' and may have 'expires' "
+                "(an advisory left out must say why)"
+            )
+        reason = _expect(table["reason"], str, source, f"{key}.reason")
+        if not reason.strip():
+            raise ConfigError(f"{source}: {key}.reason is empty: say why the advisory is accepted")
+        yield VulnerabilityIgnore(
+            id=_expect(table["id"], str, source, f"{key}.id").strip(),
+            reason=reason,
+            expires=_date(table.get("expires"), source, f"{key}.expires"),
+        )
+
+
+def _date(value: Any, source: str, key: str) -> datetime.date | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime.date) and not isinstance(value, datetime.datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ConfigError(f"{source}: '{key}' must be a date such as 2026-06-30, got {value!r}")

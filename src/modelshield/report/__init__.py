@@ -53,6 +53,11 @@ class Invocation(Struct, frozen=True):
 
     policy_source: str | None = None
     """The policy file that was read, or None for the built-in defaults."""
+    source_root: str | None = None
+    """The project directory paths are relative to (SARIF's ``%SRCROOT%``, fingerprints);
+    None: the working directory."""
+    verbose: bool = False
+    """Text: each finding with its explanation and evidence, repeated findings one by one."""
 
 
 def render(
@@ -75,15 +80,22 @@ def render(
     if fmt is OutputFormat.TEXT:
         from modelshield.report.text import render as render_text
 
-        return render_text(report, policy=policy, invocation=invocation, color=color, quiet=quiet)
+        return render_text(
+            report,
+            policy=policy,
+            invocation=invocation,
+            color=color,
+            quiet=quiet,
+            verbose=invocation.verbose,
+        )
     if fmt is OutputFormat.JSON:
         from modelshield.report.json_report import render as render_json
 
-        return render_json(report, policy=policy)
+        return render_json(report, policy=policy, root=invocation.source_root)
     if fmt is OutputFormat.SARIF:
         from modelshield.report.sarif import render as render_sarif
 
-        return render_sarif(report, policy=policy, rules=rules)
+        return render_sarif(report, policy=policy, rules=rules, root=invocation.source_root)
     if fmt is OutputFormat.JUNIT:
         from modelshield.report.junit import render as render_junit
 

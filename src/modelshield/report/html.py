@@ -1,18 +1,21 @@
-"""A self-contained HTML page: the verdict, the findings, and for an assessment a section per
-check with plots (inline SVG: metrics with their intervals, group rates against the
-four-fifths line, the reliability curve, robustness and evasion curves) and the predictions
-each check asked for. No script, no external resource: the page opens offline and is safe to
+"""A self-contained HTML page for people: a summary a manager reads in ten seconds (the
+verdict in one sentence, findings by severity, one line per pillar), then each pillar with its
+findings, their evidence and how to fix them, and for an assessment a section per check with
+plots (inline SVG: metrics with their intervals, group rates against the four-fifths line,
+the reliability curve, robustness and evasion curves) and the predictions each check asked
+for. No script, no stylesheet or image from elsewhere: the page opens offline and is safe to
 attach to a CI run."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from html import escape
 
-from modelshield.core.findings import Finding, Report
+from modelshield.core.findings import FileResult, Finding, Report, Severity
 from modelshield.core.measurements import Assessment, Measurement
 from modelshield.core.policy import ExitCode, Policy
+from modelshield.core.rules import Rule, get_rule
 from modelshield.report import Invocation, svg
 
 _VERDICT = {
@@ -20,18 +23,41 @@ _VERDICT = {
     ExitCode.FINDINGS: ("FAIL", "#dc2626"),
     ExitCode.ERROR: ("ERROR", "#9333ea"),
 }
+_SEVERITY_COLOUR = {
+    Severity.CRITICAL: "#7f1d1d",
+    Severity.HIGH: "#dc2626",
+    Severity.MEDIUM: "#d97706",
+    Severity.LOW: "#0e7490",
+    Severity.INFO: "#6b7280",
+}
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#111;
 padding:0 16px}
 h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd}
+h3{font-size:15px;margin:18px 0 4px}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;
 text-align:left;vertical-align:top}th{background:#f3f4f6}.v{font-weight:700;color:#fff;
 padding:2px 10px;border-radius:4px}.sev{font-weight:700}.critical,.high{color:#b91c1c}
 .medium{color:#b45309}.low{color:#0e7490}.info{color:#6b7280}.muted{color:#6b7280}
 svg{margin:6px 12px 6px 0;font-size:11px}svg .t{font-weight:700;font-size:12px}
 svg .m{fill:#6b7280}svg .r{fill:#dc2626}.charts{display:flex;flex-wrap:wrap}
+.summary{border:1px solid #ddd;border-radius:6px;padding:12px 16px;background:#fafafa}
+.lead{font-size:17px;margin:4px 0 10px}.tiles{display:flex;gap:10px;flex-wrap:wrap}
+.tile{border-radius:6px;color:#fff;padding:6px 14px;min-width:80px;text-align:center}
+.tile b{display:block;font-size:24px}.tile.zero{background:#e5e7eb;color:#6b7280}
+.finding{border-left:4px solid #ddd;padding:4px 10px;margin:10px 0}
+.finding .where{font-family:ui-monospace,monospace;font-size:12px}
+details{margin-top:4px}summary{cursor:pointer;color:#1d4ed8}
 """
 _UNIT = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc")
+_PILLAR_TITLES = {
+    "gate": "Policy",
+    "scan": "Model scan",
+    "audit": "Dependency audit",
+    "manifest": "Integrity manifest",
+    "assess": "Assessment",
+}
+_PILLAR_ORDER = ("gate", "scan", "audit", "manifest", "assess")
 
 
 def render(report: Report, *, policy: Policy, invocation: Invocation | None = None) -> str:
@@ -41,21 +67,99 @@ def render(report: Report, *, policy: Policy, invocation: Invocation | None = No
     source = invocation.policy_source if invocation is not None else None
     parts = [
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
-        f"<title>modelshield {escape(report.tool)} report</title><style>{_CSS}</style>",
+        '<meta name=viewport content="width=device-width,initial-scale=1">',
+        f"<title>modelshield {escape(report.tool)} report: {word}</title><style>{_CSS}</style>",
         "</head><body>",
         f"<h1>modelshield {escape(report.tool)} <span class=v style=background:{colour}>"
         f"{word}</span></h1>",
         f"<p class=muted>modelshield {escape(report.version)} · policy: "
         f"{escape(source or 'built-in defaults')} · fail on {policy.fail_on.label} · exit code "
         f"{int(code)} · {report.duration_s:.2f} s</p>",
+        _summary(report, policy, code),
     ]
     if report.assessment is not None:
         parts.append(_overview(report.assessment))
-    parts.append(_findings(report))
+    parts.append(_findings(report, policy))
     if report.assessment is not None:
         parts.append(_checks(report.assessment, report, policy))
+    if report.excluded:
+        parts.append(_excluded(report))
     parts.append("</body></html>\n")
     return "".join(parts)
+
+
+def _pillar_of(result: FileResult, report: Report) -> str:
+    if result.pillar:
+        return result.pillar
+    if report.assessment is not None and result.path != report.assessment.model:
+        return "scan"
+    return report.tool
+
+
+def _summary(report: Report, policy: Policy, code: ExitCode) -> str:
+    """The part a manager reads: the verdict as a sentence, counts, one row per pillar."""
+    failing = [f for f in report.findings if f.severity >= policy.fail_on]
+    unfinished = len(report.unfinished)
+    if code is ExitCode.FINDINGS:
+        lead = (
+            f"<b>Not fit to ship:</b> {len(failing)} finding{_s(len(failing))} at or above "
+            f"{policy.fail_on.label} must be fixed or reviewed."
+        )
+    elif code is ExitCode.ERROR:
+        lead = (
+            f"<b>Not fully checked:</b> {unfinished} input{_s(unfinished)} could not be "
+            "analysed fully, so no clean verdict can be given."
+        )
+    else:
+        lead = (
+            f"<b>Passed:</b> every input was checked and no finding reaches {policy.fail_on.label}."
+        )
+    counts = report.count_by_severity()
+    tiles = "".join(
+        f"<div class='tile{' zero' if not n else ''}'"
+        + (f" style=background:{_SEVERITY_COLOUR[sev]}" if n else "")
+        + f"><b>{n}</b>{sev.label}</div>"
+        for sev, n in counts.items()
+    )
+    rows = []
+    by_pillar: dict[str, list[FileResult]] = defaultdict(list)
+    for result in report.results:
+        by_pillar[_pillar_of(result, report)].append(result)
+    order = [p for p in _PILLAR_ORDER if p in by_pillar] + sorted(
+        set(by_pillar) - set(_PILLAR_ORDER)
+    )
+    for pillar in order:
+        results = by_pillar[pillar]
+        found = [f for r in results for f in r.findings]
+        bad = sum(1 for f in found if f.severity >= policy.fail_on)
+        errors = sum(1 for r in results if not r.finished)
+        verdict = "fail" if bad else ("error" if errors else "pass")
+        rows.append(
+            (
+                _PILLAR_TITLES.get(pillar, pillar),
+                verdict,
+                str(len(results)),
+                f"{len(found)} ({bad} at or above {policy.fail_on.label})",
+                str(errors),
+            )
+        )
+    notes = []
+    if report.suppressed:
+        notes.append(f"{report.suppressed} suppressed by the policy")
+    if report.baselined:
+        notes.append(f"{report.baselined} accepted by the baseline")
+    if report.excluded_total:
+        notes.append(f"{report.excluded_total} paths left out of the search")
+    return (
+        f"<section class=summary><p class=lead>{lead}</p><div class=tiles>{tiles}</div>"
+        + _table(("pillar", "verdict", "inputs", "findings", "not fully analysed"), rows)
+        + (f"<p class=muted>{escape('; '.join(notes))}</p>" if notes else "")
+        + "</section>"
+    )
+
+
+def _s(n: int) -> str:
+    return "" if n == 1 else "s"
 
 
 def _overview(info: Assessment) -> str:
@@ -85,43 +189,102 @@ def _overview(info: Assessment) -> str:
     return "<h2>Assessment</h2>" + _table(("", ""), rows, header=False)
 
 
-def _findings(report: Report) -> str:
-    found = sorted(report.findings, key=lambda f: -f.severity)
-    out = [f"<h2>Findings ({len(found)})</h2>"]
-    if not found:
-        out.append("<p>No findings.</p>")
-    out.extend(_finding(f) for f in found)
-    errors = report.errors
-    if errors:
-        out.append("<h2>Errors</h2>")
-        out.append(
-            _table(
-                ("stage", "where", "message"),
-                [(e.stage, e.location.display(), e.message) for e in errors],
+def _findings(report: Report, policy: Policy) -> str:
+    out = []
+    by_pillar: dict[str, list[FileResult]] = defaultdict(list)
+    for result in report.results:
+        by_pillar[_pillar_of(result, report)].append(result)
+    order = [p for p in _PILLAR_ORDER if p in by_pillar] + sorted(
+        set(by_pillar) - set(_PILLAR_ORDER)
+    )
+    for pillar in order:
+        results = by_pillar[pillar]
+        found = sorted((f for r in results for f in r.findings), key=lambda f: -f.severity)
+        title = _PILLAR_TITLES.get(pillar, pillar)
+        out.append(f"<h2>{escape(title)}: {len(found)} finding{_s(len(found))}</h2>")
+        if not found:
+            out.append(f"<p>No findings in {len(results)} input{_s(len(results))}.</p>")
+        repeats = Counter((f.rule_id, f.location.path, f.title) for f in found)
+        shown: set[tuple[str, str, str]] = set()
+        for f in found:
+            key = (f.rule_id, f.location.path, f.title)
+            if key in shown:
+                continue
+            shown.add(key)
+            out.append(_finding(f, repeats[key]))
+        errors = [e for r in results for e in r.errors]
+        if errors:
+            out.append("<h3>Errors</h3>")
+            out.append(
+                _table(
+                    ("stage", "where", "message"),
+                    [(e.stage, e.location.display(), e.message) for e in errors],
+                )
             )
-        )
-    gaps = [g for r in report.results for g in r.gaps]
-    if gaps:
-        out.append("<h2>Not analysed</h2>")
-        out.append(
-            _table(
-                ("rule", "accepted", "what"),
-                [(g.rule_id, "yes" if g.accepted else "no", g.message) for g in gaps],
+        gaps = [g for r in results for g in r.gaps]
+        if gaps:
+            out.append("<h3>Not analysed</h3>")
+            out.append(
+                _table(
+                    ("rule", "where", "accepted", "what"),
+                    [
+                        (g.rule_id, g.location.display(), "yes" if g.accepted else "no", g.message)
+                        for g in gaps
+                    ],
+                )
             )
-        )
     return "".join(out)
 
 
-def _finding(f: Finding) -> str:
-    evidence = " · ".join(
-        f"{escape(k)}: <b>{escape(f.evidence[k])}</b>" for k in sorted(f.evidence)
+def _finding(f: Finding, times: int = 1) -> str:
+    evidence = "".join(
+        f"<tr><th>{escape(k)}</th><td>{escape(f.evidence[k])}</td></tr>" for k in sorted(f.evidence)
     )
+    where = escape(f.location.display())
+    line = f.evidence.get("line")
+    if line and not f.location.members:
+        where += f" line {escape(line)}"
+    more = f" <span class=muted>×{times} in this file</span>" if times > 1 else ""
+    rule = _rule(f.rule_id)
+    fix = ""
+    if rule is not None:
+        refs = "".join(
+            f"<li><a href='{escape(r)}'>{escape(r)}</a></li>"
+            if r.startswith(("https://", "http://"))
+            else f"<li>{escape(r)}</li>"
+            for r in rule.references
+        )
+        fix = (
+            f"<details><summary>Why it matters and how to fix it</summary><p>{escape(rule.why)}"
+            f"</p><p class=muted>{escape(rule.what)}</p>"
+            + (f"<ul>{refs}</ul>" if refs else "")
+            + "</details>"
+        )
     return (
-        f"<p><span class='sev {f.severity.label}'>{f.severity.label.upper()}</span> "
-        f"<b>{escape(f.rule_id)}</b> {escape(f.title)}<br>{escape(f.message)}"
-        f"<br><span class=muted>{escape(f.location.display())}"
-        + (f"<br>{evidence}" if evidence else "")
-        + "</span></p>"
+        f"<div class=finding style='border-color:{_SEVERITY_COLOUR[f.severity]}'>"
+        f"<span class='sev {f.severity.label}'>{f.severity.label.upper()}</span> "
+        f"<b>{escape(f.rule_id)}</b> {escape(f.title)}{more}"
+        f"<div class=where>{where}</div><p>{escape(f.message)}</p>"
+        + (f"<table>{evidence}</table>" if evidence else "")
+        + fix
+        + "</div>"
+    )
+
+
+def _rule(rule_id: str) -> Rule | None:
+    try:
+        return get_rule(rule_id)
+    except KeyError:
+        return None
+
+
+def _excluded(report: Report) -> str:
+    rows = [(e.path, e.reason, e.pattern) for e in report.excluded]
+    more = report.excluded_total - len(rows)
+    return (
+        f"<h2>Left out of the search ({report.excluded_total})</h2>"
+        + _table(("path", "why", "what matched"), rows)
+        + (f"<p class=muted>... and {more} more</p>" if more > 0 else "")
     )
 
 

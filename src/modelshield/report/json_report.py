@@ -11,11 +11,14 @@ removing or changing the meaning of one bumps the major version.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from typing import Any
 
+from modelshield.core.evidence import typed
 from modelshield.core.findings import (
     ErrorRecord,
+    Excluded,
     FileResult,
     Finding,
     Gap,
@@ -25,11 +28,12 @@ from modelshield.core.findings import (
     Role,
     Severity,
 )
+from modelshield.core.fingerprint import with_occurrences
 from modelshield.core.measurements import Assessment
 from modelshield.core.policy import ExitCode, Policy
 from modelshield.report import jsontext
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "2.0"
 """Version of the document layout (not of modelshield)."""
 
 TOOL_NAME = "modelshield"
@@ -53,9 +57,15 @@ def schema() -> dict[str, Any]:
     return loaded
 
 
-def to_dict(report: Report, *, policy: Policy) -> dict[str, Any]:
-    """The report as plain JSON-compatible data, keys in their documented order."""
+def to_dict(report: Report, *, policy: Policy, root: str | None = None) -> dict[str, Any]:
+    """The report as plain JSON-compatible data, keys in their documented order.
+
+    ``root`` is the project directory fingerprints make paths relative to (None: the working
+    directory, as in SARIF).
+    """
     exit_code = policy.exit_code(report)
+    base = root if root is not None else os.getcwd()  # noqa: PTH109 (a str)
+    prints = {id(f): f"{d}:{n}" for f, d, n in with_occurrences(report.findings, base)}
     counts = report.count_by_severity()
     worst = report.max_severity
     document: dict[str, Any] = {
@@ -74,24 +84,27 @@ def to_dict(report: Report, *, policy: Policy) -> dict[str, Any]:
             "errors": len(report.errors),
             "not_fully_analysed": len(report.unfinished),
             "suppressed": report.suppressed,
+            "baselined": report.baselined,
+            "excluded": report.excluded_total,
             "duration_s": _seconds(report.duration_s),
         },
-        "results": [_result(r) for r in report.results],
+        "results": [_result(r, report.tool, prints) for r in report.results],
         "repositories": [_repository(r) for r in report.repositories],
+        "excluded": [_excluded(e) for e in report.excluded],
     }
     if report.assessment is not None:
         document["assessment"] = _assessment(report.assessment)
     return document
 
 
-def render(report: Report, *, policy: Policy) -> str:
+def render(report: Report, *, policy: Policy, root: str | None = None) -> str:
     """The JSON document as text (two-space indent, ending with a newline).
 
     Non-ASCII characters are written as ``\\u`` escapes: file names and strings taken from
     hostile files may hold lone surrogates or control characters, and escaping keeps the
     output valid UTF-8 JSON whatever they contain.
     """
-    return jsontext.dumps(to_dict(report, policy=policy)) + "\n"
+    return jsontext.dumps(to_dict(report, policy=policy, root=root)) + "\n"
 
 
 def _assessment(info: Assessment) -> dict[str, Any]:
@@ -147,10 +160,11 @@ def _assessment(info: Assessment) -> dict[str, Any]:
     }
 
 
-def _result(result: FileResult) -> dict[str, Any]:
+def _result(result: FileResult, tool: str, prints: Mapping[int, str]) -> dict[str, Any]:
     worst = result.max_severity
     return {
         "path": result.path,
+        "pillar": result.pillar or tool,
         "format": result.format,
         "formats_seen": list(result.formats_seen),
         "status": result.status,
@@ -160,7 +174,7 @@ def _result(result: FileResult) -> dict[str, Any]:
         "duration_s": _seconds(result.duration_s),
         "imports": list(result.imports),
         "metadata": _sorted_map(result.metadata),
-        "findings": [_finding(f) for f in result.findings],
+        "findings": [_finding(f, prints[id(f)]) for f in result.findings],
         "errors": [_error(e) for e in result.errors],
         "gaps": [_gap(g) for g in result.gaps],
     }
@@ -175,15 +189,20 @@ def _repository(repository: Repository) -> dict[str, Any]:
     }
 
 
-def _finding(finding: Finding) -> dict[str, Any]:
+def _finding(finding: Finding, fingerprint: str) -> dict[str, Any]:
     return {
         "rule_id": finding.rule_id,
         "severity": finding.severity.label,
         "title": finding.title,
         "message": finding.message,
         "location": _location(finding.location),
-        "evidence": _sorted_map(finding.evidence),
+        "evidence": typed(finding.evidence),
+        "fingerprint": fingerprint,
     }
+
+
+def _excluded(excluded: Excluded) -> dict[str, Any]:
+    return {"path": excluded.path, "reason": excluded.reason, "pattern": excluded.pattern}
 
 
 def _error(error: ErrorRecord) -> dict[str, Any]:

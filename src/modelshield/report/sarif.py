@@ -4,9 +4,18 @@ Mapping from modelshield's model:
 
 * every rule that has a finding becomes a ``reportingDescriptor`` (help from the rule's
   *what* and *why*, ``properties.security-severity`` as a CVSS-like score);
-* a finding becomes a ``result`` whose physical location is the scanned file (a byte region
-  only when the offset is in the file itself) and whose logical location names the archive
-  member, e.g. ``model.pt/archive/data.pkl``;
+* a finding becomes a ``result`` whose physical location is the file, with a URI relative to
+  ``%SRCROOT%`` (the project: the working directory, or the directory ``modelshield ci`` ran
+  on, named in ``originalUriBaseIds``) and always a ``region`` with a ``startLine``, so that
+  GitHub code scanning places every alert: the line the evidence names in a text file
+  (requirements, YAML, templates, Python...), else line 1, with the byte offset kept in the
+  result's properties (``byteOffset``);
+* a finding inside an archive member is placed on the archive file (line 1), and names the
+  member in its message, its properties (``member``, ``members``, ``memberOffset``,
+  ``memberLine``) and a logical location, e.g. ``model.pt/archive/data.pkl``;
+* ``partialFingerprints`` carry the finding's fingerprint (:mod:`modelshield.core.fingerprint`:
+  rule, relative path, members and the evidence that says what was found, never its line) and
+  its occurrence number;
 * an error record becomes a ``toolExecutionNotification`` and marks the invocation as not
   fully successful, because the file was not analysed in full.
 """
@@ -14,7 +23,6 @@ Mapping from modelshield's model:
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -22,7 +30,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from modelshield.core.evidence import column_of, line_of, typed
 from modelshield.core.findings import ErrorRecord, Finding, Gap, Location, Report, Severity
+from modelshield.core.fingerprint import FINGERPRINT_VERSION, with_occurrences
+from modelshield.core.fingerprint import fingerprint as core_fingerprint
 from modelshield.core.policy import Policy
 from modelshield.core.rules import Rule, get_rule
 from modelshield.report import jsontext
@@ -54,25 +65,38 @@ LEVEL: Mapping[Severity, str] = {
 }
 """SARIF ``level`` for each severity."""
 
-FINGERPRINT_KEY = "modelshieldFinding/v1"
-"""Name of the partial fingerprint: stable across runs for the same finding in the same file."""
+FINGERPRINT_KEY = f"modelshieldFinding/{FINGERPRINT_VERSION}"
+"""Name of the partial fingerprint: ``DIGEST:N``, the finding's fingerprint and its occurrence
+number, stable across runs for the same finding in the same file."""
 
 _WORD = re.compile(r"[A-Z0-9]+")
 
 
-def render(report: Report, *, policy: Policy, rules: Mapping[str, Rule] | None = None) -> str:
+def render(
+    report: Report,
+    *,
+    policy: Policy,
+    rules: Mapping[str, Rule] | None = None,
+    root: str | None = None,
+) -> str:
     """The SARIF log as indented JSON text ending with a newline."""
-    return jsontext.dumps(to_dict(report, policy=policy, rules=rules)) + "\n"
+    return jsontext.dumps(to_dict(report, policy=policy, rules=rules, root=root)) + "\n"
 
 
 def to_dict(
-    report: Report, *, policy: Policy, rules: Mapping[str, Rule] | None = None
+    report: Report,
+    *,
+    policy: Policy,
+    rules: Mapping[str, Rule] | None = None,
+    root: str | None = None,
 ) -> dict[str, Any]:
     """The SARIF log as plain data.
 
     ``rules`` describes rule ids; by default the registered catalogue is used. A rule id found
-    in neither is still described, from its first finding's title.
+    in neither is still described, from its first finding's title. ``root`` is the project
+    directory (``%SRCROOT%``) URIs are relative to; by default the working directory.
     """
+    root = os.path.abspath(root) if root is not None else os.getcwd()  # noqa: PTH100, PTH109
     findings = report.findings
     rule_ids = sorted({f.rule_id for f in findings})
     index = {rule_id: i for i, rule_id in enumerate(rule_ids)}
@@ -84,16 +108,17 @@ def to_dict(
     artifacts: dict[str, int] = {}
     artifact_list: list[dict[str, Any]] = []
     for result in report.results:
-        uri = artifact_uri(result.path)
+        uri = artifact_uri(result.path, root)
         if uri not in artifacts:
             artifacts[uri] = len(artifact_list)
             artifact_list.append(
                 {
-                    "location": _artifact_location(result.path),
+                    "location": _artifact_location(result.path, root),
                     "length": result.size,
                     "roles": ["analysisTarget"],
                 }
             )
+    pillars = {id(f): r.pillar or report.tool for r in report.results for f in r.findings}
 
     exit_code = policy.exit_code(report)
     run: dict[str, Any] = {
@@ -111,51 +136,65 @@ def to_dict(
                 "exitCode": int(exit_code),
                 "exitCodeDescription": exit_code.name,
                 "toolExecutionNotifications": [
-                    *(_notification(e, artifacts) for e in report.errors),
+                    *(_notification(e, artifacts, root) for e in report.errors),
                     *(
-                        _gap_notification(g, artifacts)
+                        _gap_notification(g, artifacts, root)
                         for r in report.results
                         for g in r.unaccepted_gaps
                     ),
                 ],
             }
         ],
+        "originalUriBaseIds": {
+            "%SRCROOT%": {
+                "uri": _directory_uri(root),
+                "description": {"text": "The project the paths are relative to."},
+            }
+        },
         "artifacts": artifact_list,
-        "results": [_result(f, index[f.rule_id], artifacts) for f in findings],
+        "results": [
+            _result(f, index[f.rule_id], artifacts, root, digest, n, pillars[id(f)])
+            for f, digest, n in with_occurrences(findings, root)
+        ],
         "columnKind": "unicodeCodePoints",
         "properties": {
             "command": report.tool,
             "failOn": policy.fail_on.label,
             "suppressed": report.suppressed,
+            "baselined": report.baselined,
         },
     }
     return {"$schema": SARIF_SCHEMA_URI, "version": SARIF_VERSION, "runs": [run]}
 
 
-def artifact_uri(path: str) -> str:
-    """A URI reference for a scanned path: relative with forward slashes when possible.
+def _directory_uri(root: str) -> str:
+    uri = Path(root).as_uri() if os.name == "nt" else "file://" + _quote(root)
+    return uri if uri.endswith("/") else uri + "/"
 
-    Absolute paths under the current directory are made relative to it; other absolute paths
-    become ``file://`` URIs. Bytes that are not allowed in a URI are percent-encoded (file
-    names come from the file system and may hold anything).
+
+def artifact_uri(path: str, root: str | None = None) -> str:
+    """A URI reference for a report's path, relative to ``root`` (the project, by default the
+    working directory) with forward slashes when the path is inside it.
+
+    A relative path is relative to ``root`` already; an absolute one is made relative to it.
+    Other paths become ``file://`` URIs. Bytes that are not allowed in a URI are
+    percent-encoded (file names come from the file system and may hold anything).
     """
-    # Every finding asks for its file's URI (three times): computed once per path and
-    # working directory.
-    return _artifact_uri(path, os.getcwd())  # noqa: PTH109 (a str, cheaply)
+    # Every finding asks for its file's URI (three times): computed once per path and root.
+    return _artifact_uri(path, os.getcwd() if root is None else root)  # noqa: PTH109
 
 
 @functools.lru_cache(maxsize=4096)
-def _artifact_uri(path: str, cwd: str) -> str:
+def _artifact_uri(path: str, root: str) -> str:
     p = path
-    if Path(p).is_absolute():
-        rel = os.path.relpath(p, cwd)
-        if rel == os.pardir or rel.startswith(os.pardir + os.sep):
-            return Path(p).as_uri() if os.name == "nt" else "file://" + _quote(p)
-        p = rel
+    absolute = p if Path(p).is_absolute() else os.path.join(root, p)  # noqa: PTH118
+    rel = os.path.relpath(os.path.normpath(absolute), root)
+    if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+        full = os.path.normpath(absolute)
+        return Path(full).as_uri() if os.name == "nt" else "file://" + _quote(full)
+    p = rel
     if os.sep != "/":
         p = p.replace(os.sep, "/")
-    while p.startswith("./"):
-        p = p[2:]
     return _quote(p)
 
 
@@ -164,8 +203,8 @@ def _quote(path: str) -> str:
     return quote(os.fsencode(path), safe="/")
 
 
-def _artifact_location(path: str) -> dict[str, Any]:
-    uri = artifact_uri(path)
+def _artifact_location(path: str, root: str) -> dict[str, Any]:
+    uri = artifact_uri(path, root)
     if uri.startswith("file:"):
         return {"uri": uri}
     return {"uri": uri, "uriBaseId": "%SRCROOT%"}
@@ -218,69 +257,98 @@ def _help_markdown(rule: Rule) -> str:
     return "\n\n".join(parts)
 
 
-def _locations(location: Location, artifacts: Mapping[str, int]) -> list[dict[str, Any]]:
-    physical: dict[str, Any] = {"artifactLocation": _artifact_location(location.path)}
-    index = artifacts.get(artifact_uri(location.path))
+def _locations(
+    location: Location,
+    artifacts: Mapping[str, int],
+    root: str,
+    evidence: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """One location: the file with a region GitHub can place (its ``startLine``: the line the
+    evidence names in the file itself, else 1), the member as a logical location, and what
+    a region cannot say (byte offsets, members' lines) in its properties."""
+    physical: dict[str, Any] = {"artifactLocation": _artifact_location(location.path, root)}
+    index = artifacts.get(artifact_uri(location.path, root))
     if index is not None:
         physical["artifactLocation"]["index"] = index
-    # A byte region is only meaningful in the file itself; inside a member the offset is
-    # relative to the member's (possibly inflated) bytes and goes with the logical location.
-    if not location.members and location.offset is not None:
-        physical["region"] = {"byteOffset": location.offset}
+    line = line_of(evidence or {})
+    column = column_of(evidence or {})
+    region: dict[str, Any] = {"startLine": 1}
+    properties: dict[str, Any] = {}
+    if location.members:
+        # The offset and the line are in the member's (possibly inflated) bytes.
+        properties["member"] = "/".join(location.members)
+        properties["members"] = list(location.members)
+        if location.offset is not None:
+            properties["memberOffset"] = location.offset
+        if line is not None:
+            properties["memberLine"] = line
+    else:
+        if line is not None:
+            region = {"startLine": line}
+            if column is not None:
+                region["startColumn"] = column
+        if location.offset is not None:
+            properties["byteOffset"] = location.offset
+    physical["region"] = region
     loc: dict[str, Any] = {"physicalLocation": physical}
     if location.members:
         logical: dict[str, Any] = {
             "name": location.members[-1],
-            "fullyQualifiedName": "/".join((artifact_uri(location.path), *location.members)),
+            "fullyQualifiedName": "/".join((artifact_uri(location.path, root), *location.members)),
             "kind": "resource",
         }
         loc["logicalLocations"] = [logical]
-        if location.offset is not None:
-            loc["properties"] = {"memberOffset": location.offset}
+    if properties:
+        loc["properties"] = properties
     return [loc]
 
 
-def _result(finding: Finding, rule_index: int, artifacts: Mapping[str, int]) -> dict[str, Any]:
+def _result(
+    finding: Finding,
+    rule_index: int,
+    artifacts: Mapping[str, int],
+    root: str,
+    digest: str,
+    occurrence: int,
+    pillar: str,
+) -> dict[str, Any]:
+    text = f"{finding.title}: {finding.message}"
+    if finding.location.members:
+        text += f" (in archive member {' › '.join(finding.location.members)})"
     return {
         "ruleId": finding.rule_id,
         "ruleIndex": rule_index,
         "level": LEVEL[finding.severity],
-        "message": {"text": f"{finding.title}: {finding.message}"},
-        "locations": _locations(finding.location, artifacts),
-        "partialFingerprints": {FINGERPRINT_KEY: fingerprint(finding)},
+        "message": {"text": text},
+        "locations": _locations(finding.location, artifacts, root, finding.evidence),
+        "partialFingerprints": {FINGERPRINT_KEY: f"{digest}:{occurrence}"},
         "properties": {
             "severity": finding.severity.label,
             "security-severity": SECURITY_SEVERITY[finding.severity],
-            "evidence": {k: finding.evidence[k] for k in sorted(finding.evidence)},
+            "pillar": pillar,
+            "evidence": typed(finding.evidence),
         },
     }
 
 
-def fingerprint(finding: Finding) -> str:
-    """A stable digest of what identifies a finding: rule, file, members and evidence.
-
-    The offset and the message are left out so that a finding keeps its identity when a
-    file is re-saved with the same content in another order or the wording improves.
-    """
-    parts = [finding.rule_id, artifact_uri(finding.location.path), *finding.location.members]
-    parts += [f"{k}={finding.evidence[k]}" for k in sorted(finding.evidence)]
-    data = "\x00".join(parts).encode("utf-8", "surrogatepass")
-    return hashlib.sha256(data).hexdigest()
+def fingerprint(finding: Finding, root: str | None = None) -> str:
+    """The finding's fingerprint (:func:`modelshield.core.fingerprint.fingerprint`)."""
+    return core_fingerprint(finding, root)
 
 
-def _gap_notification(gap: Gap, artifacts: Mapping[str, int]) -> dict[str, Any]:
+def _gap_notification(gap: Gap, artifacts: Mapping[str, int], root: str) -> dict[str, Any]:
     return {
         "level": "error",
         "message": {"text": f"Not analysed ({gap.rule_id}): {gap.message}"},
-        "locations": _locations(gap.location, artifacts),
+        "locations": _locations(gap.location, artifacts, root),
         "descriptor": {"id": gap.rule_id},
     }
 
 
-def _notification(error: ErrorRecord, artifacts: Mapping[str, int]) -> dict[str, Any]:
+def _notification(error: ErrorRecord, artifacts: Mapping[str, int], root: str) -> dict[str, Any]:
     return {
         "level": "error",
         "message": {"text": error.message},
-        "locations": _locations(error.location, artifacts),
+        "locations": _locations(error.location, artifacts, root),
         "descriptor": {"id": error.stage},
     }

@@ -26,6 +26,7 @@ from modelshield.core.policy import Policy
 from modelshield.scanner.callables import CallablePolicy
 from modelshield.scanner.context import LimitExceeded, ScanContext
 from modelshield.scanner.detect import detect, extension_mismatch
+from modelshield.scanner.discovery import Discovery, ExcludedLog, walk
 from modelshield.scanner.registry import Format
 from modelshield.scanner.rules import SCAN_TOO_LARGE
 
@@ -48,9 +49,16 @@ class _NullObserver(Struct, frozen=True):
         pass
 
 
-def iter_files(paths: Sequence[str | os.PathLike[str]]) -> Iterator[tuple[str, str | None]]:
+def iter_files(
+    paths: Sequence[str | os.PathLike[str]],
+    discovery: Discovery | None = None,
+    log: ExcludedLog | None = None,
+) -> Iterator[tuple[str, str | None]]:
     """Yield ``(path, problem)`` for every file under ``paths``, sorted per directory.
 
+    Each path named is read whatever it is; under a named directory, what ``discovery`` leaves
+    out (version-control, virtual-environment and cache directories, ``exclude`` patterns,
+    what git ignores: see :mod:`modelshield.scanner.discovery`) is recorded in ``log``.
     Directory links are not followed (no loops); links to files are scanned as the file they
     point to, since model caches (Hugging Face's among them) store weights behind links. A
     missing path, a directory that cannot be listed and a named directory that holds no file
@@ -66,24 +74,7 @@ def iter_files(paths: Sequence[str | os.PathLike[str]]) -> Iterator[tuple[str, s
         if not stat.S_ISDIR(st.st_mode):
             yield os.fspath(p), None
             continue
-        unreadable: list[OSError] = []
-        found = 0
-        for root, dirs, files in os.walk(p, followlinks=False, onerror=unreadable.append):
-            while unreadable:
-                err = unreadable.pop(0)
-                yield os.fspath(err.filename or root), _unlistable(err)
-            dirs.sort()
-            for name in sorted(files):
-                found += 1
-                yield os.fspath(Path(root) / name), None
-        for err in unreadable:
-            yield os.fspath(err.filename or p), _unlistable(err)
-        if not found and not unreadable:
-            yield os.fspath(p), "the directory holds no file to scan"
-
-
-def _unlistable(error: OSError) -> str:
-    return f"cannot list directory: {error.strerror or error}"
+        yield from walk(os.fspath(p), discovery, log)
 
 
 def scan_file(path: str, policy: Policy, callables: CallablePolicy | None = None) -> FileResult:
@@ -173,17 +164,24 @@ def scan_paths(
     paths: Sequence[str | os.PathLike[str]],
     policy: Policy | None = None,
     observer: ScanObserver | None = None,
+    *,
+    discovery: Discovery | None = None,
 ) -> Report:
     """Scan files, directories (recursively) and archives; one result per file found.
 
-    The returned report is *raw*: apply ``policy.apply(report)`` for ignores and overrides
-    (the :func:`modelshield.scan` API does this).
+    ``discovery`` says what the search of a directory leaves out (default: the policy's
+    ``exclude`` and ``gitignore`` settings); the report lists what was left out. The returned
+    report is *raw*: apply ``policy.apply(report)`` for ignores and overrides (the
+    :func:`modelshield.scan` API does this).
     """
     policy = policy or Policy()
     observer = observer or _NullObserver()
     started = time.monotonic()
     callables = CallablePolicy.default(policy.allow_callables, policy.deny_callables)
-    groups = [(raw, list(iter_files([raw]))) for raw in paths]
+    if discovery is None:
+        discovery = Discovery.from_policy(policy)
+    log = ExcludedLog()
+    groups = [(raw, list(iter_files([raw], discovery, log))) for raw in paths]
     observer.on_start(sum(len(entries) for _, entries in groups))
     results: list[FileResult] = []
     repositories: list[Repository] = []
@@ -208,7 +206,12 @@ def scan_paths(
                 repositories.append(repository)
         results += mine
     return Report.of(
-        "scan", results, duration_s=time.monotonic() - started, repositories=repositories
+        "scan",
+        results,
+        duration_s=time.monotonic() - started,
+        repositories=repositories,
+        excluded=log.listed,
+        excluded_total=log.total,
     )
 
 

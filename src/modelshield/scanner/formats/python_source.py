@@ -78,6 +78,7 @@ def _python(ctx: ScanContext, data: memoryview, location: Location, *, named: bo
                 evidence={
                     "calls": calls,
                     "categories": ", ".join(sorted({r.category for r in high})),
+                    "line": str(min(r.line for r in high)),
                 },
             )
         )
@@ -174,6 +175,10 @@ def _pth(ctx: ScanContext, source: bytes, location: Location) -> None:
             f"Python's site module executes {does}. site runs them at every interpreter "
             "start-up once the file is in a site-packages directory; no model needs that.",
             severity=severity,
-            evidence={"lines": " | ".join(shown), "executed_lines": str(len(executed))},
+            evidence={
+                "lines": " | ".join(shown),
+                "executed_lines": str(len(executed)),
+                "line": str(executed[0][0]),
+            },
         )
     )
