@@ -32,7 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "paths",
         nargs="+",
         metavar="PATH",
-        help="files or directories",
+        help="files or directories; hf://ORG/REPO[@REVISION] or a huggingface.co URL fetches a "
+        "model from the Hugging Face Hub first (the 'hub' extra)",
     )
     add_report_options(parser)
     parser.add_argument(
@@ -134,12 +135,19 @@ def run(args: argparse.Namespace) -> int:
         policy = replace(policy, limits=replace(policy.limits, verify_load_memory_bytes=memory))
 
     show_progress = not (args.no_progress or args.quiet) and sys.stderr.isatty()
+    from modelshield.cli._remote import resolve_remote
+
+    paths, remote_results = resolve_remote(
+        args.paths, policy, progress=show_progress, quiet=args.quiet
+    )
     jobs = None if args.jobs == 0 else args.jobs
     if args.jobs is None and args.executor == "local":
         jobs = 1
     progress = _Progress() if show_progress else None
     try:
-        raw = scan_paths(args.paths, policy, progress, jobs=jobs, executor=args.executor)
+        raw = scan_paths(paths, policy, progress, jobs=jobs, executor=args.executor)
+        if remote_results:
+            raw = replace(raw, results=(*raw.results, *remote_results))
         report = policy.apply(raw)
     finally:
         if progress is not None:
