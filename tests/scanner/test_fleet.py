@@ -198,11 +198,8 @@ def test_cli_ray_without_the_extra_says_how_to_install_it(
     fake = tmp_path / "no-ray"
     (fake / "ray").mkdir(parents=True)
     (fake / "ray" / "__init__.py").write_text("raise ImportError('no ray here')\n")
-    done = run_cli(
-        "scan", "--jobs", "2", "--executor", "ray", str(fleet[0]),
-        cwd=tmp_path,
-        env={"PYTHONPATH": str(fake)},
-    )  # fmt: skip
+    args = ("scan", "--jobs", "2", "--executor", "ray", str(fleet[0]))
+    done = run_cli(*args, cwd=tmp_path, env={"PYTHONPATH": str(fake)})
     assert done.code == 2, done.stderr
     assert "pip install 'modelshield[ray]'" in done.stderr and "Traceback" not in done.stderr
     # Local workers need nothing of Ray.

@@ -163,8 +163,9 @@ def test_download_of_oversized_files_only(hub: HubServer, tmp_path: Path) -> Non
 
 def test_a_repository_of_nothing_loaders_read_is_an_error(hub: HubServer, tmp_path: Path) -> None:
     with pytest.raises(ServiceError, match="no file to scan"):
-        download(RemoteRef("acme/hostile", None, "docs"), Limits(), cache_dir=tmp_path,
-                 endpoint=hub.url)  # fmt: skip
+        download(
+            RemoteRef("acme/hostile", None, "docs"), Limits(), cache_dir=tmp_path, endpoint=hub.url
+        )
 
 
 def test_the_command_line_in_process(
