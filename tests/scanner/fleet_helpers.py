@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable, Generator, Iterable
+
+from modelshield.scanner.fleet import Executor, ordered_map
 
 
 def scaled(factor: int, item: int) -> int:
@@ -29,3 +32,10 @@ def raises_on(victim: int, item: int) -> int:
 def lost(item: int, reason: str) -> str:
     """What a lost item becomes: its number and why."""
     return f"lost {item}: {reason}"
+
+
+def mapped(
+    func: Callable[[int, int], int], shared: int, items: Iterable[int], executor: Executor
+) -> Generator[int | str, None, None]:
+    """``ordered_map`` on two workers, with :func:`lost` for lost items."""
+    return ordered_map(func, shared, items, workers=2, executor=executor, lost=lost)

@@ -13,9 +13,10 @@ from modelshield.core.findings import FileResult
 from modelshield.core.policy import ExitCode
 from modelshield.scanner import engine
 from modelshield.scanner.engine import BATCH_BYTES, BATCH_FILES, scan_paths
-from modelshield.scanner.fleet import Executor, ordered_map
+from modelshield.scanner.fleet import Executor
 from tests.cli.conftest import run_cli
 from tests.scanner import fleet_helpers
+from tests.scanner.fleet_helpers import mapped
 from tests.scanner.fleet_tree import POLICY, build_fleet, comparable
 
 
@@ -106,58 +107,26 @@ def test_batches_keep_order_and_send_large_files_alone(tmp_path: Path) -> None:
 
 
 def test_ordered_map_yields_in_input_order() -> None:
-    results = ordered_map(
-        fleet_helpers.scaled,
-        3,
-        range(40),
-        workers=2,
-        executor=Executor.LOCAL,
-        lost=fleet_helpers.lost,
-    )
+    results = mapped(fleet_helpers.scaled, 3, range(40), Executor.LOCAL)
     assert list(results) == [3 * i for i in range(40)]
 
 
 def test_a_killed_worker_loses_only_its_item() -> None:
     """SIGKILL (the out-of-memory killer) takes the pool down: every other item is still
     computed, and the item that kills its worker again is reported lost, in its place."""
-    results = list(
-        ordered_map(
-            fleet_helpers.killed_on,
-            5,
-            range(12),
-            workers=2,
-            executor=Executor.LOCAL,
-            lost=fleet_helpers.lost,
-        )
-    )
+    results = list(mapped(fleet_helpers.killed_on, 5, range(12), Executor.LOCAL))
     assert results[:5] == [0, 1, 2, 3, 4] and results[6:] == list(range(6, 12))
     assert isinstance(results[5], str) and results[5].startswith("lost 5: the worker process")
     assert multiprocessing.active_children() == []
 
 
 def test_a_failing_task_is_lost_with_its_reason() -> None:
-    results = list(
-        ordered_map(
-            fleet_helpers.raises_on,
-            2,
-            range(4),
-            workers=2,
-            executor=Executor.LOCAL,
-            lost=fleet_helpers.lost,
-        )
-    )
+    results = list(mapped(fleet_helpers.raises_on, 2, range(4), Executor.LOCAL))
     assert results == [0, 1, "lost 2: the worker failed: ValueError: task failed on 2", 3]
 
 
 def test_stopping_early_stops_the_workers() -> None:
-    results = ordered_map(
-        fleet_helpers.scaled,
-        1,
-        range(1000),
-        workers=2,
-        executor=Executor.LOCAL,
-        lost=fleet_helpers.lost,
-    )
+    results = mapped(fleet_helpers.scaled, 1, range(1000), Executor.LOCAL)
     assert next(results) == 0
     results.close()
     assert multiprocessing.active_children() == []

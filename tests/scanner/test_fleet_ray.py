@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from modelshield.scanner.engine import scan_paths
-from modelshield.scanner.fleet import Executor, ordered_map
+from modelshield.scanner.fleet import Executor
 from tests.cli.conftest import run_cli
 from tests.scanner import fleet_helpers
+from tests.scanner.fleet_helpers import mapped
 from tests.scanner.fleet_tree import POLICY, build_fleet, comparable
 
 ray = pytest.importorskip("ray")
@@ -52,32 +53,12 @@ def test_relative_paths_mean_the_same_on_the_workers(
     assert comparable(scan_paths(inputs, POLICY, jobs=2, executor="ray")) == serial
 
 
-def test_a_failed_task_is_lost_with_its_reason(cluster: str) -> None:
-    results = list(
-        ordered_map(
-            fleet_helpers.raises_on,
-            1,
-            range(3),
-            workers=2,
-            executor=Executor.RAY,
-            lost=fleet_helpers.lost,
-        )
-    )
-    assert results[0] == 0 and results[2] == 2
-    assert isinstance(results[1], str) and results[1].startswith("lost 1: the Ray task failed")
-
-
-def test_a_killed_worker_is_lost_not_a_crash(cluster: str) -> None:
-    results = list(
-        ordered_map(
-            fleet_helpers.killed_on,
-            1,
-            range(3),
-            workers=2,
-            executor=Executor.RAY,
-            lost=fleet_helpers.lost,
-        )
-    )
+@pytest.mark.parametrize("func", [fleet_helpers.raises_on, fleet_helpers.killed_on])
+def test_a_failed_or_killed_task_is_lost_not_a_crash(
+    cluster: str, func: Callable[[int, int], int]
+) -> None:
+    """A task that raises, or whose worker is killed (Ray retries it once), is lost."""
+    results = list(mapped(func, 1, range(3), Executor.RAY))
     assert results[0] == 0 and results[2] == 2
     assert isinstance(results[1], str) and results[1].startswith("lost 1: the Ray task failed")
 
