@@ -35,7 +35,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         epilog="Exit codes: 0 no findings at or above --fail-on, 1 findings at or above it, "
         "2 error (a file could not be analysed fully, or a usage error).",
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="files or directories; hf://ORG/REPO[@REVISION] or a huggingface.co URL fetches a "
+        "model from the Hugging Face Hub first (the 'hub' extra)",
+    )
     add_report_options(parser)
     add_discovery_options(parser)
     parser.add_argument(
@@ -74,6 +80,23 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="--verify-load: address-space limit of the child, in MiB (default: "
         "limits.verify_load_memory_bytes, 16 GiB)",
     )
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=_jobs,
+        metavar="N",
+        help="scan N files at once in worker processes ('auto': one per CPU; with --executor "
+        "ray, tasks at once, default the cluster's CPUs); results and report are those of a "
+        "serial scan (default: 1, in this process)",
+    )
+    parser.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="where --jobs runs: 'local' processes, or 'ray' tasks on a Ray cluster (joined "
+        "through RAY_ADDRESS or a cluster started with `ray start`, else started for the run; "
+        "the 'ray' extra)",
+    )
 
 
 def _positive_float(text: str) -> float:
@@ -81,6 +104,18 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
     return value
+
+
+def _jobs(text: str) -> int:
+    """A positive number of jobs, or 0 for 'auto'."""
+    if text == "auto":
+        return 0
+    try:
+        return _positive_int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive integer or 'auto', got {text!r}"
+        ) from None
 
 
 def _positive_int(text: str) -> int:
@@ -109,11 +144,27 @@ def run(args: argparse.Namespace) -> int:
         policy = replace(policy, limits=replace(policy.limits, verify_load_memory_bytes=memory))
 
     show_progress = not (args.no_progress or args.quiet) and sys.stderr.isatty()
+    from modelshield.cli._remote import resolve_remote
+
+    paths, remote_results = resolve_remote(
+        args.paths, policy, progress=show_progress, quiet=args.quiet
+    )
+    jobs = None if args.jobs == 0 else args.jobs
+    if args.jobs is None and args.executor == "local":
+        jobs = 1
     progress = _Progress() if show_progress else None
     try:
-        report = policy.apply(
-            scan_paths(args.paths, policy, progress, discovery=discovery(args, policy))
+        raw = scan_paths(
+            paths,
+            policy,
+            progress,
+            discovery=discovery(args, policy),
+            jobs=jobs,
+            executor=args.executor,
         )
+        if remote_results:
+            raw = replace(raw, results=(*raw.results, *remote_results))
+        report = policy.apply(raw)
     finally:
         if progress is not None:
             progress.close()

@@ -110,6 +110,12 @@ class Limits(Struct, frozen=True):
     """Entries read from one audit input (requirement lines, lock-file packages, installed
     distributions); past it the rest of the input is not read, and the input is not fully
     analysed."""
+    max_download_bytes: int = 64 * _GIB
+    """``scan hf://...``: bytes a remote model's files may total; past it nothing is downloaded
+    and the scan stops with an error (name a folder or file of the repository, or raise it)."""
+    max_download_files: int = 10_000
+    """``scan hf://...``: files fetched from one remote model; past it nothing is downloaded
+    and the scan stops with an error."""
 
     def __post_init__(self) -> None:
         """Reject non-positive values (never with ``assert``, which vanishes under ``-O``)."""

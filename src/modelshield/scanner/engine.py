@@ -14,9 +14,9 @@ import mmap
 import os
 import stat
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 from msgspec import Struct
 from msgspec.structs import replace
@@ -166,12 +166,17 @@ def scan_paths(
     observer: ScanObserver | None = None,
     *,
     discovery: Discovery | None = None,
+    jobs: int | None = 1,
+    executor: str = "local",
 ) -> Report:
     """Scan files, directories (recursively) and archives; one result per file found.
 
     ``discovery`` says what the search of a directory leaves out (default: the policy's
-    ``exclude`` and ``gitignore`` settings); the report lists what was left out. The returned
-    report is *raw*: apply ``policy.apply(report)`` for ignores and overrides (the
+    ``exclude`` and ``gitignore`` settings); the report lists what was left out. ``jobs``
+    workers scan files at once (None: one per CPU, or the Ray cluster's CPUs), in a pool of
+    processes (``executor="local"``) or on Ray (``"ray"``, the ``ray`` extra); the report is
+    the same as a serial scan's, results in the same order. The returned report is
+    *raw*: apply ``policy.apply(report)`` for ignores and overrides (the
     :func:`modelshield.scan` API does this).
     """
     policy = policy or Policy()
@@ -183,28 +188,31 @@ def scan_paths(
     log = ExcludedLog()
     groups = [(raw, list(iter_files([raw], discovery, log))) for raw in paths]
     observer.on_start(sum(len(entries) for _, entries in groups))
+    stream = scan_entries(
+        [entry for _, entries in groups for entry in entries],
+        policy,
+        callables,
+        jobs=jobs,
+        executor=executor,
+    )
     results: list[FileResult] = []
     repositories: list[Repository] = []
-    for raw, entries in groups:
-        mine: list[FileResult] = []
-        for path, problem in entries:
-            if problem is not None:
-                loc = Location(path)
-                from modelshield.core.findings import ErrorRecord
-
-                result = FileResult(
-                    path=path, format="unknown", errors=(ErrorRecord(loc, problem, "io"),)
-                )
-            else:
-                result = scan_file(path, policy, callables)
-            mine.append(result)
-            with contextlib.suppress(Exception):
-                observer.on_file(result)
-        if Path(raw).is_dir() and mine:
-            mine, repository = _repository(os.fspath(raw), mine, policy, callables)
-            if repository is not None:
-                repositories.append(repository)
-        results += mine
+    try:
+        for raw, entries in groups:
+            mine: list[FileResult] = []
+            for _ in entries:
+                result = next(stream)
+                mine.append(result)
+                with contextlib.suppress(Exception):
+                    observer.on_file(result)
+            # The repository pass reads the directory's results: it runs once they are all in.
+            if Path(raw).is_dir() and mine:
+                mine, repository = _repository(os.fspath(raw), mine, policy, callables)
+                if repository is not None:
+                    repositories.append(repository)
+            results += mine
+    finally:
+        stream.close()  # stops the workers of a parallel scan
     return Report.of(
         "scan",
         results,
@@ -213,6 +221,118 @@ def scan_paths(
         excluded=log.listed,
         excluded_total=log.total,
     )
+
+
+Entry: TypeAlias = tuple[str, str | None]
+"""A file to scan and the problem that stops it being read (:func:`iter_files`)."""
+
+#: A batch handed to a worker holds at most this many files...
+BATCH_FILES = 32
+#: ...and closes once its files reach this many bytes (a large file travels alone).
+BATCH_BYTES = 8 * 1024 * 1024
+
+
+def scan_entries(
+    entries: Sequence[Entry],
+    policy: Policy,
+    callables: CallablePolicy | None = None,
+    *,
+    jobs: int | None = 1,
+    executor: str = "local",
+) -> Generator[FileResult, None, None]:
+    """One result per entry, in the entries' order, scanned here or by ``jobs`` workers.
+
+    A single entry, or one job on this machine, is scanned in this process (no worker is
+    started). Otherwise entries go in batches to worker processes or Ray tasks
+    (:mod:`modelshield.scanner.fleet`) that run :func:`scan_file` as this process would, so
+    results are the same, limits apply per file in the same way, and results stream back in
+    order. A batch whose worker died is reported as errors of its files, never dropped.
+    """
+    from_here = executor == "local" and jobs == 1
+    if from_here or len(entries) < 2:
+        if callables is None:
+            callables = CallablePolicy.default(policy.allow_callables, policy.deny_callables)
+        for path, problem in entries:
+            yield _entry_result(path, problem, policy, callables)
+        return
+    from modelshield.scanner.fleet import Executor, ordered_map
+
+    try:
+        chosen = Executor(executor)
+    except ValueError:
+        from modelshield.core.errors import ConfigError
+
+        raise ConfigError(
+            f"unknown executor {executor!r}; choose one of: {', '.join(Executor)}"
+        ) from None
+    batches = ordered_map(
+        scan_batch,
+        policy,
+        _batches(entries),
+        workers=jobs,
+        executor=chosen,
+        lost=_lost_batch,
+    )
+    try:
+        for batch in batches:
+            yield from batch
+    finally:
+        batches.close()
+
+
+def scan_batch(policy: Policy, batch: Sequence[Entry]) -> list[FileResult]:
+    """A worker's job: the results of a batch of entries (run in a worker process)."""
+    callables = CallablePolicy.default(policy.allow_callables, policy.deny_callables)
+    return [_entry_result(path, problem, policy, callables) for path, problem in batch]
+
+
+def _entry_result(
+    path: str, problem: str | None, policy: Policy, callables: CallablePolicy
+) -> FileResult:
+    if problem is None:
+        return scan_file(path, policy, callables)
+    from modelshield.core.findings import ErrorRecord
+
+    return FileResult(
+        path=path, format="unknown", errors=(ErrorRecord(Location(path), problem, "io"),)
+    )
+
+
+def _lost_batch(batch: Sequence[Entry], reason: str) -> list[FileResult]:
+    """Error results for a batch whose worker died: never analysed, so never clean."""
+    from modelshield.core.findings import ErrorRecord
+
+    many = f" (one of {len(batch)} files scanned by that worker)" if len(batch) > 1 else ""
+    return [
+        FileResult(
+            path=path,
+            format="unknown",
+            errors=(ErrorRecord(Location(path), f"not analysed: {reason}{many}", "scan"),),
+        )
+        for path, _ in batch
+    ]
+
+
+def _batches(entries: Sequence[Entry]) -> Iterator[tuple[Entry, ...]]:
+    """Consecutive entries grouped up to :data:`BATCH_FILES` files or :data:`BATCH_BYTES`; a
+    file of that size or more travels alone, so that large files spread over the workers."""
+    batch: list[Entry] = []
+    size = 0
+    for entry in entries:
+        own = 0
+        if entry[1] is None:
+            with contextlib.suppress(OSError):
+                own = Path(entry[0]).stat().st_size
+        if batch and size + own > BATCH_BYTES:
+            yield tuple(batch)
+            batch, size = [], 0
+        batch.append(entry)
+        size += own
+        if len(batch) >= BATCH_FILES or size >= BATCH_BYTES:
+            yield tuple(batch)
+            batch, size = [], 0
+    if batch:
+        yield tuple(batch)
 
 
 def _repository(
