@@ -204,3 +204,14 @@ def test_every_assess_setting_is_documented() -> None:
     for name in AssessSettings.__struct_fields__:
         assert f"`{name}`" in readme, name
         assert f"`assess.{name}`" in JSON_DOC, name
+
+
+def test_the_threat_model_lists_every_gap_rule() -> None:
+    """The rules that make a file "not fully analysed" are the catalogue's incomplete ones."""
+    from modelshield.core.rules import load_all_rules
+
+    section = THREAT_MODEL[THREAT_MODEL.index('## "Not fully analysed"') :]
+    section = section[: section.index("* The file's status")]
+    listed = set(re.findall(r"`([A-Z0-9]+(?:-[A-Z0-9]+)+)`", section))
+    incomplete = {rule.id for rule in load_all_rules() if rule.incomplete}
+    assert listed == incomplete
