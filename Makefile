@@ -68,6 +68,13 @@ demo: $(STAMP)
 	@$(BIN)/modelshield assess --model $(DEMO)/assess/sound.joblib \
 	  --data $(DEMO)/assess/arrests-test.csv --target released --sensitive colour \
 	  --sensitive sex --quiet; echo "assessed the sound model (exit code $$?)"
+	@echo
+	@# The CI gate over the same folder: a starter policy, then every configured pillar in one
+	@# run with its reports (the audit is skipped: it asks the OSV service, which needs a network).
+	@$(BIN)/modelshield init $(DEMO)
+	@$(BIN)/modelshield ci $(DEMO) --skip audit --quiet --sarif $(DEMO)/ci.sarif \
+	  --junit $(DEMO)/ci-junit.xml --html $(DEMO)/ci.html; \
+	  echo "modelshield ci exited with $$? (1 = findings): $(DEMO)/ci.html, ci.sarif, ci-junit.xml"
 
 test: $(STAMP)
 	$(MAKE) --no-print-directory lint
