@@ -2,9 +2,10 @@
 
 By default each finding takes two lines: severity, rule id and title, then where it is below
 the file (member, line, offset) and the first sentence of its message; the same finding
-repeated in a file is one entry with a count. Known vulnerabilities of dependencies are a table (package,
-version, advisory, severity, fixed versions, where), as pip-audit prints them. ``verbose``
-adds each finding's explanation and evidence, and lists repeated findings one by one.
+repeated in a file is one entry with a count. Known vulnerabilities of dependencies are a
+table (package, version, advisory, severity, fixed versions, where), as pip-audit prints
+them. ``verbose`` adds each finding's explanation and evidence, and lists repeated findings
+one by one.
 
 Every string that comes from a scanned file (names, members, evidence, messages quoting it)
 is shown with control characters escaped: a hostile file must not be able to move the
