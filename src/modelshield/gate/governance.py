@@ -272,8 +272,11 @@ def record(engine: sa.Engine, run: RunRecord) -> None:
             if model_rows:
                 conn.execute(models.insert(), model_rows)
             if pause:
+                import sys
                 import time
 
+                print(f"modelshield: pausing {pause:g} s before commit", file=sys.stderr)
+                sys.stderr.flush()
                 time.sleep(pause)
             if finding_rows:
                 conn.execute(findings.insert(), finding_rows)
