@@ -193,7 +193,9 @@ def test_the_options_the_integrations_use_exist() -> None:
         pytest.skip("this build has no `modelshield ci` yet")
     parser = build_parser(ci)
     parser.parse_args(["ci", ".", "--sarif", "modelshield.sarif"])
-    parser.parse_args(shlex.split(" ".join(GITLAB["modelshield"]["script"][1].split())))
+    words = shlex.split(" ".join(GITLAB["modelshield"]["script"][1].split()))
+    assert words[0] == "modelshield"
+    parser.parse_args(words[1:])
 
 
 def _evaluate(text: str, inputs: dict[str, str]) -> str:
