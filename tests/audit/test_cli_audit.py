@@ -156,7 +156,8 @@ def test_db_update_then_offline_audit(tmp_path: Path, snapshot_vulns: Path) -> N
     assert proc.returncode == 1, proc.stderr
     findings = json.loads(proc.stdout)["results"][0]["findings"]
     ids = sorted(f["evidence"]["ids"] for f in findings if "ids" in f["evidence"])
-    assert ids == ["PYSEC-2022-43015, CVE-2022-45907", "PYSEC-2023-38, CVE-2022-25882"]
+    # JSON schema 2.0: id lists are lists.
+    assert ids == [["PYSEC-2022-43015", "CVE-2022-45907"], ["PYSEC-2023-38", "CVE-2022-25882"]]
 
 
 @pytest.mark.parametrize(
