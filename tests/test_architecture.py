@@ -139,7 +139,29 @@ PILLARS = (
 
 # (importing modules, modules they must never import, why): the layers of ARCHITECTURE.md.
 LAYERS: list[tuple[str, tuple[str, ...], str]] = [
-    (f"{M}.core", (*PILLARS, f"{M}.report", f"{M}.cli", f"{M}.docs"), "core is the bottom"),
+    (
+        f"{M}.core",
+        (*PILLARS, f"{M}.storage", f"{M}.report", f"{M}.cli", f"{M}.docs"),
+        "core is the bottom",
+    ),
+    (
+        f"{M}.storage",
+        (*PILLARS, f"{M}.loaders", f"{M}.report", f"{M}.cli", f"{M}.docs"),
+        "storage serves the guard and the gate and imports core only",
+    ),
+    (
+        f"{M}.gate",
+        (f"{M}.guard",),
+        "the gate shares the guard's storage layer (storage), never the guard",
+    ),
+    *(
+        (
+            f"{M}.{low}",
+            (f"{M}.storage",),
+            "only the pillars that keep records over time use the database layer",
+        )
+        for low in ("scanner", "audit", "integrity", "assess", "loaders")
+    ),
     (f"{M}.scanner", (f"{M}.audit", f"{M}.integrity", f"{M}.bom"), "the scanner is a leaf pillar"),
     (f"{M}.integrity", (f"{M}.scanner", f"{M}.audit", f"{M}.bom"), "integrity needs core only"),
     (f"{M}.audit", (f"{M}.integrity", f"{M}.bom"), "the audit builds on core and the scanner"),

@@ -47,6 +47,7 @@ SUBCOMMANDS: tuple[str, ...] = (
     "db",
     "ci",
     "init",
+    "report",
 )
 """Subcommand modules, in the order ``--help`` lists them."""
 

@@ -16,8 +16,12 @@ from modelshield.cli._common import (
 from modelshield.cli._sources import add_source_options
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+
     from modelshield.audit.interface import VulnerabilitySource
+    from modelshield.core.findings import Report
     from modelshield.core.policy import Policy
+    from modelshield.gate.ci import CiRun
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -58,6 +62,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--update-baseline",
         action="store_true",
         help="write every finding of this run to the baseline file (then none fails the run)",
+    )
+    parser.add_argument(
+        "--record",
+        nargs="?",
+        const="",
+        metavar="URL",
+        help="record this run's results in the governance database (for `modelshield report "
+        "--since`): a SQLite file or a postgresql:// URL; default: the policy's [governance] db, "
+        "else .modelshield/governance.db in the project (needs the db extra)",
     )
     parser.add_argument(
         "--exit-zero",
@@ -119,6 +132,11 @@ def run(args: argparse.Namespace) -> int:
             )
         baseline = Baseline.read(baseline_path)  # before any long work
 
+    from modelshield.cli._governance import open_for_writing, record_url
+
+    record_to = record_url(args.record, policy, root)
+    governance = open_for_writing(record_to) if record_to is not None else None  # before the work
+
     pillars = configured_pillars(policy, args.skip)
     source = _source(args, policy) if "audit" in pillars else None
     discovery = Discovery.from_policy(
@@ -165,7 +183,51 @@ def run(args: argparse.Namespace) -> int:
         # something could not be analysed (a finding at the threshold wins that in the
         # verdict, never here).
         code = int(ExitCode.ERROR if report.unfinished else ExitCode.OK)
-    return emit_report(report, args, policy, label, source_root=root, code=code)
+    code = emit_report(report, args, policy, label, source_root=root, code=code)
+    if governance is not None:
+        _record(governance, outcome, report, policy, root=root, code=code, quiet=args.quiet)
+    return code
+
+
+def _record(
+    engine: sa.Engine,
+    outcome: CiRun,
+    report: Report,
+    policy: Policy,
+    *,
+    root: str,
+    code: int,
+    quiet: bool,
+) -> None:
+    """Write the run to the governance database, in one transaction."""
+    import time
+
+    from modelshield.gate import governance
+    from modelshield.gate.history import run_record
+    from modelshield.storage.sql import display_url
+
+    started = time.monotonic()
+    try:
+        run = run_record(
+            report,
+            outcome.unbaselined or report,
+            policy,
+            root=root,
+            pillars=outcome.pillars,
+            exit_code=code,
+            project=policy.governance.project,
+        )
+        governance.record(engine, run)
+    finally:
+        engine.dispose()
+    if not quiet:
+        n = len(run.models)
+        print(
+            f"modelshield: recorded run {run.run_id} ({n} model entr{'y' if n == 1 else 'ies'}) "
+            f"in {display_url(str(engine.url))} "
+            f"({time.monotonic() - started:.2f} s)",
+            file=sys.stderr,
+        )
 
 
 def _source(args: argparse.Namespace, policy: Policy) -> VulnerabilitySource:

@@ -182,6 +182,17 @@ class CiSettings(Struct, frozen=True):
     ``--baseline`` is not given."""
 
 
+class GovernanceSettings(Struct, frozen=True):
+    """The ``[governance]`` table: where ``modelshield ci`` records each run over time."""
+
+    db: str | None = None
+    """The governance database: a SQLite file (relative to the policy file) or a URL
+    (``sqlite:///...``, ``postgresql://...``); set, every ``ci`` run records its results
+    there; None: only ``ci --record`` records."""
+    project: str | None = None
+    """The project's name in the database (default: the project directory's name)."""
+
+
 class AuditSettings(Struct, frozen=True):
     """The ``[audit]`` table: how the dependency audit reads inputs and trusts its database."""
 
@@ -285,6 +296,8 @@ class Policy(Struct, frozen=True):
     """The integrity manifest ``modelshield ci`` verifies (the ``[manifest]`` table)."""
     ci: CiSettings = field(default_factory=CiSettings)
     """What ``modelshield ci`` runs (the ``[ci]`` table)."""
+    governance: GovernanceSettings = field(default_factory=GovernanceSettings)
+    """Where ``modelshield ci`` records its runs (the ``[governance]`` table)."""
     root: str | None = None
     """The absolute directory the policy's paths are relative to (the policy file's); None:
     the working directory (a policy built in code, or the built-in defaults)."""
@@ -322,6 +335,7 @@ class Policy(Struct, frozen=True):
             "gitignore",
             "manifest",
             "ci",
+            "governance",
         }
         unknown = sorted(set(data) - allowed)
         if unknown:
@@ -402,6 +416,9 @@ class Policy(Struct, frozen=True):
             kwargs["manifest"] = _manifest_settings(table, source)
         if "ci" in data:
             kwargs["ci"] = _ci_settings(_expect(data["ci"], dict, source, "ci"), source)
+        if "governance" in data:
+            table = _expect(data["governance"], dict, source, "governance")
+            kwargs["governance"] = _governance_settings(table, source)
         if root is not None:
             kwargs["root"] = os.path.abspath(root)
         if file is not None:
@@ -518,6 +535,20 @@ def _ci_settings(table: Mapping[str, Any], source: str) -> CiSettings:
     if baseline is not None:
         baseline = _expect(baseline, str, source, "ci.baseline")
     return CiSettings(skip=skip, baseline=baseline)
+
+
+def _governance_settings(table: Mapping[str, Any], source: str) -> GovernanceSettings:
+    extra = sorted(set(table) - set(GovernanceSettings.__struct_fields__))
+    if extra:
+        raise ConfigError(f"{source}: unknown key(s) in [governance]: {', '.join(extra)}")
+    values: dict[str, str] = {}
+    for key in GovernanceSettings.__struct_fields__:
+        if key in table:
+            value = _expect(table[key], str, source, f"governance.{key}")
+            if not value.strip():
+                raise ConfigError(f"{source}: governance.{key} is empty")
+            values[key] = value
+    return GovernanceSettings(**values)
 
 
 def _ignores(value: Any, source: str) -> Iterable[VulnerabilityIgnore]:

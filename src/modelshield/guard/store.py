@@ -3,8 +3,9 @@
 SQLite (WAL, ``synchronous=NORMAL``: a killed process loses nothing committed) by default,
 PostgreSQL by URL (``postgresql+psycopg://...``), through SQLAlchemy Core. The schema is
 created and upgraded by numbered migrations (:data:`MIGRATIONS`), recorded in
-``guard_meta``; on PostgreSQL they run under an advisory lock, so replicas starting together
-migrate once.
+``guard_meta``, under a lock (an advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so
+that replicas starting together migrate once: the storage layer shared with the gate's
+governance database (:mod:`modelshield.storage.sql`).
 
 Every table but ``guard_meta`` is insert-only: a trigger refuses ``UPDATE`` and ``DELETE``
 (and, on PostgreSQL, ``TRUNCATE``). Decisions are also hash-chained: each writer process
@@ -19,12 +20,14 @@ chain leaves a shorter valid chain: compare the heads with the ones the service 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import msgspec
 import sqlalchemy as sa
 from msgspec import Struct
+
+from modelshield.storage import sql
 
 metadata = sa.MetaData()
 
@@ -146,87 +149,20 @@ def row_hash(prev_hash: str, row: dict[str, Any]) -> str:
 
 
 # ---- connecting and migrating ---------------------------------------------------------------
+# The engine, the migration runner and the triggers are the shared storage layer's
+# (modelshield.storage.sql), which the gate's governance database uses too.
 
-
-def normalise_url(url: str) -> str:
-    """A database URL or a plain path (SQLite); ``postgresql://`` uses psycopg 3."""
-    if "://" not in url:
-        return f"sqlite:///{url}"
-    if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
-
-
-def display_url(url: str) -> str:
-    """The URL without its password, for messages and reports."""
-    try:
-        return sa.engine.make_url(normalise_url(url)).render_as_string(hide_password=True)
-    except Exception:
-        return "<database>"
-
-
-def connect(url: str, *, timeout: float = 5.0) -> sa.Engine:
-    """An engine for ``url``; SQLite in WAL mode with a busy timeout."""
-    from modelshield.core.errors import ConfigError
-
-    full = normalise_url(url)
-    try:
-        if full.startswith("sqlite"):
-            engine = sa.create_engine(
-                full, connect_args={"timeout": timeout, "check_same_thread": False}
-            )
-
-            @sa.event.listens_for(engine, "connect")
-            def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-                cursor = dbapi_connection.cursor()
-                cursor.execute("PRAGMA journal_mode=WAL")
-                cursor.execute("PRAGMA synchronous=NORMAL")
-                cursor.close()
-
-            return engine
-        if full.startswith("postgresql"):
-            return sa.create_engine(
-                full, connect_args={"connect_timeout": max(1, int(timeout))}, pool_pre_ping=True
-            )
-        return sa.create_engine(full)
-    except (sa.exc.ArgumentError, ImportError) as e:
-        raise ConfigError(f"cannot use the database {display_url(url)}: {e}") from e
-
-
-def _insert_only_sqlite(conn: sa.Connection) -> None:
-    for table in INSERT_ONLY:
-        for op in ("UPDATE", "DELETE"):
-            conn.exec_driver_sql(
-                f"CREATE TRIGGER IF NOT EXISTS {table.name}_no_{op.lower()} BEFORE {op} ON "
-                f"{table.name} BEGIN SELECT RAISE(ABORT, '{table.name} is insert-only'); END"
-            )
-
-
-def _insert_only_postgresql(conn: sa.Connection) -> None:
-    conn.exec_driver_sql(
-        "CREATE OR REPLACE FUNCTION modelshield_guard_insert_only() RETURNS trigger AS $$ "
-        "BEGIN RAISE EXCEPTION '%% is insert-only', TG_TABLE_NAME; END; $$ LANGUAGE plpgsql"
-    )
-    for table in INSERT_ONLY:
-        conn.exec_driver_sql(
-            f"CREATE TRIGGER {table.name}_insert_only BEFORE UPDATE OR DELETE ON {table.name} "
-            "FOR EACH ROW EXECUTE FUNCTION modelshield_guard_insert_only()"
-        )
-        conn.exec_driver_sql(
-            f"CREATE TRIGGER {table.name}_no_truncate BEFORE TRUNCATE ON {table.name} "
-            "FOR EACH STATEMENT EXECUTE FUNCTION modelshield_guard_insert_only()"
-        )
+normalise_url = sql.normalise_url
+display_url = sql.display_url
+connect = sql.connect
 
 
 def _migration_1(conn: sa.Connection) -> None:
     metadata.create_all(conn, checkfirst=True)
-    if conn.dialect.name == "postgresql":
-        _insert_only_postgresql(conn)
-    elif conn.dialect.name == "sqlite":
-        _insert_only_sqlite(conn)
+    sql.insert_only(conn, INSERT_ONLY, "modelshield_guard_insert_only")
 
 
-MIGRATIONS: tuple[tuple[int, str, Callable[[sa.Connection], None]], ...] = (
+MIGRATIONS: tuple[sql.Migration, ...] = (
     (1, "decision log, chains, feedback, window counts, alerts, references", _migration_1),
 )
 """Schema migrations, applied in order; each runs in one transaction."""
@@ -239,36 +175,7 @@ _LOCK_KEY = 0x6D736764  # "msgd"
 
 def migrate(engine: sa.Engine) -> int:
     """Bring the schema up to :data:`SCHEMA_VERSION`; return the version found before."""
-    from modelshield.core.errors import ServiceError
-
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
-        guard_meta.create(conn, checkfirst=True)
-        found = conn.execute(
-            sa.select(guard_meta.c.value).where(guard_meta.c.key == "schema_version")
-        ).scalar()
-        before = int(found) if found is not None else 0
-        if before > SCHEMA_VERSION:
-            raise ServiceError(
-                f"the decision log's schema is version {before}, newer than this modelshield "
-                f"({SCHEMA_VERSION}): upgrade modelshield"
-            )
-        for version, _what, step in MIGRATIONS:
-            if version > before:
-                step(conn)
-        if before != SCHEMA_VERSION:
-            if found is None:
-                conn.execute(
-                    guard_meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION))
-                )
-            else:
-                conn.execute(
-                    guard_meta.update()
-                    .where(guard_meta.c.key == "schema_version")
-                    .values(value=str(SCHEMA_VERSION))
-                )
-    return before
+    return sql.migrate(engine, guard_meta, MIGRATIONS, lock_key=_LOCK_KEY, what="the decision log")
 
 
 # ---- verification -------------------------------------------------------------------------

@@ -30,7 +30,7 @@ _SEVERITY_COLOUR = {
     Severity.LOW: "#0e7490",
     Severity.INFO: "#6b7280",
 }
-_CSS = """
+STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#111;
 padding:0 16px}
 h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd}
@@ -49,6 +49,7 @@ svg .m{fill:#6b7280}svg .r{fill:#dc2626}.charts{display:flex;flex-wrap:wrap}
 .finding .where{font-family:ui-monospace,monospace;font-size:12px}
 details{margin-top:4px}summary{cursor:pointer;color:#1d4ed8}
 """
+"""The page's stylesheet, shared by the other HTML pages of the reporters."""
 _UNIT = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc")
 _PILLAR_TITLES = {
     "gate": "Policy",
@@ -68,7 +69,7 @@ def render(report: Report, *, policy: Policy, invocation: Invocation | None = No
     parts = [
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
         '<meta name=viewport content="width=device-width,initial-scale=1">',
-        f"<title>modelshield {escape(report.tool)} report: {word}</title><style>{_CSS}</style>",
+        f"<title>modelshield {escape(report.tool)} report: {word}</title><style>{STYLE}</style>",
         "</head><body>",
         f"<h1>modelshield {escape(report.tool)} <span class=v style=background:{colour}>"
         f"{word}</span></h1>",

@@ -54,6 +54,7 @@ SKIPPED_DIRS: frozenset[str] = frozenset(
         ".tox",
         ".nox",
         ".hypothesis",
+        ".modelshield",  # modelshield's own state: the governance database of `ci --record`
     }
 )
 """Directory names left out of a search unless named explicitly (directories holding a
