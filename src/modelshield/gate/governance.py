@@ -37,14 +37,7 @@ SCHEMA = "1.0"
 """Version of the document :func:`changes` returns."""
 
 metadata = sa.MetaData()
-_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-
-governance_meta = sa.Table(
-    "governance_meta",
-    metadata,
-    sa.Column("key", sa.String(64), primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
-)
+governance_meta = sql.meta_table(metadata, "governance_meta")
 
 runs = sa.Table(
     "gov_runs",
@@ -67,7 +60,7 @@ runs = sa.Table(
 models = sa.Table(
     "gov_models",
     metadata,
-    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("id", sql.ID, primary_key=True, autoincrement=True),
     sa.Column("run_id", sa.String(36), nullable=False),
     sa.Column("path", sa.Text, nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
@@ -81,7 +74,7 @@ models = sa.Table(
 findings = sa.Table(
     "gov_findings",
     metadata,
-    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("id", sql.ID, primary_key=True, autoincrement=True),
     sa.Column("run_id", sa.String(36), nullable=False),
     sa.Column("path", sa.Text, nullable=False),
     sa.Column("fingerprint", sa.String(64), nullable=False),
@@ -96,7 +89,7 @@ findings = sa.Table(
 metrics = sa.Table(
     "gov_metrics",
     metadata,
-    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("id", sql.ID, primary_key=True, autoincrement=True),
     sa.Column("run_id", sa.String(36), nullable=False),
     sa.Column("path", sa.Text, nullable=False),
     sa.Column("check_name", sa.String(64), nullable=False),

@@ -31,14 +31,7 @@ from modelshield.storage import sql
 
 metadata = sa.MetaData()
 
-_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-
-guard_meta = sa.Table(
-    "guard_meta",
-    metadata,
-    sa.Column("key", sa.String(64), primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
-)
+guard_meta = sql.meta_table(metadata, "guard_meta")
 
 chains = sa.Table(
     "guard_chains",
@@ -51,7 +44,7 @@ chains = sa.Table(
 decisions = sa.Table(
     "guard_decisions",
     metadata,
-    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("id", sql.ID, primary_key=True, autoincrement=True),
     sa.Column("chain", sa.String(36), nullable=False),
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("ts_us", sa.BigInteger, nullable=False),
@@ -75,7 +68,7 @@ decisions = sa.Table(
 feedback = sa.Table(
     "guard_feedback",
     metadata,
-    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("id", sql.ID, primary_key=True, autoincrement=True),
     sa.Column("ts_us", sa.BigInteger, nullable=False),
     sa.Column("request_id", sa.String(36), nullable=False),
     sa.Column("idx", sa.Integer, nullable=False),
@@ -87,7 +80,7 @@ feedback = sa.Table(
 window_counts = sa.Table(
     "guard_window_counts",
     metadata,
-    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("id", sql.ID, primary_key=True, autoincrement=True),
     sa.Column("window_us", sa.BigInteger, nullable=False),
     sa.Column("replica", sa.String(200), nullable=False),
     sa.Column("feature", sa.String(200), nullable=False),
@@ -99,7 +92,7 @@ window_counts = sa.Table(
 alerts = sa.Table(
     "guard_alerts",
     metadata,
-    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("id", sql.ID, primary_key=True, autoincrement=True),
     sa.Column("ts_us", sa.BigInteger, nullable=False),
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("subject", sa.String(200), nullable=False),
@@ -110,7 +103,7 @@ alerts = sa.Table(
 references = sa.Table(
     "guard_references",
     metadata,
-    sa.Column("id", _ID, primary_key=True, autoincrement=True),
+    sa.Column("id", sql.ID, primary_key=True, autoincrement=True),
     sa.Column("ts_us", sa.BigInteger, nullable=False),
     sa.Column("digest", sa.String(64), nullable=False),
     sa.Column("body", sa.Text, nullable=False),

@@ -27,6 +27,19 @@ T = TypeVar("T")
 Migration = tuple[int, str, Callable[[sa.Connection], None]]
 """A schema step: its version number, what it adds, and the function that applies it."""
 
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+"""The type of an autoincrementing row id: BIGINT, INTEGER on SQLite (its rowid alias)."""
+
+
+def meta_table(metadata: sa.MetaData, name: str) -> sa.Table:
+    """A store's meta table: ``key``/``value`` rows, ``schema_version`` among them."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("value", sa.Text, nullable=False),
+    )
+
 
 def normalise_url(url: str) -> str:
     """A database URL or a plain path (SQLite); ``postgresql://`` uses psycopg 3."""
