@@ -4,22 +4,18 @@ strings are text, never markup."""
 from __future__ import annotations
 
 import html.parser
-import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.browser import CHROMIUM, NOT_INSTALLED, chromium
 from tests.guard.conftest import TOKENS, Data, ServerThread, bearer
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 HOSTILE = '<img src=x onerror="document.title=1">'
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)"
-)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=NOT_INSTALLED)
 
 
 class Dom(html.parser.HTMLParser):
@@ -47,28 +43,7 @@ class Dom(html.parser.HTMLParser):
 
 
 def dump_dom(url: str, profile: Path) -> str:
-    assert CHROMIUM is not None
-    result = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile}",
-            "--virtual-time-budget=8000",
-            "--dump-dom",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = chromium(profile, "--virtual-time-budget=8000", "--dump-dom", url)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 

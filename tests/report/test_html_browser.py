@@ -7,7 +7,6 @@ Needs Debian's ``chromium`` (``.ci/run`` installs it when missing); skipped with
 
 from __future__ import annotations
 
-import shutil
 import struct
 import subprocess
 import zlib
@@ -19,29 +18,15 @@ from msgspec.structs import replace
 from modelshield.core.findings import FileResult, Finding, Location, Severity
 from modelshield.core.policy import Policy
 from modelshield.report import Invocation, html
+from tests.browser import CHROMIUM, NOT_INSTALLED
+from tests.browser import chromium as run_chromium
 from tests.report.conftest import build_report
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=NOT_INSTALLED)
 
 
 def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    assert CHROMIUM is not None
-    command = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--host-resolver-rules=MAP * ~NOTFOUND",  # offline: no name resolves
-        f"--user-data-dir={tmp_path / 'profile'}",
-        *args,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    return run_chromium(tmp_path / "profile", *args)
 
 
 def pixels(png: bytes) -> set[tuple[int, int, int]]:
