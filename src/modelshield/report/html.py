@@ -123,14 +123,7 @@ def _summary(report: Report, policy: Policy, code: ExitCode) -> str:
         for sev, n in counts.items()
     )
     rows = []
-    by_pillar: dict[str, list[FileResult]] = defaultdict(list)
-    for result in report.results:
-        by_pillar[_pillar_of(result, report)].append(result)
-    order = [p for p in _PILLAR_ORDER if p in by_pillar] + sorted(
-        set(by_pillar) - set(_PILLAR_ORDER)
-    )
-    for pillar in order:
-        results = by_pillar[pillar]
+    for pillar, results in _by_pillar(report):
         found = [f for r in results for f in r.findings]
         bad = sum(1 for f in found if f.severity >= policy.fail_on)
         errors = sum(1 for r in results if not r.finished)
@@ -190,16 +183,19 @@ def _overview(info: Assessment) -> str:
     return "<h2>Assessment</h2>" + _table(("", ""), rows, header=False)
 
 
-def _findings(report: Report, policy: Policy) -> str:
-    out = []
+def _by_pillar(report: Report) -> list[tuple[str, list[FileResult]]]:
+    """The report's results grouped by pillar, in the pillars' usual order."""
     by_pillar: dict[str, list[FileResult]] = defaultdict(list)
     for result in report.results:
         by_pillar[_pillar_of(result, report)].append(result)
-    order = [p for p in _PILLAR_ORDER if p in by_pillar] + sorted(
-        set(by_pillar) - set(_PILLAR_ORDER)
-    )
-    for pillar in order:
-        results = by_pillar[pillar]
+    order = [p for p in _PILLAR_ORDER if p in by_pillar]
+    order += sorted(set(by_pillar) - set(_PILLAR_ORDER))
+    return [(pillar, by_pillar[pillar]) for pillar in order]
+
+
+def _findings(report: Report, policy: Policy) -> str:
+    out = []
+    for pillar, results in _by_pillar(report):
         found = sorted((f for r in results for f in r.findings), key=lambda f: -f.severity)
         title = _PILLAR_TITLES.get(pillar, pillar)
         out.append(f"<h2>{escape(title)}: {len(found)} finding{_s(len(found))}</h2>")
