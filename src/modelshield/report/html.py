@@ -17,6 +17,7 @@ from modelshield.core.measurements import Assessment, Measurement
 from modelshield.core.policy import ExitCode, Policy
 from modelshield.core.rules import Rule, get_rule
 from modelshield.report import Invocation, svg
+from modelshield.report.text import PILLAR_ORDER, PILLAR_TITLES
 
 _VERDICT = {
     ExitCode.OK: ("PASS", "#16a34a"),
@@ -51,14 +52,6 @@ details{margin-top:4px}summary{cursor:pointer;color:#1d4ed8}
 """
 """The page's stylesheet, shared by the other HTML pages of the reporters."""
 _UNIT = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc")
-_PILLAR_TITLES = {
-    "gate": "Policy",
-    "scan": "Model scan",
-    "audit": "Dependency audit",
-    "manifest": "Integrity manifest",
-    "assess": "Assessment",
-}
-_PILLAR_ORDER = ("gate", "scan", "audit", "manifest", "assess")
 
 
 def render(report: Report, *, policy: Policy, invocation: Invocation | None = None) -> str:
@@ -130,7 +123,7 @@ def _summary(report: Report, policy: Policy, code: ExitCode) -> str:
         verdict = "fail" if bad else ("error" if errors else "pass")
         rows.append(
             (
-                _PILLAR_TITLES.get(pillar, pillar),
+                PILLAR_TITLES.get(pillar, pillar),
                 verdict,
                 str(len(results)),
                 f"{len(found)} ({bad} at or above {policy.fail_on.label})",
@@ -188,8 +181,8 @@ def _by_pillar(report: Report) -> list[tuple[str, list[FileResult]]]:
     by_pillar: dict[str, list[FileResult]] = defaultdict(list)
     for result in report.results:
         by_pillar[_pillar_of(result, report)].append(result)
-    order = [p for p in _PILLAR_ORDER if p in by_pillar]
-    order += sorted(set(by_pillar) - set(_PILLAR_ORDER))
+    order = [p for p in PILLAR_ORDER if p in by_pillar]
+    order += sorted(set(by_pillar) - set(PILLAR_ORDER))
     return [(pillar, by_pillar[pillar]) for pillar in order]
 
 
@@ -197,7 +190,7 @@ def _findings(report: Report, policy: Policy) -> str:
     out = []
     for pillar, results in _by_pillar(report):
         found = sorted((f for r in results for f in r.findings), key=lambda f: -f.severity)
-        title = _PILLAR_TITLES.get(pillar, pillar)
+        title = PILLAR_TITLES.get(pillar, pillar)
         out.append(f"<h2>{escape(title)}: {len(found)} finding{_s(len(found))}</h2>")
         if not found:
             out.append(f"<p>No findings in {len(results)} input{_s(len(results))}.</p>")

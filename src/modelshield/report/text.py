@@ -191,18 +191,19 @@ def _renderables(
 PILLAR_ORDER = ("", "gate", "scan", "audit", "manifest", "assess")
 """The order of a merged report's sections (the policy's own findings first)."""
 
-_PILLAR_TITLES = {
+PILLAR_TITLES = {
     "gate": "Policy",
     "scan": "Model scan",
     "audit": "Dependency audit",
     "manifest": "Integrity manifest",
     "assess": "Assessment",
 }
+"""What each pillar's section is called in the reports."""
 
 
 def _pillar_heading(pillar: str, results: list[FileResult]) -> Text:
     found = sum(len(r.findings) for r in results)
-    title = _PILLAR_TITLES.get(pillar, pillar)
+    title = PILLAR_TITLES.get(pillar, pillar)
     return Text.assemble(
         (f"── {title} ", "bold"),
         f"({len(results)} input{_s(len(results))}, {found} finding{_s(found)})",
