@@ -87,7 +87,7 @@ def test_a_folder_named_pyproject_toml_means_defaults(tmp_path: Path) -> None:
         (b"[tool.modelshield\nfail_on = 'low'\n", "cannot read .*pyproject.toml"),
         (b"# modelshield \xff\n[tool.modelshield]\n", "cannot read .*pyproject.toml"),
         (b"[tool]\nmodelshield = 3\n", r"\[tool.modelshield\] must be a table"),
-        (b"[tool.modelshield]\nfail_on = 3\n", r"pyproject.toml \[tool.modelshield\]: 'fail_on'"),
+        (b"[tool.modelshield]\nfail_on = 3\n", r"pyproject.toml:2: 'fail_on'"),
     ],
     ids=["bad-toml", "not-utf8", "not-a-table", "bad-key"],
 )

@@ -269,7 +269,7 @@ def test_policy_with_an_unknown_key_is_a_clear_error(clean_pickle: Path, tmp_pat
     run = run_cli("scan", "--policy", "bad.toml", str(clean_pickle), cwd=tmp_path)
     assert run.code == 2
     assert run.stdout == ""
-    assert "bad.toml: unknown key(s) fail_onn" in run.stderr
+    assert "bad.toml:2: unknown key(s) fail_onn" in run.stderr
     assert "Traceback" not in run.stderr
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,51 @@ def test_a_malformed_policy_is_a_config_error_naming_the_key(text: str, message:
 def test_shape_errors_name_the_policy_file(text: str) -> None:
     with pytest.raises(ConfigError, match=r"^modelshield\.toml: "):
         _policy(text)
+
+
+@pytest.mark.parametrize(("text", "message"), BAD_POLICIES, ids=[m for _, m in BAD_POLICIES])
+def test_a_policy_file_error_names_its_line(tmp_path: Path, text: str, message: str) -> None:
+    """The line of the key (or, for an entry missing a key, of its table header)."""
+    path = tmp_path / "modelshield.toml"
+    path.write_text("# the team's policy\n\n" + text + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        Policy.from_file(path)
+    line = 1 if " needs " in message else len(text.splitlines())
+    if message == "'suppress[0].rule' must be a str":
+        line = 2  # rule = 1, before the paths
+    assert str(raised.value).startswith(f"{path}:{line + 2}: ")
+    assert message in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        # the second entry of an array of tables, not the first
+        ("[[suppress]]\nrule = 'A'\npaths = ['*']\n\n[[suppress]]\nrule = 'B'\npaths = 'x'", 7),
+        # a dotted key at the top level, and a quoted one
+        ("fail_on = 'low'\nci.skip = 3", 2),
+        ("[callables]\n\"allow\" = 'x'", 2),
+        # a key after a comment on the header line
+        ("[ci]  # what ci runs\nbase = 'x'", 2),
+    ],
+)
+def test_the_line_of_nested_and_dotted_keys(tmp_path: Path, text: str, line: int) -> None:
+    path = tmp_path / "modelshield.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}:{line}: "):
+        Policy.from_file(path)
+
+
+def test_a_pyproject_error_names_its_line_among_other_tools_tables(tmp_path: Path) -> None:
+    """Tables of other tools with the same key names are not the policy's."""
+    path = tmp_path / "pyproject.toml"
+    path.write_text(
+        "[project]\nname = 'x'\n\n[tool.other.ci]\nskip = 3\n\n"
+        "[tool.modelshield]\nfail_on = 'high'\n\n[tool.modelshield.ci]\nskip = 3\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}:11: 'ci.skip' must be"):
+        Policy.from_file(path)
 
 
 def test_every_top_level_key_has_a_malformed_case() -> None:
@@ -355,7 +401,7 @@ def test_errors_in_a_pyproject_tool_table_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown severity"):
         Policy.from_file(path)
     path.write_text("[tool.modelshield]\nfailon = 'low'\n")
-    with pytest.raises(ConfigError, match=r"pyproject\.toml: unknown key"):
+    with pytest.raises(ConfigError, match=r"pyproject\.toml:2: unknown key"):
         Policy.from_file(path)
 
 

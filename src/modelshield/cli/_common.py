@@ -153,7 +153,7 @@ def resolve_policy(explicit: str | None, cwd: Path | None = None) -> tuple[Polic
     else the ``[tool.modelshield]`` table of ``pyproject.toml`` when it has one.
     """
     from modelshield.core.errors import ConfigError
-    from modelshield.core.policy import Policy
+    from modelshield.core.policy import Policy, with_line
 
     if explicit is not None:
         return Policy.from_file(explicit), explicit
@@ -183,7 +183,12 @@ def resolve_policy(explicit: str | None, cwd: Path | None = None) -> tuple[Polic
             if not isinstance(table, dict):
                 raise ConfigError(f"{PYPROJECT}: [tool.modelshield] must be a table")
             shown = f"{PYPROJECT} [tool.modelshield]"
-            return Policy.from_mapping(table, source=shown, root=here, file=pyproject), shown
+            try:
+                policy = Policy.from_mapping(table, source=shown, root=here, file=pyproject)
+            except ConfigError as e:
+                text = raw.decode("utf-8")
+                raise with_line(e, shown, text, pyproject=True, name=PYPROJECT) from None
+            return policy, shown
     return Policy(), None
 
 

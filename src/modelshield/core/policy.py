@@ -432,14 +432,19 @@ class Policy(Struct, frozen=True):
 
         p = Path(path)
         try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
+            text = p.read_text(encoding="utf-8")
+            data = tomllib.loads(text)
         except OSError as e:
             raise ConfigError(f"cannot read policy file {p}: {e.strerror or e}") from e
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"policy file {p} is not valid TOML: {e}") from e
-        if p.name == "pyproject.toml":
+        pyproject = p.name == "pyproject.toml"
+        if pyproject:
             data = data.get("tool", {}).get("modelshield", {})
-        return cls.from_mapping(data, source=str(p), root=p.parent, file=p)
+        try:
+            return cls.from_mapping(data, source=str(p), root=p.parent, file=p)
+        except ConfigError as e:
+            raise with_line(e, str(p), text, pyproject=pyproject) from None
 
     # ---- applying ------------------------------------------------------------------------
     def with_fail_on(self, severity: Severity) -> Policy:
@@ -497,6 +502,22 @@ class Policy(Struct, frozen=True):
         if report.unfinished:
             return ExitCode.ERROR
         return ExitCode.OK
+
+
+def with_line(
+    error: ConfigError, source: str, text: str, *, pyproject: bool = False, name: str | None = None
+) -> ConfigError:
+    """``error`` (raised for ``source``, a policy read from ``text``) with the line it is about:
+    ``NAME:LINE: message`` (``name``: the file as shown; default ``source``)."""
+    from modelshield.core.tomlpos import error_line
+
+    message = str(error)
+    prefix = f"{source}: "
+    rest = message[len(prefix) :] if message.startswith(prefix) else message
+    line = error_line(text, rest, pyproject=pyproject)
+    if line is None:
+        return error if message.startswith(prefix) else ConfigError(prefix + rest)
+    return ConfigError(f"{name or source}:{line}: {rest}")
 
 
 def _expect(value: Any, kind: type, source: str, key: str) -> Any:
