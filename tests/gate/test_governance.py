@@ -330,3 +330,19 @@ def test_postgresql_records_concurrent_runs(pg: Any, tmp_path: Path) -> None:
 
     with psycopg.connect(pg.url) as conn, pytest.raises(psycopg.Error, match="insert-only"):
         conn.execute("DELETE FROM gov_models")
+
+
+def test_readmes_scripts_and_data_beside_a_model_are_not_models(tmp_path: Path) -> None:
+    """They are recorded under the project entry; the pickle is a model of its own."""
+    project = tmp_path / "project"
+    (project / "models").mkdir(parents=True)
+    (project / "models" / "clf.pkl").write_bytes(pickle.dumps({"weights": [1.0, 2.0]}))
+    (project / "models" / "README.md").write_text("# The classifier\n\nTrained on Tuesdays.\n")
+    (project / "models" / "train.py").write_text("import pickle\nprint('training')\n")
+    (project / "models" / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    (project / "modelshield.toml").write_text('models = ["models/"]\n')
+    run = run_cli("ci", "project", *SKIP, "--record", "gov.db", cwd=tmp_path)
+    assert run.code == 0, run.stdout + run.stderr
+    with sqlite3.connect(tmp_path / "gov.db") as conn:
+        rows = dict(conn.execute("SELECT path, kind FROM gov_models").fetchall())
+    assert rows == {"models/clf.pkl": "file", ".": "project"}

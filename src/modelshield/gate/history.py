@@ -4,10 +4,12 @@
 :class:`RunRecord`: when and where it ran (time, project, git commit, modelshield version,
 the policy's digest, the verdict and exit code) and one :class:`ModelRecord` per model:
 
-* a **model** is each file the scan reports, or a directory the scan recognised as a model
-  repository (a Hugging Face, MLflow... layout: its files are one model), identified by its
-  path relative to the project; results of the other pillars belong to the model whose path
-  holds theirs, the rest (dependency files, the policy) to the project entry ``.``;
+* a **model** is each file the scan reports in a model format (not documentation, pictures,
+  data tables, programs or Python source: :data:`NOT_MODELS`), or a directory the scan
+  recognised as a model repository (a Hugging Face, MLflow... layout: its files are one
+  model), identified by its path relative to the project; results of the other pillars
+  belong to the model whose path holds theirs, the rest (dependency files, the policy, the
+  READMEs and scripts beside the models) to the project entry ``.``;
 * its **digest**: SHA-256 of the file (files above the scan's ``max_file_bytes`` are not
   hashed: no digest), or for a directory the SHA-256 of its files' paths and digests;
 * its **outcome** per pillar and overall (``pass``, ``fail``, ``incomplete``, ``error``, as
@@ -303,6 +305,12 @@ def _posix(path: str) -> str:
     return path or PROJECT_ENTRY
 
 
+NOT_MODELS = frozenset(
+    {"text", "image", "pdf", "data", "executable", "empty", "python", "python-pth"}
+)
+"""Formats of the scan's files that are not models on their own (see the module)."""
+
+
 def _group(unbaselined: Report, report: Report, root: str) -> dict[str, Group]:
     """Results by model (see the module); the two reports hold the same results in order."""
     directories = sorted(
@@ -316,7 +324,10 @@ def _group(unbaselined: Report, report: Report, root: str) -> dict[str, Group]:
             continue
         path = _posix(r.path)
         home = next((d for d in directories if _inside(path, d)), None)
-        models[home or path] = "directory" if home is not None else "file"
+        if home is not None:
+            models[home] = "directory"
+        elif r.format not in NOT_MODELS:
+            models[path] = "file"
     ordered = sorted(models, key=len, reverse=True)
     groups: dict[str, Group] = {}
     for before, after in zip(unbaselined.results, report.results, strict=True):
