@@ -10,8 +10,10 @@ the callable that really runs (``os.system`` with its argument).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from modelshield.core.findings import Severity
 from modelshield.scanner.callables import Tier
 from modelshield.scanner.memio import Buffer
 from modelshield.scanner.pickle import rules, state_checks
@@ -25,6 +27,7 @@ from modelshield.scanner.pickle.values import (
     Persistent,
     Unknown,
     brief,
+    strings_in,
     unwrap,
 )
 
@@ -137,11 +140,16 @@ def call(
             folded = _fold(st, f, args, offset)
             if folded is not None:
                 return folded
+            if not f.safe:
+                named = _named_callable(st, f, args, kwargs, offset)
+                if named is not None:
+                    return named
         return Call(func, args, kwargs, offset, opcode)
     if tf is Call and depth < _MAX_CALL_DEPTH:
         resolved = _call_object(st, f, args, kwargs, offset, depth + 1)
         if resolved is not None:
             return resolved
+        _returned_object_called(st, f, opcode, offset)
         return Call(func, args, kwargs, offset, opcode)
     if tf is Call or tf is Persistent or tf is Unknown:
         return Call(func, args, kwargs, offset, opcode)
@@ -182,6 +190,88 @@ def _scanned_nested_load(st: Stream, f: Global, args: Any, offset: int) -> bool:
         session.ctx.scan_buffer(data, session.location.child(f"<{f.module}.{f.name} @{offset}>"))
     st.ledger.vouch(f.module, f.name)
     return True
+
+
+_DOTTED = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
+
+#: A module-qualified name as name resolvers take it: ``os.system``, ``os:system``,
+#: ``os.path:join``. Resolvers of every library accept one of these two spellings.
+_QUALIFIED_NAME = re.compile(rf"{_DOTTED}(?::{_DOTTED})?")
+
+#: Text constants of one call that are tried as names (the first ones found, bounded).
+_NAMED_STRINGS = 8
+
+
+def _name_splits(text: str) -> list[tuple[str, str]]:
+    """The (module, qualname) readings of a qualified name, as resolvers split it."""
+    if len(text) > 200 or not _QUALIFIED_NAME.fullmatch(text):
+        return []
+    module, sep, name = text.partition(":")
+    if sep:
+        return [(module, name)]
+    parts = text.split(".")
+    # "os.path.join": module "os.path" (importlib-style resolvers) or "os" (getattr walks).
+    return [(".".join(parts[:i]), ".".join(parts[i:])) for i in range(len(parts) - 1, 0, -1)]
+
+
+def _named_callable(st: Stream, f: Global, args: Any, kwargs: Any, offset: int) -> Any:
+    """A string argument of an unlisted callable that names a dangerous callable.
+
+    Libraries ship many name resolvers (``hydra.utils.get_method('os.system')``,
+    ``werkzeug.utils.import_string``, ``distlib.util.resolve('os', 'system')``); no list of
+    them is complete, so the argument is judged instead of the resolver's name. The named
+    callable is recorded as imported through ``f``; when the call has the resolver's shape (the
+    name is its first argument, or its first two arguments are a module and a name), the
+    call is taken to return it, so a later call of the result reports it as called.
+    """
+    texts = strings_in(args, _NAMED_STRINGS)
+    if kwargs is not None:
+        texts += strings_in(kwargs, _NAMED_STRINGS)
+    first: Any = None
+    if type(args) is tuple and args:
+        first = unwrap(args[0])
+        if len(args) == 2 and type(first) is str and type(unwrap(args[1])) is str:
+            first = f"{first}:{unwrap(args[1])}"
+            texts.append(first)
+    classify = st.session.ctx.callables.classify
+    via = f"{f.module}.{f.name} (resolves a name)"
+    result: Any = None
+    for text in texts:
+        for module, name in _name_splits(text):
+            verdict = classify(module, name)
+            if verdict.tier is not Tier.DANGEROUS or (verdict.severity or Severity.INFO) < (
+                Severity.HIGH
+            ):
+                continue
+            imported = import_global(st, module, name, via, offset)
+            if text == first and result is None:
+                result = imported
+            break
+    return result
+
+
+def _returned_object_called(st: Stream, f: Call, opcode: str, offset: int) -> None:
+    """Report a call of the value an unlisted callable returned (PICKLE-CALL-RETURNED-OBJECT)."""
+    maker: Any = f
+    depth = 0
+    while type(maker) is Call and depth < _MAX_CALL_DEPTH:
+        maker = unwrap(maker.func)
+        depth += 1
+    if type(maker) is not Global or maker.safe or not maker.name:
+        return
+    st.session.emit(
+        rules.CALL_RETURNED_OBJECT,
+        offset,
+        f"{opcode} calls the object that {maker.dotted}{_paren(f.args)} returned, and "
+        f"{maker.dotted} is not on the safe list. Name resolvers turn a string into any "
+        "callable this way; picklers never write a call like this.",
+        {"callable": f"result of {maker.dotted}", "args": brief(f.args), "opcode": opcode},
+    )
+
+
+def _paren(args: Any) -> str:
+    text = brief(args)
+    return text if text.startswith("(") else f"({text})"
 
 
 def _safe_bound_method(st: Stream, f: Global, args: Any, offset: int) -> Global | None:

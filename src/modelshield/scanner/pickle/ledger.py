@@ -23,10 +23,12 @@ from modelshield.scanner.context import ScanContext
 from modelshield.scanner.pickle import rules
 from modelshield.scanner.pickle.values import brief, strings_in
 
-#: Text that reads like Python code or a shell command line. Deliberately literal: it only ever
-#: raises an already-unlisted callable from medium to high.
+#: Text that reads like Python code, a template that escapes its sandbox through dunder
+#: attributes, or a shell command line. Deliberately literal: it only ever raises an
+#: already-unlisted callable from medium to high.
 CODE_LIKE = re.compile(
-    r"import\s|__import__|os\.system|os\.popen|\bexec\s*\(|\beval\s*\(|\bcompile\s*\(|"
+    r"import\s|__import__|__globals__|__builtins__|__subclasses__|__mro__|__code__|"
+    r"os\.system|os\.popen|\bexec\s*\(|\beval\s*\(|\bcompile\s*\(|"
     r"subprocess|/bin/(?:ba|da|z)?sh\b|\$\(|`|;\s*rm\s|\bcurl\s|\bwget\s|\bnc\s+-",
 )
 

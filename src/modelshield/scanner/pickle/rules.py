@@ -78,6 +78,28 @@ CALL_CODE_ARGUMENT = register_rule(
     )
 )
 
+CALL_RETURNED_OBJECT = register_rule(
+    Rule(
+        id="PICKLE-CALL-RETURNED-OBJECT",
+        pillar="scan",
+        severity=Severity.HIGH,
+        title="Pickle calls an object that an unlisted callable returned",
+        what="Reports a REDUCE (or INST, OBJ, NEWOBJ) whose callable is not an imported name but "
+        "the value an earlier call returned, when that earlier callable is not on the safe list "
+        "and is not a gadget the scanner models (`functools.partial`, `operator.attrgetter`, "
+        "`pkgutil.resolve_name`...). When a string argument of the earlier call names a "
+        "dangerous callable (`'os.system'`, `'os:system'`), that callable is reported as called "
+        "too.",
+        why="It is the shape of a name resolver: libraries ship many functions that turn a "
+        "string into any object (`hydra.utils.get_method`, `werkzeug.utils.import_string`, "
+        "`distlib.util.resolve`...), and calling what they return runs a callable whose name "
+        "only appears as data. Picklers write callables as imported names, never like this.",
+        example="GLOBAL 'uvicorn.importer import_from_string', 'os:system', TUPLE1, REDUCE, "
+        "'id', TUPLE1, REDUCE",
+        references=("CWE-502", "GHSA-vvpj-8cmc-gx39"),
+    )
+)
+
 DYNAMIC_IMPORT = register_rule(
     Rule(
         id="PICKLE-DYNAMIC-IMPORT",
@@ -256,6 +278,7 @@ UNSAFE_RULES = frozenset(
         CALL_DANGEROUS.id,
         IMPORT_UNKNOWN.id,
         CALL_CODE_ARGUMENT.id,
+        CALL_RETURNED_OBJECT.id,
         DYNAMIC_IMPORT.id,
         STATE_WRITE_MODULE.id,
         STATE_CODE.id,
