@@ -99,9 +99,12 @@ def measure(
     The command runs under a small measuring process (see ``_MEASURE``), so that the peak is the
     command's, not that of the process that started it. Bytecode caching is left on for the
     child, as in a normal installation: with ``PYTHONDONTWRITEBYTECODE`` set, a source checkout
-    would recompile on every run. ``extra_env`` is added to the child's environment.
+    would recompile on every run. A measured command is never traced by coverage (which the
+    test suite's child processes otherwise inherit). ``extra_env`` is added to the child's
+    environment.
     """
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    untraced = ("PYTHONDONTWRITEBYTECODE", "COVERAGE_PROCESS_CONFIG", "COVERAGE_PROCESS_START")
+    env = {k: v for k, v in os.environ.items() if k not in untraced}
     env.update(extra_env or {})
     with tempfile.NamedTemporaryFile(suffix=".out") as out:
         proc = subprocess.run(
