@@ -4,6 +4,7 @@ Usage::
 
     python bench/bench_guard.py                     # 8 s per phase
     python bench/bench_guard.py --seconds 15 --rate 400 --connections 8
+    python bench/bench_guard.py --in-process        # the engine alone, µs per request
 
 A scikit-learn logistic regression on 10 numeric features is saved with joblib under
 ``bench-out/guard/``. Each server runs alone in its own process on loopback (uvicorn, one
@@ -24,6 +25,13 @@ the PATH). After the guarded run the server is stopped with SIGTERM (it flushes 
 the decision records are counted against the requests sent. Goals (2-core machine): the guard
 adds at most 0.3 ms at p50 and 2 ms at p99, keeps at least 70% of bare throughput, and every
 request is in the log. Figures only: nothing passes or fails.
+
+``--in-process`` leaves HTTP out: it builds the same guard in this process (every check on,
+the SQLite log), calls ``Guard.process`` on each of the 3,000 live rows (``--repeat`` times)
+and prints the request path's wall time and the CPU time of the whole process, decision log
+writer included, per request. ``--dump FILE`` also writes each request's decision, reasons,
+prediction and scores as JSON lines (the same seeds every run), to check that a change to the
+engine leaves its answers as they were.
 """
 
 from __future__ import annotations
@@ -252,12 +260,79 @@ def count_sent(port: int) -> int:
     return int(total) if not dropped else -int(dropped)
 
 
+def in_process(args: argparse.Namespace) -> int:
+    import random
+    import tempfile
+
+    from modelshield.core.policy import Policy
+    from modelshield.guard import build_guard
+
+    model, reference, live = build()
+    policy_file = OUT / "policy.toml"
+    policy_file.write_text("[guard.rate]\nper_second = 1e9\nburst = 1000000000\n")
+    policy = Policy.from_file(policy_file)
+    bodies = [json.dumps({"instances": [row]}).encode() for row in live]
+    with tempfile.TemporaryDirectory() as tmp:
+        random.seed(0)
+        guard = build_guard(
+            str(reference),
+            policy,
+            model=str(model),
+            db=f"{tmp}/guard.db",
+            spool=f"{tmp}/guard.spool",
+            replica="bench",
+        )
+        assert guard.log is not None
+        guard.log.start()
+
+        async def run(rounds: int) -> None:
+            for _ in range(rounds):
+                for body in bodies:
+                    await guard.process(body, "bench", time.perf_counter())
+
+        random.seed(0)
+        asyncio.run(run(1))  # warm-up (and the dumped records)
+        guard.log.flush()
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        asyncio.run(run(args.repeat))
+        wall = time.perf_counter() - wall0
+        guard.log.flush()
+        cpu = time.process_time() - cpu0
+        guard.log.close()
+        if args.dump is not None:
+            import sqlalchemy as sa
+
+            from modelshield.guard import store
+
+            engine = store.connect(f"{tmp}/guard.db")
+            t = store.decisions
+            fields = ("status", "decision", "reasons", "scores", "prediction", "features")
+            query = sa.select(*(t.c[k] for k in fields)).order_by(t.c.seq).limit(len(bodies))
+            with engine.connect() as conn, Path(args.dump).open("w") as f:
+                for row in conn.execute(query):
+                    f.write(json.dumps(dict(zip(fields, row, strict=True))) + "\n")
+            engine.dispose()
+    n = args.repeat * len(bodies)
+    print(
+        f"in-process: {n} requests, request path {wall / n * 1e6:.0f} µs/request (wall), "
+        f"{cpu / n * 1e6:.0f} µs/request CPU with the log writer"
+    )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rate", type=float, default=300.0, help="open-loop requests/s")
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument(
+        "--in-process", action="store_true", help="time Guard.process alone (no HTTP)"
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="--in-process: passes over the rows")
+    parser.add_argument("--dump", help="--in-process: write the answers as JSON lines")
     args = parser.parse_args()
+    if args.in_process:
+        return in_process(args)
     model, reference, live = build()
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
