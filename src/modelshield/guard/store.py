@@ -20,6 +20,7 @@ chain leaves a shorter valid chain: compare the heads with the ones the service 
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -265,23 +266,33 @@ def iter_rows(engine: sa.Engine, query: sa.Select[Any]) -> Iterator[sa.RowMappin
 
 _PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 _DECISION_COLUMNS = [c.name for c in decisions.columns if c.name != "id"]
+_DECISION_VALUES = operator.itemgetter(*_DECISION_COLUMNS)
+INSERT_CHUNK = 64
+"""Decision rows per ``INSERT`` statement (64 x 15 parameters: under SQLite's oldest limit of
+999 bound parameters)."""
 
 
 def insert_many(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
-    """One executemany insert (nothing when ``rows`` is empty). Decisions, the writer's hot
-    loop, go to the driver's own ``executemany`` with tuples, inside the same transaction:
-    about four times cheaper per row than SQLAlchemy's parameter processing."""
+    """Insert rows in the caller's transaction (nothing when ``rows`` is empty). Decisions, the
+    writer's hot loop, go to the driver's cursor as multi-row ``INSERT ... VALUES (...), (...)``
+    statements of :data:`INSERT_CHUNK` rows: far cheaper per row than SQLAlchemy's parameter
+    processing, and one statement (one release of the interpreter lock by the driver) per
+    chunk instead of one per row, so that the writer thread does not keep taking the lock back
+    from the request path."""
     if not rows:
         return
     mark = _PLACEHOLDERS.get(conn.dialect.paramstyle)
     if table is decisions and mark is not None:
-        sql = (
-            f"INSERT INTO {table.name} ({', '.join(_DECISION_COLUMNS)}) "
-            f"VALUES ({', '.join([mark] * len(_DECISION_COLUMNS))})"
-        )
+        head = f"INSERT INTO {table.name} ({', '.join(_DECISION_COLUMNS)}) VALUES "
+        one = f"({', '.join([mark] * len(_DECISION_COLUMNS))})"
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.executemany(sql, [tuple(r[c] for c in _DECISION_COLUMNS) for r in rows])
+            for i in range(0, len(rows), INSERT_CHUNK):
+                chunk = rows[i : i + INSERT_CHUNK]
+                params: list[Any] = []
+                for r in chunk:
+                    params.extend(_DECISION_VALUES(r))
+                cursor.execute(head + ", ".join([one] * len(chunk)), params)
         finally:
             cursor.close()
         return
