@@ -169,7 +169,8 @@ class Reference:
         with np.errstate(all="ignore"):
             if num.shape[1]:
                 z = np.abs((num - self.center) / self._rscale)
-                u = np.where(np.isnan(z), 0.0, z).max(axis=1)
+                # The largest z of each row, a missing value counting as 0 (z >= 0).
+                u = np.fmax.reduce(z, axis=1, initial=0.0)
                 zm = np.where(np.isnan(num), 0.0, (num - self.mean) / self.scale)
                 d2 = np.einsum("ij,jk,ik->i", zm, self._precision, zm)
                 d2 = np.where(np.isnan(d2), np.inf, d2)
