@@ -990,6 +990,8 @@ class FeatureRows:
     def dicts(self) -> list[dict[str, Any]]:
         """The rows as dicts."""
         names, redact = self.names, self.redact
+        if not redact:
+            return [dict(zip(names, r, strict=True)) for r in self.rows]
         return [
             {n: ("[redacted]" if n in redact else v) for n, v in zip(names, r, strict=True)}
             for r in self.rows

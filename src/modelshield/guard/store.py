@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -143,9 +143,12 @@ def genesis(chain: str) -> str:
     return hashlib.sha256(f"modelshield-guard-chain:{chain}".encode()).hexdigest()
 
 
-def row_hash(prev_hash: str, row: dict[str, Any]) -> str:
+_HASHED = operator.itemgetter(*DECISION_FIELDS)
+
+
+def row_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
     """The hash of one decision row (its :data:`DECISION_FIELDS` and the previous hash)."""
-    body = msgspec.json.encode([prev_hash, *(row[k] for k in DECISION_FIELDS)])
+    body = msgspec.json.encode([prev_hash, *_HASHED(row)])
     return hashlib.sha256(body).hexdigest()
 
 
