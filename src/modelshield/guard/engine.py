@@ -450,7 +450,7 @@ class Guard:
         ):
             p = out.proba
             q = pout.proba.reshape(n, k, p.shape[1])
-            flips = np.argmax(q, axis=2) != np.argmax(p, axis=1)[:, None]
+            flips = q.argmax(axis=2) != p.argmax(axis=1)[:, None]
             tv = 0.5 * np.abs(q - p[:, None, :]).sum(axis=2)
             result: list[float] = ((flips.sum(axis=1) + tv.sum(axis=1)) / k).tolist()
             return result
@@ -641,9 +641,7 @@ class Guard:
         pvals = [1.0] * len(rows)
         if settings.ood.enabled:
             try:
-                p_feature, p_multi = self.reference.ood(rows, num)
-                pf: list[float] = p_feature.tolist()
-                pm: list[float] = p_multi.tolist()
+                pf, pm = self.reference.ood_lists(rows, num)
                 pvals = [a if a < b else b for a, b in zip(pf, pm, strict=True)]
                 scores["ood_p_feature"] = min(pf)
                 scores["ood_p_multivariate"] = min(pm)
