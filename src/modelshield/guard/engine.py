@@ -451,8 +451,9 @@ class Guard:
             p = out.proba
             q = pout.proba.reshape(n, k, p.shape[1])
             flips = q.argmax(axis=2) != p.argmax(axis=1)[:, None]
-            tv = 0.5 * np.abs(q - p[:, None, :]).sum(axis=2)
-            result: list[float] = ((flips.sum(axis=1) + tv.sum(axis=1)) / k).tolist()
+            add = np.add.reduce  # what .sum() calls, without its Python wrapper
+            tv = 0.5 * add(np.abs(q - p[:, None, :]), axis=2)
+            result: list[float] = ((add(flips, axis=1) + add(tv, axis=1)) / k).tolist()
             return result
         labels = out.labels
         plabels = pout.labels

@@ -194,7 +194,7 @@ class Reference:
                         u[i] = zc
         return u, d2
 
-    def _scores_one(self, x: list[float]) -> tuple[Array, Array]:
+    def _scores_one(self, x: list[float]) -> tuple[float, float]:
         """:meth:`_scores` of one all-numeric instance, the same values: the per-feature part
         in plain Python (the same IEEE operations, element by element), the Mahalanobis
         distance by the same ``einsum``."""
@@ -212,8 +212,8 @@ class Reference:
             zm.append((v - m) / s)
         row = np.array([zm])
         with np.errstate(all="ignore"):
-            d2 = np.einsum("ij,jk,ik->i", row, self._precision, row)
-        return np.array([u]), np.where(np.isnan(d2), np.inf, d2)
+            d2 = float(np.einsum("ij,jk,ik->i", row, self._precision, row)[0])
+        return u, math.inf if d2 != d2 else d2
 
     def ood(self, rows: Sequence[Sequence[Any]], num: Array) -> tuple[Array, Array]:
         """Calibrated p-values of instances (``num``: their numeric features, n x d, NaN
@@ -234,16 +234,18 @@ class Reference:
     ) -> tuple[list[float], list[float]]:
         """:meth:`ood` as lists, the same values: the ranks by bisection of sorted lists
         (the request path's few instances: numpy's cost per call would dominate)."""
-        if len(rows) == 1 and not self._cats and num.shape[1]:
-            u, d2 = self._scores_one(num[0].tolist())
-        else:
-            u, d2 = self._scores(rows, num)
         us, ds = self._u_list, self._d2_list
         n, m = len(us), len(ds)
-        p_feature = [(1 + n - bisect_left(us, x)) / (n + 1) for x in u.tolist()]
+        if len(rows) == 1 and not self._cats and num.shape[1]:
+            u, d2 = self._scores_one(num[0].tolist())
+            return [(1 + n - bisect_left(us, u)) / (n + 1)], [
+                (1 + m - bisect_left(ds, d2)) / (m + 1)
+            ]
+        uu, dd = self._scores(rows, num)
+        p_feature = [(1 + n - bisect_left(us, x)) / (n + 1) for x in uu.tolist()]
         if not m:
             return p_feature, [1.0] * len(rows)
-        return p_feature, [(1 + m - bisect_left(ds, x)) / (m + 1) for x in d2.tolist()]
+        return p_feature, [(1 + m - bisect_left(ds, x)) / (m + 1) for x in dd.tolist()]
 
     def numeric_matrix(self, rows: Sequence[Sequence[Any]]) -> Array:
         """The numeric features of instances as an n x d float matrix (NaN: missing or not a
