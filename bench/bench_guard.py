@@ -14,7 +14,9 @@ perturbations, rate limit set high enough never to refuse, extraction), tokens, 
 SQLite decision log. For each:
 
 1. **throughput**: a closed loop of ``--connections`` keep-alive connections for
-   ``--seconds`` (requests per second);
+   ``--seconds`` (requests per second), and the server process's CPU time per request over
+   that phase (from ``/proc``: steadier than the rate on a shared machine, where other work
+   takes the cores from one server and not the other);
 2. **latency**: an open loop at a constant ``--rate`` (the same for both servers), each
    request's latency measured from the time it was *scheduled*, so that a stalled server is
    charged for the requests that waited (no coordinated omission); p50 and p99.
@@ -214,13 +216,29 @@ def wrk_throughput(
     return rps, total, {}
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) a process has used so far, from /proc (None elsewhere)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(
-    port: int, reqs: list[bytes], args: argparse.Namespace, token: str | None, live: Any
+    port: int,
+    reqs: list[bytes],
+    args: argparse.Namespace,
+    token: str | None,
+    live: Any,
+    pid: int,
 ) -> dict[str, Any]:
     # Warm-up: the first requests pay for lazy imports and caches.
     asyncio.run(closed_loop(port, reqs, 2, 1.0))
+    cpu0 = cpu_seconds(pid)
     if shutil.which("wrk"):
-        rps, _sent, statuses = wrk_throughput(
+        rps, sent, statuses = wrk_throughput(
             port,
             json.dumps({"instances": [live[0]]}).encode(),
             token,
@@ -229,13 +247,17 @@ def measure(
         )
         tool = "wrk"
     else:
-        rps, _sent, statuses = asyncio.run(closed_loop(port, reqs, args.connections, args.seconds))
+        rps, sent, statuses = asyncio.run(closed_loop(port, reqs, args.connections, args.seconds))
         tool = "python"
+    time.sleep(0.2)  # the last answers' bookkeeping
+    cpu1 = cpu_seconds(pid)
+    cpu_us = (cpu1 - cpu0) / sent * 1e6 if cpu0 is not None and cpu1 is not None else None
     latencies, _n, lstatuses = asyncio.run(
         open_loop(port, reqs, args.connections, args.rate, args.seconds)
     )
     return {
         "rps": rps,
+        "cpu_us": cpu_us,
         "tool": tool,
         "p50": pct(latencies, 0.5),
         "p99": pct(latencies, 0.99),
@@ -349,7 +371,7 @@ def main() -> int:
     try:
         wait_ready(port, bare)
         time.sleep(0.5)
-        base = measure(port, requests_for(live, port, None), args, None, live)
+        base = measure(port, requests_for(live, port, None), args, None, live, bare.pid)
     finally:
         bare.terminate()
         bare.wait(30)
@@ -393,7 +415,7 @@ def main() -> int:
     try:
         wait_ready(port, guard)
         time.sleep(0.5)
-        guarded = measure(port, requests_for(live, port, TOKEN), args, TOKEN, live)
+        guarded = measure(port, requests_for(live, port, TOKEN), args, TOKEN, live, guard.pid)
         answered = count_sent(port)
     finally:
         guard.send_signal(signal.SIGTERM)
@@ -416,6 +438,12 @@ def main() -> int:
     print(
         f"{'throughput (req/s)':22}{base['rps']:10.0f}{guarded['rps']:10.0f}{ratio:11.0%}    >= 70%"
     )
+    if base["cpu_us"] and guarded["cpu_us"]:
+        share = base["cpu_us"] / guarded["cpu_us"]
+        print(
+            f"{'server CPU (µs/req)':22}{base['cpu_us']:10.0f}{guarded['cpu_us']:10.0f}"
+            f"{share:11.0%}    (bare/guarded: the throughput share when the server is the bound)"
+        )
     for q, goal in (("p50", 0.3), ("p99", 2.0)):
         d = guarded[q] - base[q]
         print(
