@@ -4,6 +4,7 @@ Usage::
 
     python bench/bench_guard.py                     # 8 s per phase
     python bench/bench_guard.py --seconds 15 --rate 400 --connections 8
+    python bench/bench_guard.py --in-process        # the engine alone, µs per request
 
 A scikit-learn logistic regression on 10 numeric features is saved with joblib under
 ``bench-out/guard/``. Each server runs alone in its own process on loopback (uvicorn, one
@@ -13,7 +14,9 @@ perturbations, rate limit set high enough never to refuse, extraction), tokens, 
 SQLite decision log. For each:
 
 1. **throughput**: a closed loop of ``--connections`` keep-alive connections for
-   ``--seconds`` (requests per second);
+   ``--seconds`` (requests per second), and the server process's CPU time per request over
+   that phase (from ``/proc``: steadier than the rate on a shared machine, where other work
+   takes the cores from one server and not the other);
 2. **latency**: an open loop at a constant ``--rate`` (the same for both servers), each
    request's latency measured from the time it was *scheduled*, so that a stalled server is
    charged for the requests that waited (no coordinated omission); p50 and p99.
@@ -24,6 +27,14 @@ the PATH). After the guarded run the server is stopped with SIGTERM (it flushes 
 the decision records are counted against the requests sent. Goals (2-core machine): the guard
 adds at most 0.3 ms at p50 and 2 ms at p99, keeps at least 70% of bare throughput, and every
 request is in the log. Figures only: nothing passes or fails.
+
+``--in-process`` leaves HTTP out: it builds the same guard in this process (every check on,
+the SQLite log), calls ``Guard.process`` on each of the 3,000 live rows (``--repeat`` passes)
+and prints, per request, the request path's wall time and the CPU time of the whole process,
+decision log writer included (the best and the median pass: the machine may be shared).
+``--dump FILE`` also writes the decision records of the first pass (status, decision,
+reasons, scores, prediction, features) as JSON lines, the same seeds every run, to check that
+a change to the engine leaves its answers as they were.
 """
 
 from __future__ import annotations
@@ -205,13 +216,29 @@ def wrk_throughput(
     return rps, total, {}
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) a process has used so far, from /proc (None elsewhere)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(
-    port: int, reqs: list[bytes], args: argparse.Namespace, token: str | None, live: Any
+    port: int,
+    reqs: list[bytes],
+    args: argparse.Namespace,
+    token: str | None,
+    live: Any,
+    pid: int,
 ) -> dict[str, Any]:
     # Warm-up: the first requests pay for lazy imports and caches.
     asyncio.run(closed_loop(port, reqs, 2, 1.0))
+    cpu0 = cpu_seconds(pid)
     if shutil.which("wrk"):
-        rps, _sent, statuses = wrk_throughput(
+        rps, sent, statuses = wrk_throughput(
             port,
             json.dumps({"instances": [live[0]]}).encode(),
             token,
@@ -220,13 +247,17 @@ def measure(
         )
         tool = "wrk"
     else:
-        rps, _sent, statuses = asyncio.run(closed_loop(port, reqs, args.connections, args.seconds))
+        rps, sent, statuses = asyncio.run(closed_loop(port, reqs, args.connections, args.seconds))
         tool = "python"
+    time.sleep(0.2)  # the last answers' bookkeeping
+    cpu1 = cpu_seconds(pid)
+    cpu_us = (cpu1 - cpu0) / sent * 1e6 if cpu0 is not None and cpu1 is not None else None
     latencies, _n, lstatuses = asyncio.run(
         open_loop(port, reqs, args.connections, args.rate, args.seconds)
     )
     return {
         "rps": rps,
+        "cpu_us": cpu_us,
         "tool": tool,
         "p50": pct(latencies, 0.5),
         "p99": pct(latencies, 0.99),
@@ -252,12 +283,84 @@ def count_sent(port: int) -> int:
     return int(total) if not dropped else -int(dropped)
 
 
+def in_process(args: argparse.Namespace) -> int:
+    import random
+    import tempfile
+
+    from modelshield.core.policy import Policy
+    from modelshield.guard import build_guard
+
+    model, reference, live = build()
+    policy_file = OUT / "policy.toml"
+    policy_file.write_text("[guard.rate]\nper_second = 1e9\nburst = 1000000000\n")
+    policy = Policy.from_file(policy_file)
+    bodies = [json.dumps({"instances": [row]}).encode() for row in live]
+    with tempfile.TemporaryDirectory() as tmp:
+        random.seed(0)
+        guard = build_guard(
+            str(reference),
+            policy,
+            model=str(model),
+            db=f"{tmp}/guard.db",
+            spool=f"{tmp}/guard.spool",
+            replica="bench",
+        )
+        assert guard.log is not None
+        guard.log.start()
+
+        async def run(rounds: int) -> None:
+            for _ in range(rounds):
+                for body in bodies:
+                    await guard.process(body, "bench", time.perf_counter())
+
+        random.seed(0)
+        asyncio.run(run(1))  # warm-up (and the dumped records)
+        guard.log.flush()
+        walls: list[float] = []
+        cpus: list[float] = []
+        for _ in range(args.repeat):
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            asyncio.run(run(1))
+            walls.append((time.perf_counter() - wall0) / len(bodies) * 1e6)
+            guard.log.flush()
+            cpus.append((time.process_time() - cpu0) / len(bodies) * 1e6)
+        guard.log.close()
+        if args.dump is not None:
+            import sqlalchemy as sa
+
+            from modelshield.guard import store
+
+            engine = store.connect(f"{tmp}/guard.db")
+            t = store.decisions
+            fields = ("status", "decision", "reasons", "scores", "prediction", "features")
+            query = sa.select(*(t.c[k] for k in fields)).order_by(t.c.seq).limit(len(bodies))
+            with engine.connect() as conn, Path(args.dump).open("w") as f:
+                for row in conn.execute(query):
+                    f.write(json.dumps(dict(zip(fields, row, strict=True))) + "\n")
+            engine.dispose()
+    walls.sort()
+    cpus.sort()
+    print(
+        f"in-process: {args.repeat} passes of {len(bodies)} requests; per request, best "
+        f"(median): request path {walls[0]:.0f} ({walls[len(walls) // 2]:.0f}) µs wall, "
+        f"{cpus[0]:.0f} ({cpus[len(cpus) // 2]:.0f}) µs CPU with the log writer"
+    )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rate", type=float, default=300.0, help="open-loop requests/s")
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument(
+        "--in-process", action="store_true", help="time Guard.process alone (no HTTP)"
+    )
+    parser.add_argument("--repeat", type=int, default=5, help="--in-process: passes over the rows")
+    parser.add_argument("--dump", help="--in-process: write the answers as JSON lines")
     args = parser.parse_args()
+    if args.in_process:
+        return in_process(args)
     model, reference, live = build()
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
@@ -268,7 +371,7 @@ def main() -> int:
     try:
         wait_ready(port, bare)
         time.sleep(0.5)
-        base = measure(port, requests_for(live, port, None), args, None, live)
+        base = measure(port, requests_for(live, port, None), args, None, live, bare.pid)
     finally:
         bare.terminate()
         bare.wait(30)
@@ -312,7 +415,7 @@ def main() -> int:
     try:
         wait_ready(port, guard)
         time.sleep(0.5)
-        guarded = measure(port, requests_for(live, port, TOKEN), args, TOKEN, live)
+        guarded = measure(port, requests_for(live, port, TOKEN), args, TOKEN, live, guard.pid)
         answered = count_sent(port)
     finally:
         guard.send_signal(signal.SIGTERM)
@@ -335,6 +438,12 @@ def main() -> int:
     print(
         f"{'throughput (req/s)':22}{base['rps']:10.0f}{guarded['rps']:10.0f}{ratio:11.0%}    >= 70%"
     )
+    if base["cpu_us"] and guarded["cpu_us"]:
+        share = base["cpu_us"] / guarded["cpu_us"]
+        print(
+            f"{'server CPU (µs/req)':22}{base['cpu_us']:10.0f}{guarded['cpu_us']:10.0f}"
+            f"{share:11.0%}    (bare/guarded: the throughput share when the server is the bound)"
+        )
     for q, goal in (("p50", 0.3), ("p99", 2.0)):
         d = guarded[q] - base[q]
         print(

@@ -334,7 +334,7 @@ def test_a_check_that_fails_applies_on_error(make_guard: Callable[..., Any], dat
         def broken(*_args: Any) -> Any:
             raise RuntimeError("broken check")
 
-        guard.reference.ood = broken
+        guard.reference.ood = guard.reference.ood_lists = broken  # the request path's form
         with TestClient(build_app(guard, str(data.tokens))) as c:
             r = c.post("/predict", json={"instances": data.rows(0, 1)}, headers=ALICE)
             assert r.status_code == status

@@ -250,11 +250,16 @@ class DecisionLog:
         while self._rows and len(rows) < self.settings.batch_size:
             rows.append(self._rows.popleft())
         encode = msgspec.json.encode
+        sha256 = hashlib.sha256
+        row_hash = store.row_hash
+        chain = self.chain
+        seq, prev = self._seq, self._prev
         for r in records:
-            self._seq += 1
+            seq += 1
+            features = r.features
             row = {
-                "chain": self.chain,
-                "seq": self._seq,
+                "chain": chain,
+                "seq": seq,
                 "ts_us": r.ts_us,
                 "request_id": r.request_id,
                 "client": r.client[:200],
@@ -264,16 +269,15 @@ class DecisionLog:
                 "scores": encode(r.scores).decode(),
                 "prediction": encode(r.prediction).decode(),
                 "features": None
-                if r.features is None
-                else encode(
-                    r.features.dicts() if hasattr(r.features, "dicts") else r.features
-                ).decode(),
+                if features is None
+                else encode(features.dicts() if hasattr(features, "dicts") else features).decode(),
                 "latency_us": r.latency_us,
-                "request_hash": hashlib.sha256(r.body).hexdigest(),
+                "request_hash": sha256(r.body).hexdigest(),
+                "prev_hash": prev,
             }
-            row["prev_hash"] = self._prev
-            row["hash"] = self._prev = store.row_hash(self._prev, row)
+            row["hash"] = prev = row_hash(prev, row)
             rows.append(("guard_decisions", row))
+        self._seq, self._prev = seq, prev
         self._persist(rows, len(records))
         for r in records:
             if r.waiter is not None:

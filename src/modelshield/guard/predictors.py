@@ -77,6 +77,8 @@ class HostedPredictor:
         self._fast = isinstance(model, SklearnModel) and model.features is None and all_numeric
         self._estimator = model.estimator if isinstance(model, SklearnModel) else None
         self._proba = bool(self._fast and getattr(model, "_proba", False))
+        self.takes_matrix = self._fast
+        """Predicts from the float matrix alone (the rows may be left out)."""
         self._labels = (
             np.asarray(_to_python(model.classes), dtype=object)
             if model.classes is not None

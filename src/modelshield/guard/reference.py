@@ -21,7 +21,7 @@ Out-of-distribution score, calibrated so that reference rows get uniform p-value
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from statistics import NormalDist
 from typing import Any
@@ -148,6 +148,12 @@ class Reference:
         u, d2 = self._scores(ref_rows, x)
         self._u_sorted = np.sort(u)
         self._d2_sorted = np.sort(d2) if d else np.zeros(0)
+        self._u_list: list[float] = self._u_sorted.tolist()
+        self._center_list: list[float] = self.center.tolist()
+        self._rscale_list: list[float] = self._rscale.tolist()
+        self._mean_list: list[float] = self.mean.tolist()
+        self._scale_list: list[float] = self.scale.tolist()
+        self._d2_list: list[float] = self._d2_sorted.tolist()
 
     # ---- per instance ------------------------------------------------------------------
     def numeric_vector(self, values: Sequence[Any]) -> list[float]:
@@ -169,7 +175,8 @@ class Reference:
         with np.errstate(all="ignore"):
             if num.shape[1]:
                 z = np.abs((num - self.center) / self._rscale)
-                u = np.where(np.isnan(z), 0.0, z).max(axis=1)
+                # The largest z of each row, a missing value counting as 0 (z >= 0).
+                u = np.fmax.reduce(z, axis=1, initial=0.0)
                 zm = np.where(np.isnan(num), 0.0, (num - self.mean) / self.scale)
                 d2 = np.einsum("ij,jk,ik->i", zm, self._precision, zm)
                 d2 = np.where(np.isnan(d2), np.inf, d2)
@@ -187,6 +194,27 @@ class Reference:
                         u[i] = zc
         return u, d2
 
+    def _scores_one(self, x: list[float]) -> tuple[float, float]:
+        """:meth:`_scores` of one all-numeric instance, the same values: the per-feature part
+        in plain Python (the same IEEE operations, element by element), the Mahalanobis
+        distance by the same ``einsum``."""
+        u = 0.0
+        zm: list[float] = []
+        for v, c, r, m, s in zip(
+            x, self._center_list, self._rscale_list, self._mean_list, self._scale_list, strict=True
+        ):
+            if v != v:  # NaN: missing
+                zm.append(0.0)
+                continue
+            z = abs((v - c) / r)
+            if z > u:
+                u = z
+            zm.append((v - m) / s)
+        row = np.array([zm])
+        with np.errstate(all="ignore"):
+            d2 = float(np.einsum("ij,jk,ik->i", row, self._precision, row)[0])
+        return u, math.inf if d2 != d2 else d2
+
     def ood(self, rows: Sequence[Sequence[Any]], num: Array) -> tuple[Array, Array]:
         """Calibrated p-values of instances (``num``: their numeric features, n x d, NaN
         missing): per feature and multivariate, each the share of reference rows at least as
@@ -200,6 +228,24 @@ class Reference:
         else:
             p_multi = np.ones(len(rows))
         return p_feature, p_multi
+
+    def ood_lists(
+        self, rows: Sequence[Sequence[Any]], num: Array
+    ) -> tuple[list[float], list[float]]:
+        """:meth:`ood` as lists, the same values: the ranks by bisection of sorted lists
+        (the request path's few instances: numpy's cost per call would dominate)."""
+        us, ds = self._u_list, self._d2_list
+        n, m = len(us), len(ds)
+        if len(rows) == 1 and not self._cats and num.shape[1]:
+            u, d2 = self._scores_one(num[0].tolist())
+            return [(1 + n - bisect_left(us, u)) / (n + 1)], [
+                (1 + m - bisect_left(ds, d2)) / (m + 1)
+            ]
+        uu, dd = self._scores(rows, num)
+        p_feature = [(1 + n - bisect_left(us, x)) / (n + 1) for x in uu.tolist()]
+        if not m:
+            return p_feature, [1.0] * len(rows)
+        return p_feature, [(1 + m - bisect_left(ds, x)) / (m + 1) for x in dd.tolist()]
 
     def numeric_matrix(self, rows: Sequence[Sequence[Any]]) -> Array:
         """The numeric features of instances as an n x d float matrix (NaN: missing or not a

@@ -20,7 +20,8 @@ chain leaves a shorter valid chain: compare the heads with the ones the service 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+import operator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -135,9 +136,12 @@ def genesis(chain: str) -> str:
     return hashlib.sha256(f"modelshield-guard-chain:{chain}".encode()).hexdigest()
 
 
-def row_hash(prev_hash: str, row: dict[str, Any]) -> str:
+_HASHED = operator.itemgetter(*DECISION_FIELDS)
+
+
+def row_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
     """The hash of one decision row (its :data:`DECISION_FIELDS` and the previous hash)."""
-    body = msgspec.json.encode([prev_hash, *(row[k] for k in DECISION_FIELDS)])
+    body = msgspec.json.encode([prev_hash, *_HASHED(row)])
     return hashlib.sha256(body).hexdigest()
 
 
@@ -258,23 +262,33 @@ def iter_rows(engine: sa.Engine, query: sa.Select[Any]) -> Iterator[sa.RowMappin
 
 _PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 _DECISION_COLUMNS = [c.name for c in decisions.columns if c.name != "id"]
+_DECISION_VALUES = operator.itemgetter(*_DECISION_COLUMNS)
+INSERT_CHUNK = 64
+"""Decision rows per ``INSERT`` statement (64 x 15 parameters: under SQLite's oldest limit of
+999 bound parameters)."""
 
 
 def insert_many(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
-    """One executemany insert (nothing when ``rows`` is empty). Decisions, the writer's hot
-    loop, go to the driver's own ``executemany`` with tuples, inside the same transaction:
-    about four times cheaper per row than SQLAlchemy's parameter processing."""
+    """Insert rows in the caller's transaction (nothing when ``rows`` is empty). Decisions, the
+    writer's hot loop, go to the driver's cursor as multi-row ``INSERT ... VALUES (...), (...)``
+    statements of :data:`INSERT_CHUNK` rows: far cheaper per row than SQLAlchemy's parameter
+    processing, and one statement (one release of the interpreter lock by the driver) per
+    chunk instead of one per row, so that the writer thread does not keep taking the lock back
+    from the request path."""
     if not rows:
         return
     mark = _PLACEHOLDERS.get(conn.dialect.paramstyle)
     if table is decisions and mark is not None:
-        sql = (
-            f"INSERT INTO {table.name} ({', '.join(_DECISION_COLUMNS)}) "
-            f"VALUES ({', '.join([mark] * len(_DECISION_COLUMNS))})"
-        )
+        head = f"INSERT INTO {table.name} ({', '.join(_DECISION_COLUMNS)}) VALUES "
+        one = f"({', '.join([mark] * len(_DECISION_COLUMNS))})"
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.executemany(sql, [tuple(r[c] for c in _DECISION_COLUMNS) for r in rows])
+            for i in range(0, len(rows), INSERT_CHUNK):
+                chunk = rows[i : i + INSERT_CHUNK]
+                params: list[Any] = []
+                for r in chunk:
+                    params.extend(_DECISION_VALUES(r))
+                cursor.execute(head + ", ".join([one] * len(chunk)), params)
         finally:
             cursor.close()
         return

@@ -1,0 +1,202 @@
+"""The request path's fast forms give exactly what the plain forms give.
+
+The engine computes its per-request checks in forms chosen for speed (schema rules looked up
+once per feature, OOD ranks by bisection and a single instance's scores in plain Python,
+perturbed copies and instability by broadcasting). Each test here writes the plain form out
+and compares, value for value, on awkward inputs: missing values, infinities, huge numbers,
+wrong types, every feature kind.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import uuid
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modelshield.core.guard_settings import DeclaredFeature, GuardSettings, SchemaCheck
+from modelshield.guard.engine import Guard, _new_id
+from modelshield.guard.predictors import Output
+from modelshield.guard.reference import Reference, _text, fit_frame
+
+
+def _frame(categorical: bool) -> Any:
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 400
+    data: dict[str, Any] = {
+        "a": rng.normal(size=n),
+        "b": rng.normal(10, 3, size=n),
+        "n": rng.integers(0, 20, size=n),
+    }
+    data["b"][::17] = np.nan  # nullable
+    if categorical:
+        data["flag"] = rng.integers(0, 2, size=n).astype(bool)
+        data["colour"] = rng.choice(
+            ["red", "green", "blue", "mauve"], p=[0.5, 0.3, 0.19, 0.01], size=n
+        )
+    return pd.DataFrame(data)
+
+
+def _reference(categorical: bool, **declared: DeclaredFeature) -> Reference:
+    ref, _ = fit_frame(_frame(categorical), SchemaCheck(features=declared))
+    return ref
+
+
+def _guard(ref: Reference, **schema: Any) -> Guard:
+    return Guard(ref, GuardSettings(schema=SchemaCheck(**schema)), None, None)
+
+
+def _plain_violations(guard: Guard, instance: Any) -> tuple[list[Any], set[str], list[str]]:
+    """The schema rules as the specification states them, feature by feature."""
+    names = guard.reference.names
+    index = guard.reference.index
+    violations: set[str] = set()
+    unknown: list[str] = []
+    if isinstance(instance, list):
+        if len(instance) != len(names):
+            violations.add("schema:arity")
+        values = list(instance[: len(names)]) + [None] * (len(names) - len(instance))
+    else:
+        values = [instance.get(n) for n in names]
+        extra = [k for k in instance if k not in index]
+        if extra:
+            unknown.extend(extra[:5])
+            if not guard.settings.schema.allow_unknown_fields:
+                violations.add("schema:unknown-field")
+    for f, v in zip(guard.reference.features, values, strict=True):
+        if v is None:
+            if f.required and not f.nullable:
+                violations.add(f"schema:missing:{f.name}")
+            continue
+        if f.kind in ("numeric", "integer"):
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                violations.add(f"schema:type:{f.name}")
+                continue
+            if f.kind == "integer" and isinstance(v, float) and not v.is_integer():
+                violations.add(f"schema:type:{f.name}")
+            if (f.low is not None and v < f.low) or (f.high is not None and v > f.high):
+                violations.add(f"schema:range:{f.name}")
+        elif f.kind == "boolean":
+            if not isinstance(v, bool) and v not in (0, 1):
+                violations.add(f"schema:type:{f.name}")
+        elif isinstance(v, float):
+            violations.add(f"schema:type:{f.name}")
+        elif f.categories is not None and _text(v) not in f.categories:
+            violations.add(f"schema:category:{f.name}")
+    return values, violations, unknown
+
+
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+    st.sampled_from([0, 1, 0.0, 1.0, 2.5, -1e308, 1e308, 7, 19.0, 20.5, -2.0, 2.0, -2, 2]),
+    st.sampled_from(["red", "green", "blue", "mauve", "teal", "1", "true", ""]),
+)
+_KEYS = st.sampled_from(["a", "b", "n", "flag", "colour", "extra", "other"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.dictionaries(_KEYS, _VALUES, max_size=7),
+        st.lists(_VALUES, max_size=7),
+    ),
+    st.booleans(),
+)
+def test_schema_rules_match_the_plain_form(instance: Any, allow_unknown: bool) -> None:
+    declared = {
+        "a": DeclaredFeature(min=-2.0, max=2.0),
+        "colour": DeclaredFeature(categories=("red", "green", "blue")),
+    }
+    guard = _guard(_reference(True, **declared), allow_unknown_fields=allow_unknown)
+    violations: set[str] = set()
+    unknown: list[str] = []
+    values = guard._read(instance, violations, unknown)
+    assert (values, violations, unknown) == _plain_violations(guard, instance)
+
+
+@pytest.mark.parametrize("categorical", [False, True])
+def test_ood_lists_equal_ood_on_awkward_rows(categorical: bool) -> None:
+    ref = _reference(categorical)
+    frame = _frame(categorical)
+    rows = [list(r) for r in frame.head(50).itertuples(index=False)]
+    rows = [[None if isinstance(v, float) and v != v else v for v in r] for r in rows]
+    extra: list[list[Any]] = [["red", True], ["teal", False], [None, None], ["mauve", True]]
+    rows += [
+        [x, y, z, *(extra[i % 4] if categorical else [])]
+        for i, (x, y, z) in enumerate(
+            [
+                (math.inf, 1.0, 3),
+                (-math.inf, math.inf, 3),
+                (None, None, None),
+                (1e308, -1e308, 10**6),
+                (0.0, 0.0, 0),
+                (math.inf, None, -math.inf),
+            ]
+        )
+    ]
+    assert bool(ref._cats) == categorical  # the single-instance form serves numeric data
+    for batch in [[r] for r in rows] + [rows]:
+        num = ref.numeric_matrix(batch)
+        pf, pm = ref.ood(batch, num)
+        lf, lm = ref.ood_lists(batch, num)
+        assert lf == pf.tolist()
+        assert lm == pm.tolist()
+
+
+def test_request_ids_are_distinct_version_4_uuids() -> None:
+    ids = [_new_id() for _ in range(2_000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids[:200]:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+@pytest.mark.parametrize(("n", "k"), [(1, 8), (3, 5), (2_000, 8)])
+def test_perturbed_copies_equal_the_repeated_form(n: int, k: int) -> None:
+    ref = _reference(False)
+    guard = _guard(ref)
+    matrix = np.random.default_rng(3).normal(size=(n, len(ref.names))) * 5
+    state = random.getstate()
+    rng_state = guard._rng.bit_generator.state
+    got = guard._noisy(matrix, k)
+    # The plain form: each row repeated k times, plus the same draws times the noise scale,
+    # integer features rounded.
+    random.setstate(state)
+    guard._rng.bit_generator.state = rng_state
+    base = np.repeat(matrix, k, axis=0)
+    m = len(base)
+    if m <= 8_192:
+        start = random.randrange(8_192 - m + 1)
+        draws = guard._pool[start : start + m]
+    else:
+        draws = guard._rng.standard_normal(base.shape)
+    expected = base + draws * guard._noise
+    expected = np.where(guard._integer, np.round(expected), expected)
+    assert guard._any_integer
+    assert np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize(("n", "k", "classes"), [(1, 8, 2), (4, 8, 3), (5, 3, 2)])
+def test_instability_equals_the_repeated_form(n: int, k: int, classes: int) -> None:
+    guard = _guard(_reference(False))
+    rng = np.random.default_rng(7)
+    proba = rng.dirichlet(np.ones(classes), size=n)
+    # Copies close to their row, some flipping.
+    noisy = np.repeat(proba, k, axis=0) + rng.normal(0, 0.2, size=(n * k, classes))
+    pproba = np.abs(noisy) / np.abs(noisy).sum(axis=1, keepdims=True)
+    got = guard._instability(Output([0] * n, proba), Output([0] * (n * k), pproba), n, k)
+    p = np.repeat(proba, k, axis=0)
+    flips = (np.argmax(pproba, axis=1) != np.argmax(p, axis=1)).reshape(n, k)
+    tv = (0.5 * np.abs(pproba - p).sum(axis=1)).reshape(n, k)
+    assert got == ((flips.sum(axis=1) + tv.sum(axis=1)) / k).tolist()
