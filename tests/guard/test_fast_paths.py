@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 import uuid
 from typing import Any
 
@@ -153,13 +154,21 @@ def test_ood_lists_equal_ood_on_awkward_rows(categorical: bool) -> None:
         assert lm == pm.tolist()
 
 
-def test_request_ids_are_distinct_version_4_uuids() -> None:
+def test_request_ids_are_distinct_time_ordered_version_7_uuids() -> None:
+    before = time.time_ns() // 1_000_000
     ids = [_new_id() for _ in range(2_000)]
+    after = time.time_ns() // 1_000_000
     assert len(set(ids)) == len(ids)
-    for text in ids[:200]:
+    for text in ids:
         parsed = uuid.UUID(text)
         assert str(parsed) == text
-        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+        # The first 48 bits are the Unix time in milliseconds.
+        assert before <= parsed.int >> 80 <= after
+    # Ids made later sort after (by their millisecond; random within one).
+    stamps = [uuid.UUID(text).int >> 80 for text in ids]
+    assert stamps == sorted(stamps)
+    assert ids[0][:13] <= ids[-1][:13]
 
 
 @pytest.mark.parametrize(("n", "k"), [(1, 8), (3, 5), (2_000, 8)])

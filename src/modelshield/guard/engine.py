@@ -67,14 +67,17 @@ NOISE_POOL = 8_192
 
 _BLOCK_STATUS = {"rate": 429, "schema": 422}
 _encode = msgspec.json.encode
-_UUID_V4 = (4 << 76) | (2 << 62)
-_UUID_MASK = ((1 << 128) - 1) ^ (0xF << 76) ^ (0x3 << 62)
+_UUID_V7 = (7 << 76) | (2 << 62)
+_UUID_MASK = ((1 << 80) - 1) ^ (0xF << 76) ^ (0x3 << 62)
 
 
 def _new_id() -> str:
-    """A random (version 4) UUID as text, as ``str(uuid.uuid4())`` makes it, in half the
-    time."""
-    h = f"{int.from_bytes(os.urandom(16)) & _UUID_MASK | _UUID_V4:032x}"
+    """A time-ordered (version 7, RFC 9562) UUID as text: the Unix time in milliseconds, then
+    74 random bits. Ids made one after the other sort together, so that the decision log's
+    index on ``request_id`` grows at its end instead of at a random page per record (a random
+    id dirtied one index page per record, and the cost of a write grew with the table)."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10)) & _UUID_MASK
+    h = f"{value | _UUID_V7:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
