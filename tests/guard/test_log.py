@@ -3,6 +3,7 @@ and replayed without loss or duplicates; flushed at shutdown."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -278,3 +279,50 @@ def test_a_log_started_twice_registers_its_chain_once(
     records = rows_in_db_after_close(guard)
     assert sorted(r["seq"] for r in records) == [1, 2, 3, 4]
     assert not store.verify(store.connect(guard.log.url)).problems
+
+
+@pytest.mark.parametrize(("durability", "most"), [("batched", 12), ("commit", None)])
+def test_the_writer_commits_once_per_interval_under_load(
+    make_guard: Callable[..., Any], durability: str, most: int | None
+) -> None:
+    """Under a steady stream a batched writer commits once per interval, timed from the start
+    of the previous write (never further apart than the interval, the documented bound), not
+    again as soon as a write ends; with commit durability the waiting requests come first."""
+    import time
+
+    from modelshield.guard.log import Pending
+
+    guard = make_guard(flush_interval_ms=200, durability=durability)
+    log = guard.log
+    persist = log._persist
+    starts: list[float] = []
+
+    def slow_persist(rows: Any, decisions: int) -> None:
+        starts.append(time.monotonic())
+        time.sleep(0.02)  # a commit that takes a tenth of the interval
+        persist(rows, decisions)
+
+    log._persist = slow_persist
+    log.start()
+    sent = 0
+    stop = time.monotonic() + 1.5
+    while time.monotonic() < stop:
+        record = Pending(0, f"r{sent}", "alice", 200, "allow", [], {}, 1, None, 0, b"")
+        assert log.submit(record)
+        sent += 1
+        time.sleep(0.002)
+    log.close()
+    commits = [s for s in starts if s <= stop]
+    if most is not None:
+        # About 1.5 s / 0.2 s commits, not one per 20 ms write.
+        assert len(commits) <= most, len(commits)
+        gaps = [b - a for a, b in itertools.pairwise(commits)]
+        assert max(gaps) < 0.2 + 0.3  # the interval, and slack for a loaded machine
+    else:
+        assert len(commits) > 20
+    engine = store.connect(log.url)
+    with engine.connect() as conn:
+        assert (
+            conn.execute(sa.select(sa.func.count()).select_from(store.decisions)).scalar() == sent
+        )
+    assert not store.verify(engine).problems

@@ -224,13 +224,23 @@ class DecisionLog:
     # ---- the writer thread -------------------------------------------------------------
     def _run(self) -> None:
         interval = self.settings.flush_interval_ms / 1000.0
+        # Batched durability: one write per interval, timed from the start of the previous
+        # one, so that a commit is never further than the interval from the last (the
+        # documented bound) but a write does not follow the last at once when it took less
+        # than the interval: bigger batches, fewer commits and fewer turns of the interpreter
+        # lock taken from the request path. With "commit" the requests wait: write at once.
+        paced = self.settings.durability == "batched"
+        started = time.monotonic()
         while True:
-            self._wake.wait(interval)
+            self._wake.wait(max(0.0, started + interval - time.monotonic()))
             self._wake.clear()
             stopping = self._stop
+            started = time.monotonic()
             try:
                 while self._queue or self._rows:
                     self._write_batch()
+                    if paced and not self._stop and len(self._queue) < self.settings.batch_size:
+                        break
                 if self._spooled_batches and time.monotonic() - self._last_retry > RETRY_SECONDS:
                     self._replay()
             except Exception:  # a bug of ours: never let the writer die silently
