@@ -55,8 +55,11 @@ def _covers(written: list[Part], wanted: list[Part]) -> bool:
     )
 
 
-def key_line(text: str, path: list[Part], *, pyproject: bool = False) -> int | None:
-    """The line that writes ``path`` (1-based), or the closest one that contains it."""
+def key_line(
+    text: str, path: list[Part], *, pyproject: bool = False, exact: bool = False
+) -> int | None:
+    """The line that writes ``path`` (1-based), or (unless ``exact``) the closest one that
+    contains it."""
     current: list[Part] | None = None if pyproject else []
     arrays: dict[tuple[str, ...], int] = {}
     closest: tuple[int, int] | None = None  # (depth, line)
@@ -97,7 +100,15 @@ def key_line(text: str, path: list[Part], *, pyproject: bool = False) -> int | N
         key = _KEY.match(line)
         if key and consider(current + [(name, None) for name in _names(key.group(1))], n):
             return n
-    return None if closest is None else closest[1]
+    return None if closest is None or exact else closest[1]
+
+
+def quoted_line(text: str, value: str) -> int | None:
+    """The first line that quotes ``value`` (either quote), or None."""
+    for n, line in enumerate(text.splitlines(), 1):
+        if f"'{value}'" in line or f'"{value}"' in line:
+            return n
+    return None
 
 
 def error_line(text: str, message: str, *, pyproject: bool = False) -> int | None:
@@ -111,7 +122,7 @@ def error_line(text: str, message: str, *, pyproject: bool = False) -> int | Non
                 return line
             break
     for value in re.findall(r"'([^']+)'", message):
-        for n, line_text in enumerate(text.splitlines(), 1):
-            if f"'{value}'" in line_text or f'"{value}"' in line_text:
-                return n
+        line = quoted_line(text, value)
+        if line is not None:
+            return line
     return None

@@ -13,12 +13,12 @@ a standing decision, not stale when the rule is quiet; advisory ids in it are ju
 from __future__ import annotations
 
 import datetime
-import re
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 from modelshield.core.findings import FileResult, Finding, Gap, Location, Report
 from modelshield.core.policy import Policy, Suppression, VulnerabilityIgnore
+from modelshield.core.tomlpos import key_line, parse_path, quoted_line
 from modelshield.gate.rules import IGNORE_EXPIRED, UNUSED_ENTRY
 
 POLICY_FORMAT = "modelshield-policy"
@@ -48,7 +48,7 @@ def expired_ignores(policy: Policy, today: datetime.date) -> FileResult | None:
     for index, entry in enumerate(policy.audit.ignore):
         if entry.active(today):
             continue
-        line = _entry_line(text, "audit.ignore", index, entry.id)
+        line = _entry_line(policy, text, "audit.ignore", index, entry.id)
         findings.append(
             IGNORE_EXPIRED.finding(
                 _where(policy),
@@ -101,7 +101,7 @@ def unused_entries(
             unknown = entry.rule != "*" and entry.rule not in rule_pillars
             if not unknown and any(entry.matches(c, policy.root) for c in candidates):
                 continue
-            line = _entry_line(text, key, index, entry.rule)
+            line = _entry_line(policy, text, key, index, entry.rule)
             found.append(_unused(policy, key, index, entry, line, unknown))
     if "audit" in pillars:
         used = {
@@ -113,11 +113,11 @@ def unused_entries(
         advisory_ids = [i for i in sorted(policy.ignore) if i not in rule_pillars]
         for ident in advisory_ids:
             if ident not in used:
-                line = _entry_line(text, "ignore", None, ident)
+                line = _entry_line(policy, text, "ignore", None, ident)
                 found.append(_unused_advisory(policy, "ignore", ident, line, None))
         for index, ignore in enumerate(policy.audit.ignore):
             if ignore.active(today) and ignore.id not in used:
-                line = _entry_line(text, "audit.ignore", index, ignore.id)
+                line = _entry_line(policy, text, "audit.ignore", index, ignore.id)
                 found.append(
                     _unused_advisory(policy, f"audit.ignore[{index}]", ignore.id, line, ignore)
                 )
@@ -175,22 +175,13 @@ def _policy_text(policy: Policy) -> str:
         return ""
 
 
-def _entry_line(text: str, key: str, index: int | None, needle: str) -> int:
+def _entry_line(policy: Policy, text: str, key: str, index: int | None, needle: str) -> int:
     """The line of the ``index``-th ``[[key]]`` table (``[[tool.modelshield.key]]`` in a
     pyproject), else the first line quoting ``needle``, else 1."""
-    lines = text.splitlines()
+    pyproject = policy.file is not None and Path(policy.file).name == "pyproject.toml"
     if index is not None:
-        header = re.compile(
-            r"^\s*\[\[\s*(?:tool\s*\.\s*modelshield\s*\.\s*)?"
-            + r"\s*\.\s*".join(re.escape(part) for part in key.split("."))
-            + r"\s*\]\]"
-        )
-        matches = [n for n, line in enumerate(lines, 1) if header.match(line)]
-        if index < len(matches):
-            return matches[index]
-    for quote in ('"', "'"):
-        quoted = f"{quote}{needle}{quote}"
-        for n, line in enumerate(lines, 1):
-            if quoted in line:
-                return n
-    return 1
+        path = parse_path(f"{key}[{index}]")
+        line = key_line(text, path, pyproject=pyproject, exact=True)
+        if line is not None:
+            return line
+    return quoted_line(text, needle) or 1
