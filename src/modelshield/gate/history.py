@@ -41,6 +41,7 @@ from modelshield.core.findings import FileResult, Report, Severity
 from modelshield.core.fingerprint import fingerprint
 from modelshield.core.measurements import Assessment, Measurement
 from modelshield.core.policy import ExitCode, Policy
+from modelshield.scanner.registry import Format
 
 OUTCOMES: tuple[str, ...] = ("pass", "incomplete", "error", "fail")
 """A pillar's or a model's outcome, from best to worst."""
@@ -306,7 +307,17 @@ def _posix(path: str) -> str:
 
 
 NOT_MODELS = frozenset(
-    {"text", "image", "pdf", "data", "executable", "empty", "python", "python-pth"}
+    f.value
+    for f in (
+        Format.TEXT,
+        Format.IMAGE,
+        Format.PDF,
+        Format.DATA,
+        Format.EXECUTABLE,
+        Format.EMPTY,
+        Format.PYTHON,
+        Format.PTH,
+    )
 )
 """Formats of the scan's files that are not models on their own (see the module)."""
 
