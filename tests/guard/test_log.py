@@ -121,7 +121,9 @@ def test_database_down_mid_run_spools_and_replays_without_loss(
 
     from modelshield.guard import build_app
 
-    guard = make_guard(flush_interval_ms=10)
+    # The writer's logic runs in this process here (the thread writer) so that the test can
+    # take its database away; the writer process runs the same code (tests/guard/test_logproc.py).
+    guard = make_guard(flush_interval_ms=10, log_writer="thread")
     log = guard.log
     with TestClient(build_app(guard, str(data.tokens))) as c:
         ids = []
@@ -173,7 +175,7 @@ def test_a_spool_replayed_twice_inserts_once(
 ) -> None:
     """A crash after the replay's commit but before the spool is emptied: the next start
     replays the same spool, and the batches already in the database are skipped."""
-    guard = make_guard()
+    guard = make_guard(log_writer="thread")
     log = guard.log
     log.start()
     good = log.engine
@@ -292,7 +294,7 @@ def test_the_writer_commits_once_per_interval_under_load(
 
     from modelshield.guard.log import Pending
 
-    guard = make_guard(flush_interval_ms=200, durability=durability)
+    guard = make_guard(flush_interval_ms=200, durability=durability, log_writer="thread")
     log = guard.log
     persist = log._persist
     starts: list[float] = []

@@ -38,6 +38,10 @@ KINDS: tuple[str, ...] = ("numeric", "integer", "categorical", "boolean")
 """Feature kinds of a declared schema (the assessment's column kinds)."""
 
 DURABILITY: tuple[str, ...] = ("batched", "commit")
+LOG_WRITERS: tuple[str, ...] = ("process", "thread")
+"""Where the decision log's writer runs: ``process``, a child process fed encoded records
+through a pipe (its encoding, hashing and inserts never take the service's interpreter lock);
+``thread``, a thread of the service (no extra process: the middleware inside a small app)."""
 """``batched``: answer at once, write in the background (a crash loses at most the records of
 the last ``flush_interval_ms``); ``commit``: answer once the record is committed (or spooled)."""
 
@@ -165,6 +169,8 @@ class GuardSettings(Struct, frozen=True):
     """``batched`` or ``commit`` (see :data:`DURABILITY`)."""
     flush_interval_ms: int = 50
     """The log writer commits at least this often."""
+    log_writer: str = "process"
+    """``process`` or ``thread`` (see :data:`LOG_WRITERS`)."""
     batch_size: int = 2_000
     """Most records in one commit."""
     max_pending: int = 200_000
@@ -233,6 +239,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "action": ACTIONS,
     "on_error": ON_ERROR,
     "durability": DURABILITY,
+    "log_writer": LOG_WRITERS,
     "kind": KINDS,
 }
 _PROBABILITIES = frozenset({"alpha", "chi2_alpha", "min_share", "min_accuracy"})

@@ -71,6 +71,7 @@ def build_guard(
     from modelshield.core.policy import Policy
     from modelshield.guard.engine import Guard
     from modelshield.guard.log import DecisionLog
+    from modelshield.guard.logproc import ProcessLog
     from modelshield.guard.predictors import FunctionPredictor, HostedPredictor, UpstreamPredictor
     from modelshield.guard.reference import fit_reference
 
@@ -85,7 +86,11 @@ def build_guard(
     elif predict is not None:
         predictor = FunctionPredictor(predict, ref.names)
     name = replica or f"{socket.gethostname()}:{os.getpid()}"
-    log = DecisionLog(db, settings, name, spool) if db is not None else None
+    log: Any = None
+    if db is not None and settings.log_writer == "process":
+        log = ProcessLog(db, settings, name, spool)
+    elif db is not None:
+        log = DecisionLog(db, settings, name, spool)
     guard = Guard(ref, settings, predictor, log)
     if predictor is not None:
         guard.calibrate(frame)

@@ -37,7 +37,7 @@ import time
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 import numpy as np
@@ -50,6 +50,9 @@ from modelshield.guard.metrics import Metrics
 from modelshield.guard.predictors import Output, UpstreamError
 from modelshield.guard.reference import FeatureSpec, Reference, _text
 from modelshield.guard.stats import chernoff_p
+
+if TYPE_CHECKING:
+    from modelshield.guard.logproc import ProcessLog
 
 logger = logging.getLogger("modelshield.guard")
 
@@ -264,7 +267,7 @@ class Guard:
         reference: Reference,
         settings: GuardSettings,
         predictor: Any,
-        log: DecisionLog | None,
+        log: DecisionLog | ProcessLog | None,
         *,
         seed: int = 0,
     ) -> None:
@@ -301,6 +304,10 @@ class Guard:
         # Standard normal draws made once, read from a random offset per request: a draw per
         # request costs more than the rest of the adversarial check.
         self._pool = self._rng.standard_normal((NOISE_POOL, len(self._names)))
+        # The same draws times the noise scale, as rows of Python floats: one instance's
+        # copies are made in plain Python (the same products and sums as the matrix form).
+        self._pool_rows: list[list[float]] = (self._pool * noise).tolist()
+        self._integer_columns = [j for j in range(len(self._names)) if integer[j]]
         self._redact = frozenset(settings.redact)
         self.alerter: Any = None
         self._lock = threading.Lock()
@@ -420,6 +427,20 @@ class Guard:
             np.copyto(out, np.round(out), where=self._integer)
         return out
 
+    def _noisy_row(self, x: list[float], k: int) -> list[list[float]]:
+        """:meth:`_noisy` of one row (``x``: its floats, NaN missing) in plain Python: the same
+        draws, products and sums (one call of numpy per copy costs more than the copy)."""
+        start = random.randrange(NOISE_POOL - k + 1)
+        copies = [
+            [a + b for a, b in zip(x, e, strict=True)] for e in self._pool_rows[start : start + k]
+        ]
+        for j in self._integer_columns:
+            for c in copies:
+                v = c[j]
+                if -math.inf < v < math.inf:  # numpy's round: half to even, NaN and inf kept
+                    c[j] = math.copysign(float(round(v)), v)
+        return copies
+
     def _perturb(self, rows: list[list[Any]], matrix: Any, k: int) -> tuple[list[Any], Any]:
         """``k`` copies of each row with noise on numeric features (integers stay integers)."""
         if matrix is not None:
@@ -451,6 +472,8 @@ class Guard:
             and (cal is None or cal.classification)
             and out.proba.shape[1] >= 1
         ):
+            if n == 1:
+                return [_instability_one(out.proba[0].tolist(), pout.proba.tolist())]
             p = out.proba
             q = pout.proba.reshape(n, k, p.shape[1])
             flips = q.argmax(axis=2) != p.argmax(axis=1)[:, None]
@@ -698,9 +721,12 @@ class Guard:
                     failed("adversarial", e)
             if settings.extraction.enabled and "extraction" not in fired:
                 try:
-                    margins = None
+                    margins: Any = None
                     proba = output.proba
-                    if proba is not None and proba.shape[1] == 2:
+                    if proba is not None and len(rows) == 1:
+                        top2 = sorted(proba[0].tolist())[-2:]
+                        margins = [top2[-1] - top2[0]] if len(top2) == 2 else None
+                    elif proba is not None and proba.shape[1] == 2:
                         # The top two of two: |p1 - p0| is the sorted difference, exactly.
                         margins = np.abs(proba[:, 1] - proba[:, 0])
                     elif proba is not None and proba.shape[1] > 2:
@@ -775,10 +801,15 @@ class Guard:
             prows, pmatrix = self._perturb(rows, matrix, k)
             return output, predictor.predict(prows, pmatrix)
         n = len(rows)
-        if k and matrix is not None and getattr(predictor, "takes_matrix", False):
+        if k and n == 1 and matrix is not None and getattr(predictor, "takes_matrix", False):
+            # One instance (the usual request): its copies made in Python, one matrix.
+            x = matrix[0].tolist()
+            all_rows = rows
+            all_matrix: Any = np.array([x, *self._noisy_row(x, k)])
+        elif k and matrix is not None and getattr(predictor, "takes_matrix", False):
             # The rows and their copies in one matrix, the copies written in place.
             all_rows = rows
-            all_matrix: Any = np.empty((n * (k + 1), matrix.shape[1]))
+            all_matrix = np.empty((n * (k + 1), matrix.shape[1]))
             all_matrix[:n] = matrix
             self._noisy(matrix, k, all_matrix[n:])
         elif k:
@@ -975,6 +1006,58 @@ class Guard:
             "pending": log.pending,
             "database_up": 1.0 if log.db_ok else 0.0,
         }
+
+
+def _pairwise_sum(values: list[float]) -> float:
+    """``numpy.add.reduce`` of a contiguous float vector, in numpy's order (pairwise: eight
+    running sums, then a fixed tree; below eight values, one after the other), so that the
+    plain-Python scores equal the vectorised ones bit for bit."""
+    n = len(values)
+    if n < 8:
+        total = -0.0
+        for v in values:
+            total += v
+        return total
+    if n > 128:
+        half = n // 2
+        half -= half % 8
+        return _pairwise_sum(values[:half]) + _pairwise_sum(values[half:])
+    r = values[:8]
+    whole = n - n % 8
+    for i in range(8, whole, 8):
+        for j in range(8):
+            r[j] += values[i + j]
+    total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    for i in range(whole, n):
+        total += values[i]
+    return total
+
+
+def _argmax(row: list[float]) -> int:
+    """numpy's argmax of a row: the first largest value (a NaN counts as the largest)."""
+    best = 0
+    top = row[0]
+    if top != top:
+        return 0
+    for i in range(1, len(row)):
+        v = row[i]
+        if v != v:
+            return i
+        if v > top:
+            best, top = i, v
+    return best
+
+
+def _instability_one(p: list[float], copies: list[list[float]]) -> float:
+    """:meth:`Guard._instability` of one instance with probabilities ``p`` and those of its
+    copies, in plain Python: the same operations in numpy's order."""
+    label = _argmax(p)
+    flips = 0
+    tvs: list[float] = []
+    for q in copies:
+        flips += _argmax(q) != label
+        tvs.append(0.5 * _pairwise_sum([abs(a - b) for a, b in zip(q, p, strict=True)]))
+    return (flips + _pairwise_sum(tvs)) / len(copies)
 
 
 class FeatureRows:

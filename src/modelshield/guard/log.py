@@ -86,7 +86,7 @@ class Pending:
         prediction: Any,
         features: Any,
         latency_us: int,
-        body: bytes,
+        body: bytes | str,
     ) -> None:
         """Hold the facts of one request."""
         self.ts_us = ts_us
@@ -144,6 +144,9 @@ class DecisionLog:
         """The last write to the database succeeded."""
         self.on_alert: Any = None
         """Called with (kind, subject, message) when the log starts or stops spooling."""
+        self.on_batch: Any = None
+        """Called (on the writer thread) after each batch is committed or spooled and after
+        each replay: the writer process reports its counters with it."""
 
     # ---- life cycle --------------------------------------------------------------------
     def start(self) -> None:
@@ -202,6 +205,14 @@ class DecisionLog:
         if len(self._queue) >= self.settings.batch_size:
             self._wake.set()
         return True
+
+    def accept(self, record: Pending) -> None:
+        """Queue a record with no limit: the writer process's side of :meth:`submit` (the
+        service enforced ``max_pending`` when it submitted the record)."""
+        self._queue.append(record)
+        self._submitted += 1
+        if len(self._queue) >= self.settings.batch_size:
+            self._wake.set()
 
     def add_row(self, table: str, row: dict[str, Any]) -> None:
         """Queue a row of another table (counts, alerts, feedback)."""
@@ -282,7 +293,8 @@ class DecisionLog:
                 if features is None
                 else encode(features.dicts() if hasattr(features, "dicts") else features).decode(),
                 "latency_us": r.latency_us,
-                "request_hash": sha256(r.body).hexdigest(),
+                # The writer process receives the digest, made by the service, as text.
+                "request_hash": r.body if isinstance(r.body, str) else sha256(r.body).hexdigest(),
                 "prev_hash": prev,
             }
             row["hash"] = prev = row_hash(prev, row)
@@ -297,6 +309,8 @@ class DecisionLog:
         with self._idle:
             self._done += len(records)
             self._idle.notify_all()
+        if self.on_batch is not None:
+            self.on_batch()
 
     def _persist(self, rows: list[tuple[str, dict[str, Any]]], decisions: int) -> None:
         if self._spooled_batches and not self._replay():
@@ -414,6 +428,8 @@ class DecisionLog:
         self._spooled_batches = 0
         self.replayed_total += replayed
         self.written_total += replayed
+        if self.on_batch is not None and replayed:
+            self.on_batch()
         if not self.db_ok:
             self._alert(
                 "log-recovered", f"the database answers again: {replayed} record(s) replayed"

@@ -1,0 +1,140 @@
+"""The decision log's writer process: the same records as the thread writer, the service's
+counters kept, and no record lost when the writer process itself is killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from modelshield.core.errors import ServiceError
+from modelshield.guard import store
+from modelshield.guard.log import Pending, now_us
+from modelshield.guard.logproc import ProcessLog
+from tests.guard.conftest import Data
+from tests.guard.test_log import serve
+
+
+def _records(url: str) -> list[dict[str, Any]]:
+    engine = store.connect(url)
+    try:
+        with engine.connect() as conn:
+            query = sa.select(store.decisions).order_by(store.decisions.c.id)
+            return [dict(r) for r in conn.execute(query).mappings()]
+    finally:
+        engine.dispose()
+
+
+def _comparable(records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    keys = ("status", "decision", "reasons", "prediction", "features", "seq")
+    return [tuple(r[k] for k in keys) for r in records]
+
+
+def test_the_process_writer_logs_what_the_thread_writer_logs(
+    make_guard: Callable[..., Any], data: Data, tmp_path: Path
+) -> None:
+    logged = {}
+    for writer in ("thread", "process"):
+        guard = make_guard(db=str(tmp_path / f"{writer}.db"), log_writer=writer, redact=["f1"])
+        assert type(guard.log).__name__ == ("ProcessLog" if writer == "process" else "DecisionLog")
+        statuses = serve(guard, data, 20)
+        assert statuses == [200] * 20
+        records = _records(guard.log.url)
+        assert len(records) == 20
+        assert guard.log.written_total == 20 and guard.log.pending == 0
+        logged[writer] = records
+    assert _comparable(logged["process"]) == _comparable(logged["thread"])
+    assert '"f1": "[redacted]"' in logged["process"][0]["features"].replace('":"', '": "')
+    for record in logged["process"]:
+        assert len(record["request_hash"]) == 64
+    assert not store.verify(store.connect(str(tmp_path / "process.db"))).problems
+
+
+def test_a_killed_writer_process_is_replaced_and_nothing_is_lost(
+    make_guard: Callable[..., Any], tmp_path: Path
+) -> None:
+    guard = make_guard(flush_interval_ms=20)
+    log = guard.log
+    assert isinstance(log, ProcessLog)
+    log.start()
+    first_chain = log.chain
+    sent = []
+    for i in range(300):
+        rid = f"r{i:04d}"
+        sent.append(rid)
+        assert log.submit(Pending(now_us(), rid, "c", 200, "allow", [], {}, [i], None, 1, b"x"))
+        if i == 150:
+            assert log._proc is not None
+            os.kill(log._proc.pid, signal.SIGKILL)
+        time.sleep(0.001)
+    deadline = time.monotonic() + 30
+    while log.restarts == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert log.restarts == 1
+    assert log.flush(30)
+    assert log.pending == 0 and log.dropped_total == 0
+    assert log.chain != first_chain
+    log.close()
+    records = _records(log.url)
+    ids = [r["request_id"] for r in records]
+    assert set(ids) == set(sent)  # every record, at most those of one batch twice
+    assert len(ids) - len(set(ids)) <= 300 - 150
+    assert {r["chain"] for r in records} == {first_chain, log.chain}
+    assert not store.verify(store.connect(log.url)).problems
+    with store.connect(log.url).connect() as conn:
+        kinds = conn.execute(sa.select(store.alerts.c.kind)).scalars().all()
+    assert "log-writer-restart" not in kinds  # no alerter attached in this test: logged only
+
+
+def test_the_service_killed_leaves_the_writer_to_write_what_it_was_sent(
+    make_guard: Callable[..., Any], tmp_path: Path
+) -> None:
+    """The service dies (its end of the pipe closes): the writer commits every record it
+    received and exits."""
+    guard = make_guard(flush_interval_ms=10_000)  # the writer never commits by itself
+    log = guard.log
+    log.start()
+    for i in range(40):
+        log.submit(Pending(now_us(), f"k{i}", "c", 200, "allow", [], {}, [i], None, 1, b"x"))
+    log._send_queued()  # what the sender thread does every interval
+    proc = log._proc
+    assert proc is not None and proc.stdin is not None
+    proc.stdin.close()  # as the kernel does when the service is killed
+    assert proc.wait(30) == 0
+    assert len(_records(log.url)) == 40
+    log._closing = True
+    log._proc = None
+
+
+def test_a_writer_that_cannot_open_the_database_fails_the_start(
+    make_guard: Callable[..., Any], tmp_path: Path
+) -> None:
+    target = tmp_path / "not-a-dir"
+    target.write_text("a file where the database's folder should be")
+    guard = make_guard(db=str(target / "guard.db"))
+    with pytest.raises(ServiceError, match="decision log"):
+        guard.log.start()
+
+
+def test_commit_durability_answers_after_the_writer_process_commits(
+    make_guard: Callable[..., Any], data: Data
+) -> None:
+    from starlette.testclient import TestClient
+
+    from modelshield.guard import build_app
+    from tests.guard.conftest import ALICE
+
+    guard = make_guard(durability="commit", flush_interval_ms=5)
+    with TestClient(build_app(guard, str(data.tokens))) as c:
+        for i in range(5):
+            r = c.post("/predict", json={"instances": data.rows(i, 1)}, headers=ALICE)
+            assert r.status_code == 200
+            # Answered only once committed: the record is there without a flush.
+            ids = [x["request_id"] for x in _records(guard.log.url)]
+            assert r.json()["request_id"] in ids and len(ids) == i + 1
