@@ -624,10 +624,10 @@ class Guard:
         def fire(check: str, reason: str) -> None:
             fired[check] = getattr(settings, check).action
             reasons.append(reason)
-            self.metrics.check_hits.labels(check).inc()
+            self.metrics.check_hits.inc(check)
 
         def failed(check: str, error: BaseException) -> None:
-            self.metrics.check_errors.labels(check).inc()
+            self.metrics.check_errors.inc(check)
             reasons.append(f"check-error:{check}")
             scores[f"{check}_error"] = f"{type(error).__name__}: {error}"[:200]
             if getattr(settings, check).on_error == "closed":
@@ -650,7 +650,7 @@ class Guard:
         if violations and settings.schema.enabled:
             fired["schema"] = settings.schema.action
             reasons.extend(sorted(violations)[:20])
-            self.metrics.check_hits.labels("schema").inc()
+            self.metrics.check_hits.inc("schema")
         matrix = None
         unconvertible = False
         if self.reference.all_numeric:
