@@ -273,7 +273,9 @@ class GuardApp:
         guard = self.guard
         log = guard.log
         if log is not None:
-            await asyncio.to_thread(log.start)
+            # Attached to this loop: the log's records are sent and its writer's reports read
+            # by the loop's callbacks, no thread of its own (see ProcessLog.start).
+            await asyncio.to_thread(log.start, asyncio.get_running_loop())
             spec = guard.reference.drift_spec()
             if guard.calibration is not None:
                 p = guard.calibration.prediction

@@ -149,9 +149,10 @@ class DecisionLog:
         each replay: the writer process reports its counters with it."""
 
     # ---- life cycle --------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, loop: Any = None) -> None:
         """Migrate the schema, register this chain, replay a spool left over, start writing.
-        Starting a log that runs is a no-op; a closed log starts again on the same chain."""
+        Starting a log that runs is a no-op; a closed log starts again on the same chain.
+        ``loop`` is ignored (the writer is a thread: see ProcessLog.start)."""
         if self._thread is not None:
             return
         self._stop = False
