@@ -108,7 +108,13 @@ def test_the_service_killed_leaves_the_writer_to_write_what_it_was_sent(
     proc.stdin.close()  # as the kernel does when the service is killed
     assert proc.wait(30) == 0
     assert len(_records(log.url)) == 40
-    log._closing = True
+    log._closing = log._stop = True
+    log._wake.set()
+    assert log._sender is not None and log._receiver is not None
+    log._sender.join(10)
+    log._receiver.join(10)
+    assert proc.stdout is not None
+    proc.stdout.close()
     log._proc = None
 
 
@@ -138,3 +144,47 @@ def test_commit_durability_answers_after_the_writer_process_commits(
             # Answered only once committed: the record is there without a flush.
             ids = [x["request_id"] for x in _records(guard.log.url)]
             assert r.json()["request_id"] in ids and len(ids) == i + 1
+
+
+def test_served_the_log_has_no_thread_and_survives_its_writer_killed(
+    make_guard: Callable[..., Any], data: Data
+) -> None:
+    """The service pumps the log from its event loop (no sender or receiver thread); a
+    writer process killed while requests arrive is replaced and every answered request is in
+    the log."""
+    import threading
+
+    from starlette.testclient import TestClient
+
+    from modelshield.guard import build_app
+    from tests.guard.conftest import ALICE, READ
+
+    guard = make_guard(flush_interval_ms=20)
+    log = guard.log
+    ids = []
+    before = set(threading.enumerate())
+    with TestClient(build_app(guard, str(data.tokens))) as c:
+        names = {t.name for t in set(threading.enumerate()) - before}
+        assert not names & {"guard-log-sender", "guard-log-receiver"}
+        for i in range(60):
+            r = c.post("/predict", json={"instances": data.rows(i, 1)}, headers=ALICE)
+            assert r.status_code == 200
+            ids.append(r.json()["request_id"])
+            if i == 30:
+                assert log._proc is not None
+                os.kill(log._proc.pid, signal.SIGKILL)
+                time.sleep(0.3)  # requests keep coming while the writer is replaced
+        deadline = time.monotonic() + 30
+        while log.restarts == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert log.restarts == 1
+        assert log.flush(30)
+        assert log.dropped_total == 0
+        metrics = c.get("/metrics", headers=READ).text
+        assert "modelshield_guard_log_dropped_total 0.0" in metrics
+    records = _records(log.url)
+    assert set(ids) <= {r["request_id"] for r in records}
+    assert not store.verify(store.connect(log.url)).problems
+    with store.connect(log.url).connect() as conn:
+        kinds = conn.execute(sa.select(store.alerts.c.kind)).scalars().all()
+    assert "log-writer-restart" in kinds  # the service's alerter recorded it
