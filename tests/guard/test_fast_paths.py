@@ -152,6 +152,9 @@ def test_ood_lists_equal_ood_on_awkward_rows(categorical: bool) -> None:
         lf, lm = ref.ood_lists(batch, num)
         assert lf == pf.tolist()
         assert lm == pm.tolist()
+        if len(batch) == 1 and not categorical:  # the request path's one-instance form
+            x = [math.nan if v is None else float(v) for v in batch[0]]
+            assert ref.ood_one(x) == (lf, lm)
 
 
 def test_request_ids_are_distinct_time_ordered_version_7_uuids() -> None:
@@ -209,3 +212,39 @@ def test_instability_equals_the_repeated_form(n: int, k: int, classes: int) -> N
     flips = (np.argmax(pproba, axis=1) != np.argmax(p, axis=1)).reshape(n, k)
     tv = (0.5 * np.abs(pproba - p).sum(axis=1)).reshape(n, k)
     assert got == ((flips.sum(axis=1) + tv.sum(axis=1)) / k).tolist()
+
+
+@pytest.mark.parametrize("k", [1, 8, 13])
+def test_one_rows_copies_in_python_equal_the_matrix_form(k: int) -> None:
+    ref = _reference(False)
+    guard = _guard(ref)
+    assert guard._any_integer
+    rows = np.random.default_rng(5).normal(size=(20, len(ref.names))) * 7
+    rows[3, 0] = np.nan  # a missing value stays missing
+    rows[4, :] = 2.5  # halves round to even, as numpy does
+    for row in rows:
+        state = random.getstate()
+        got = guard._noisy_row(row.tolist(), k)
+        random.setstate(state)
+        expected = guard._noisy(row[None, :], k)
+        assert np.array_equal(np.array(got), expected, equal_nan=True)
+
+
+@pytest.mark.parametrize("k", [1, 2, 7, 8, 9, 16, 23, 130, 300])
+@pytest.mark.parametrize("classes", [1, 2, 3])
+def test_one_instances_instability_in_python_equals_numpys(k: int, classes: int) -> None:
+    from modelshield.guard.engine import _instability_one
+
+    guard = _guard(_reference(False))
+    rng = np.random.default_rng(k * 10 + classes)
+    for _ in range(20):
+        p = rng.dirichlet(np.ones(classes), size=1)
+        noisy = np.repeat(p, k, axis=0) + rng.normal(0, 0.3, size=(k, classes))
+        q = np.abs(noisy) / np.abs(noisy).sum(axis=1, keepdims=True)
+        q[0] = p[0]  # a tie with the instance's own probabilities
+        plain = guard._instability(Output([0], p), Output([0] * k, q), 1, k)
+        vectorised = guard._instability(
+            Output([0, 0], np.vstack([p, p])), Output([0] * (2 * k), np.vstack([q, q])), 2, k
+        )
+        assert plain == [_instability_one(p[0].tolist(), q.tolist())]
+        assert vectorised == plain * 2  # the broadcast form: bit for bit the same

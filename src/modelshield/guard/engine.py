@@ -653,22 +653,37 @@ class Guard:
             self.metrics.check_hits.inc("schema")
         matrix = None
         unconvertible = False
-        if self.reference.all_numeric:
+        # One all-numeric instance (the usual request): its floats as a list, no matrix until
+        # the model's (numpy's cost per call is most of such a request's screening).
+        x: list[float] | None = None
+        if len(rows) == 1 and self._all_numeric_columns and self.reference.all_numeric:
+            try:
+                x = [math.nan if v is None else float(v) for v in rows[0]]
+            except (TypeError, ValueError):
+                unconvertible = True
+        elif self.reference.all_numeric:
             try:
                 matrix = self._matrix(rows)
             except (TypeError, ValueError):
                 unconvertible = True
-        if matrix is None:
-            num = self.reference.numeric_matrix(rows)
-        elif self._all_numeric_columns:
-            num = matrix
+        num: Any = None
+        if x is not None:
+            nums: list[list[float]] = [x]
         else:
-            num = matrix[:, self._numeric_index]
-        nums: list[list[float]] = num.tolist()
+            if matrix is None:
+                num = self.reference.numeric_matrix(rows)
+            elif self._all_numeric_columns:
+                num = matrix
+            else:
+                num = matrix[:, self._numeric_index]
+            nums = num.tolist()
         pvals = [1.0] * len(rows)
         if settings.ood.enabled:
             try:
-                pf, pm = self.reference.ood_lists(rows, num)
+                if x is not None:
+                    pf, pm = self.reference.ood_one(x)
+                else:
+                    pf, pm = self.reference.ood_lists(rows, num)
                 pvals = [a if a < b else b for a, b in zip(pf, pm, strict=True)]
                 scores["ood_p_feature"] = min(pf)
                 scores["ood_p_multivariate"] = min(pm)
@@ -694,7 +709,7 @@ class Guard:
         if not blocked:
             t_model = time.perf_counter()
             try:
-                output, perturbed = await self._predict(rows, matrix, serve)
+                output, perturbed, plist = await self._predict(rows, matrix, serve, x)
             except UpstreamError as e:
                 status = 504 if e.timeout else 502
                 reason = "upstream-timeout" if e.timeout else "upstream-error"
@@ -709,7 +724,10 @@ class Guard:
             if settings.adversarial.enabled and perturbed is not None and cal is not None:
                 try:
                     k = settings.adversarial.perturbations
-                    inst = self._instability(output, perturbed, len(rows), k)
+                    if plist is not None:
+                        inst = [_instability_one(plist[0], plist[1:])]
+                    else:
+                        inst = self._instability(output, perturbed, len(rows), k)
                     worst = max(inst)
                     n = len(cal.instability)
                     p = (1 + n - bisect_left(cal.instability, worst)) / (n + 1) if n else 1.0
@@ -724,7 +742,7 @@ class Guard:
                     margins: Any = None
                     proba = output.proba
                     if proba is not None and len(rows) == 1:
-                        top2 = sorted(proba[0].tolist())[-2:]
+                        top2 = sorted(plist[0] if plist else proba[0].tolist())[-2:]
                         margins = [top2[-1] - top2[0]] if len(top2) == 2 else None
                     elif proba is not None and proba.shape[1] == 2:
                         # The top two of two: |p1 - p0| is the sorted difference, exactly.
@@ -789,24 +807,36 @@ class Guard:
         rows: list[list[Any]],
         matrix: Any,
         serve: Callable[[list[list[Any]], Any], Awaitable[Output]] | None,
-    ) -> tuple[Output, Output | None]:
-        """The predictions, and those of the perturbed copies (one call when possible)."""
+        x: list[float] | None = None,
+    ) -> tuple[Output, Output | None, list[list[float]] | None]:
+        """The predictions, those of the perturbed copies (one call when possible) and, for
+        one instance given as ``x`` (its floats), the probabilities of it and its copies as
+        lists (None otherwise)."""
         adversarial = self.settings.adversarial
         k = adversarial.perturbations if adversarial.enabled and self.calibration else 0
         predictor = self.predictor
+        if x is not None and (serve is not None or not getattr(predictor, "takes_matrix", False)):
+            matrix, x = np.array([x]), None
         if serve is not None:
             output = await serve(rows, matrix)
             if not k or predictor is None:
-                return output, None
+                return output, None, None
             prows, pmatrix = self._perturb(rows, matrix, k)
-            return output, predictor.predict(prows, pmatrix)
+            return output, predictor.predict(prows, pmatrix), None
         n = len(rows)
-        if k and n == 1 and matrix is not None and getattr(predictor, "takes_matrix", False):
+        if x is not None:
             # One instance (the usual request): its copies made in Python, one matrix.
-            x = matrix[0].tolist()
             all_rows = rows
-            all_matrix: Any = np.array([x, *self._noisy_row(x, k)])
-        elif k and matrix is not None and getattr(predictor, "takes_matrix", False):
+            all_matrix: Any = np.array([x, *self._noisy_row(x, k)] if k else [x])
+            out = predictor.predict(all_rows, all_matrix)
+            proba = out.proba
+            plist = proba.tolist() if proba is not None and k else None
+            if not k:
+                return out, None, None
+            main = Output(out.labels[:1], None if proba is None else proba[:1])
+            rest = Output(out.labels[1:], None if proba is None else proba[1:])
+            return main, rest, plist
+        if k and matrix is not None and getattr(predictor, "takes_matrix", False):
             # The rows and their copies in one matrix, the copies written in place.
             all_rows = rows
             all_matrix = np.empty((n * (k + 1), matrix.shape[1]))
@@ -823,11 +853,11 @@ class Guard:
         else:
             out = predictor.predict(all_rows, all_matrix)
         if not k:
-            return out, None
+            return out, None, None
         proba = out.proba
         main = Output(out.labels[:n], None if proba is None else proba[:n])
         rest = Output(out.labels[n:], None if proba is None else proba[n:])
-        return main, rest
+        return main, rest, None
 
     def _count(self, rows: list[list[Any]], prediction: Sequence[Any]) -> None:
         """Keep the served instances and predictions for the current window's histograms

@@ -6,6 +6,12 @@ append: well under a microsecond) and answers. A writer thread wakes every
 records, and inserts them in one transaction with the other rows waiting (window counts,
 alerts, feedback).
 
+Where the writer runs is ``[guard] log_writer``: ``thread`` runs this class in the service;
+``process`` (the default) runs it in a child process fed encoded records through a pipe
+(:mod:`modelshield.guard.logproc`), so that its work never takes the service's interpreter
+lock. The bounds below hold for both; with the process, a record already handed to the child
+also survives a crash of the service.
+
 What can be lost, and when:
 
 * **shutdown** (SIGTERM, Ctrl-C, the ASGI lifespan's end): nothing; the queue is written out

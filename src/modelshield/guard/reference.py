@@ -229,6 +229,16 @@ class Reference:
             p_multi = np.ones(len(rows))
         return p_feature, p_multi
 
+    def ood_one(self, x: list[float]) -> tuple[list[float], list[float]]:
+        """:meth:`ood_lists` of one all-numeric instance given as its floats (NaN missing)."""
+        us, ds = self._u_list, self._d2_list
+        n, m = len(us), len(ds)
+        if self._cats or not x:
+            num = np.array([x], dtype=float).reshape(1, len(x))
+            return self.ood_lists([x], num)
+        u, d2 = self._scores_one(x)
+        return [(1 + n - bisect_left(us, u)) / (n + 1)], [(1 + m - bisect_left(ds, d2)) / (m + 1)]
+
     def ood_lists(
         self, rows: Sequence[Sequence[Any]], num: Array
     ) -> tuple[list[float], list[float]]:
