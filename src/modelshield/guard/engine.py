@@ -74,12 +74,46 @@ _UUID_V7 = (7 << 76) | (2 << 62)
 _UUID_MASK = ((1 << 80) - 1) ^ (0xF << 76) ^ (0x3 << 62)
 
 
+_RANDOM_IDS = 256
+"""Request ids whose random bits are read from the system in one call."""
+
+
+class _RandomBits:
+    """80-bit values from the system's random source, read :data:`_RANDOM_IDS` at a time
+    (a system call per request cost more than the rest of the id)."""
+
+    __slots__ = ("at", "buffer", "lock")
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.at = 0
+        self.lock = threading.Lock()
+
+    def take(self) -> int:
+        with self.lock:
+            at = self.at
+            if at >= len(self.buffer):
+                self.buffer = os.urandom(10 * _RANDOM_IDS)
+                at = 0
+            self.at = at + 10
+            return int.from_bytes(self.buffer[at : at + 10])
+
+    def forget(self) -> None:
+        """After a fork: the child draws its own."""
+        self.buffer, self.at = b"", 0
+        self.lock = threading.Lock()
+
+
+_RANDOM = _RandomBits()
+os.register_at_fork(after_in_child=_RANDOM.forget)
+
+
 def _new_id() -> str:
     """A time-ordered (version 7, RFC 9562) UUID as text: the Unix time in milliseconds, then
     74 random bits. Ids made one after the other sort together, so that the decision log's
     index on ``request_id`` grows at its end instead of at a random page per record (a random
     id dirtied one index page per record, and the cost of a write grew with the table)."""
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10)) & _UUID_MASK
+    value = (time.time_ns() // 1_000_000) << 80 | _RANDOM.take() & _UUID_MASK
     h = f"{value | _UUID_V7:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
@@ -731,7 +765,7 @@ class Guard:
                     worst = max(inst)
                     n = len(cal.instability)
                     p = (1 + n - bisect_left(cal.instability, worst)) / (n + 1) if n else 1.0
-                    scores["instability"] = round(worst, 6)
+                    scores["instability"] = worst
                     scores["adversarial_p"] = p
                     if p < settings.adversarial.alpha:
                         fire("adversarial", "adversarial")
@@ -1081,9 +1115,23 @@ def _argmax(row: list[float]) -> int:
 def _instability_one(p: list[float], copies: list[list[float]]) -> float:
     """:meth:`Guard._instability` of one instance with probabilities ``p`` and those of its
     copies, in plain Python: the same operations in numpy's order."""
+    if len(p) == 2 and p[0] == p[0] and p[1] == p[1]:
+        # Two classes (the usual case), the same operations written out: argmax is 1 only
+        # when the second is larger, the distance's two terms summed in order.
+        p0, p1 = p
+        first_label = p1 > p0
+        flips = 0
+        tvs: list[float] = []
+        for q0, q1 in copies:
+            if q0 != q0 or q1 != q1:
+                break  # a NaN: numpy's argmax rule, below
+            flips += (q1 > q0) != first_label
+            tvs.append(0.5 * (abs(q0 - p0) + abs(q1 - p1)))
+        else:
+            return (flips + _pairwise_sum(tvs)) / len(copies)
     label = _argmax(p)
     flips = 0
-    tvs: list[float] = []
+    tvs = []
     for q in copies:
         flips += _argmax(q) != label
         tvs.append(0.5 * _pairwise_sum([abs(a - b) for a, b in zip(q, p, strict=True)]))
