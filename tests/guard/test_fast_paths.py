@@ -215,7 +215,7 @@ def test_instability_equals_the_repeated_form(n: int, k: int, classes: int) -> N
 
 
 @pytest.mark.parametrize("k", [1, 8, 13])
-def test_one_rows_copies_in_python_equal_the_matrix_form(k: int) -> None:
+def test_one_rows_copies_equal_the_matrix_form(k: int) -> None:
     ref = _reference(False)
     guard = _guard(ref)
     assert guard._any_integer
@@ -224,10 +224,13 @@ def test_one_rows_copies_in_python_equal_the_matrix_form(k: int) -> None:
     rows[4, :] = 2.5  # halves round to even, as numpy does
     for row in rows:
         state = random.getstate()
-        got = guard._noisy_row(row.tolist(), k)
+        got = np.empty((k + 1, len(row)))
+        got[0] = row.tolist()
+        guard._noisy_one(got, k)
         random.setstate(state)
         expected = guard._noisy(row[None, :], k)
-        assert np.array_equal(np.array(got), expected, equal_nan=True)
+        assert np.array_equal(got[1:], expected, equal_nan=True)
+        assert np.array_equal(got[0], row, equal_nan=True)
 
 
 @pytest.mark.parametrize("k", [1, 2, 7, 8, 9, 16, 23, 130, 300])
