@@ -251,3 +251,20 @@ def test_one_instances_instability_in_python_equals_numpys(k: int, classes: int)
         )
         assert plain == [_instability_one(p[0].tolist(), q.tolist())]
         assert vectorised == plain * 2  # the broadcast form: bit for bit the same
+
+
+@pytest.mark.parametrize("d", [1, 2, 10, 37])
+def test_one_instances_mahalanobis_in_python_equals_the_batch_einsum(d: int) -> None:
+    """The request path's d2 (plain Python) must rank against the reference's (numpy's
+    einsum over the whole sample) exactly: the same value, bit for bit, on random, extreme
+    and correlated instances."""
+    import pandas as pd
+
+    rng = np.random.default_rng(d)
+    base = rng.normal(size=(400, d)) @ rng.normal(size=(d, d)) * rng.choice([1e-3, 1, 1e4])
+    ref, _ = fit_frame(pd.DataFrame(base, columns=[f"c{i}" for i in range(d)]), SchemaCheck())
+    batch = np.vstack([base[:200], rng.normal(size=(100, d)) * 1e6, base[:5] * -3])
+    batch[-1, 0] = np.nan
+    _u, d2 = ref._scores([list(r) for r in batch], batch)
+    for row, expected in zip(batch.tolist(), d2.tolist(), strict=True):
+        assert ref._scores_one(row)[1] == expected
