@@ -341,6 +341,8 @@ class Guard:
         # The same draws times the noise scale (one instance's copies: the same products).
         self._pool_scaled = self._pool * noise
         self._redact = frozenset(settings.redact)
+        self._margin_for: Calibration | None = None
+        self._margin_threshold: float | None = None
         self.alerter: Any = None
         self._lock = threading.Lock()
 
@@ -596,16 +598,39 @@ class Guard:
         cal = self.calibration
         if cal is None:
             return None
-        margin_threshold = (
-            cal.margins[max(0, int(0.1 * len(cal.margins)) - 1)] if cal.margins else None
-        )
+        if self._margin_for is not cal:
+            self._margin_for = cal
+            self._margin_threshold = (
+                cal.margins[max(0, int(0.1 * len(cal.margins)) - 1)] if cal.margins else None
+            )
+        margin_threshold = self._margin_threshold
+        if margins is None:
+            margin_threshold = None
+        windows, sums = state.windows, state.sums
+        step = cal.step_threshold
+        # ClientState.push, written out for the three signals (one call each cost more).
         for i, num in enumerate(nums):
             state.queries += 1
-            state.push(0, pvals[i] < UNUSUAL_P)
-            if margin_threshold is not None and margins is not None:
-                state.push(1, float(margins[i]) <= margin_threshold)
+            hit = 1 if pvals[i] < UNUSUAL_P else 0
+            w = windows[0]
+            if len(w) == w.maxlen:
+                sums[0] -= w[0]
+            w.append(hit)
+            sums[0] += hit
+            if margin_threshold is not None:
+                hit = 1 if float(margins[i]) <= margin_threshold else 0
+                w = windows[1]
+                if len(w) == w.maxlen:
+                    sums[1] -= w[0]
+                w.append(hit)
+                sums[1] += hit
             if state.last is not None:
-                state.push(2, self._distance(num, state.last) < cal.step_threshold)
+                hit = 1 if self._distance(num, state.last) < step else 0
+                w = windows[2]
+                if len(w) == w.maxlen:
+                    sums[2] -= w[0]
+                w.append(hit)
+                sums[2] += hit
             state.last = num
         settings = self.settings.extraction
         fired = None
@@ -1124,6 +1149,10 @@ def _instability_one(p: list[float], copies: list[list[float]]) -> float:
             flips += (q1 > q0) != first_label
             tvs.append(0.5 * (abs(q0 - p0) + abs(q1 - p1)))
         else:
+            if len(tvs) == 8:  # numpy's pairwise sum of eight, written out
+                t = tvs
+                total = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]))
+                return (flips + total) / 8
             return (flips + _pairwise_sum(tvs)) / len(copies)
     label = _argmax(p)
     flips = 0
