@@ -334,7 +334,8 @@ def test_a_check_that_fails_applies_on_error(make_guard: Callable[..., Any], dat
         def broken(*_args: Any) -> Any:
             raise RuntimeError("broken check")
 
-        guard.reference.ood = guard.reference.ood_lists = broken  # the request path's form
+        # Every form the request path may use (one instance: ood_one).
+        guard.reference.ood = guard.reference.ood_lists = guard.reference.ood_one = broken
         with TestClient(build_app(guard, str(data.tokens))) as c:
             r = c.post("/predict", json={"instances": data.rows(0, 1)}, headers=ALICE)
             assert r.status_code == status

@@ -341,6 +341,9 @@ class Guard:
         # The same draws times the noise scale (one instance's copies: the same products).
         self._pool_scaled = self._pool * noise
         self._redact = frozenset(settings.redact)
+        self._log_record: Any = getattr(log, "record", None)
+        if self._log_record is not None and log is not None:
+            log.describe(self._names, self._redact)  # type: ignore[union-attr]
         self._margin_for: Calibration | None = None
         self._margin_threshold: float | None = None
         self.alerter: Any = None
@@ -1025,10 +1028,20 @@ class Guard:
         body: bytes,
         elapsed: float,
         waiter: Any = None,
-    ) -> Pending | None:
+    ) -> Pending | bool | None:
         self.metrics.count(decision, answer.status)
         self.metrics.latency.observe(elapsed)
         if self.log is None:
+            return None
+        fast = self._log_record
+        if fast is not None:  # the writer process: encoded at once, no record object
+            log_rows = rows if rows is not None and self.settings.log_features else None
+            if fast(
+                now_us(), request_id, client, answer.status, decision, reasons, scores,
+                answer.prediction, log_rows, int(elapsed * 1e6), body, waiter,
+            ):  # fmt: skip
+                return True
+            self._refuse(answer)
             return None
         record = Pending(
             now_us(),
@@ -1045,13 +1058,17 @@ class Guard:
         )
         record.waiter = waiter
         if not self.log.submit(record):
-            answer.status = 503
-            answer.body = _encode(
-                {"error": "backpressure", "detail": "the decision log is full; retry later"}
-            )
-            answer.headers.append((b"retry-after", b"1"))
+            self._refuse(answer)
             return None
         return record
+
+    def _refuse(self, answer: Answer) -> None:
+        """What cannot be logged is not answered: 503, retry later."""
+        answer.status = 503
+        answer.body = _encode(
+            {"error": "backpressure", "detail": "the decision log is full; retry later"}
+        )
+        answer.headers.append((b"retry-after", b"1"))
 
     async def _record(
         self,

@@ -447,57 +447,88 @@ class ProcessLog:
         return self._submitted - self._acked
 
     # ---- the request path --------------------------------------------------------------
+    def describe(self, names: Any, redact: Any) -> None:
+        """The feature names (and the redacted ones) of the rows :meth:`record` receives."""
+        if names is not self._names:
+            self._names = names
+            self._names_frame = (_NAMES, _frame([_NAMES, list(names), sorted(redact)]))
+            self._out.append(self._names_frame)
+
     def submit(self, record: Pending) -> bool:
         """Encode and queue a record; False (refuse the request) when too many wait."""
+        features = record.features
+        rows = None
+        if features is not None:
+            names = getattr(features, "names", None)
+            if names is None:  # already dicts
+                return self._queue_record(
+                    record.ts_us, record.request_id, record.client, record.status,
+                    record.decision, record.reasons, record.scores, record.prediction,
+                    features, False, record.latency_us, record.body, record.waiter,
+                )  # fmt: skip
+            self.describe(names, features.redact)
+            rows = features.rows
+        return self._queue_record(
+            record.ts_us, record.request_id, record.client, record.status, record.decision,
+            record.reasons, record.scores, record.prediction, rows, rows is not None,
+            record.latency_us, record.body, record.waiter,
+        )  # fmt: skip
+
+    def record(
+        self,
+        ts_us: int,
+        request_id: str,
+        client: str,
+        status: int,
+        decision: str,
+        reasons: list[str],
+        scores: dict[str, Any],
+        prediction: Any,
+        rows: list[list[Any]] | None,
+        latency_us: int,
+        body: bytes,
+        waiter: Any = None,
+    ) -> bool:
+        """:meth:`submit` without the intermediate record object (the request path's form):
+        ``rows`` in the order of the names given to :meth:`describe`."""
+        return self._queue_record(
+            ts_us, request_id, client, status, decision, reasons, scores, prediction, rows,
+            rows is not None, latency_us, body, waiter,
+        )  # fmt: skip
+
+    def _queue_record(
+        self,
+        ts_us: int,
+        request_id: str,
+        client: str,
+        status: int,
+        decision: str,
+        reasons: list[str],
+        scores: dict[str, Any],
+        prediction: Any,
+        rows: Any,
+        as_rows: bool,
+        latency_us: int,
+        body: bytes | str,
+        waiter: Any,
+    ) -> bool:
         if self._submitted - self._acked >= self.settings.max_pending:
             self.backpressure_total += 1
             return False
-        features = record.features
-        rows = None
-        as_rows = False
-        if features is not None:
-            names = getattr(features, "names", None)
-            if names is not None:
-                if names is not self._names:
-                    self._names = names
-                    self._names_frame = (
-                        _NAMES,
-                        _frame([_NAMES, list(names), sorted(features.redact)]),
-                    )
-                    self._out.append(self._names_frame)
-                rows = features.rows
-                as_rows = True
-            else:  # already dicts
-                rows = features
-        body = record.body
         digest = body if isinstance(body, str) else hashlib.sha256(body).hexdigest()
-        self._out.append(
-            (
-                _RECORD,
-                _frame(
-                    [
-                        _RECORD,
-                        record.ts_us,
-                        record.request_id,
-                        record.client,
-                        record.status,
-                        record.decision,
-                        record.reasons,
-                        record.scores,
-                        record.prediction,
-                        rows,
-                        as_rows,
-                        record.latency_us,
-                        digest,
-                    ]
-                ),
-            )
-        )
+        data = _encode(
+            [
+                _RECORD, ts_us, request_id, client, status, decision, reasons, scores,
+                prediction, rows, as_rows, latency_us, digest,
+            ]
+        )  # fmt: skip
+        out = self._out
+        out.append((_RECORD, len(data).to_bytes(4, "little") + data))
         self._submitted += 1
-        if record.waiter is not None:
-            self._waiters.append((self._submitted, record.waiter))
+        if waiter is not None:
+            self._waiters.append((self._submitted, waiter))
             self._send_soon(True)
-        elif len(self._out) >= self.settings.batch_size:
+        elif len(out) >= self.settings.batch_size:
             self._send_soon(True)
         elif self._loop is not None and self._timer is None:
             self._schedule()
