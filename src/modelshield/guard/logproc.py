@@ -183,6 +183,8 @@ class ProcessLog:
         if self._proc is not None:
             return
         self._stop = self._closing = False
+        if sys.platform == "win32":
+            loop = None  # no readers on pipes in Windows' event loops: the threads pump
         self._loop = loop
         self._eof.clear()
         self._spawn()
