@@ -57,6 +57,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench-out" / "guard"
 FEATURES = [f"x{i}" for i in range(10)]
+CHECKS = ("rate", "schema", "ood", "adversarial", "extraction")
 TOKEN = "bench-predict-token-000001"
 READ = "bench-read-token-00000001"
 ADMIN = "bench-admin-token-0000001"
@@ -394,12 +395,18 @@ def main() -> int:
     )
     parser.add_argument(
         "--checks",
-        choices=["all", "none"],
         default="all",
-        help="none: every screening check off (the service's own cost: tokens, the decision "
-        "record, metrics; the ceiling of what faster checks could reach)",
+        help="all, none (every screening check off: the service's own cost, the ceiling of "
+        "what faster checks could reach), or a comma-separated list of the checks left on "
+        f"({', '.join(CHECKS)}): one check's cost is its run against none",
     )
     args = parser.parse_args()
+    on = set(CHECKS) if args.checks == "all" else set()
+    if args.checks not in ("all", "none"):
+        on = {c.strip() for c in args.checks.split(",") if c.strip()}
+        if not on <= set(CHECKS):
+            parser.error(f"--checks: unknown check(s) {', '.join(sorted(on - set(CHECKS)))}")
+    args.on = on
     if args.in_process:
         return in_process(args)
     model, reference, live = build()
@@ -424,11 +431,10 @@ def main() -> int:
     policy = OUT / "policy.toml"
     text = f'[guard]\nlog_writer = "{args.log_writer}"\n'
     text += "[guard.rate]\nper_second = 1e9\nburst = 1000000000\n"
-    if args.checks == "none":
-        text += "enabled = false\n" + "".join(
-            f"[guard.{c}]\nenabled = false\n"
-            for c in ("schema", "ood", "adversarial", "extraction")
-        )
+    text += "" if "rate" in args.on else "enabled = false\n"
+    text += "".join(
+        f"[guard.{c}]\nenabled = false\n" for c in CHECKS if c != "rate" and c not in args.on
+    )
     policy.write_text(text)
     db = OUT / "guard.db"
     for suffix in ("", "-wal", "-shm"):
