@@ -139,8 +139,6 @@ class ProcessLog:
         self._base = 0
         """Records acknowledged by children before the current one."""
         self._child_done = 0
-        self._rows_sent = 0
-        self._rows_acked_base = 0
         self._flushes = 0
         self._flushed = 0
         self._names: Any = None
@@ -155,7 +153,6 @@ class ProcessLog:
         self._receiver: threading.Thread | None = None
         self._stop = False
         self._closing = False
-        self._error: str | None = None
         self._registered = False
         self.restarts = 0
         """Writer processes started again after one died."""
