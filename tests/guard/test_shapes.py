@@ -70,7 +70,10 @@ def test_upstream_down_or_slow_is_a_504_with_a_record(
     from modelshield.guard import build_app
 
     with ServerThread(upstream_app(data, delay=0.0)) as upstream:
-        guard = proxy(data, tmp_path, upstream.url + "/predict", upstream_timeout_s=0.3)
+        # Calibration at start-up sends the reference through the upstream; on a loaded
+        # machine a batch can take longer than the short timeout this test is about.
+        guard = proxy(data, tmp_path, upstream.url + "/predict", upstream_timeout_s=30)
+    guard.predictor.timeout = 0.3  # the serving client is made at the first request
     # The upstream answered at start-up (calibration); now it is down, or too slow.
     if failure == "slow":
         slow = ServerThread(upstream_app(data, delay=2.0), port=upstream.port)
