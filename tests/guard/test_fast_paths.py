@@ -226,7 +226,7 @@ def test_one_rows_copies_equal_the_matrix_form(k: int) -> None:
         state = random.getstate()
         got = np.empty((k + 1, len(row)))
         got[0] = row.tolist()
-        guard._noisy_one(got, k)
+        guard._noisy(got[:1], k, got[1:])
         random.setstate(state)
         expected = guard._noisy(row[None, :], k)
         assert np.array_equal(got[1:], expected, equal_nan=True)

@@ -218,10 +218,11 @@ def test_records_redact_features(make_guard: Callable[..., Any], data: Data) -> 
     assert record["features"] is None
 
 
+@pytest.mark.parametrize("writer", ["process", "thread"])
 def test_commit_durability_answers_after_the_commit(
-    make_guard: Callable[..., Any], data: Data
+    make_guard: Callable[..., Any], data: Data, writer: str
 ) -> None:
-    guard = make_guard(durability="commit", flush_interval_ms=5)
+    guard = make_guard(durability="commit", flush_interval_ms=5, log_writer=writer)
     from starlette.testclient import TestClient
 
     from modelshield.guard import build_app

@@ -128,24 +128,6 @@ def test_a_writer_that_cannot_open_the_database_fails_the_start(
         guard.log.start()
 
 
-def test_commit_durability_answers_after_the_writer_process_commits(
-    make_guard: Callable[..., Any], data: Data
-) -> None:
-    from starlette.testclient import TestClient
-
-    from modelshield.guard import build_app
-    from tests.guard.conftest import ALICE
-
-    guard = make_guard(durability="commit", flush_interval_ms=5)
-    with TestClient(build_app(guard, str(data.tokens))) as c:
-        for i in range(5):
-            r = c.post("/predict", json={"instances": data.rows(i, 1)}, headers=ALICE)
-            assert r.status_code == 200
-            # Answered only once committed: the record is there without a flush.
-            ids = [x["request_id"] for x in _records(guard.log.url)]
-            assert r.json()["request_id"] in ids and len(ids) == i + 1
-
-
 def test_served_the_log_has_no_thread_and_survives_its_writer_killed(
     make_guard: Callable[..., Any], data: Data
 ) -> None:

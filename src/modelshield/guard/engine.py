@@ -338,7 +338,7 @@ class Guard:
         # Standard normal draws made once, read from a random offset per request: a draw per
         # request costs more than the rest of the adversarial check.
         self._pool = self._rng.standard_normal((NOISE_POOL, len(self._names)))
-        # The same draws times the noise scale (one instance's copies: the same products).
+        # The same draws times the noise scale, multiplied once.
         self._pool_scaled = self._pool * noise
         self._redact = frozenset(settings.redact)
         self._log_record: Any = getattr(log, "record", None)
@@ -453,25 +453,16 @@ class Guard:
         m = n * k
         if m <= NOISE_POOL:
             start = random.randrange(NOISE_POOL - m + 1)
-            draws = self._pool[start : start + m]
+            scaled = self._pool_scaled[start : start + m]  # draws times the noise scale
         else:
-            draws = self._rng.standard_normal((m, d))
+            scaled = self._rng.standard_normal((m, d)) * self._noise
         if out is None:
             out = np.empty((m, d))
         # Row i's copies are rows i*k .. i*k+k-1: the row plus its draws times the noise scale.
-        np.add(matrix[:, None, :], (draws * self._noise).reshape(n, k, d), out=out.reshape(n, k, d))
+        np.add(matrix[:, None, :], scaled.reshape(n, k, d), out=out.reshape(n, k, d))
         if self._any_integer:
             np.copyto(out, np.round(out), where=self._integer)
         return out
-
-    def _noisy_one(self, out: Any, k: int) -> None:
-        """:meth:`_noisy` of one row, ``out[0]``, written into ``out[1:]`` (the same draws,
-        products and sums, with four calls of numpy instead of a dozen)."""
-        start = random.randrange(NOISE_POOL - k + 1)
-        copies = out[1:]
-        np.add(out[0], self._pool_scaled[start : start + k], out=copies)
-        if self._any_integer:
-            np.copyto(copies, np.round(copies), where=self._integer)
 
     def _perturb(self, rows: list[list[Any]], matrix: Any, k: int) -> tuple[list[Any], Any]:
         """``k`` copies of each row with noise on numeric features (integers stay integers)."""
@@ -885,7 +876,7 @@ class Guard:
             all_matrix: Any = np.empty((k + 1, len(x)))
             all_matrix[0] = x
             if k:
-                self._noisy_one(all_matrix, k)
+                self._noisy(all_matrix[:1], k, all_matrix[1:])
             out = predictor.predict(all_rows, all_matrix)
             proba = out.proba
             plist = proba.tolist() if proba is not None and k else None
@@ -1166,10 +1157,6 @@ def _instability_one(p: list[float], copies: list[list[float]]) -> float:
             flips += (q1 > q0) != first_label
             tvs.append(0.5 * (abs(q0 - p0) + abs(q1 - p1)))
         else:
-            if len(tvs) == 8:  # numpy's pairwise sum of eight, written out
-                t = tvs
-                total = ((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]))
-                return (flips + total) / 8
             return (flips + _pairwise_sum(tvs)) / len(copies)
     label = _argmax(p)
     flips = 0

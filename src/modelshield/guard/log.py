@@ -207,10 +207,7 @@ class DecisionLog:
         if len(self._queue) >= self.settings.max_pending:
             self.backpressure_total += 1
             return False
-        self._queue.append(record)
-        self._submitted += 1
-        if len(self._queue) >= self.settings.batch_size:
-            self._wake.set()
+        self.accept(record)
         return True
 
     def accept(self, record: Pending) -> None:

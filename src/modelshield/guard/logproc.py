@@ -314,15 +314,8 @@ class ProcessLog:
         except OSError:
             data = b""
         if data:
-            buf = self._rbuf
-            buf += data
-            while len(buf) >= 4:
-                size = int.from_bytes(buf[:4], "little")
-                if len(buf) < 4 + size:
-                    break
-                item = _decode(bytes(buf[4 : 4 + size]))
-                del buf[: 4 + size]
-                self._handle(item)
+            self._rbuf += data
+            self._handle_buffered()
             return
         self._loop.remove_reader(fd)
         if self._writing and proc.stdin is not None:
@@ -429,12 +422,18 @@ class ProcessLog:
             if not data:
                 break
             buf += data
+        self._handle_buffered()
+
+    def _handle_buffered(self) -> None:
+        """Handle every whole frame read so far (a partial last one waits for its rest)."""
+        buf = self._rbuf
         while len(buf) >= 4:
             size = int.from_bytes(buf[:4], "little")
             if len(buf) < 4 + size:
                 break
-            self._handle(_decode(bytes(buf[4 : 4 + size])))
+            item = _decode(bytes(buf[4 : 4 + size]))
             del buf[: 4 + size]
+            self._handle(item)
 
     def head(self) -> tuple[int, str]:
         """The current chain's last record number and hash, as the writer last reported."""
@@ -456,21 +455,14 @@ class ProcessLog:
     def submit(self, record: Pending) -> bool:
         """Encode and queue a record; False (refuse the request) when too many wait."""
         features = record.features
-        rows = None
-        if features is not None:
-            names = getattr(features, "names", None)
-            if names is None:  # already dicts
-                return self._queue_record(
-                    record.ts_us, record.request_id, record.client, record.status,
-                    record.decision, record.reasons, record.scores, record.prediction,
-                    features, False, record.latency_us, record.body, record.waiter,
-                )  # fmt: skip
-            self.describe(names, features.redact)
-            rows = features.rows
-        return self._queue_record(
+        rows, as_rows = features, False  # None, or already dicts
+        if features is not None and getattr(features, "names", None) is not None:
+            self.describe(features.names, features.redact)
+            rows, as_rows = features.rows, True
+        return self.record(
             record.ts_us, record.request_id, record.client, record.status, record.decision,
-            record.reasons, record.scores, record.prediction, rows, rows is not None,
-            record.latency_us, record.body, record.waiter,
+            record.reasons, record.scores, record.prediction, rows, record.latency_us,
+            record.body, record.waiter, as_rows=as_rows,
         )  # fmt: skip
 
     def record(
@@ -483,46 +475,34 @@ class ProcessLog:
         reasons: list[str],
         scores: dict[str, Any],
         prediction: Any,
-        rows: list[list[Any]] | None,
-        latency_us: int,
-        body: bytes,
-        waiter: Any = None,
-    ) -> bool:
-        """:meth:`submit` without the intermediate record object (the request path's form):
-        ``rows`` in the order of the names given to :meth:`describe`."""
-        return self._queue_record(
-            ts_us, request_id, client, status, decision, reasons, scores, prediction, rows,
-            rows is not None, latency_us, body, waiter,
-        )  # fmt: skip
-
-    def _queue_record(
-        self,
-        ts_us: int,
-        request_id: str,
-        client: str,
-        status: int,
-        decision: str,
-        reasons: list[str],
-        scores: dict[str, Any],
-        prediction: Any,
         rows: Any,
-        as_rows: bool,
         latency_us: int,
         body: bytes | str,
-        waiter: Any,
+        waiter: Any = None,
+        *,
+        as_rows: bool | None = None,
     ) -> bool:
+        """:meth:`submit` without the intermediate record object (the request path's form):
+        ``rows`` in the order of the names given to :meth:`describe` (``as_rows`` False:
+        already dicts). False (refuse the request) when too many wait."""
         if self._submitted - self._acked >= self.settings.max_pending:
             self.backpressure_total += 1
             return False
+        if as_rows is None:
+            as_rows = rows is not None
         digest = body if isinstance(body, str) else hashlib.sha256(body).hexdigest()
-        data = _encode(
-            [
-                _RECORD, ts_us, request_id, client, status, decision, reasons, scores,
-                prediction, rows, as_rows, latency_us, digest,
-            ]
-        )  # fmt: skip
         out = self._out
-        out.append((_RECORD, len(data).to_bytes(4, "little") + data))
+        out.append(
+            (
+                _RECORD,
+                _frame(
+                    [
+                        _RECORD, ts_us, request_id, client, status, decision, reasons,
+                        scores, prediction, rows, as_rows, latency_us, digest,
+                    ]
+                ),
+            )
+        )  # fmt: skip
         self._submitted += 1
         if waiter is not None:
             self._waiters.append((self._submitted, waiter))
