@@ -459,7 +459,10 @@ class Guard:
         if out is None:
             out = np.empty((m, d))
         # Row i's copies are rows i*k .. i*k+k-1: the row plus its draws times the noise scale.
-        np.add(matrix[:, None, :], scaled.reshape(n, k, d), out=out.reshape(n, k, d))
+        if n == 1:  # one instance, the usual request: the same sums without three reshapes
+            np.add(matrix[0], scaled, out=out)
+        else:
+            np.add(matrix[:, None, :], scaled.reshape(n, k, d), out=out.reshape(n, k, d))
         if self._any_integer:
             np.copyto(out, np.round(out), where=self._integer)
         return out
@@ -1106,6 +1109,9 @@ def _pairwise_sum(values: list[float]) -> float:
     running sums, then a fixed tree; below eight values, one after the other), so that the
     plain-Python scores equal the vectorised ones bit for bit."""
     n = len(values)
+    if n == 8:  # the default perturbations: the tree alone
+        a = values
+        return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
     if n < 8:
         total = -0.0
         for v in values:
