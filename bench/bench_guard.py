@@ -69,7 +69,8 @@ from modelshield.guard.app import bare_app
 from modelshield.guard.predictors import HostedPredictor
 names = sys.argv[3].split(",")
 predictor = HostedPredictor.open(sys.argv[1], Policy(), names, True)
-uvicorn.run(bare_app(predictor, names), host="127.0.0.1", port=int(sys.argv[2]),
+uvicorn.run(bare_app(predictor, names, sys.argv[4] == "phases"), host="127.0.0.1",
+            port=int(sys.argv[2]),
             log_level="warning", access_log=False)
 """
 
@@ -332,28 +333,38 @@ def in_process(args: argparse.Namespace) -> int:
             spool=f"{tmp}/guard.spool",
             replica="bench",
         )
-        assert guard.log is not None
-        guard.log.start()
+        log = guard.log
+        assert log is not None
 
         async def run(rounds: int) -> None:
             for _ in range(rounds):
                 for body in bodies:
                     await guard.process(body, "bench", time.perf_counter())
 
-        random.seed(0)
-        asyncio.run(run(1))  # warm-up (and the dumped records)
-        guard.log.flush()
+        async def passes() -> None:
+            # As served: the log's writer process pumped by this event loop (no thread).
+            await asyncio.to_thread(log.start, asyncio.get_running_loop())
+            random.seed(0)
+            await run(1)  # warm-up (and the dumped records)
+            await asyncio.to_thread(log.flush)
+            for _ in range(args.repeat):
+                kid0 = sum(cpu_seconds(k) or 0.0 for k in children(os.getpid()))
+                cpu0, wall0 = time.process_time() + kid0, time.perf_counter()
+                await run(1)
+                walls.append((time.perf_counter() - wall0) / len(bodies) * 1e6)
+                await asyncio.to_thread(log.flush)
+                kid1 = sum(cpu_seconds(k) or 0.0 for k in children(os.getpid()))
+                cpus.append((time.process_time() + kid1 - cpu0) / len(bodies) * 1e6)
+            await asyncio.to_thread(log.close)
+
         walls: list[float] = []
         cpus: list[float] = []
-        for _ in range(args.repeat):
-            kid0 = sum(cpu_seconds(k) or 0.0 for k in children(os.getpid()))
-            cpu0, wall0 = time.process_time() + kid0, time.perf_counter()
-            asyncio.run(run(1))
-            walls.append((time.perf_counter() - wall0) / len(bodies) * 1e6)
-            guard.log.flush()
-            kid1 = sum(cpu_seconds(k) or 0.0 for k in children(os.getpid()))
-            cpus.append((time.process_time() + kid1 - cpu0) / len(bodies) * 1e6)
-        guard.log.close()
+        try:
+            import uvloop  # the service's event loop (uvicorn takes it when installed)
+
+            uvloop.run(passes())
+        except ImportError:
+            asyncio.run(passes())
         if args.dump is not None:
             import sqlalchemy as sa
 
@@ -394,6 +405,12 @@ def main() -> int:
         help="where the decision log's writer runs ([guard] log_writer)",
     )
     parser.add_argument(
+        "--no-phases",
+        dest="phases",
+        action="store_false",
+        help="both servers take each request start to finish ([guard] phases = false)",
+    )
+    parser.add_argument(
         "--checks",
         default="all",
         help="all, none (every screening check off: the service's own cost, the ceiling of "
@@ -414,7 +431,11 @@ def main() -> int:
 
     port = free_port()
     bare = subprocess.Popen(
-        [sys.executable, "-c", BARE, str(model), str(port), ",".join(FEATURES)], env=env
+        [
+            *(sys.executable, "-c", BARE, str(model), str(port), ",".join(FEATURES)),
+            "phases" if args.phases else "plain",
+        ],
+        env=env,
     )
     try:
         wait_ready(port, bare)
@@ -429,7 +450,7 @@ def main() -> int:
         f'[predict]\nbench = "{TOKEN}"\n[read]\nr = "{READ}"\n[admin]\na = "{ADMIN}"\n'
     )
     policy = OUT / "policy.toml"
-    text = f'[guard]\nlog_writer = "{args.log_writer}"\n'
+    text = f'[guard]\nlog_writer = "{args.log_writer}"\nphases = {str(args.phases).lower()}\n'
     text += "[guard.rate]\nper_second = 1e9\nburst = 1000000000\n"
     text += "" if "rate" in args.on else "enabled = false\n"
     text += "".join(
@@ -486,7 +507,8 @@ def main() -> int:
     print(
         f"\nmodelshield guard overhead (loopback, {os.cpu_count()} cores, "
         f"throughput by {guarded['tool']}, latency at {args.rate:g} req/s open loop, "
-        f"checks: {args.checks}, log writer: {args.log_writer})"
+        f"checks: {args.checks}, log writer: {args.log_writer}, "
+        f"phases: {'on' if args.phases else 'off'} in both)"
     )
     print(f"{'':22}{'bare':>10}{'guarded':>10}{'overhead':>12}   goal")
     ratio = guarded["rps"] / base["rps"]

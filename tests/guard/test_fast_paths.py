@@ -215,22 +215,50 @@ def test_instability_equals_the_repeated_form(n: int, k: int, classes: int) -> N
 
 
 @pytest.mark.parametrize("k", [1, 8, 13])
-def test_one_rows_copies_equal_the_matrix_form(k: int) -> None:
+def test_one_instance_and_its_copies_are_one_block_added(k: int) -> None:
+    """The request path's matrix for one instance: the instance itself, value for value
+    (NaN, -0.0 and infinities included), then its copies: the instance plus k consecutive
+    pool draws times the noise scale, integer features rounded in the copies only."""
+    import asyncio
+
+    from modelshield.core.guard_settings import AdversarialCheck
+
     ref = _reference(False)
-    guard = _guard(ref)
+    guard = Guard(ref, GuardSettings(adversarial=AdversarialCheck(perturbations=k)), None, None)
+    guard.calibration = object()  # type: ignore[assignment]  # only its presence is read
     assert guard._any_integer
+    seen: list[Any] = []
+
+    class Model:
+        takes_matrix = True
+        is_async = False
+
+        def predict(self, rows: Any, matrix: Any) -> Output:
+            seen.append(matrix.copy())
+            return Output([0] * len(matrix), np.full((len(matrix), 2), 0.5))
+
+    guard.predictor = Model()
     rows = np.random.default_rng(5).normal(size=(20, len(ref.names))) * 7
     rows[3, 0] = np.nan  # a missing value stays missing
     rows[4, :] = 2.5  # halves round to even, as numpy does
+    rows[5, :] = -0.0
+    rows[6, 1] = np.inf
+    rows[7, 2] = 2.5  # an integer feature's fractional value: sent as given, copies rounded
     for row in rows:
+        x = row.tolist()
         state = random.getstate()
-        got = np.empty((k + 1, len(row)))
-        got[0] = row.tolist()
-        guard._noisy(got[:1], k, got[1:])
+        main, rest, plist = asyncio.run(guard._predict([x], None, None, list(x)))
         random.setstate(state)
-        expected = guard._noisy(row[None, :], k)
-        assert np.array_equal(got[1:], expected, equal_nan=True)
+        b = random.randrange(max(1, 8_192 // k))
+        got = seen[-1]
+        assert got.shape == (k + 1, len(x))
         assert np.array_equal(got[0], row, equal_nan=True)
+        assert np.array_equal(np.signbit(got[0]), np.signbit(row))
+        expected = row + guard._pool[b * k : (b + 1) * k] * guard._noise
+        expected = np.where(guard._integer, np.round(expected), expected)
+        assert np.array_equal(got[1:], expected, equal_nan=True)
+        assert main.labels == [0] and rest is not None and plist is not None
+        assert len(plist) == k + 1
 
 
 @pytest.mark.parametrize("k", [1, 2, 7, 8, 9, 16, 23, 130, 300])
@@ -253,18 +281,32 @@ def test_one_instances_instability_in_python_equals_numpys(k: int, classes: int)
         assert vectorised == plain * 2  # the broadcast form: bit for bit the same
 
 
-@pytest.mark.parametrize("d", [1, 2, 10, 37])
-def test_one_instances_mahalanobis_in_python_equals_the_batch_einsum(d: int) -> None:
-    """The request path's d2 (plain Python) must rank against the reference's (numpy's
-    einsum over the whole sample) exactly: the same value, bit for bit, on random, extreme
-    and correlated instances."""
+@pytest.mark.parametrize("d", [1, 2, 10, 37, 80])
+def test_one_instances_mahalanobis_is_the_batch_forms_bit_for_bit(d: int) -> None:
+    """The request path's d2 must rank against the reference's exactly: the one-instance
+    form gives the batch form's value bit for bit (the whitened form's function for each
+    row up to 64 features, einsum's order above), on random, extreme and correlated
+    instances, missing values included; and both are z'Pz up to rounding."""
     import pandas as pd
+
+    from modelshield.guard.reference import WHITENED_MAX_FEATURES
 
     rng = np.random.default_rng(d)
     base = rng.normal(size=(400, d)) @ rng.normal(size=(d, d)) * rng.choice([1e-3, 1, 1e4])
+    base[:, 0] += 1e6  # far from zero: the whitened form's constant cancels it
     ref, _ = fit_frame(pd.DataFrame(base, columns=[f"c{i}" for i in range(d)]), SchemaCheck())
+    assert (ref._whitened is not None) == (d <= WHITENED_MAX_FEATURES)
     batch = np.vstack([base[:200], rng.normal(size=(100, d)) * 1e6, base[:5] * -3])
     batch[-1, 0] = np.nan
+    batch[-2, -1] = np.nan
+    batch[-3, 0] = np.inf
     _u, d2 = ref._scores([list(r) for r in batch], batch)
     for row, expected in zip(batch.tolist(), d2.tolist(), strict=True):
         assert ref._scores_one(row)[1] == expected
+    zm = np.where(np.isnan(batch), 0.0, (batch - ref.mean) / ref.scale)
+    quadratic = np.einsum("ij,jk,ik->i", zm, ref._precision, zm)
+    quadratic = np.where(np.isnan(quadratic), np.inf, quadratic)
+    assert np.allclose(d2, quadratic, rtol=1e-6, atol=1e-6)
+    # The reference's own distances are the same function's: its rows rank exactly.
+    own = ref._scores([list(r) for r in base], base)[1]
+    assert sorted(own.tolist()) == ref._d2_list

@@ -171,6 +171,10 @@ class GuardSettings(Struct, frozen=True):
     """The log writer commits at least this often."""
     log_writer: str = "process"
     """``process`` or ``thread`` (see :data:`LOG_WRITERS`)."""
+    phases: bool = True
+    """Requests in flight together advance in phases (all screened and sent to the model,
+    then all decided and answered): less CPU per request under load; false: each request
+    start to finish."""
     batch_size: int = 2_000
     """Most records in one commit."""
     max_pending: int = 200_000

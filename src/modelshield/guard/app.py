@@ -561,13 +561,18 @@ def create_app(guard: Guard, tokens: Tokens | None) -> GuardApp:
     return GuardApp(guard, tokens if guard.settings.auth else None)
 
 
-def bare_app(predictor: Any, names: tuple[str, ...] | list[str]) -> Any:
+def bare_app(predictor: Any, names: tuple[str, ...] | list[str], phases: bool = True) -> Any:
     """The same model served without the guard (KServe v1, no screening, no log): the
-    baseline of ``bench/bench_guard.py`` and a stand-in upstream for the tests."""
+    baseline of ``bench/bench_guard.py`` and a stand-in upstream for the tests. With
+    ``phases``, requests in flight together advance in phases as in the guard (see
+    ``Guard.process``): on entry and after the model's call, so that the baseline gets
+    what phases save."""
     decoder = msgspec.json.Decoder(dict[str, list[dict[str, Any]]])
     columns = list(names)
+    in_flight = 0
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal in_flight
         if scope["type"] == "lifespan":
             while True:
                 message = await receive()
@@ -579,16 +584,23 @@ def bare_app(predictor: Any, names: tuple[str, ...] | list[str]) -> Any:
         if scope["path"] != "/predict" or scope["method"] != "POST":
             await send_json(send, 404, b'{"error":"not found"}')
             return
+        in_flight += phases
         try:
             body = await read_body(scope, receive, 64 << 20)
+            if phases:
+                await asyncio.sleep(0)
             instances = decoder.decode(body)["instances"]
             rows = [[inst.get(n) for n in columns] for inst in instances]
+            out = predictor.predict(rows, None)
+            if in_flight > 1:
+                await asyncio.sleep(0)
         except (BodyTooLarge, msgspec.DecodeError, KeyError):
             await send_json(send, 400, b'{"error":"bad request"}')
             return
         except Disconnected:
             return
-        out = predictor.predict(rows, None)
+        finally:
+            in_flight -= phases
         await send_json(send, 200, msgspec.json.encode({"predictions": out.labels}))
 
     return app

@@ -25,6 +25,7 @@ check that raises applies its ``on_error`` (``open``: served, the reason
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
@@ -340,6 +341,8 @@ class Guard:
         self._pool = self._rng.standard_normal((NOISE_POOL, len(self._names)))
         # The same draws times the noise scale, multiplied once.
         self._pool_scaled = self._pool * noise
+        self._blocks: Any = None
+        self._blocks_k = 0
         self._redact = frozenset(settings.redact)
         self._log_record: Any = getattr(log, "record", None)
         if self._log_record is not None and log is not None:
@@ -348,6 +351,8 @@ class Guard:
         self._margin_threshold: float | None = None
         self.alerter: Any = None
         self._lock = threading.Lock()
+        self.in_flight = 0
+        """Requests inside :meth:`process` now (see :meth:`process` on phases)."""
 
     # ---- calibration -------------------------------------------------------------------
     def calibrate(self, frame: Any) -> None:
@@ -466,6 +471,20 @@ class Guard:
         if self._any_integer:
             np.copyto(out, np.round(out), where=self._integer)
         return out
+
+    def _make_blocks(self, k: int) -> Any:
+        """The pool's scaled draws as blocks of ``1 + k`` rows whose first row is -0.0
+        (``x + -0.0`` is ``x`` for every float, -0.0 and NaN included): one instance plus a
+        random block is the instance and its ``k`` noisy copies, in one addition."""
+        d = self._pool_scaled.shape[1]
+        count = max(1, NOISE_POOL // k)
+        blocks = np.full((count, k + 1, d), -0.0)
+        if k <= NOISE_POOL:
+            blocks[:, 1:, :] = self._pool_scaled[: k * count].reshape(count, k, d)
+        else:  # more copies than the pool has rows: fresh draws
+            blocks[:, 1:, :] = self._rng.standard_normal((count, k, d)) * self._noise
+        self._blocks, self._blocks_k = blocks, k
+        return blocks
 
     def _perturb(self, rows: list[list[Any]], matrix: Any, k: int) -> tuple[list[Any], Any]:
         """``k`` copies of each row with noise on numeric features (integers stay integers)."""
@@ -662,7 +681,34 @@ class Guard:
     ) -> Answer:
         """Screen, predict (``serve``: the middleware's app; default: the predictor), decide
         and record one predict request whose body began arriving at ``started``
-        (``time.perf_counter()``)."""
+        (``time.perf_counter()``).
+
+        With ``phases`` on (the default), requests in flight together advance in phases:
+        each yields to the event loop once on entry (so that the requests that arrived with
+        it enter too) and, while others are in flight, after a hosted model's call and
+        before its answer is sent. So the screening and model call of every such request
+        run, then the decision and record of each, then the answers: each phase's code
+        stays in the processor's caches (see docs/guard.md, Overhead). A lone request
+        yields once."""
+        if not self.settings.phases:
+            return await self._process(body, client, started, serve)
+        self.in_flight += 1
+        try:
+            await asyncio.sleep(0)
+            answer = await self._process(body, client, started, serve)
+            if self.in_flight > 1:
+                await asyncio.sleep(0)
+            return answer
+        finally:
+            self.in_flight -= 1
+
+    async def _process(
+        self,
+        body: bytes,
+        client: str,
+        started: float,
+        serve: Callable[[list[list[Any]], Any], Awaitable[Output]] | None,
+    ) -> Answer:
         settings = self.settings
         request_id = _new_id()
         reasons: list[str] = []
@@ -847,9 +893,12 @@ class Guard:
         answer = Answer(status, _encode(payload), headers, prediction)
         elapsed = time.perf_counter() - started
         self.metrics.screening.observe(max(0.0, time.perf_counter() - screen_start - model_seconds))
-        return await self._record(
-            answer, request_id, client, decision, reasons, scores, rows, body, elapsed
-        )
+        if settings.durability == "commit" and self.log is not None:
+            return await self._record(
+                answer, request_id, client, decision, reasons, scores, rows, body, elapsed
+            )
+        self._submit(answer, request_id, client, decision, reasons, scores, rows, body, elapsed)
+        return answer
 
     async def _predict(
         self,
@@ -876,11 +925,18 @@ class Guard:
         if x is not None:
             # One instance (the usual request): its copies made in Python, one matrix.
             all_rows = rows
-            all_matrix: Any = np.empty((k + 1, len(x)))
-            all_matrix[0] = x
             if k:
-                self._noisy(all_matrix[:1], k, all_matrix[1:])
+                # The instance and its copies by one addition (see _make_blocks).
+                blocks = self._blocks if self._blocks_k == k else self._make_blocks(k)
+                all_matrix: Any = np.add(x, blocks[random.randrange(len(blocks))])
+                if self._any_integer:
+                    copies = all_matrix[1:]
+                    np.copyto(copies, np.round(copies), where=self._integer)
+            else:
+                all_matrix = np.array([x])
             out = predictor.predict(all_rows, all_matrix)
+            if self.in_flight > 1:
+                await asyncio.sleep(0)
             proba = out.proba
             plist = proba.tolist() if proba is not None and k else None
             if not k:
@@ -904,6 +960,8 @@ class Guard:
             out = await predictor.apredict(all_rows, all_matrix)
         else:
             out = predictor.predict(all_rows, all_matrix)
+            if self.in_flight > 1:
+                await asyncio.sleep(0)
         if not k:
             return out, None, None
         proba = out.proba
@@ -1076,16 +1134,13 @@ class Guard:
         body: bytes,
         elapsed: float,
     ) -> Answer:
-        waiter = None
-        if self.settings.durability == "commit" and self.log is not None:
-            import asyncio
-
-            loop = asyncio.get_running_loop()
-            waiter = (loop, loop.create_future())
+        """Submit the record and wait until it is committed (``durability = "commit"``)."""
+        loop = asyncio.get_running_loop()
+        waiter = (loop, loop.create_future())
         record = self._submit(
             answer, request_id, client, decision, reasons, scores, rows, body, elapsed, waiter
         )
-        if record is not None and waiter is not None:
+        if record is not None:
             await waiter[1]
         return answer
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
+from operator import mul
 from statistics import NormalDist
 from typing import Any
 
@@ -37,6 +38,10 @@ NUMERIC_BINS = 10
 """Quantile bins of a numeric feature's drift histogram."""
 MAX_SAMPLE = 5_000
 """Reference rows kept for calibration (a seeded sample above it)."""
+WHITENED_MAX_FEATURES = 64
+"""Up to this many numeric features, every squared Mahalanobis distance (the reference's and
+each request's) is one function's, in plain Python, on the whitened form (see
+:meth:`Reference._scores_one`); above it, the batch form's ``einsum`` and its order."""
 
 Array = np.ndarray[Any, Any]
 _NORMAL = NormalDist()
@@ -138,6 +143,14 @@ class Reference:
             self._precision = np.linalg.pinv(shrunk)
         else:
             self._precision = np.eye(d)
+        # The whitened form: rows W (W'W = the precision, from its eigenvectors) with the
+        # standardisation folded in, z'Pz = |W diag(1/scale) (x - mean)|^2; each row carries
+        # its constant as a last coefficient, for x extended by 1.
+        self._whitened: list[list[float]] | None = None
+        if 0 < d <= WHITENED_MAX_FEATURES:
+            values, vectors = np.linalg.eigh((self._precision + self._precision.T) / 2)
+            w = np.sqrt(np.clip(values, 0.0, None))[:, None] * vectors.T / self.scale
+            self._whitened = np.hstack([w, -(w @ self.mean)[:, None]]).tolist()
         self._cats = [(j, f.name) for j, f in enumerate(self.features) if not f.numeric]
         ref_rows = [[None] * len(self.features) for _ in range(len(x))]
         for (j, _name), column in zip(self._cats, categorical, strict=True):
@@ -178,9 +191,14 @@ class Reference:
                 z = np.abs((num - self.center) / self._rscale)
                 # The largest z of each row, a missing value counting as 0 (z >= 0).
                 u = np.fmax.reduce(z, axis=1, initial=0.0)
-                zm = np.where(np.isnan(num), 0.0, (num - self.mean) / self.scale)
-                d2 = np.einsum("ij,jk,ik->i", zm, self._precision, zm)
-                d2 = np.where(np.isnan(d2), np.inf, d2)
+                if self._whitened is not None:
+                    # Each row by the request path's function: the same value, bit for bit.
+                    filled = np.where(np.isnan(num), self.mean, num)
+                    d2 = np.array([self._d2(r) for r in filled.tolist()], dtype=float)
+                else:
+                    zm = np.where(np.isnan(num), 0.0, (num - self.mean) / self.scale)
+                    d2 = np.einsum("ij,jk,ik->i", zm, self._precision, zm)
+                    d2 = np.where(np.isnan(d2), np.inf, d2)
             else:
                 u = np.zeros(n)
                 d2 = np.zeros(n)
@@ -195,22 +213,36 @@ class Reference:
                         u[i] = zc
         return u, d2
 
+    def _d2(self, x: list[float]) -> float:
+        """The squared Mahalanobis distance of numeric values without NaN, whitened form:
+        one product sum per row of W (the sums run in C), then the sum of squares; an
+        infinity's NaN (inf - inf) is infinitely far."""
+        assert self._whitened is not None
+        x1 = [*x, 1.0]
+        w = [sum(map(mul, row, x1)) for row in self._whitened]
+        d2 = sum(map(mul, w, w))
+        return d2 if d2 == d2 else math.inf
+
     def _scores_one(self, x: list[float]) -> tuple[float, float]:
         """:meth:`_scores` of one all-numeric instance, the same values, in plain Python: the
-        per-feature part element by element, the Mahalanobis distance in the order of the
-        batch form's ``einsum`` (one call of numpy costs more than the hundred products)."""
+        per-feature part element by element, the Mahalanobis distance by :meth:`_d2` (the
+        function the batch form applies to each row) or, above
+        :data:`WHITENED_MAX_FEATURES`, in the order of the batch form's ``einsum`` (one call
+        of numpy costs more than the products)."""
         u = 0.0
-        zm: list[float] = []
-        for v, c, r, m, s in zip(
-            x, self._center_list, self._rscale_list, self._mean_list, self._scale_list, strict=True
-        ):
-            if v != v:  # NaN: missing
-                zm.append(0.0)
-                continue
+        for v, c, r in zip(x, self._center_list, self._rscale_list, strict=True):
             z = abs((v - c) / r)
-            if z > u:
+            if z > u:  # False for NaN: a missing value counts as 0
                 u = z
-            zm.append((v - m) / s)
+        if self._whitened is not None:
+            d2 = self._d2(x)
+            if d2 == math.inf and any(v != v for v in x):  # missing values: at the mean
+                d2 = self._d2([m if v != v else v for v, m in zip(x, self._mean_list, strict=True)])
+            return u, d2
+        zm = [
+            0.0 if v != v else (v - m) / s
+            for v, m, s in zip(x, self._mean_list, self._scale_list, strict=True)
+        ]
         # z' P z term by term in einsum's order (row of P by row, each product left to right,
         # one running sum): the same value as the batch form's einsum, bit for bit (tested).
         d2 = 0.0
