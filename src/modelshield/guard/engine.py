@@ -464,7 +464,8 @@ class Guard:
         if out is None:
             out = np.empty((m, d))
         # Row i's copies are rows i*k .. i*k+k-1: the row plus its draws times the noise scale.
-        if n == 1:  # one instance, the usual request: the same sums without three reshapes
+        if n == 1:  # one instance (an upstream's or the middleware's request; the hosted
+            # model's is made from _make_blocks): the same sums without three reshapes
             np.add(matrix[0], scaled, out=out)
         else:
             np.add(matrix[:, None, :], scaled.reshape(n, k, d), out=out.reshape(n, k, d))
@@ -923,10 +924,10 @@ class Guard:
             return output, predictor.predict(prows, pmatrix), None
         n = len(rows)
         if x is not None:
-            # One instance (the usual request): its copies made in Python, one matrix.
+            # One instance given as its floats (the usual request): the instance and its
+            # copies in one matrix, by one addition (see _make_blocks).
             all_rows = rows
             if k:
-                # The instance and its copies by one addition (see _make_blocks).
                 blocks = self._blocks if self._blocks_k == k else self._make_blocks(k)
                 all_matrix: Any = np.add(x, blocks[random.randrange(len(blocks))])
                 if self._any_integer:
