@@ -312,7 +312,6 @@ def count_sent(port: int) -> int:
 
 
 def in_process(args: argparse.Namespace) -> int:
-    import random
     import tempfile
 
     from modelshield.core.policy import Policy
@@ -320,11 +319,14 @@ def in_process(args: argparse.Namespace) -> int:
 
     model, reference, live = build()
     policy_file = OUT / "policy.toml"
-    policy_file.write_text("[guard.rate]\nper_second = 1e9\nburst = 1000000000\n")
+    # The perturbations seeded (the service's default draws them from the operating system):
+    # --dump gives the same records every run.
+    policy_file.write_text(
+        "[guard.rate]\nper_second = 1e9\nburst = 1000000000\n[guard.adversarial]\nseed = 0\n"
+    )
     policy = Policy.from_file(policy_file)
     bodies = [json.dumps({"instances": [row]}).encode() for row in live]
     with tempfile.TemporaryDirectory() as tmp:
-        random.seed(0)
         guard = build_guard(
             str(reference),
             policy,
@@ -344,7 +346,6 @@ def in_process(args: argparse.Namespace) -> int:
         async def passes() -> None:
             # As served: the log's writer process pumped by this event loop (no thread).
             await asyncio.to_thread(log.start, asyncio.get_running_loop())
-            random.seed(0)
             await run(1)  # warm-up (and the dumped records)
             await asyncio.to_thread(log.flush)
             for _ in range(args.repeat):

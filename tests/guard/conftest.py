@@ -77,11 +77,14 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Data:
 
 @pytest.fixture
 def make_guard(data: Data, tmp_path: Path) -> Callable[..., Any]:
-    """A guard (engine) with a SQLite log in tmp_path; keyword arguments: the [guard] table."""
+    """A guard (engine) with a SQLite log in tmp_path; keyword arguments: the [guard] table.
+    Its perturbations are seeded (``adversarial.seed`` 0 unless given; the service's default
+    draws them from the operating system), so that a test's decisions are the same every run."""
     from modelshield.core.policy import Policy
     from modelshield.guard import build_guard
 
     def make(db: str | None = None, **table: Any) -> Any:
+        table["adversarial"] = {"seed": 0, **table.get("adversarial", {})}
         policy = Policy.from_mapping({"guard": table})
         return build_guard(
             str(data.reference),

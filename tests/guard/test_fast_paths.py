@@ -179,17 +179,17 @@ def test_perturbed_copies_equal_the_repeated_form(n: int, k: int) -> None:
     ref = _reference(False)
     guard = _guard(ref)
     matrix = np.random.default_rng(3).normal(size=(n, len(ref.names))) * 5
-    state = random.getstate()
+    state = guard._random.getstate()
     rng_state = guard._rng.bit_generator.state
     got = guard._noisy(matrix, k)
     # The plain form: each row repeated k times, plus the same draws times the noise scale,
     # integer features rounded.
-    random.setstate(state)
+    guard._random.setstate(state)
     guard._rng.bit_generator.state = rng_state
     base = np.repeat(matrix, k, axis=0)
     m = len(base)
     if m <= 8_192:
-        start = random.randrange(8_192 - m + 1)
+        start = guard._random.randrange(8_192 - m + 1)
         draws = guard._pool[start : start + m]
     else:
         draws = guard._rng.standard_normal(base.shape)
@@ -214,6 +214,45 @@ def test_instability_equals_the_repeated_form(n: int, k: int, classes: int) -> N
     assert got == ((flips.sum(axis=1) + tv.sum(axis=1)) / k).tolist()
 
 
+def test_the_perturbations_are_the_guards_own_draws() -> None:
+    """Unseeded (the default), each guard draws its noise pool and its offsets from the
+    operating system: two guards differ, and neither touches the random module (the host
+    application's, in the middleware shape). The same seed gives the same draws."""
+    import asyncio
+
+    from modelshield.core.guard_settings import AdversarialCheck
+
+    ref = _reference(False)
+    state = random.getstate()
+
+    def make(seed: int | None) -> Guard:
+        guard = Guard(ref, GuardSettings(adversarial=AdversarialCheck(seed=seed)), None, None)
+        guard.calibration = object()  # type: ignore[assignment]  # only its presence is read
+
+        class Model:
+            takes_matrix = True
+            is_async = False
+
+            def predict(self, rows: Any, matrix: Any) -> Output:
+                return Output([0] * len(matrix), np.full((len(matrix), 2), 0.5))
+
+        guard.predictor = Model()
+        return guard
+
+    def offsets(guard: Guard) -> list[int]:
+        return [guard._random.randrange(1 << 30) for _ in range(4)]
+
+    a, b = make(None), make(None)
+    assert not np.array_equal(a._pool, b._pool)
+    assert offsets(a) != offsets(b)
+    x = [0.5] * len(ref.names)
+    asyncio.run(a._predict([x], None, None, list(x)))
+    assert random.getstate() == state
+    c, d = make(3), make(3)
+    assert np.array_equal(c._pool, d._pool)
+    assert offsets(c) == offsets(d)
+
+
 @pytest.mark.parametrize("k", [1, 8, 13])
 def test_one_instance_and_its_copies_are_one_block_added(k: int) -> None:
     """The request path's matrix for one instance: the instance itself, value for value
@@ -224,7 +263,9 @@ def test_one_instance_and_its_copies_are_one_block_added(k: int) -> None:
     from modelshield.core.guard_settings import AdversarialCheck
 
     ref = _reference(False)
-    guard = Guard(ref, GuardSettings(adversarial=AdversarialCheck(perturbations=k)), None, None)
+    settings = GuardSettings(adversarial=AdversarialCheck(perturbations=k, seed=7))
+    guard = Guard(ref, settings, None, None)
+    offsets = random.Random(7)  # the guard's own draws, in the same order
     guard.calibration = object()  # type: ignore[assignment]  # only its presence is read
     assert guard._any_integer
     seen: list[Any] = []
@@ -246,10 +287,8 @@ def test_one_instance_and_its_copies_are_one_block_added(k: int) -> None:
     rows[7, 2] = 2.5  # an integer feature's fractional value: sent as given, copies rounded
     for row in rows:
         x = row.tolist()
-        state = random.getstate()
         main, rest, plist = asyncio.run(guard._predict([x], None, None, list(x)))
-        random.setstate(state)
-        b = random.randrange(max(1, 8_192 // k))
+        b = offsets.randrange(max(1, 8_192 // k))
         got = seen[-1]
         assert got.shape == (k + 1, len(x))
         assert np.array_equal(got[0], row, equal_nan=True)

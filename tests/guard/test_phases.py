@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -59,7 +58,6 @@ def test_requests_in_flight_together_advance_in_phases(
             *(together.process(b, "alice", time.perf_counter()) for b in bodies)
         )
 
-    random.seed(11)
     answers = asyncio.run(concurrent())
     assert together.in_flight == 0
     assert events == ["model"] * 6 + ["log"] * 6  # every model call before any record
@@ -72,7 +70,6 @@ def test_requests_in_flight_together_advance_in_phases(
     async def sequential() -> list[Any]:
         return [await alone.process(b, "alice", time.perf_counter()) for b in bodies]
 
-    random.seed(11)
     expected = asyncio.run(sequential())
     assert _answers(answers) == _answers(expected)
     assert len(rows_in_db(alone)) == 6

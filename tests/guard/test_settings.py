@@ -13,6 +13,7 @@ def test_defaults() -> None:
     assert g.auth and g.schema.action == "block" and g.ood.action == "flag"
     assert g.schema.on_error == "closed" and g.ood.on_error == "open"
     assert g.durability == "batched"
+    assert g.adversarial.seed is None  # the perturbations drawn from the operating system
 
 
 def test_a_full_table() -> None:
@@ -25,12 +26,14 @@ def test_a_full_table() -> None:
                 "schema": {"action": "flag", "features": {"age": {"kind": "integer", "min": 0}}},
                 "extraction": {"action": "block", "window": 50, "alpha": 1e-4},
                 "rate": {"enabled": False},
+                "adversarial": {"seed": 0},
             }
         }
     ).guard
     assert g.durability == "commit" and g.redact == ("ssn",)
     assert g.schema.features["age"].kind == "integer" and g.schema.features["age"].min == 0
     assert g.extraction.window == 50 and not g.rate.enabled
+    assert g.adversarial.seed == 0
 
 
 @pytest.mark.parametrize(
@@ -44,6 +47,9 @@ def test_a_full_table() -> None:
         ({"max_body_bytes": 0}, "> 0"),
         ({"max_body_bytes": 1.5}, "integer"),
         ({"auth": "yes"}, "true or false"),
+        ({"adversarial": {"seed": -1}}, "whole number >= 0"),
+        ({"adversarial": {"seed": 1.5}}, "whole number >= 0"),
+        ({"adversarial": {"seed": True}}, "whole number >= 0"),
         ({"durability": "eventually"}, "batched, commit"),
         ({"webhook": "ftp://x"}, "http"),
         ({"cors_origins": ["*"]}, "never"),

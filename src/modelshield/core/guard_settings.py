@@ -108,6 +108,10 @@ class AdversarialCheck(Struct, frozen=True):
     """Gaussian noise on numeric features, as a share of each feature's reference spread."""
     alpha: float = 0.01
     """An instance fires when the share of reference rows at least as unstable is below this."""
+    seed: int | None = None
+    """Seed of the perturbations (the noise pool and the draws from it). Unset: from the
+    operating system at start-up, so that a caller cannot know which copies screen its
+    request; set it to reproduce decisions (tests, benchmarks)."""
 
 
 class RateCheck(Struct, frozen=True):
@@ -300,6 +304,10 @@ def _value(key: str, value: Any, default: Any, source: str, where: str) -> Any:
             raise ConfigError(f"{bad} must be one of {', '.join(choices)}")
         if key == "webhook" and not value.startswith(("http://", "https://")):
             raise ConfigError(f"{bad} must be an http(s):// URL")
+        return value
+    if key == "seed":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{bad} must be a whole number >= 0, got {value!r}")
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{bad} must be a number, got {value!r}")

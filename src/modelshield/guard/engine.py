@@ -304,9 +304,11 @@ class Guard:
         predictor: Any,
         log: DecisionLog | ProcessLog | None,
         *,
-        seed: int = 0,
+        seed: int | None = None,
     ) -> None:
-        """Assemble; call :meth:`calibrate` before serving when there is a predictor."""
+        """Assemble; call :meth:`calibrate` before serving when there is a predictor.
+        ``seed`` (default: ``[guard.adversarial] seed``) seeds the perturbations; unset, they
+        come from the operating system."""
         self.reference = reference
         self.settings = settings
         self.predictor = predictor
@@ -317,7 +319,13 @@ class Guard:
         self.decoder = build_decoder(settings)
         self.clients: dict[str, ClientState] = {}
         self.calibration: Calibration | None = None
+        if seed is None:
+            seed = settings.adversarial.seed
+        # The guard's own generators (not the random module's, which the host application of
+        # the middleware shares): numpy's for the noise pool, Python's for the offsets into it.
         self._rng = np.random.default_rng(seed)
+        self._random = random.Random(seed)
+        self._randrange = self._random.randrange
         self._counts: dict[int, list[list[int]]] = {}
         self._seen: dict[int, tuple[list[list[Any]], list[Any]]] = {}
         self._window_us = settings.window_seconds * 1_000_000
@@ -457,7 +465,7 @@ class Guard:
         n, d = matrix.shape
         m = n * k
         if m <= NOISE_POOL:
-            start = random.randrange(NOISE_POOL - m + 1)
+            start = self._randrange(NOISE_POOL - m + 1)
             scaled = self._pool_scaled[start : start + m]  # draws times the noise scale
         else:
             scaled = self._rng.standard_normal((m, d)) * self._noise
@@ -929,7 +937,7 @@ class Guard:
             all_rows = rows
             if k:
                 blocks = self._blocks if self._blocks_k == k else self._make_blocks(k)
-                all_matrix: Any = np.add(x, blocks[random.randrange(len(blocks))])
+                all_matrix: Any = np.add(x, blocks[self._randrange(len(blocks))])
                 if self._any_integer:
                     copies = all_matrix[1:]
                     np.copyto(copies, np.round(copies), where=self._integer)
