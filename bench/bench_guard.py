@@ -2,29 +2,32 @@
 
 Usage::
 
-    python bench/bench_guard.py                     # 8 s per phase
-    python bench/bench_guard.py --seconds 15 --rate 400 --connections 8
+    python bench/bench_guard.py                     # 8 s of throughput per server, 4 rounds
+    python bench/bench_guard.py --seconds 16 --rounds 8 --rate 400 --connections 8
     python bench/bench_guard.py --in-process        # the engine alone, µs per request
 
 A scikit-learn logistic regression on 10 numeric features is saved with joblib under
-``bench-out/guard/``. Each server runs alone in its own process on loopback (uvicorn, one
-worker): first the bare server (the same model adapter, KServe v1 JSON, no screening, no log),
-then ``modelshield guard serve`` with every check on (schema, OOD, adversarial with 8
+``bench-out/guard/``. Two servers run side by side on loopback, each in its own process
+(uvicorn, one worker): the bare server (the same model adapter, KServe v1 JSON, no screening,
+no log) and ``modelshield guard serve`` with every check on (schema, OOD, adversarial with 8
 perturbations, rate limit set high enough never to refuse, extraction), tokens, and the
-SQLite decision log. For each:
+SQLite decision log. The one not under load is idle. For each:
 
-1. **throughput**: a closed loop of ``--connections`` keep-alive connections for
-   ``--seconds`` (requests per second), and the server process's CPU time per request over
-   that phase (from ``/proc``: steadier than the rate on a shared machine, where other work
-   takes the cores from one server and not the other);
+1. **throughput**: a closed loop of ``--connections`` keep-alive connections (requests per
+   second), and the server process's CPU time per request (from ``/proc``: steadier than the
+   rate on a shared machine, where other work takes the cores from one server and not the
+   other). The ``--seconds`` of each server are split into ``--rounds`` runs that alternate
+   between the servers, bare first then guarded first (A B B A ...), so that a machine whose
+   speed drifts during the bench charges both alike; the ratio of each adjacent pair is
+   printed too;
 2. **latency**: an open loop at a constant ``--rate`` (the same for both servers), each
    request's latency measured from the time it was *scheduled*, so that a stalled server is
    charged for the requests that waited (no coordinated omission); p50 and p99.
 
 The load generator is Python (asyncio, raw HTTP/1.1 on pre-built requests), on the same
 cores as the server (Debian's ``wrk`` is used for the throughput phase instead when it is on
-the PATH). After the guarded run the server is stopped with SIGTERM (it flushes its log) and
-the decision records are counted against the requests sent. Goals (2-core machine): the guard
+the PATH). At the end the guard is stopped with SIGTERM (it flushes its log) and the decision
+records are counted against the requests it answered. Goals (2-core machine): the guard
 adds at most 0.3 ms at p50 and 2 ms at p99, keeps at least 70% of bare throughput, and every
 request is in the log. Figures only: nothing passes or fails.
 
@@ -63,8 +66,9 @@ READ = "bench-read-token-00000001"
 ADMIN = "bench-admin-token-0000001"
 
 BARE = """
-import sys, uvicorn
+import gc, sys, uvicorn
 from modelshield.core.policy import Policy
+gc.set_threshold(50_000, 10, 10)  # as the modelshield command (the guard) sets it
 from modelshield.guard.app import bare_app
 from modelshield.guard.predictors import HostedPredictor
 names = sys.argv[3].split(",")
@@ -73,6 +77,33 @@ uvicorn.run(bare_app(predictor, names, sys.argv[4] == "phases"), host="127.0.0.1
             port=int(sys.argv[2]),
             log_level="warning", access_log=False)
 """
+
+
+SWITCHING = """
+import gc, signal, sys, msgspec, uvicorn
+from modelshield.core.policy import Policy
+from modelshield.guard import build_app, build_guard
+gc.set_threshold(50_000, 10, 10)  # as the modelshield command sets it
+model, reference, policy, db, spool, tokens, port = sys.argv[1:8]
+guard = build_guard(reference, Policy.from_file(policy), model=model, db=db, spool=spool)
+base = guard.settings
+variants = [v.split(",") if v else [] for v in sys.argv[8].split(";")]
+at = 0
+
+def switch(*_):
+    global at
+    at = (at + 1) % len(variants)
+    guard.settings = msgspec.structs.replace(
+        base,
+        **{c: msgspec.structs.replace(getattr(base, c), enabled=False) for c in variants[at]},
+    )
+
+signal.signal(signal.SIGUSR2, switch)
+uvicorn.run(build_app(guard, tokens), host="127.0.0.1", port=int(port), access_log=False,
+            log_level="warning")
+"""
+"""``guard serve`` as the command runs it, whose checks a signal switches off in turn: the
+variants (``;``-separated lists of the checks switched off, the first in force at start)."""
 
 
 def build() -> tuple[Path, Path, list[dict[str, float]]]:
@@ -249,48 +280,174 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(
-    port: int,
-    reqs: list[bytes],
-    args: argparse.Namespace,
-    token: str | None,
-    live: Any,
-    pid: int,
-) -> dict[str, Any]:
-    # Warm-up: the first requests pay for lazy imports and caches.
-    asyncio.run(closed_loop(port, reqs, 2, 1.0))
+class Server:
+    """One server under test: its process, port, token and pre-built requests."""
+
+    def __init__(self, name: str, proc: subprocess.Popen[bytes], port: int, token: str | None):
+        self.name, self.proc, self.port, self.token = name, proc, port, token
+        self.reqs: list[bytes] = []
+
+
+def hold(server: Server, stopped: bool) -> None:
+    """Stop (SIGSTOP) or continue a server and its child processes (the guard's log writer):
+    the one not under test must not run its deferred work (the guard's window counts, drift
+    checks and log writes) in the other's time, which would charge the other with it."""
+    for pid in [server.proc.pid, *children(server.proc.pid)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGSTOP if stopped else signal.SIGCONT)
+
+
+def alone(server: Server, other: Server) -> None:
+    """``server`` runs, ``other`` is stopped."""
+    hold(other, True)
+    hold(server, False)
+
+
+def warm(server: Server) -> None:
+    """The first requests pay for lazy imports and caches."""
+    asyncio.run(closed_loop(server.port, server.reqs, 2, 1.0))
+
+
+def throughput(server: Server, args: argparse.Namespace, live: Any, seconds: int) -> dict[str, Any]:
+    """One closed-loop run of ``seconds``: requests/s, requests, statuses and the CPU time of
+    the server process and of its children (the decision log writer)."""
+    pid = server.proc.pid
     cpu0 = cpu_seconds(pid)
     kids = children(pid)
     kid0 = sum(cpu_seconds(k) or 0.0 for k in kids)
     if shutil.which("wrk"):
         rps, sent, statuses = wrk_throughput(
-            port,
+            server.port,
             [json.dumps({"instances": [row]}).encode() for row in live[:WRK_BODIES]],
-            token,
+            server.token,
             args.connections,
-            args.seconds,
+            seconds,
         )
         tool = "wrk"
     else:
-        rps, sent, statuses = asyncio.run(closed_loop(port, reqs, args.connections, args.seconds))
+        rps, sent, statuses = asyncio.run(
+            closed_loop(server.port, server.reqs, args.connections, seconds)
+        )
         tool = "python"
     time.sleep(0.2)  # the last answers' bookkeeping
     cpu1 = cpu_seconds(pid)
     kid1 = sum(cpu_seconds(k) or 0.0 for k in kids)
-    cpu_us = (cpu1 - cpu0) / sent * 1e6 if cpu0 is not None and cpu1 is not None else None
-    writer_us = (kid1 - kid0) / sent * 1e6 if kids else 0.0
-    latencies, _n, lstatuses = asyncio.run(
-        open_loop(port, reqs, args.connections, args.rate, args.seconds)
-    )
     return {
         "rps": rps,
-        "cpu_us": cpu_us,
-        "writer_us": writer_us,
+        "sent": sent,
+        "statuses": statuses,
         "tool": tool,
-        "p50": pct(latencies, 0.5),
-        "p99": pct(latencies, 0.99),
-        "statuses": {**statuses, **{k: statuses.get(k, 0) + v for k, v in lstatuses.items()}},
+        "cpu": None if cpu0 is None or cpu1 is None else cpu1 - cpu0,
+        "writer": kid1 - kid0,
     }
+
+
+def latency(server: Server, args: argparse.Namespace) -> dict[str, Any]:
+    """p50 and p99 (ms) of an open loop at ``--rate``."""
+    latencies, _n, statuses = asyncio.run(
+        open_loop(server.port, server.reqs, args.connections, args.rate, args.seconds)
+    )
+    return {"p50": pct(latencies, 0.5), "p99": pct(latencies, 0.99), "statuses": statuses}
+
+
+def summarise(runs: list[dict[str, Any]], lat: dict[str, Any]) -> dict[str, Any]:
+    """The throughput runs of one server (equal durations) and its latency, together."""
+    sent = sum(r["sent"] for r in runs)
+    cpus = [r["cpu"] for r in runs]
+    statuses: dict[int, int] = {}
+    for part in [*(r["statuses"] for r in runs), lat["statuses"]]:
+        for k, v in part.items():
+            statuses[k] = statuses.get(k, 0) + v
+    return {
+        "rps": sum(r["rps"] for r in runs) / len(runs),
+        "cpu_us": None if None in cpus else sum(cpus) / sent * 1e6,
+        "writer_us": sum(r["writer"] for r in runs) / sent * 1e6,
+        "tool": runs[0]["tool"],
+        "p50": lat["p50"],
+        "p99": lat["p99"],
+        "statuses": statuses,
+    }
+
+
+def guard_files(args: argparse.Namespace) -> tuple[Path, Path, Path]:
+    """The tokens and policy files of the guarded server, and its fresh decision log."""
+    tokens = OUT / "tokens.toml"
+    tokens.write_text(
+        f'[predict]\nbench = "{TOKEN}"\n[read]\nr = "{READ}"\n[admin]\na = "{ADMIN}"\n'
+    )
+    policy = OUT / "policy.toml"
+    text = f'[guard]\nlog_writer = "{args.log_writer}"\nphases = {str(args.phases).lower()}\n'
+    text += "[guard.rate]\nper_second = 1e9\nburst = 1000000000\n"
+    text += "" if "rate" in args.on else "enabled = false\n"
+    text += "".join(
+        f"[guard.{c}]\nenabled = false\n" for c in CHECKS if c != "rate" and c not in args.on
+    )
+    policy.write_text(text)
+    db = OUT / "guard.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    return tokens, policy, db
+
+
+def per_check(args: argparse.Namespace) -> int:
+    """One guard under load, its checks switched off in turn (each alone, then all): the
+    server's CPU per request in each variant, over windows that alternate between them."""
+    import threading
+
+    model, reference, live = build()
+    tokens, policy, db = guard_files(args)
+    on = [c for c in CHECKS if c in args.on]
+    variants = ["", *on, ",".join(on)]
+    names = ["all on", *(f"{c} off" for c in on), "all off"]
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-c", SWITCHING, str(model), str(reference), str(policy)),
+            *(str(db), str(OUT / "guard.spool"), str(tokens), str(port), ";".join(variants)),
+        ],
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        stderr=subprocess.DEVNULL,
+        cwd=OUT,
+    )
+    window = args.window
+    per: list[list[float]] = [[] for _ in variants]
+    try:
+        wait_ready(proc=proc, port=port)
+        server = Server("guarded", proc, port, TOKEN)
+        server.reqs = requests_for(live, port, TOKEN)
+        warm(server)
+        total = window * len(variants) * args.rounds + 3
+        load = threading.Thread(
+            target=throughput, args=(server, args, live, int(total) + 1), daemon=True
+        )
+        load.start()
+        time.sleep(1.5)
+        for _ in range(args.rounds):
+            for v in range(len(variants)):
+                if v or per[0]:
+                    proc.send_signal(signal.SIGUSR2)
+                time.sleep(0.3)  # the switch, and the requests in flight
+                cpu0, n0 = cpu_seconds(proc.pid), count_sent(port)
+                time.sleep(window - 0.3)
+                cpu1, n1 = cpu_seconds(proc.pid), count_sent(port)
+                if cpu0 is None or cpu1 is None:
+                    raise SystemExit("--per-check reads the server's CPU time from /proc")
+                per[v].append((cpu1 - cpu0) / max(1, n1 - n0) * 1e6)
+        load.join()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    print(
+        f"\nmodelshield guard: the served cost of each check ({args.rounds} rounds of "
+        f"{window:g} s windows per variant, alternating, one server under a closed loop of "
+        f"{args.connections} connections; server CPU per request, its /metrics reads included)"
+    )
+    print(f"{'':16}{'mean':>8}{'median':>8}{'min':>8}{'vs all on':>11}")
+    means = [sum(p) / len(p) for p in per]
+    for name, p, mean in zip(names, per, means, strict=True):
+        q = sorted(p)
+        print(f"{name:16}{mean:8.0f}{q[len(q) // 2]:8.0f}{q[0]:8.0f}{means[0] - mean:+11.0f}")
+    return 0
 
 
 def count_sent(port: int) -> int:
@@ -391,13 +548,29 @@ def in_process(args: argparse.Namespace) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument(
+        "--seconds", type=float, default=8.0, help="throughput time per server (all rounds)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="throughput runs per server, alternating with the other server's",
+    )
     parser.add_argument("--rate", type=float, default=300.0, help="open-loop requests/s")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument(
         "--in-process", action="store_true", help="time Guard.process alone (no HTTP)"
     )
     parser.add_argument("--repeat", type=int, default=5, help="--in-process: passes over the rows")
+    parser.add_argument(
+        "--per-check",
+        action="store_true",
+        help="one guard under load, each check switched off in turn: its served cost",
+    )
+    parser.add_argument(
+        "--window", type=float, default=2.0, help="--per-check: seconds per variant and round"
+    )
     parser.add_argument("--dump", help="--in-process: write the answers as JSON lines")
     parser.add_argument(
         "--log-writer",
@@ -427,75 +600,74 @@ def main() -> int:
     args.on = on
     if args.in_process:
         return in_process(args)
+    if args.per_check:
+        return per_check(args)
     model, reference, live = build()
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
 
+    tokens, policy, db = guard_files(args)
+    # Both servers run side by side (the one not under load is idle).
     port = free_port()
-    bare = subprocess.Popen(
-        [
-            *(sys.executable, "-c", BARE, str(model), str(port), ",".join(FEATURES)),
-            "phases" if args.phases else "plain",
-        ],
-        env=env,
+    bare = Server(
+        "bare",
+        subprocess.Popen(
+            [
+                *(sys.executable, "-c", BARE, str(model), str(port), ",".join(FEATURES)),
+                "phases" if args.phases else "plain",
+            ],
+            env=env,
+        ),
+        port,
+        None,
     )
-    try:
-        wait_ready(port, bare)
-        time.sleep(0.5)
-        base = measure(port, requests_for(live, port, None), args, None, live, bare.pid)
-    finally:
-        bare.terminate()
-        bare.wait(30)
-
-    tokens = OUT / "tokens.toml"
-    tokens.write_text(
-        f'[predict]\nbench = "{TOKEN}"\n[read]\nr = "{READ}"\n[admin]\na = "{ADMIN}"\n'
-    )
-    policy = OUT / "policy.toml"
-    text = f'[guard]\nlog_writer = "{args.log_writer}"\nphases = {str(args.phases).lower()}\n'
-    text += "[guard.rate]\nper_second = 1e9\nburst = 1000000000\n"
-    text += "" if "rate" in args.on else "enabled = false\n"
-    text += "".join(
-        f"[guard.{c}]\nenabled = false\n" for c in CHECKS if c != "rate" and c not in args.on
-    )
-    policy.write_text(text)
-    db = OUT / "guard.db"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
     port = free_port()
-    guard = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "modelshield",
-            "guard",
-            "serve",
-            "--model",
-            str(model),
-            "--reference",
-            str(reference),
-            "--db",
-            str(db),
-            "--tokens",
-            str(tokens),
-            "--policy",
-            str(policy),
-            "--port",
-            str(port),
-            "--spool",
-            str(OUT / "guard.spool"),
-        ],
-        env=env,
-        stderr=subprocess.DEVNULL,
-        cwd=OUT,
+    guard = Server(
+        "guarded",
+        subprocess.Popen(
+            [
+                *(sys.executable, "-m", "modelshield", "guard", "serve"),
+                *("--model", str(model), "--reference", str(reference), "--db", str(db)),
+                *("--tokens", str(tokens), "--policy", str(policy), "--port", str(port)),
+                *("--spool", str(OUT / "guard.spool")),
+            ],
+            env=env,
+            stderr=subprocess.DEVNULL,
+            cwd=OUT,
+        ),
+        port,
+        TOKEN,
     )
+    seconds = max(1, int(args.seconds // args.rounds))
+    runs: dict[str, list[dict[str, Any]]] = {"bare": [], "guarded": []}
     try:
-        wait_ready(port, guard)
+        for server in (bare, guard):
+            wait_ready(server.port, server.proc)
+            server.reqs = requests_for(live, server.port, server.token)
         time.sleep(0.5)
-        guarded = measure(port, requests_for(live, port, TOKEN), args, TOKEN, live, guard.pid)
-        answered = count_sent(port)
+        for server in (bare, guard):
+            warm(server)
+        # The throughput runs alternate, bare first then guarded first (A B B A ...): a
+        # machine whose speed drifts charges both alike. The server not under test is stopped.
+        other = {"bare": guard, "guarded": bare}
+        for r in range(args.rounds):
+            for server in (bare, guard) if r % 2 == 0 else (guard, bare):
+                alone(server, other[server.name])
+                runs[server.name].append(throughput(server, args, live, seconds))
+        lat = {}
+        for server in (bare, guard):
+            alone(server, other[server.name])
+            lat[server.name] = latency(server, args)
+        answered = count_sent(guard.port)
     finally:
-        guard.send_signal(signal.SIGTERM)
-        guard.wait(60)
+        hold(bare, False)
+        hold(guard, False)
+        guard.proc.send_signal(signal.SIGTERM)
+        guard.proc.wait(60)
+        bare.proc.terminate()
+        bare.proc.wait(30)
+    base = summarise(runs["bare"], lat["bare"])
+    guarded = summarise(runs["guarded"], lat["guarded"])
+    pairs = [g["rps"] / b["rps"] for b, g in zip(runs["bare"], runs["guarded"], strict=True)]
     import sqlalchemy as sa
 
     from modelshield.guard import store
@@ -531,6 +703,10 @@ def main() -> int:
         print(
             f"{q + ' latency (ms)':22}{base[q]:10.3f}{guarded[q]:10.3f}{d:+11.3f}    <= +{goal} ms"
         )
+    print(
+        f"throughput, {args.rounds} rounds of {seconds} s each (guarded/bare, alternating "
+        f"runs): {', '.join(f'{p:.0%}' for p in pairs)}"
+    )
     print(f"statuses: bare {base['statuses']}, guarded {guarded['statuses']}")
     print(
         f"decision log: {logged} records for {answered} requests the guard answered "
