@@ -154,7 +154,7 @@ def test_ood_lists_equal_ood_on_awkward_rows(categorical: bool) -> None:
         assert lm == pm.tolist()
         if len(batch) == 1 and not categorical:  # the request path's one-instance form
             x = [math.nan if v is None else float(v) for v in batch[0]]
-            assert ref.ood_one(x) == (lf, lm)
+            assert ref.ood_one(x) == (lf[0], lm[0])
 
 
 def test_request_ids_are_distinct_time_ordered_version_7_uuids() -> None:
@@ -246,6 +246,7 @@ def test_the_perturbations_are_the_guards_own_draws() -> None:
     assert not np.array_equal(a._pool, b._pool)
     assert offsets(a) != offsets(b)
     x = [0.5] * len(ref.names)
+    a._predict_one([x], list(x))
     asyncio.run(a._predict([x], None, None, list(x)))
     assert random.getstate() == state
     c, d = make(3), make(3)
@@ -258,8 +259,6 @@ def test_one_instance_and_its_copies_are_one_block_added(k: int) -> None:
     """The request path's matrix for one instance: the instance itself, value for value
     (NaN, -0.0 and infinities included), then its copies: the instance plus k consecutive
     pool draws times the noise scale, integer features rounded in the copies only."""
-    import asyncio
-
     from modelshield.core.guard_settings import AdversarialCheck
 
     ref = _reference(False)
@@ -287,7 +286,7 @@ def test_one_instance_and_its_copies_are_one_block_added(k: int) -> None:
     rows[7, 2] = 2.5  # an integer feature's fractional value: sent as given, copies rounded
     for row in rows:
         x = row.tolist()
-        main, rest, plist = asyncio.run(guard._predict([x], None, None, list(x)))
+        main, rest, plist = guard._predict_one([x], list(x))
         b = offsets.randrange(max(1, 8_192 // k))
         got = seen[-1]
         assert got.shape == (k + 1, len(x))

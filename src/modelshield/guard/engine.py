@@ -785,13 +785,16 @@ class Guard:
         if settings.ood.enabled:
             try:
                 if x is not None:
-                    pf, pm = self.reference.ood_one(x)
+                    pf1, pm1 = self.reference.ood_one(x)
+                    least = pf1 if pf1 < pm1 else pm1
+                    pvals = [least]
                 else:
                     pf, pm = self.reference.ood_lists(rows, num)
-                pvals = [a if a < b else b for a, b in zip(pf, pm, strict=True)]
-                scores["ood_p_feature"] = min(pf)
-                scores["ood_p_multivariate"] = min(pm)
-                if min(pvals) < settings.ood.alpha:
+                    pvals = [a if a < b else b for a, b in zip(pf, pm, strict=True)]
+                    pf1, pm1, least = min(pf), min(pm), min(pvals)
+                scores["ood_p_feature"] = pf1
+                scores["ood_p_multivariate"] = pm1
+                if least < settings.ood.alpha:
                     fire("ood", "ood")
             except Exception as e:
                 failed("ood", e)
@@ -813,7 +816,17 @@ class Guard:
         if not blocked:
             t_model = time.perf_counter()
             try:
-                output, perturbed, plist = await self._predict(rows, matrix, serve, x)
+                if (
+                    x is not None
+                    and serve is None
+                    and getattr(self.predictor, "takes_matrix", False)
+                ):
+                    # One instance for the hosted model (the usual request): no coroutine.
+                    output, perturbed, plist = self._predict_one(rows, x)
+                    if self.in_flight > 1:
+                        await asyncio.sleep(0)
+                else:
+                    output, perturbed, plist = await self._predict(rows, matrix, serve, x)
             except UpstreamError as e:
                 status = 504 if e.timeout else 502
                 reason = "upstream-timeout" if e.timeout else "upstream-error"
@@ -915,15 +928,15 @@ class Guard:
         matrix: Any,
         serve: Callable[[list[list[Any]], Any], Awaitable[Output]] | None,
         x: list[float] | None = None,
-    ) -> tuple[Output, Output | None, list[list[float]] | None]:
-        """The predictions, those of the perturbed copies (one call when possible) and, for
-        one instance given as ``x`` (its floats), the probabilities of it and its copies as
-        lists (None otherwise)."""
+    ) -> tuple[Output, Output | None, None]:
+        """The predictions and those of the perturbed copies (one call when possible); ``x``:
+        one all-numeric instance's floats, given instead of ``matrix`` (the hosted model's
+        one instance goes to :meth:`_predict_one` instead)."""
         adversarial = self.settings.adversarial
         k = adversarial.perturbations if adversarial.enabled and self.calibration else 0
         predictor = self.predictor
-        if x is not None and (serve is not None or not getattr(predictor, "takes_matrix", False)):
-            matrix, x = np.array([x]), None
+        if x is not None:
+            matrix = np.array([x])
         if serve is not None:
             output = await serve(rows, matrix)
             if not k or predictor is None:
@@ -931,28 +944,7 @@ class Guard:
             prows, pmatrix = self._perturb(rows, matrix, k)
             return output, predictor.predict(prows, pmatrix), None
         n = len(rows)
-        if x is not None:
-            # One instance given as its floats (the usual request): the instance and its
-            # copies in one matrix, by one addition (see _make_blocks).
-            all_rows = rows
-            if k:
-                blocks = self._blocks if self._blocks_k == k else self._make_blocks(k)
-                all_matrix: Any = np.add(x, blocks[self._randrange(len(blocks))])
-                if self._any_integer:
-                    copies = all_matrix[1:]
-                    np.copyto(copies, np.round(copies), where=self._integer)
-            else:
-                all_matrix = np.array([x])
-            out = predictor.predict(all_rows, all_matrix)
-            if self.in_flight > 1:
-                await asyncio.sleep(0)
-            proba = out.proba
-            plist = proba.tolist() if proba is not None and k else None
-            if not k:
-                return out, None, None
-            main = Output(out.labels[:1], None if proba is None else proba[:1])
-            rest = Output(out.labels[1:], None if proba is None else proba[1:])
-            return main, rest, plist
+        all_matrix: Any
         if k and matrix is not None and getattr(predictor, "takes_matrix", False):
             # The rows and their copies in one matrix, the copies written in place.
             all_rows = rows
@@ -977,6 +969,33 @@ class Guard:
         main = Output(out.labels[:n], None if proba is None else proba[:n])
         rest = Output(out.labels[n:], None if proba is None else proba[n:])
         return main, rest, None
+
+    def _predict_one(
+        self, rows: list[list[Any]], x: list[float]
+    ) -> tuple[Output, Output | None, list[list[float]] | None]:
+        """:meth:`_predict` of one all-numeric instance given as its floats (the usual
+        request), for a hosted model that predicts from the float matrix: the instance and its
+        copies in one matrix, by one addition (see _make_blocks), and one synchronous call (the
+        caller yields after it; a coroutine here cost more than the rest of this). Also the
+        probabilities of the instance and its copies as lists (None without copies or
+        probabilities)."""
+        adversarial = self.settings.adversarial
+        k = adversarial.perturbations if adversarial.enabled and self.calibration else 0
+        if k:
+            blocks = self._blocks if self._blocks_k == k else self._make_blocks(k)
+            matrix: Any = np.add(x, blocks[self._randrange(len(blocks))])
+            if self._any_integer:
+                copies = matrix[1:]
+                np.copyto(copies, np.round(copies), where=self._integer)
+        else:
+            matrix = np.array([x])
+        out = self.predictor.predict(rows, matrix)
+        if not k:
+            return out, None, None
+        proba = out.proba
+        main = Output(out.labels[:1], None if proba is None else proba[:1])
+        rest = Output(out.labels[1:], None if proba is None else proba[1:])
+        return main, rest, None if proba is None else proba.tolist()
 
     def _count(self, rows: list[list[Any]], prediction: Sequence[Any]) -> None:
         """Keep the served instances and predictions for the current window's histograms

@@ -265,15 +265,17 @@ class Reference:
             p_multi = np.ones(len(rows))
         return p_feature, p_multi
 
-    def ood_one(self, x: list[float]) -> tuple[list[float], list[float]]:
-        """:meth:`ood_lists` of one all-numeric instance given as its floats (NaN missing)."""
+    def ood_one(self, x: list[float]) -> tuple[float, float]:
+        """:meth:`ood_lists` of one all-numeric instance given as its floats (NaN missing):
+        its two p-values."""
         us, ds = self._u_list, self._d2_list
         n, m = len(us), len(ds)
         if self._cats or not x:
             num = np.array([x], dtype=float).reshape(1, len(x))
-            return self.ood_lists([x], num)
+            pf, pm = self.ood_lists([x], num)
+            return pf[0], pm[0]
         u, d2 = self._scores_one(x)
-        return [(1 + n - bisect_left(us, u)) / (n + 1)], [(1 + m - bisect_left(ds, d2)) / (m + 1)]
+        return (1 + n - bisect_left(us, u)) / (n + 1), (1 + m - bisect_left(ds, d2)) / (m + 1)
 
     def ood_lists(
         self, rows: Sequence[Sequence[Any]], num: Array
