@@ -826,7 +826,8 @@ class Guard:
                     if self.in_flight > 1:
                         await asyncio.sleep(0)
                 else:
-                    output, perturbed, plist = await self._predict(rows, matrix, serve, x)
+                    output, perturbed = await self._predict(rows, matrix, serve, x)
+                    plist = None
             except UpstreamError as e:
                 status = 504 if e.timeout else 502
                 reason = "upstream-timeout" if e.timeout else "upstream-error"
@@ -928,7 +929,7 @@ class Guard:
         matrix: Any,
         serve: Callable[[list[list[Any]], Any], Awaitable[Output]] | None,
         x: list[float] | None = None,
-    ) -> tuple[Output, Output | None, None]:
+    ) -> tuple[Output, Output | None]:
         """The predictions and those of the perturbed copies (one call when possible); ``x``:
         one all-numeric instance's floats, given instead of ``matrix`` (the hosted model's
         one instance goes to :meth:`_predict_one` instead)."""
@@ -940,9 +941,9 @@ class Guard:
         if serve is not None:
             output = await serve(rows, matrix)
             if not k or predictor is None:
-                return output, None, None
+                return output, None
             prows, pmatrix = self._perturb(rows, matrix, k)
-            return output, predictor.predict(prows, pmatrix), None
+            return output, predictor.predict(prows, pmatrix)
         n = len(rows)
         all_matrix: Any
         if k and matrix is not None and getattr(predictor, "takes_matrix", False):
@@ -964,11 +965,11 @@ class Guard:
             if self.in_flight > 1:
                 await asyncio.sleep(0)
         if not k:
-            return out, None, None
+            return out, None
         proba = out.proba
         main = Output(out.labels[:n], None if proba is None else proba[:n])
         rest = Output(out.labels[n:], None if proba is None else proba[n:])
-        return main, rest, None
+        return main, rest
 
     def _predict_one(
         self, rows: list[list[Any]], x: list[float]
