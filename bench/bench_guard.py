@@ -346,7 +346,7 @@ def throughput(server: Server, args: argparse.Namespace, live: Any, seconds: int
 
 def latency(server: Server, args: argparse.Namespace) -> dict[str, Any]:
     """p50 and p99 (ms) of an open loop at ``--rate``, after a second of it not counted (the
-    load generator's own first pass, which would charge whichever server came first)."""
+    load generator's own first pass is charged to neither server)."""
     asyncio.run(open_loop(server.port, server.reqs, args.connections, args.rate, 1.0))
     latencies, _n, statuses = asyncio.run(
         open_loop(server.port, server.reqs, args.connections, args.rate, args.seconds)
