@@ -11,7 +11,8 @@ A scikit-learn logistic regression on 10 numeric features is saved with joblib u
 (uvicorn, one worker): the bare server (the same model adapter, KServe v1 JSON, no screening,
 no log) and ``modelshield guard serve`` with every check on (schema, OOD, adversarial with 8
 perturbations, rate limit set high enough never to refuse, extraction), tokens, and the
-SQLite decision log. The one not under load is idle. For each:
+SQLite decision log. The one not under test is stopped (SIGSTOP, its log writer too), so
+that neither runs its deferred work in the other's time. For each:
 
 1. **throughput**: a closed loop of ``--connections`` keep-alive connections (requests per
    second), and the server process's CPU time per request (from ``/proc``: steadier than the
