@@ -45,9 +45,17 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m compileall -q src
 	touch $@
 
-dev: $(STAMP)
+# The guard's arithmetic kernels compiled by mypyc next to their source (optional: without a
+# C compiler the same source runs as plain Python, the same results, slower).
+EXT_SUFFIX := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+KERNELS := src/modelshield/guard/_kernels$(EXT_SUFFIX)
 
-demo: $(STAMP)
+$(KERNELS): src/modelshield/guard/_kernels.py scripts/build_kernels.py | $(STAMP)
+	$(BIN)/python scripts/build_kernels.py
+
+dev: $(STAMP) $(KERNELS)
+
+demo: $(STAMP) $(KERNELS)
 	rm -rf $(DEMO)
 	$(BIN)/python scripts/build_demo_models.py $(DEMO)/models
 	@echo
@@ -76,7 +84,7 @@ demo: $(STAMP)
 	  --junit $(DEMO)/ci-junit.xml --html $(DEMO)/ci.html; \
 	  echo "modelshield ci exited with $$? (1 = findings): $(DEMO)/ci.html, ci.sarif, ci-junit.xml"
 
-test: $(STAMP)
+test: $(STAMP) $(KERNELS)
 	$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest $(COVERAGE)
 
@@ -107,7 +115,7 @@ $(USER_STAMP): pyproject.toml $(shell find src -type f -not -name '*.pyc') | $(U
 	$(USER_VENV)/bin/python -m pip install --quiet '.[archives]'
 	touch $@
 
-bench: $(STAMP) $(BENCH_STAMP) $(USER_STAMP)
+bench: $(STAMP) $(KERNELS) $(BENCH_STAMP) $(USER_STAMP)
 	@# Sources edited since the install would otherwise be compiled on every timed run.
 	$(BIN)/python -m compileall -q src
 	$(BIN)/python bench/run_bench.py --tools-bin $(BENCH_VENV)/bin
@@ -123,6 +131,7 @@ docs: $(STAMP)
 clean:
 	rm -rf $(DEMO) bench-out build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis \
 	  .coverage htmlcov
+	rm -f src/modelshield/guard/_kernels*$(EXT_SUFFIX)
 	find . -name __pycache__ -type d -not -path "./$(VENV)/*" -not -path "./$(BENCH_VENV)/*" \
 	  -not -path "./$(USER_VENV)/*" -prune -exec rm -rf {} +
 

@@ -473,6 +473,13 @@ def count_sent(port: int) -> int:
     return int(total) if not dropped else -int(dropped)
 
 
+def kernels() -> str:
+    """How the guard's arithmetic kernels run in this environment (the servers' too)."""
+    from modelshield.guard.engine import KERNELS_COMPILED
+
+    return "compiled" if KERNELS_COMPILED else "plain Python (python scripts/build_kernels.py)"
+
+
 def in_process(args: argparse.Namespace) -> int:
     import tempfile
 
@@ -546,7 +553,8 @@ def in_process(args: argparse.Namespace) -> int:
     print(
         f"in-process: {args.repeat} passes of {len(bodies)} requests; per request, best "
         f"(median): request path {walls[0]:.0f} ({walls[len(walls) // 2]:.0f}) µs wall, "
-        f"{cpus[0]:.0f} ({cpus[len(cpus) // 2]:.0f}) µs CPU with the log writer"
+        f"{cpus[0]:.0f} ({cpus[len(cpus) // 2]:.0f}) µs CPU with the log writer "
+        f"(kernels: {kernels()})"
     )
     return 0
 
@@ -686,7 +694,7 @@ def main() -> int:
         f"\nmodelshield guard overhead (loopback, {os.cpu_count()} cores, "
         f"throughput by {guarded['tool']}, latency at {args.rate:g} req/s open loop, "
         f"checks: {args.checks}, log writer: {args.log_writer}, "
-        f"phases: {'on' if args.phases else 'off'} in both)"
+        f"phases: {'on' if args.phases else 'off'} in both, kernels: {kernels()})"
     )
     print(f"{'':22}{'bare':>10}{'guarded':>10}{'overhead':>12}   goal")
     ratio = guarded["rps"] / base["rps"]

@@ -302,7 +302,7 @@ def test_one_instance_and_its_copies_are_one_block_added(k: int) -> None:
 @pytest.mark.parametrize("k", [1, 2, 7, 8, 9, 16, 23, 130, 300])
 @pytest.mark.parametrize("classes", [1, 2, 3])
 def test_one_instances_instability_in_python_equals_numpys(k: int, classes: int) -> None:
-    from modelshield.guard.engine import _instability_one
+    from modelshield.guard._kernels import instability_one
 
     guard = _guard(_reference(False))
     rng = np.random.default_rng(k * 10 + classes)
@@ -315,7 +315,7 @@ def test_one_instances_instability_in_python_equals_numpys(k: int, classes: int)
         vectorised = guard._instability(
             Output([0, 0], np.vstack([p, p])), Output([0] * (2 * k), np.vstack([q, q])), 2, k
         )
-        assert plain == [_instability_one(p[0].tolist(), q.tolist())]
+        assert plain == [instability_one(p[0].tolist(), q.tolist())]
         assert vectorised == plain * 2  # the broadcast form: bit for bit the same
 
 

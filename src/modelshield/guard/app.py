@@ -39,7 +39,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from modelshield.guard import monitor
-from modelshield.guard.engine import Guard, Tokens
+from modelshield.guard.engine import KERNELS_COMPILED, Guard, Tokens
 from modelshield.guard.log import now_us
 
 logger = logging.getLogger("modelshield.guard")
@@ -289,10 +289,11 @@ class GuardApp:
             await asyncio.to_thread(monitor.store_reference, log.engine, spec)
             provenance = getattr(guard.predictor, "provenance", None)
             logger.info(
-                "guard serving: model %s, decision log %s, chain %s",
+                "guard serving: model %s, decision log %s, chain %s, kernels %s",
                 provenance,
                 log.url if "@" not in log.url else "<database>",
                 log.chain,
+                "compiled" if KERNELS_COMPILED else "plain Python",
             )
         # The log writer and the monitor are Python threads: with the default 5 ms switch
         # interval, each of their bursts can hold a request back by up to 5 ms (the p99).

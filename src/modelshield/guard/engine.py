@@ -46,6 +46,8 @@ from msgspec import Meta
 
 from modelshield.core.errors import ConfigError
 from modelshield.core.guard_settings import GuardSettings
+from modelshield.guard import _kernels
+from modelshield.guard._kernels import distance, instability_one
 from modelshield.guard.log import DecisionLog, Pending, now_us
 from modelshield.guard.metrics import Metrics
 from modelshield.guard.predictors import Output, UpstreamError
@@ -68,6 +70,11 @@ CALIBRATION_ROWS = 2_000
 """Reference rows predicted at start-up to calibrate the model-dependent scores."""
 NOISE_POOL = 8_192
 """Rows of pre-drawn Gaussian noise the perturbations are taken from."""
+
+KERNELS_COMPILED = not str(_kernels.__file__).endswith(".py")
+"""Whether the arithmetic kernels (:mod:`modelshield.guard._kernels`) run compiled by mypyc
+(``make dev``, ``scripts/build_kernels.py``) or as plain Python: the same results, the
+compiled form faster."""
 
 _BLOCK_STATUS = {"rate": 429, "schema": 422}
 _encode = msgspec.json.encode
@@ -445,13 +452,8 @@ class Guard:
             (max(unusual / len(rows), 0.01), margin_rate, step_rate),
         )
 
-    def _distance(self, a: Sequence[float], b: Sequence[float]) -> float:
-        total = 0.0
-        for x, y, s in zip(a, b, self._numeric_scale, strict=True):
-            if x == x and y == y:
-                d = (x - y) / s
-                total += d * d  # inf, never OverflowError, for absurd values
-        return math.sqrt(total)
+    def _distance(self, a: list[float], b: list[float]) -> float:
+        return distance(a, b, self._numeric_scale)
 
     # ---- screening helpers -------------------------------------------------------------
     def _matrix(self, rows: Sequence[Sequence[Any]]) -> Any:
@@ -527,7 +529,7 @@ class Guard:
             and out.proba.shape[1] >= 1
         ):
             if n == 1:
-                return [_instability_one(out.proba[0].tolist(), pout.proba.tolist())]
+                return [instability_one(out.proba[0].tolist(), pout.proba.tolist())]
             p = out.proba
             q = pout.proba.reshape(n, k, p.shape[1])
             flips = q.argmax(axis=2) != p.argmax(axis=1)[:, None]
@@ -633,6 +635,7 @@ class Guard:
             margin_threshold = None
         windows, sums = state.windows, state.sums
         step = cal.step_threshold
+        scale = self._numeric_scale
         # ClientState.push, written out for the three signals (one call each cost more).
         for i, num in enumerate(nums):
             state.queries += 1
@@ -650,7 +653,7 @@ class Guard:
                 w.append(hit)
                 sums[1] += hit
             if state.last is not None:
-                hit = 1 if self._distance(num, state.last) < step else 0
+                hit = 1 if distance(num, state.last, scale) < step else 0
                 w = windows[2]
                 if len(w) == w.maxlen:
                     sums[2] -= w[0]
@@ -843,7 +846,7 @@ class Guard:
                 try:
                     k = settings.adversarial.perturbations
                     if plist is not None:
-                        inst = [_instability_one(plist[0], plist[1:])]
+                        inst = [instability_one(plist[0], plist[1:])]
                     else:
                         inst = self._instability(output, perturbed, len(rows), k)
                     worst = max(inst)
@@ -1186,75 +1189,6 @@ class Guard:
             "pending": log.pending,
             "database_up": 1.0 if log.db_ok else 0.0,
         }
-
-
-def _pairwise_sum(values: list[float]) -> float:
-    """``numpy.add.reduce`` of a contiguous float vector, in numpy's order (pairwise: eight
-    running sums, then a fixed tree; below eight values, one after the other), so that the
-    plain-Python scores equal the vectorised ones bit for bit."""
-    n = len(values)
-    if n == 8:  # the default perturbations: the tree alone
-        a = values
-        return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
-    if n < 8:
-        total = -0.0
-        for v in values:
-            total += v
-        return total
-    if n > 128:
-        half = n // 2
-        half -= half % 8
-        return _pairwise_sum(values[:half]) + _pairwise_sum(values[half:])
-    r = values[:8]
-    whole = n - n % 8
-    for i in range(8, whole, 8):
-        for j in range(8):
-            r[j] += values[i + j]
-    total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-    for i in range(whole, n):
-        total += values[i]
-    return total
-
-
-def _argmax(row: list[float]) -> int:
-    """numpy's argmax of a row: the first largest value (a NaN counts as the largest)."""
-    best = 0
-    top = row[0]
-    if top != top:
-        return 0
-    for i in range(1, len(row)):
-        v = row[i]
-        if v != v:
-            return i
-        if v > top:
-            best, top = i, v
-    return best
-
-
-def _instability_one(p: list[float], copies: list[list[float]]) -> float:
-    """:meth:`Guard._instability` of one instance with probabilities ``p`` and those of its
-    copies, in plain Python: the same operations in numpy's order."""
-    if len(p) == 2 and p[0] == p[0] and p[1] == p[1]:
-        # Two classes (the usual case), the same operations written out: argmax is 1 only
-        # when the second is larger, the distance's two terms summed in order.
-        p0, p1 = p
-        first_label = p1 > p0
-        flips = 0
-        tvs: list[float] = []
-        for q0, q1 in copies:
-            if q0 != q0 or q1 != q1:
-                break  # a NaN: numpy's argmax rule, below
-            flips += (q1 > q0) != first_label
-            tvs.append(0.5 * (abs(q0 - p0) + abs(q1 - p1)))
-        else:
-            return (flips + _pairwise_sum(tvs)) / len(copies)
-    label = _argmax(p)
-    flips = 0
-    tvs = []
-    for q in copies:
-        flips += _argmax(q) != label
-        tvs.append(0.5 * _pairwise_sum([abs(a - b) for a, b in zip(q, p, strict=True)]))
-    return (flips + _pairwise_sum(tvs)) / len(copies)
 
 
 class FeatureRows:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
-from operator import mul
 from statistics import NormalDist
 from typing import Any
 
@@ -31,6 +30,7 @@ import numpy as np
 from msgspec import Struct
 
 from modelshield.core.guard_settings import DeclaredFeature, SchemaCheck
+from modelshield.guard import _kernels
 
 MAX_LEVELS = 50
 """Categories tracked per feature for drift (the most frequent); the rest share a bin."""
@@ -214,31 +214,33 @@ class Reference:
         return u, d2
 
     def _d2(self, x: list[float]) -> float:
-        """The squared Mahalanobis distance of numeric values without NaN, whitened form:
-        one product sum per row of W (the sums run in C), then the sum of squares; an
-        infinity's NaN (inf - inf) is infinitely far."""
+        """The squared Mahalanobis distance of numeric values without NaN, whitened form
+        (:func:`modelshield.guard._kernels.d2`); an infinity's NaN (inf - inf) is infinitely
+        far."""
         assert self._whitened is not None
-        x1 = [*x, 1.0]
-        w = [sum(map(mul, row, x1)) for row in self._whitened]
-        d2 = sum(map(mul, w, w))
-        return d2 if d2 == d2 else math.inf
+        return _kernels.d2(x, self._whitened)
 
     def _scores_one(self, x: list[float]) -> tuple[float, float]:
-        """:meth:`_scores` of one all-numeric instance, the same values, in plain Python: the
-        per-feature part element by element, the Mahalanobis distance by :meth:`_d2` (the
-        function the batch form applies to each row) or, above
-        :data:`WHITENED_MAX_FEATURES`, in the order of the batch form's ``einsum`` (one call
-        of numpy costs more than the products)."""
+        """:meth:`_scores` of one all-numeric instance, the same values, without numpy: up
+        to :data:`WHITENED_MAX_FEATURES` numeric features by
+        :func:`modelshield.guard._kernels.scores_one` (its distance is :meth:`_d2`'s, the
+        function the batch form applies to each row); above, element by element in the
+        order of the batch form's ``einsum`` (one call of numpy costs more than the
+        products)."""
+        whitened = self._whitened
+        if whitened is not None:
+            u, d2 = _kernels.scores_one(x, self._center_list, self._rscale_list, whitened)
+            if d2 == math.inf and any(v != v for v in x):  # missing values: at the mean
+                d2 = _kernels.d2(
+                    [m if v != v else v for v, m in zip(x, self._mean_list, strict=True)],
+                    whitened,
+                )
+            return u, d2
         u = 0.0
         for v, c, r in zip(x, self._center_list, self._rscale_list, strict=True):
             z = abs((v - c) / r)
             if z > u:  # False for NaN: a missing value counts as 0
                 u = z
-        if self._whitened is not None:
-            d2 = self._d2(x)
-            if d2 == math.inf and any(v != v for v in x):  # missing values: at the mean
-                d2 = self._d2([m if v != v else v for v, m in zip(x, self._mean_list, strict=True)])
-            return u, d2
         zm = [
             0.0 if v != v else (v - m) / s
             for v, m, s in zip(x, self._mean_list, self._scale_list, strict=True)

@@ -1,0 +1,148 @@
+"""The guard's per-instance arithmetic on plain floats: the OOD scores, the instability of
+the perturbed copies' predictions and the extraction check's step distance.
+
+Plain Python, written for mypyc (``make dev`` compiles this module alone, in seconds, when
+mypyc and a C compiler are there): typed lists of floats read by index, no ``zip`` or
+``map``, so that the compiled form runs native double arithmetic. Compiled or not, the
+operations and their order are the same (sums from left to right, numpy's order where the
+batch form is numpy's), and so are the results, bit for bit: the tests compare both forms
+on the same values. The compiled form is built with ``-ffp-contract=off``, so that no
+multiply and add are fused into one rounding. Nothing here imports the rest of the package.
+"""
+
+from __future__ import annotations
+
+import math
+
+INF = math.inf
+
+
+def d2(x: list[float], whitened: list[list[float]]) -> float:
+    """The squared Mahalanobis distance of numeric values without NaN, in the whitened
+    form: ``|W x - b|^2`` where each row of ``whitened`` is a row of W followed by its
+    constant (``x`` extended by 1), each product sum and the sum of squares taken from left
+    to right. An infinity's NaN (inf - inf) is infinitely far."""
+    n = len(x)
+    total = 0.0
+    for row in whitened:
+        if len(row) != n + 1:
+            raise ValueError(f"{n} values for a row of {len(row) - 1} coefficients")
+        w = 0.0
+        for j in range(n):
+            w += row[j] * x[j]
+        w += row[n]
+        total += w * w
+    return total if total == total else INF
+
+
+def scores_one(
+    x: list[float], center: list[float], rscale: list[float], whitened: list[list[float]]
+) -> tuple[float, float]:
+    """One instance's OOD scores: the largest robust z-score ``|x - center| / rscale`` (a
+    missing value, NaN, counts as 0) and :func:`d2` (NaN in ``x``: infinity, which the
+    caller recomputes with the missing values at the mean)."""
+    n = len(x)
+    if len(center) != n or len(rscale) != n:
+        raise ValueError(f"{n} values for {len(center)} centres and {len(rscale)} scales")
+    u = 0.0
+    for j in range(n):
+        z = abs((x[j] - center[j]) / rscale[j])
+        if z > u:  # False for NaN
+            u = z
+    return u, d2(x, whitened)
+
+
+def distance(a: list[float], b: list[float], scale: list[float]) -> float:
+    """The Euclidean distance of two instances in units of each feature's spread, over the
+    features both have (NaN: missing); infinite, never an error, for absurd values."""
+    n = len(a)
+    if len(b) != n or len(scale) != n:
+        raise ValueError(f"instances of {n} and {len(b)} values, {len(scale)} scales")
+    total = 0.0
+    for j in range(n):
+        x = a[j]
+        y = b[j]
+        if x == x and y == y:
+            d = (x - y) / scale[j]
+            total += d * d
+    return math.sqrt(total)
+
+
+def pairwise_sum(values: list[float]) -> float:
+    """``numpy.add.reduce`` of a contiguous float vector, in numpy's order (pairwise: eight
+    running sums, then a fixed tree; below eight values, one after the other), so that the
+    plain-Python scores equal the vectorised ones bit for bit."""
+    n = len(values)
+    if n == 8:  # the default perturbations: the tree alone
+        a = values
+        return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+    if n < 8:
+        total = -0.0
+        for i in range(n):
+            total += values[i]
+        return total
+    if n > 128:
+        half = n // 2
+        half -= half % 8
+        return pairwise_sum(values[:half]) + pairwise_sum(values[half:])
+    r = values[:8]
+    whole = n - n % 8
+    for i in range(8, whole, 8):
+        for j in range(8):
+            r[j] += values[i + j]
+    total = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+    for i in range(whole, n):
+        total += values[i]
+    return total
+
+
+def argmax(row: list[float]) -> int:
+    """numpy's argmax of a row: the first largest value (a NaN counts as the largest)."""
+    best = 0
+    top = row[0]
+    if top != top:
+        return 0
+    for i in range(1, len(row)):
+        v = row[i]
+        if v != v:
+            return i
+        if v > top:
+            best = i
+            top = v
+    return best
+
+
+def instability_one(p: list[float], copies: list[list[float]]) -> float:
+    """The instability of one instance with probabilities ``p`` under its perturbed copies'
+    probabilities: the share of copies whose label (argmax) differs, plus the mean total
+    variation distance ``0.5 * sum |q - p|``; the same operations as the batch form's numpy,
+    in its order."""
+    k = len(copies)
+    if len(p) == 2 and p[0] == p[0] and p[1] == p[1]:
+        # Two classes (the usual case), written out: argmax is 1 only when the second is
+        # larger, the distance's two terms summed in order.
+        p0 = p[0]
+        p1 = p[1]
+        first_label = p1 > p0
+        flips = 0
+        tvs: list[float] = []
+        for q0, q1 in copies:  # ValueError for a copy of other than two
+            if q0 != q0 or q1 != q1:
+                break  # a NaN: numpy's argmax rule, below
+            flips += (q1 > q0) != first_label
+            tvs.append(0.5 * (abs(q0 - p0) + abs(q1 - p1)))
+        else:
+            return (flips + pairwise_sum(tvs)) / k
+    label = argmax(p)
+    flips = 0
+    tvs = []
+    m = len(p)
+    for i in range(k):
+        q = copies[i]
+        if len(q) != m:
+            raise ValueError(f"a copy has {len(q)} probabilities, the instance {m}")
+        if argmax(q) != label:
+            flips += 1
+        diffs = [abs(q[j] - p[j]) for j in range(m)]
+        tvs.append(0.5 * pairwise_sum(diffs))
+    return (flips + pairwise_sum(tvs)) / k
