@@ -3,6 +3,7 @@ counters kept, and no record lost when the writer process itself is killed."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import time
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 from modelshield.core.errors import ServiceError
 from modelshield.guard import store
 from modelshield.guard.log import Pending, now_us
-from modelshield.guard.logproc import ProcessLog
+from modelshield.guard.logproc import WRITER_HASHES_UP_TO, ProcessLog
 from tests.guard.conftest import Data
 from tests.guard.test_log import serve
 
@@ -54,6 +55,36 @@ def test_the_process_writer_logs_what_the_thread_writer_logs(
     for record in logged["process"]:
         assert len(record["request_hash"]) == 64
     assert not store.verify(store.connect(str(tmp_path / "process.db"))).problems
+
+
+def test_the_request_hash_is_the_bodys_whoever_makes_it(
+    make_guard: Callable[..., Any], tmp_path: Path
+) -> None:
+    """A small body goes to the writer process as it is (hashed there, off the request
+    path), a larger one as its digest: the record's ``request_hash`` is the body's SHA-256
+    either way, and no body reaches the database or the spool."""
+    guard = make_guard()
+    log = guard.log
+    assert isinstance(log, ProcessLog)
+    log.start()
+    bodies = {
+        "empty": b"",
+        "small": b'{"instances": [{"f0": 1.5}]}',
+        "at-limit": b"a" * WRITER_HASHES_UP_TO,
+        "large": b"b" * (WRITER_HASHES_UP_TO + 1),
+    }
+    for rid, body in bodies.items():
+        assert log.submit(Pending(now_us(), rid, "c", 200, "allow", [], {}, [1], None, 1, body))
+    assert log.flush(30)
+    log.close()
+    hashes = {r["request_id"]: r["request_hash"] for r in _records(log.url)}
+    assert hashes == {rid: hashlib.sha256(body).hexdigest() for rid, body in bodies.items()}
+    database = Path(log.url.removeprefix("sqlite:///"))
+    assert database.is_file()
+    for path in database.parent.iterdir():  # the database, its WAL and any spool
+        stored = path.read_bytes()
+        assert b"a" * 64 not in stored and b"b" * 64 not in stored, path.name
+    assert not store.verify(store.connect(log.url)).problems
 
 
 def test_a_killed_writer_process_is_replaced_and_nothing_is_lost(

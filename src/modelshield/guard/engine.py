@@ -83,37 +83,53 @@ _UUID_MASK = ((1 << 80) - 1) ^ (0xF << 76) ^ (0x3 << 62)
 
 
 _RANDOM_IDS = 256
-"""Request ids whose random bits are read from the system in one call."""
+"""Request ids whose random bits are read from the system, and formatted, in one go."""
 
 
-class _RandomBits:
-    """80-bit values from the system's random source, read :data:`_RANDOM_IDS` at a time
-    (a system call per request cost more than the rest of the id)."""
+class _Ids:
+    """Version 7 UUIDs as text (see :func:`_new_id`). The random tails of
+    :data:`_RANDOM_IDS` ids are read from the system and formatted at once, and the time's
+    text once per millisecond: an id is then two strings joined (a system call, or the
+    formatting of a whole UUID, per request cost more than the rest of the id)."""
 
-    __slots__ = ("at", "buffer", "lock")
+    __slots__ = ("lock", "ms", "prefix", "tails")
 
     def __init__(self) -> None:
-        self.buffer = b""
-        self.at = 0
         self.lock = threading.Lock()
+        self.ms = -1
+        self.prefix = ""
+        self.tails: list[str] = []
 
-    def take(self) -> int:
+    def take(self) -> str:
         with self.lock:
-            at = self.at
-            if at >= len(self.buffer):
-                self.buffer = os.urandom(10 * _RANDOM_IDS)
-                at = 0
-            self.at = at + 10
-            return int.from_bytes(self.buffer[at : at + 10])
+            ms = time.time_ns() // 1_000_000
+            if ms != self.ms:
+                h = f"{ms & 0xFFFF_FFFF_FFFF:012x}"
+                self.ms, self.prefix = ms, f"{h[:8]}-{h[8:]}-"
+            tails = self.tails
+            if not tails:
+                tails.extend(_tails(os.urandom(10 * _RANDOM_IDS)))
+            return self.prefix + tails.pop()
 
     def forget(self) -> None:
         """After a fork: the child draws its own."""
-        self.buffer, self.at = b"", 0
+        self.tails = []
         self.lock = threading.Lock()
 
 
-_RANDOM = _RandomBits()
-os.register_at_fork(after_in_child=_RANDOM.forget)
+def _tails(random: bytes) -> list[str]:
+    """The last three groups of version 7 UUIDs (``7xxx-Vxxx-xxxxxxxxxxxx``: the version,
+    74 random bits, the RFC 4122 variant), one per 10 bytes of ``random``."""
+    out = []
+    for at in range(0, len(random) - 9, 10):
+        h = f"{int.from_bytes(random[at : at + 10]) & _UUID_MASK | _UUID_V7_LOW:020x}"
+        out.append(f"{h[:4]}-{h[4:8]}-{h[8:]}")
+    return out
+
+
+_UUID_V7_LOW = _UUID_V7 & ((1 << 80) - 1)
+_IDS = _Ids()
+os.register_at_fork(after_in_child=_IDS.forget)
 
 
 def _new_id() -> str:
@@ -121,9 +137,7 @@ def _new_id() -> str:
     74 random bits. Ids made one after the other sort together, so that the decision log's
     index on ``request_id`` grows at its end instead of at a random page per record (a random
     id dirtied one index page per record, and the cost of a write grew with the table)."""
-    value = (time.time_ns() // 1_000_000) << 80 | _RANDOM.take() & _UUID_MASK
-    h = f"{value | _UUID_V7:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return _IDS.take()
 
 
 _NUMERIC, _INTEGER, _BOOLEAN, _CATEGORICAL = range(4)

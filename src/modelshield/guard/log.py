@@ -297,7 +297,8 @@ class DecisionLog:
                 if features is None
                 else encode(features.dicts() if hasattr(features, "dicts") else features).decode(),
                 "latency_us": r.latency_us,
-                # The writer process receives the digest, made by the service, as text.
+                # The writer process receives a small body as bytes, a larger one's digest
+                # (made by the service) as text.
                 "request_hash": r.body if isinstance(r.body, str) else sha256(r.body).hexdigest(),
                 "prev_hash": prev,
             }

@@ -5,7 +5,8 @@ Why a process: the writer's work per record (building the row, four JSON encodin
 SHA-256 digests, the driver's parameter binding) holds the interpreter lock, and a writer
 thread taking that lock from the event loop cost the served guard about as much as its
 screening checks. Here the request path encodes each record once (MessagePack, a few
-microseconds, the request's digest included) and queues the bytes; a sender thread writes
+microseconds, with the request's body, which the child hashes, or, above
+:data:`WRITER_HASHES_UP_TO` bytes, its digest) and queues the bytes; a sender thread writes
 them to the child's standard input every few milliseconds; the child runs the same
 :class:`~modelshield.guard.log.DecisionLog` (chain, batching, spool, replay, quarantine) and
 reports its counters, alerts and chain head on its standard output after every batch.
@@ -56,6 +57,10 @@ the service far more than the wake's own work (measured: sending every 5 ms inst
 50 ms cost the served guard 40 µs of CPU per request), so the sender wakes rarely."""
 START_TIMEOUT_S = 120.0
 """How long the writer process may take to migrate the database and say it is ready."""
+
+WRITER_HASHES_UP_TO = 4096
+"""Bodies of up to this many bytes go to the writer process as they are, which hashes them
+for the record's ``request_hash``; larger ones are hashed by the service."""
 
 # Service -> writer.
 _CONFIG, _RECORD, _ROW, _NAMES, _FLUSH, _CLOSE = range(6)
@@ -490,7 +495,13 @@ class ProcessLog:
             return False
         if as_rows is None:
             as_rows = rows is not None
-        digest = body if isinstance(body, str) else hashlib.sha256(body).hexdigest()
+        # A small body goes to the writer as it is, hashed there (off the request path); a
+        # larger one's digest is made here (its copy would cost more than its hash).
+        digest = (
+            body
+            if isinstance(body, str) or len(body) <= WRITER_HASHES_UP_TO
+            else hashlib.sha256(body).hexdigest()
+        )
         out = self._out
         out.append(
             (
@@ -756,7 +767,7 @@ def main() -> int:
                 rows,
                 as_rows,
                 latency,
-                digest,
+                body,
             ) = item
             features = FeatureRows(names, redact, rows) if as_rows and rows is not None else rows
             log.accept(
@@ -771,7 +782,7 @@ def main() -> int:
                     prediction,
                     features,
                     latency,
-                    digest,
+                    body,  # the body (hashed when the row is made) or its digest
                 )
             )
         elif kind == _ROW:
