@@ -382,3 +382,29 @@ def test_absurd_values_never_break_the_next_request(client: Any, data: Data) -> 
     r = client.post("/predict", json={"instances": [row]}, headers=ALICE)
     assert r.status_code == 200, r.text
     assert not [x for x in r.json()["reasons"] if x.startswith("check-error")]
+
+
+@pytest.mark.parametrize("instances", [1, 3])
+@pytest.mark.parametrize("value", [2**63, -(2**63) - 1, 10**400])
+def test_integers_beyond_64_bits_are_refused_with_a_record(
+    client: Any, data: Data, instances: int, value: int
+) -> None:
+    """JSON integers have no bound and the decoder would keep them exact: one outside 64
+    bits (which no model input, float or log frame takes) is refused as the shape's 422,
+    with a record, and the next request is served."""
+    rows = data.rows(0, instances)
+    rows[-1] = {**rows[-1], "f0": value}
+    body = json.dumps({"instances": rows}).encode()
+    r = client.post("/predict", content=body, headers={**ALICE, "content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == "invalid-shape"
+    edge = {**rows[-1], "f0": 2**63 - 1 if value > 0 else -(2**63)}
+    r = client.post("/predict", json={"instances": [edge]}, headers=ALICE)
+    assert r.status_code == 422 and r.json()["error"] == "blocked"  # in range for the decoder
+    assert client.post("/predict", json={"instances": data.rows(0, 1)}, headers=ALICE).is_success
+    records = rows_in_db(client.guard)
+    assert [(x["status"], x["decision"]) for x in records] == [
+        (422, "reject"),
+        (422, "block"),
+        (200, "allow"),
+    ]

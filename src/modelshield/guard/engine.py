@@ -7,9 +7,9 @@ the middleware (:mod:`modelshield.guard.middleware`). Per request, in this order
 2. **decoding**: KServe v1 JSON, ``{"instances": [{feature: value}, ...]}`` (or positional
    lists in the reference's column order). Malformed JSON is a 400; valid JSON of another
    shape (unknown top-level keys, values that are not scalars, i.e. any nesting deeper than
-   instance values, more than ``max_instances`` instances, ``max_fields`` fields or
-   ``max_string_length`` characters) is a 422, decided by a typed decoder that never builds
-   what it refuses;
+   instance values, numbers beyond a 64-bit integer or a float, more than ``max_instances``
+   instances, ``max_fields`` fields or ``max_string_length`` characters) is a 422, decided
+   by a typed decoder that never builds what it refuses;
 3. **schema**: types, required fields, ranges, categories, unknown fields;
 4. **ood**: calibrated per-feature and multivariate p-values;
 5. **extraction**, for a client already showing the signals;
@@ -293,7 +293,10 @@ class Calibration(msgspec.Struct):
 def build_decoder(settings: GuardSettings) -> msgspec.json.Decoder[Any]:
     """The typed decoder of a predict body (see the module docstring)."""
     text = Annotated[str, Meta(max_length=settings.max_string_length)]
-    scalar = text | int | float | bool | None
+    # JSON integers have no bound; one outside 64 bits fits no model input (nor a float, nor
+    # the log writer's frames): refused here, as a number too large for a float already is.
+    whole = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)]
+    scalar = text | whole | float | bool | None
     key = Annotated[str, Meta(max_length=256)]
     instance = (
         Annotated[dict[key, scalar], Meta(max_length=settings.max_fields)]
@@ -780,12 +783,12 @@ class Guard:
         if len(rows) == 1 and self._all_numeric_columns and self.reference.all_numeric:
             try:
                 x = [math.nan if v is None else float(v) for v in rows[0]]
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 unconvertible = True
         elif self.reference.all_numeric:
             try:
                 matrix = self._matrix(rows)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 unconvertible = True
         num: Any = None
         if x is not None:
@@ -1037,7 +1040,7 @@ class Guard:
         if self.reference.all_numeric:
             try:
                 matrix = np.array(rows, dtype=float).reshape(len(rows), len(features))
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 matrix = None
         for j, f in enumerate(features):
             column = counts[j]

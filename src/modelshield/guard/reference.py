@@ -84,7 +84,7 @@ class FeatureSpec(Struct, frozen=True):
         if self.numeric:
             try:
                 v = float(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 return len(self.counts) - 1
             if v != v:  # NaN
                 return len(self.counts) - 1
@@ -177,7 +177,7 @@ class Reference:
             v = values[j]
             try:
                 out.append(float(v) if v is not None else math.nan)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 out.append(math.nan)
         return out
 
