@@ -125,6 +125,42 @@ def test_schema_rules_match_the_plain_form(instance: Any, allow_unknown: bool) -
     assert (values, violations, unknown) == _plain_violations(guard, instance)
 
 
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(_KEYS, _VALUES, max_size=5), st.booleans())
+def test_the_numeric_shortcut_answers_only_what_the_schema_reading_would(
+    instance: dict[str, Any], integral_bounds: bool
+) -> None:
+    """_kernels.read_numeric, the request path's reading of one numeric instance: when it
+    answers, the schema reading finds the same values and nothing wrong, and the floats are
+    the values'; it answers whenever nothing is wrong, every value is there, and no value is
+    a bool or an integer beyond 2**53 (the general reading takes those)."""
+    from modelshield.guard._kernels import read_numeric
+
+    declared = {"a": DeclaredFeature(min=-2 if integral_bounds else -2.0, max=2.0)}
+    guard = _guard(_reference(False, **declared))
+    assert guard._read_numeric
+    got = read_numeric(instance, guard._name_list, guard._lows, guard._highs, guard._integral)
+    values, violations, unknown = _plain_violations(guard, instance)
+    if got is not None:
+        assert got[0] == values and not violations and not unknown
+        assert got[1] == [float(v) for v in values]
+        assert all(type(a) is type(b) for a, b in zip(got[0], values, strict=True))
+    else:
+        plain = all(type(v) in (int, float) and abs(v) <= 2**53 for v in values) and len(
+            instance
+        ) == len(values)
+        assert violations or unknown or not plain
+
+
+def test_the_numeric_shortcut_is_off_where_it_could_disagree() -> None:
+    """Off for categorical or boolean features, with the schema check off, and for bounds a
+    float cannot hold exactly."""
+    assert not _guard(_reference(True))._read_numeric
+    assert not _guard(_reference(False), enabled=False)._read_numeric
+    assert not _guard(_reference(False, a=DeclaredFeature(max=2**53 + 1)))._read_numeric
+    assert _guard(_reference(False, a=DeclaredFeature(max=2**53)))._read_numeric
+
+
 @pytest.mark.parametrize("categorical", [False, True])
 def test_ood_lists_equal_ood_on_awkward_rows(categorical: bool) -> None:
     ref = _reference(categorical)

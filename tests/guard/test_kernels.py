@@ -131,6 +131,29 @@ def test_missing_and_absurd_values() -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "integral", "read"),
+    [
+        (False, False, False),
+        (True, False, False),
+        (1, False, True),
+        (2**53, False, True),
+        (2**53 + 1, False, False),  # not exact as a float: the general reading's
+        (-(2**53) - 1, False, False),
+        (2.5, False, True),
+        (2.5, True, False),
+        (3.0, True, True),
+        ("1", False, False),
+        (None, False, False),
+    ],
+)
+def test_the_numeric_reading_of_each_kind_of_value(value: Any, integral: bool, read: bool) -> None:
+    got = _same("read_numeric", {"f0": value}, ["f0"], [-1e300], [1e300], [integral])
+    assert (got is not None) == read
+    if got is not None:
+        assert got == ([value], [float(value)]) and type(got[0][0]) is type(value)
+
+
+@pytest.mark.parametrize(
     ("name", "args"),
     [
         ("d2", ([1.0, 2.0], [[1.0, 2.0]])),  # a row without its constant
@@ -169,3 +192,35 @@ def test_instability_and_its_sums_agree_in_both_forms(
     reduced = float(np.add.reduce(np.array(values, dtype=float)))
     assert _bits(total) == _bits(reduced)  # numpy's own order, bit for bit
     assert _same("argmax", p) == int(np.argmax(np.array(p, dtype=float)))
+
+
+cells = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**60), 2**60)
+    | st.floats(allow_nan=False, width=64)
+    | st.sampled_from([0, 1, -1, 2.5, 3.0, 2**53, 2**53 + 1, -(2**53) - 1, "1", ""])
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data(), d=st.integers(1, 4))
+def test_the_numeric_reading_agrees_in_both_forms(data: st.DataObject, d: int) -> None:
+    names = [f"f{j}" for j in range(d)]
+    instance = {n: data.draw(cells) for n in names}
+    change = data.draw(st.sampled_from(["none", "none", "drop", "extra"]))
+    if change == "drop":
+        del instance[names[-1]]
+    elif change == "extra":
+        instance["extra"] = 1.0
+    lows = data.draw(st.lists(st.sampled_from([-math.inf, -10.0, 0.0]), min_size=d, max_size=d))
+    highs = data.draw(st.lists(st.sampled_from([math.inf, 10.0, 2.0**53]), min_size=d, max_size=d))
+    integer = data.draw(st.lists(st.booleans(), min_size=d, max_size=d))
+    got = _same("read_numeric", instance, names, lows, highs, integer)
+    if got is not None:
+        values, x = got
+        assert values == [instance[n] for n in names] and len(instance) == d
+        assert x == [float(v) for v in values]
+        for v, low, high, whole in zip(values, lows, highs, integer, strict=True):
+            assert type(v) in (int, float) and low <= v <= high
+            assert not whole or float(v).is_integer()

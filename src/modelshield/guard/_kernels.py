@@ -1,5 +1,6 @@
-"""The guard's per-instance arithmetic on plain floats: the OOD scores, the instability of
-the perturbed copies' predictions and the extraction check's step distance.
+"""The guard's per-instance arithmetic on plain floats: the schema reading of a numeric
+instance, the OOD scores, the instability of the perturbed copies' predictions and the
+extraction check's step distance.
 
 Plain Python, written for mypyc (``make dev`` compiles this module alone, in seconds, when
 mypyc and a C compiler are there): typed lists of floats read by index, no ``zip`` or
@@ -15,6 +16,50 @@ from __future__ import annotations
 import math
 
 INF = math.inf
+
+
+EXACT_INT = 2**53
+"""Integers up to this size compare with a float bound exactly as floats."""
+
+
+def read_numeric(
+    instance: dict[str, object],
+    names: list[str],
+    lows: list[float],
+    highs: list[float],
+    integer: list[bool],
+) -> tuple[list[object], list[float]] | None:
+    """An instance of numeric features (an object from the request) read in the given
+    order: its values and their floats, when every feature is there, with nothing else, as
+    an int or a float (not a bool) within ``[low, high]`` and integral where ``integer``.
+    Otherwise None: the caller's general reading says what is wrong, or what it makes of a
+    missing value (None) or of one of another type. A shortcut of that reading, which
+    agrees with it whenever this answers."""
+    n = len(names)
+    if len(instance) != n or len(lows) != n or len(highs) != n or len(integer) != n:
+        return None
+    values: list[object] = []
+    x: list[float] = []
+    for j in range(n):
+        v = instance.get(names[j])
+        # The type tested before any isinstance: compiled, an isinstance(v, int) narrows a
+        # bool to an int, which type(v) then reports.
+        t = type(v)
+        if t is float and isinstance(v, float):
+            f: float = v
+            if integer[j] and not f.is_integer():
+                return None
+        elif t is int and isinstance(v, int):
+            if not -EXACT_INT <= v <= EXACT_INT:
+                return None
+            f = float(v)
+        else:
+            return None  # None (missing), a bool, a string: the general reading's
+        if f < lows[j] or f > highs[j] or f != f:
+            return None
+        values.append(v)
+        x.append(f)
+    return values, x
 
 
 def d2(x: list[float], whitened: list[list[float]]) -> float:

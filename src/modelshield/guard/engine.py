@@ -47,7 +47,7 @@ from msgspec import Meta
 from modelshield.core.errors import ConfigError
 from modelshield.core.guard_settings import GuardSettings
 from modelshield.guard import _kernels
-from modelshield.guard._kernels import distance, instability_one
+from modelshield.guard._kernels import distance, instability_one, read_numeric
 from modelshield.guard.log import DecisionLog, Pending, now_us
 from modelshield.guard.metrics import Metrics
 from modelshield.guard.predictors import Output, UpstreamError
@@ -368,6 +368,20 @@ class Guard:
         self._numeric_index = list(reference.numeric)
         self._all_numeric_columns = self._numeric_index == list(range(len(self._names)))
         self._schema_rows = tuple(_schema_row(f) for f in self._features)
+        # The schema reading's shortcut for one numeric instance (_kernels.read_numeric):
+        # every feature numeric, the check on, and its bounds floats exactly.
+        self._name_list = list(self._names)
+        self._lows = [float(row[2]) for row in self._schema_rows]
+        self._highs = [float(row[3]) for row in self._schema_rows]
+        self._integral = [row[0] == _INTEGER for row in self._schema_rows]
+        self._read_numeric = (
+            settings.schema.enabled
+            and self._all_numeric_columns
+            and reference.all_numeric
+            and all(row[0] in (_NUMERIC, _INTEGER) for row in self._schema_rows)
+            and self._lows == [row[2] for row in self._schema_rows]
+            and self._highs == [row[3] for row in self._schema_rows]
+        )
         # Standard normal draws made once, read from a random offset per request: a draw per
         # request costs more than the rest of the adversarial check.
         self._pool = self._rng.standard_normal((NOISE_POOL, len(self._names)))
@@ -767,29 +781,41 @@ class Guard:
             return self.reject(400, "malformed-json", client, body, started, str(e), request_id)
         screen_start = time.perf_counter()
         violations: set[str] = set()
-        unknown: list[str] = []
-        rows = [self._read(inst, violations, unknown) for inst in request.instances]
-        if unknown:
-            scores["unknown_fields"] = [u[:64] for u in unknown[:5]]
-        if violations and settings.schema.enabled:
-            fired["schema"] = settings.schema.action
-            reasons.extend(sorted(violations)[:20])
-            self.metrics.check_hits.inc("schema")
+        instances = request.instances
         matrix = None
         unconvertible = False
         # One all-numeric instance (the usual request): its floats as a list, no matrix until
-        # the model's (numpy's cost per call is most of such a request's screening).
+        # the model's (numpy's cost per call is most of such a request's screening); read by
+        # the kernel when nothing is wrong with it, else by the general reading below.
         x: list[float] | None = None
-        if len(rows) == 1 and self._all_numeric_columns and self.reference.all_numeric:
-            try:
-                x = [math.nan if v is None else float(v) for v in rows[0]]
-            except (TypeError, ValueError, OverflowError):
-                unconvertible = True
-        elif self.reference.all_numeric:
-            try:
-                matrix = self._matrix(rows)
-            except (TypeError, ValueError, OverflowError):
-                unconvertible = True
+        rows: list[list[Any]]
+        read = None
+        if self._read_numeric and len(instances) == 1 and type(instances[0]) is dict:
+            read = read_numeric(
+                instances[0], self._name_list, self._lows, self._highs, self._integral
+            )
+        if read is not None:
+            values, x = read
+            rows = [values]
+        else:
+            unknown: list[str] = []
+            rows = [self._read(inst, violations, unknown) for inst in instances]
+            if unknown:
+                scores["unknown_fields"] = [u[:64] for u in unknown[:5]]
+            if violations and settings.schema.enabled:
+                fired["schema"] = settings.schema.action
+                reasons.extend(sorted(violations)[:20])
+                self.metrics.check_hits.inc("schema")
+            if len(rows) == 1 and self._all_numeric_columns and self.reference.all_numeric:
+                try:
+                    x = [math.nan if v is None else float(v) for v in rows[0]]
+                except (TypeError, ValueError, OverflowError):
+                    unconvertible = True
+            elif self.reference.all_numeric:
+                try:
+                    matrix = self._matrix(rows)
+                except (TypeError, ValueError, OverflowError):
+                    unconvertible = True
         num: Any = None
         if x is not None:
             nums: list[list[float]] = [x]
