@@ -384,3 +384,41 @@ def test_one_instances_mahalanobis_is_the_batch_forms_bit_for_bit(d: int) -> Non
     # The reference's own distances are the same function's: its rows rank exactly.
     own = ref._scores([list(r) for r in base], base)[1]
     assert sorted(own.tolist()) == ref._d2_list
+
+
+@pytest.mark.parametrize("kind", ["binary", "three-class", "string-labels", "regressor"])
+def test_the_first_rows_label_and_the_probability_lists_are_predicts(kind: str) -> None:
+    """HostedPredictor.predict_first (the one-instance request's model call): the first
+    row's label and every row's probabilities are predict()'s, the label the same object;
+    None for a model without probabilities."""
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+
+    from modelshield.assess.models.sklearn import SklearnModel
+    from modelshield.guard.predictors import HostedPredictor, Provenance
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(300, 4))
+    score = x[:, 0] + 0.5 * x[:, 1]
+    if kind == "regressor":
+        estimator: Any = LinearRegression().fit(x, score)
+    else:
+        y: Any = (score > 0).astype(int)
+        if kind == "three-class":
+            y = np.digitize(score, [-0.5, 0.5])
+        elif kind == "string-labels":
+            y = np.where(score > 0, "yes", "no")
+        estimator = LogisticRegression().fit(x, y)
+    predictor = HostedPredictor(
+        SklearnModel(estimator), ["a", "b", "c", "d"], True, Provenance("sklearn", "test", True)
+    )
+    for _ in range(20):
+        matrix = rng.normal(size=(9, 4)) * rng.choice([0.01, 1.0, 50.0])
+        got = predictor.predict_first(matrix)
+        out = predictor.predict([], matrix)
+        if kind == "regressor":
+            assert got is None
+            continue
+        assert got is not None
+        label, plist = got
+        assert label == out.labels[0] and type(label) is type(out.labels[0])
+        assert plist == out.proba.tolist()

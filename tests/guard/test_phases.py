@@ -37,17 +37,26 @@ def test_requests_in_flight_together_advance_in_phases(
     events: list[str] = []
 
     def watch(guard: Any) -> None:
-        predict, submit = guard.predictor.predict, guard._submit
+        predict, first, submit = (
+            guard.predictor.predict,
+            guard.predictor.predict_first,
+            guard._submit,
+        )
 
         def predict_(rows: Any, matrix: Any = None) -> Any:
             events.append("model")
             return predict(rows, matrix)
 
+        def first_(matrix: Any) -> Any:  # the one-instance call (and its copies)
+            events.append("model")
+            return first(matrix)
+
         def submit_(*a: Any, **k: Any) -> Any:
             events.append("log")
             return submit(*a, **k)
 
-        guard.predictor.predict, guard._submit = predict_, submit_
+        guard.predictor.predict, guard.predictor.predict_first = predict_, first_
+        guard._submit = submit_
 
     together = make_guard()
     together.log.start()

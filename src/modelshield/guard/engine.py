@@ -76,6 +76,10 @@ KERNELS_COMPILED = not str(_kernels.__file__).endswith(".py")
 (``make dev``, ``scripts/build_kernels.py``) or as plain Python: the same results, the
 compiled form faster."""
 
+_COPIES = Output([])
+"""The perturbed copies' output when their probabilities come as lists alone (see
+:meth:`Guard._predict_one`)."""
+
 _BLOCK_STATUS = {"rate": 429, "schema": 422}
 _encode = msgspec.json.encode
 _UUID_V7 = (7 << 76) | (2 << 62)
@@ -846,7 +850,7 @@ class Guard:
                 failed("ood", e)
         if settings.extraction.enabled and state.flagged is not None:
             fire("extraction", f"extraction:{state.flagged}")
-        blocked = any(a == "block" for a in fired.values())
+        blocked = "block" in fired.values()
         if unconvertible and not blocked:
             return self.reject(
                 422,
@@ -905,7 +909,7 @@ class Guard:
                 try:
                     margins: Any = None
                     proba = output.proba
-                    if proba is not None and len(rows) == 1:
+                    if plist is not None or (proba is not None and len(rows) == 1):
                         top2 = sorted(plist[0] if plist else proba[0].tolist())[-2:]
                         margins = [top2[-1] - top2[0]] if len(top2) == 2 else None
                     elif proba is not None and proba.shape[1] == 2:
@@ -1025,7 +1029,9 @@ class Guard:
         copies in one matrix, by one addition (see _make_blocks), and one synchronous call (the
         caller yields after it; a coroutine here cost more than the rest of this). Also the
         probabilities of the instance and its copies as lists (None without copies or
-        probabilities)."""
+        probabilities). With them, the checks read the lists only: from a model that gives
+        the first row's label and the lists (``predict_first``), the instance's output has
+        no probabilities and the copies' is :data:`_COPIES`."""
         adversarial = self.settings.adversarial
         k = adversarial.perturbations if adversarial.enabled and self.calibration else 0
         if k:
@@ -1036,6 +1042,12 @@ class Guard:
                 np.copyto(copies, np.round(copies), where=self._integer)
         else:
             matrix = np.array([x])
+        first = getattr(self.predictor, "predict_first", None) if k else None
+        if first is not None:
+            got = first(matrix)
+            if got is not None:  # the instance's label; the lists carry the rest
+                label, plist = got
+                return Output([label]), _COPIES, plist
         out = self.predictor.predict(rows, matrix)
         if not k:
             return out, None, None

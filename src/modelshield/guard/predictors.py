@@ -21,6 +21,7 @@ from msgspec import Struct
 from modelshield.assess.interface import Model, ModelError
 from modelshield.core.errors import ConfigError
 from modelshield.core.policy import Policy
+from modelshield.guard._kernels import argmax
 
 
 class Output(Struct, frozen=True):
@@ -84,6 +85,7 @@ class HostedPredictor:
             if model.classes is not None
             else None
         )
+        self._label_list: list[Any] | None = None if self._labels is None else self._labels.tolist()
 
     @classmethod
     def open(cls, spec: str, policy: Policy, names: Sequence[str], all_numeric: bool) -> Any:
@@ -97,6 +99,16 @@ class HostedPredictor:
             raise ConfigError(f"{spec}: the model was not loaded: {opened.refused}")
         prov = Provenance(opened.kind, opened.loader, opened.scan is not None)
         return cls(opened.model, names, all_numeric, prov)
+
+    def predict_first(self, matrix: Any) -> tuple[Any, list[list[float]]] | None:
+        """The first row's label and every row's probabilities as lists, for a float matrix:
+        what the guard reads of an instance and its perturbed copies (the copies' labels are
+        not made); the same values as :meth:`predict`'s. None when the model gives no
+        probabilities from the matrix (then :meth:`predict`)."""
+        if not (self._proba and self._estimator is not None and self._label_list is not None):
+            return None
+        plist: list[list[float]] = np.asarray(self._estimator.predict_proba(matrix)).tolist()
+        return self._label_list[argmax(plist[0])], plist
 
     def predict(self, rows: Sequence[Sequence[Any]], matrix: Any = None) -> Output:
         """Predict rows (values in reference order); ``matrix`` is their float form when every
