@@ -10,6 +10,7 @@ import math
 import shutil
 import struct
 import sysconfig
+from collections import deque
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats as sps
 
 from modelshield.guard import _kernels
 
@@ -224,3 +226,84 @@ def test_the_numeric_reading_agrees_in_both_forms(data: st.DataObject, d: int) -
         for v, low, high, whole in zip(values, lows, highs, integer, strict=True):
             assert type(v) in (int, float) and low <= v <= high
             assert not whole or float(v).is_integer()
+
+
+@settings(deadline=None)
+@given(st.integers(1, 300), st.floats(0.001, 0.5), st.data())
+def test_chernoff_bounds_the_binomial_tail_in_both_forms(
+    n: int, base: float, draw: st.DataObject
+) -> None:
+    hits = draw.draw(st.integers(0, n))
+    p = _same("chernoff_p", hits, n, base)
+    assert p >= sps.binom.sf(hits - 1, n, base) - 1e-12
+    assert _same("chernoff_p", 0, 0, base) == 1.0
+
+
+class _DequeWindows:
+    """The windows as they were: a deque of ``maxlen`` per signal and a running sum."""
+
+    def __init__(self, size: int) -> None:
+        self.windows = [deque[int](maxlen=size) for _ in range(3)]
+        self.sums = [0, 0, 0]
+
+    def push(self, signal: int, hit: int) -> None:
+        w = self.windows[signal]
+        if len(w) == w.maxlen:
+            self.sums[signal] -= w[0]
+        w.append(hit)
+        self.sums[signal] += hit
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    size=st.integers(1, 12),
+    pushes=st.lists(st.tuples(st.integers(0, 1), st.integers(-1, 1), st.integers(-1, 1))),
+    min_queries=st.integers(0, 14),
+    min_share=st.floats(0.0, 1.0),
+    alpha=st.sampled_from([1e-6, 0.01, 0.5, 1.0]),
+    base=st.floats(0.001, 0.9),
+)
+def test_the_extraction_windows_keep_the_last_observations_in_both_forms(
+    size: int,
+    pushes: list[tuple[int, int, int]],
+    min_queries: int,
+    min_share: float,
+    alpha: float,
+    base: float,
+) -> None:
+    """The ring windows hold what a deque of ``maxlen`` holds (the last ``size``
+    observations, their sum), and the first signal to fire is the one the plain test
+    names."""
+    reference = _DequeWindows(size)
+    forms = [module.Windows(size) for module in FORMS]
+    rates = [base, base / 2, min(0.99, base * 2)]
+    for unusual, boundary, step in pushes:
+        for w in forms:
+            w.observe(unusual, boundary, step)
+        reference.push(0, unusual)
+        if boundary >= 0:
+            reference.push(1, boundary)
+        if step >= 0:
+            reference.push(2, step)
+        expected = -1
+        for s in range(3):
+            n = len(reference.windows[s])
+            hits = reference.sums[s]
+            if (
+                n >= max(min_queries, 1)
+                and hits / n >= min_share
+                and PLAIN.chernoff_p(hits, n, rates[s]) < alpha
+            ):
+                expected = s
+                break
+        for w in forms:
+            assert w.sums == reference.sums
+            assert [w.count(s) for s in range(3)] == [len(d) for d in reference.windows]
+            assert sorted(w.rings[0]) == sorted(reference.windows[0])
+            assert w.first_signal(min_queries, min_share, alpha, rates) == expected
+
+
+def test_a_window_holds_at_least_one_observation() -> None:
+    for module in FORMS:
+        with pytest.raises(ValueError):
+            module.Windows(0)

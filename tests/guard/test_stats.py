@@ -94,9 +94,3 @@ def test_chi2_equals_scipy_contingency(a: list[int], b: list[int]) -> None:
 @pytest.mark.parametrize("x", [0.01, 0.5, 1.0, 3.0, 10.0, 50.0, 300.0])
 def test_chi2_survival_equals_scipy(x: float, dof: int) -> None:
     assert stats.chi2_sf(x, dof) == pytest.approx(sps.chi2.sf(x, dof), rel=1e-8, abs=1e-300)
-
-
-@given(st.integers(1, 300), st.floats(0.001, 0.5), st.data())
-def test_chernoff_bounds_the_binomial_tail(n: int, base: float, draw: st.DataObject) -> None:
-    hits = draw.draw(st.integers(0, n))
-    assert stats.chernoff_p(hits, n, base) >= sps.binom.sf(hits - 1, n, base) - 1e-12

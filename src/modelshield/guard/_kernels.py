@@ -1,6 +1,6 @@
 """The guard's per-instance arithmetic on plain floats: the schema reading of a numeric
-instance, the OOD scores, the instability of the perturbed copies' predictions and the
-extraction check's step distance.
+instance, the OOD scores, the instability of the perturbed copies' predictions, and the
+extraction check's step distance, windows and test.
 
 Plain Python, written for mypyc (``make dev`` compiles this module alone, in seconds, when
 mypyc and a C compiler are there): typed lists of floats read by index, no ``zip`` or
@@ -191,3 +191,72 @@ def instability_one(p: list[float], copies: list[list[float]]) -> float:
         diffs = [abs(q[j] - p[j]) for j in range(m)]
         tvs.append(0.5 * pairwise_sum(diffs))
     return (flips + pairwise_sum(tvs)) / k
+
+
+def chernoff_p(hits: int, n: int, base: float) -> float:
+    """An upper bound on the chance of ``hits`` or more successes in ``n`` trials of rate
+    ``base``: ``exp(-n KL(hits/n || base))`` (1 when the share is not above the rate)."""
+    if n <= 0:
+        return 1.0
+    share = hits / n
+    if share <= base:
+        return 1.0
+    if share >= 1.0:
+        return float(base**n)
+    kl = share * math.log(share / base) + (1 - share) * math.log((1 - share) / (1 - base))
+    return math.exp(-n * kl)
+
+
+class Windows:
+    """One client's extraction windows: for each of the three signals, its last ``size``
+    observations (1: the signal, 0: not) in a ring, oldest overwritten first, and their
+    sum."""
+
+    def __init__(self, size: int) -> None:
+        """Empty windows of ``size`` observations (at least 1)."""
+        if size < 1:
+            raise ValueError(f"a window of {size} observations")
+        self.size = size
+        self.rings: list[list[int]] = [[], [], []]
+        self.heads: list[int] = [0, 0, 0]
+        self.sums: list[int] = [0, 0, 0]
+
+    def push(self, signal: int, hit: int) -> None:
+        """One observation (0 or 1) of a signal."""
+        ring = self.rings[signal]
+        if len(ring) < self.size:
+            ring.append(hit)
+        else:
+            at = self.heads[signal]
+            self.sums[signal] -= ring[at]
+            ring[at] = hit
+            at += 1
+            self.heads[signal] = 0 if at == self.size else at
+        self.sums[signal] += hit
+
+    def observe(self, unusual: int, boundary: int, step: int) -> None:
+        """One instance's observations of the three signals (-1: not observed)."""
+        self.push(0, unusual)
+        if boundary >= 0:
+            self.push(1, boundary)
+        if step >= 0:
+            self.push(2, step)
+
+    def count(self, signal: int) -> int:
+        """Observations in the signal's window."""
+        return len(self.rings[signal])
+
+    def first_signal(
+        self, min_queries: int, min_share: float, alpha: float, base_rates: list[float]
+    ) -> int:
+        """The first signal (in order) whose window holds ``min_queries`` observations or
+        more (one at least), of which at least ``min_share`` show it, a share less likely than ``alpha``
+        for traffic whose rate is the signal's base rate (:func:`chernoff_p`); -1: none."""
+        for s in range(3):
+            n = len(self.rings[s])
+            if n < min_queries or n == 0:
+                continue
+            hits = self.sums[s]
+            if hits / n >= min_share and chernoff_p(hits, n, base_rates[s]) < alpha:
+                return s
+        return -1

@@ -36,7 +36,6 @@ import random
 import threading
 import time
 from bisect import bisect_left
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -47,12 +46,11 @@ from msgspec import Meta
 from modelshield.core.errors import ConfigError
 from modelshield.core.guard_settings import GuardSettings
 from modelshield.guard import _kernels
-from modelshield.guard._kernels import distance, instability_one, read_numeric
+from modelshield.guard._kernels import Windows, distance, instability_one, read_numeric
 from modelshield.guard.log import DecisionLog, Pending, now_us
 from modelshield.guard.metrics import Metrics
 from modelshield.guard.predictors import Output, UpstreamError
 from modelshield.guard.reference import FeatureSpec, Reference, _text
-from modelshield.guard.stats import chernoff_p
 
 if TYPE_CHECKING:
     from modelshield.guard.logproc import ProcessLog
@@ -244,29 +242,16 @@ class Tokens:
 class ClientState:
     """Per-client state: the rate bucket and the extraction windows."""
 
-    __slots__ = ("flagged", "last", "queries", "stamp", "sums", "tokens", "windows")
+    __slots__ = ("flagged", "last", "queries", "stamp", "tokens", "windows")
 
     def __init__(self, burst: float, window: int) -> None:
         """A full bucket, empty windows."""
         self.tokens = burst
         self.stamp = time.monotonic()
-        self.windows: tuple[deque[int], deque[int], deque[int]] = (
-            deque(maxlen=window),
-            deque(maxlen=window),
-            deque(maxlen=window),
-        )
-        self.sums = [0, 0, 0]
+        self.windows = Windows(window)
         self.last: list[float] | None = None
         self.flagged: str | None = None
         self.queries = 0
-
-    def push(self, signal: int, hit: bool) -> None:
-        """One observation of an extraction signal."""
-        w = self.windows[signal]
-        if len(w) == w.maxlen:
-            self.sums[signal] -= w[0]
-        w.append(int(hit))
-        self.sums[signal] += int(hit)
 
 
 SIGNALS: tuple[str, ...] = ("sweep", "boundary", "steps")
@@ -398,6 +383,7 @@ class Guard:
         if self._log_record is not None and log is not None:
             log.describe(self._names, self._redact)  # type: ignore[union-attr]
         self._margin_for: Calibration | None = None
+        self._base_rates: list[float] = []
         self._margin_threshold: float | None = None
         self.alerter: Any = None
         self._lock = threading.Lock()
@@ -665,49 +651,27 @@ class Guard:
             self._margin_threshold = (
                 cal.margins[max(0, int(0.1 * len(cal.margins)) - 1)] if cal.margins else None
             )
+            self._base_rates = list(cal.base_rates)
         margin_threshold = self._margin_threshold
         if margins is None:
             margin_threshold = None
-        windows, sums = state.windows, state.sums
+        windows = state.windows
         step = cal.step_threshold
         scale = self._numeric_scale
-        # ClientState.push, written out for the three signals (one call each cost more).
         for i, num in enumerate(nums):
             state.queries += 1
-            hit = 1 if pvals[i] < UNUSUAL_P else 0
-            w = windows[0]
-            if len(w) == w.maxlen:
-                sums[0] -= w[0]
-            w.append(hit)
-            sums[0] += hit
-            if margin_threshold is not None:
-                hit = 1 if float(margins[i]) <= margin_threshold else 0
-                w = windows[1]
-                if len(w) == w.maxlen:
-                    sums[1] -= w[0]
-                w.append(hit)
-                sums[1] += hit
-            if state.last is not None:
-                hit = 1 if distance(num, state.last, scale) < step else 0
-                w = windows[2]
-                if len(w) == w.maxlen:
-                    sums[2] -= w[0]
-                w.append(hit)
-                sums[2] += hit
+            last = state.last
+            windows.observe(
+                1 if pvals[i] < UNUSUAL_P else 0,
+                -1 if margin_threshold is None else int(float(margins[i]) <= margin_threshold),
+                -1 if last is None else int(distance(num, last, scale) < step),
+            )
             state.last = num
         settings = self.settings.extraction
-        fired = None
-        for s, name in enumerate(SIGNALS):
-            n = len(state.windows[s])
-            if n < settings.min_queries:
-                continue
-            hits = state.sums[s]
-            if (
-                hits / n >= settings.min_share
-                and chernoff_p(hits, n, cal.base_rates[s]) < settings.alpha
-            ):
-                fired = name
-                break
+        s = windows.first_signal(
+            settings.min_queries, settings.min_share, settings.alpha, self._base_rates
+        )
+        fired = SIGNALS[s] if s >= 0 else None
         if fired and state.flagged is None and self.alerter is not None:
             self.alerter.raise_alert(
                 "extraction",

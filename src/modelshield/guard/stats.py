@@ -137,17 +137,3 @@ def _gamma_q(a: float, x: float) -> float:
         if abs(delta - 1.0) < 1e-16:
             break
     return min(1.0, math.exp(-x + a * math.log(x) - math.lgamma(a)) * h)
-
-
-def chernoff_p(hits: int, n: int, base: float) -> float:
-    """An upper bound on the chance of ``hits`` or more successes in ``n`` trials of rate
-    ``base``: ``exp(-n KL(hits/n || base))`` (1 when the share is not above the rate)."""
-    if n <= 0:
-        return 1.0
-    share = hits / n
-    if share <= base:
-        return 1.0
-    if share >= 1.0:
-        return base**n
-    kl = share * math.log(share / base) + (1 - share) * math.log((1 - share) / (1 - base))
-    return math.exp(-n * kl)
