@@ -40,6 +40,10 @@ shared).
 ``--dump FILE`` also writes the decision records of the first pass (status, decision,
 reasons, scores, prediction, features) as JSON lines, the same seeds every run, to check that
 a change to the engine leaves its answers as they were.
+
+``--kernels`` times each arithmetic kernel (``modelshield.guard._kernels``) on the live
+rows, compiled (when ``make dev`` built it) and as plain Python. Every mode says which form
+the guard ran.
 """
 
 from __future__ import annotations
@@ -473,6 +477,63 @@ def count_sent(port: int) -> int:
     return int(total) if not dropped else -int(dropped)
 
 
+def kernel_timings() -> int:
+    """``--kernels``: each arithmetic kernel on the bench's live rows, µs per call, compiled
+    (as the package imports it, when ``make dev`` built it) and as plain Python (its source
+    run by the interpreter), best of five passes."""
+    import importlib.util
+    import timeit
+
+    import numpy as np
+
+    from modelshield.core.policy import Policy
+    from modelshield.guard import _kernels, build_guard
+    from modelshield.guard.engine import KERNELS_COMPILED
+
+    spec = importlib.util.spec_from_file_location(
+        "_kernels_plain", Path(_kernels.__file__ or "").with_name("_kernels.py")
+    )
+    assert spec is not None and spec.loader is not None
+    plain = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plain)
+    model, reference, live = build()
+    policy = OUT / "policy.toml"
+    policy.write_text("[guard.adversarial]\nseed = 0\n")
+    guard = build_guard(str(reference), Policy.from_file(policy), model=str(model))
+    ref = guard.reference
+    whitened = ref._whitened
+    assert whitened is not None
+    xs = [[float(r[f]) for f in FEATURES] for r in live]
+    probabilities = guard.predictor.predict([], np.array(xs[:9])).proba.tolist()
+    names = list(FEATURES)
+    lows, highs, integral = guard._lows, guard._highs, guard._integral
+    scale = guard._numeric_scale
+    n = len(xs)
+    calls: dict[str, Any] = {
+        "read_numeric (schema)": lambda k, i: k.read_numeric(
+            live[i % n], names, lows, highs, integral
+        ),
+        "scores_one (OOD)": lambda k, i: k.scores_one(
+            xs[i % n], ref._center_list, ref._rscale_list, whitened
+        ),
+        "instability_one (adversarial)": lambda k, i: k.instability_one(
+            probabilities[0], probabilities[1:]
+        ),
+        "distance (extraction step)": lambda k, i: k.distance(xs[i % n], xs[i % n - 1], scale),
+    }
+    print(f"arithmetic kernels, µs per call ({kernels()}; plain: the same source interpreted)")
+    print(f"{'':32}{'compiled':>10}{'plain':>10}")
+    for name, call in calls.items():
+        row = []
+        for module in (_kernels, plain):
+            counter = iter(range(10**9))
+            t = timeit.repeat(lambda: call(module, next(counter)), number=20_000, repeat=5)  # noqa: B023
+            row.append(min(t) / 20_000 * 1e6)
+        compiled = f"{row[0]:10.2f}" if KERNELS_COMPILED else f"{'-':>10}"
+        print(f"{name:32}{compiled}{row[1]:10.2f}")
+    return 0
+
+
 def kernels() -> str:
     """How the guard's arithmetic kernels run in this environment (the servers' too)."""
     from modelshield.guard.engine import KERNELS_COMPILED
@@ -586,6 +647,11 @@ def main() -> int:
     )
     parser.add_argument("--dump", help="--in-process: write the answers as JSON lines")
     parser.add_argument(
+        "--kernels",
+        action="store_true",
+        help="time each arithmetic kernel, compiled and as plain Python",
+    )
+    parser.add_argument(
         "--log-writer",
         choices=["process", "thread"],
         default="process",
@@ -611,6 +677,8 @@ def main() -> int:
         if not on <= set(CHECKS):
             parser.error(f"--checks: unknown check(s) {', '.join(sorted(on - set(CHECKS)))}")
     args.on = on
+    if args.kernels:
+        return kernel_timings()
     if args.in_process:
         return in_process(args)
     if args.per_check:

@@ -250,8 +250,9 @@ class Windows:
         self, min_queries: int, min_share: float, alpha: float, base_rates: list[float]
     ) -> int:
         """The first signal (in order) whose window holds ``min_queries`` observations or
-        more (one at least), of which at least ``min_share`` show it, a share less likely than ``alpha``
-        for traffic whose rate is the signal's base rate (:func:`chernoff_p`); -1: none."""
+        more (one at least), of which at least ``min_share`` show it, a share less likely
+        than ``alpha`` for traffic whose rate is the signal's base rate
+        (:func:`chernoff_p`); -1: none."""
         for s in range(3):
             n = len(self.rings[s])
             if n < min_queries or n == 0:
