@@ -82,6 +82,7 @@ _BLOCK_STATUS = {"rate": 429, "schema": 422}
 _encode = msgspec.json.encode
 _UUID_V7 = (7 << 76) | (2 << 62)
 _UUID_MASK = ((1 << 80) - 1) ^ (0xF << 76) ^ (0x3 << 62)
+_UUID_V7_LOW = _UUID_V7 & ((1 << 80) - 1)
 
 
 _RANDOM_IDS = 256
@@ -119,17 +120,16 @@ class _Ids:
         self.lock = threading.Lock()
 
 
-def _tails(random: bytes) -> list[str]:
+def _tails(bits: bytes) -> list[str]:
     """The last three groups of version 7 UUIDs (``7xxx-Vxxx-xxxxxxxxxxxx``: the version,
-    74 random bits, the RFC 4122 variant), one per 10 bytes of ``random``."""
+    74 random bits, the RFC 4122 variant), one per 10 bytes of ``bits``."""
     out = []
-    for at in range(0, len(random) - 9, 10):
-        h = f"{int.from_bytes(random[at : at + 10]) & _UUID_MASK | _UUID_V7_LOW:020x}"
+    for at in range(0, len(bits) - 9, 10):
+        h = f"{int.from_bytes(bits[at : at + 10]) & _UUID_MASK | _UUID_V7_LOW:020x}"
         out.append(f"{h[:4]}-{h[4:8]}-{h[8:]}")
     return out
 
 
-_UUID_V7_LOW = _UUID_V7 & ((1 << 80) - 1)
 _IDS = _Ids()
 os.register_at_fork(after_in_child=_IDS.forget)
 
