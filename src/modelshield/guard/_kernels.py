@@ -16,8 +16,6 @@ from __future__ import annotations
 import math
 
 INF = math.inf
-
-
 EXACT_INT = 2**53
 """Integers up to this size compare with a float bound exactly as floats."""
 
@@ -241,10 +239,6 @@ class Windows:
             self.push(1, boundary)
         if step >= 0:
             self.push(2, step)
-
-    def count(self, signal: int) -> int:
-        """Observations in the signal's window."""
-        return len(self.rings[signal])
 
     def first_signal(
         self, min_queries: int, min_share: float, alpha: float, base_rates: list[float]
